@@ -1,0 +1,3 @@
+//! Deterministic multi-node harness for swimnet cores.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
