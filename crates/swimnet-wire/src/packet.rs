@@ -1,0 +1,361 @@
+//! The UDP packet pipeline, both directions (spec §5.1).
+//!
+//! Sending, innermost first:
+//!
+//! ```text
+//! inner    one message, or a compound of several
+//! compress [0x09] msgpack(compress{0, lzw(inner)})      only if shorter than inner
+//! crc      [0x0C] crc32_be(x) x                         peers with protocol max >= 5
+//! encrypt  [vsn] nonce ct tag   (AAD = label)           when a key is set
+//! label    [0xF4] len label x                           when a label is set (HEAD only)
+//! ```
+//!
+//! Receiving undoes the steps in reverse with [`open_packet`], then
+//! [`for_each_message`] walks compound and compress wrappers down to single
+//! messages.
+
+use std::borrow::Cow;
+
+use crate::codec::{self, Message};
+use crate::compound::decode_compound;
+use crate::compress::{compress_payload, decompress_payload};
+use crate::crc::strip_crc;
+use crate::error::WireError;
+use crate::label::{check_label, encode_label_header, split_label};
+use crate::msg::MessageType;
+use crate::security::{
+    begin_encrypt, decrypt_payload, finish_encrypt, EncryptionVersion, Key, Keyring,
+};
+
+/// How many compound/compress wrappers [`for_each_message`] unwraps inside
+/// each other before giving up with [`WireError::NestingTooDeep`].
+pub const MAX_NESTING: usize = 4;
+
+/// What [`seal_packet`] wraps around a packet's inner bytes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SealOptions<'a> {
+    /// Add a CRC prefix (memberlist does when the target's protocol max is ≥ 5).
+    pub crc: bool,
+    /// Try LZW compression; used only if it makes the packet smaller.
+    pub compress: bool,
+    /// Encrypt with this key, nonce (fresh and random per packet) and version.
+    pub encrypt: Option<(&'a Key, [u8; 12], EncryptionVersion)>,
+    /// Label to put in front (empty: none). Also the encryption AAD.
+    pub label: &'a [u8],
+}
+
+/// Builds a datagram around `inner` (one message or a compound) and appends
+/// it to `out`: compress (only if smaller), then CRC, then encrypt (AAD =
+/// label), then the label header.
+///
+/// # Panics
+/// If the label is longer than [`crate::label::LABEL_MAX`] (a configuration
+/// error).
+pub fn seal_packet(inner: &[u8], opts: &SealOptions<'_>, out: &mut Vec<u8>) {
+    encode_label_header(opts.label, out);
+    let enc = opts
+        .encrypt
+        .map(|(key, nonce, vsn)| (key, nonce, vsn, begin_encrypt(vsn, &nonce, out)));
+    // From here the plaintext is built in `out`, so encryption works in place.
+    let crc_at = out.len();
+    if opts.crc {
+        out.extend_from_slice(&[MessageType::HasCrc as u8, 0, 0, 0, 0]);
+    }
+    let payload_at = out.len();
+    let mut compressed = false;
+    if opts.compress {
+        compress_payload(inner, out);
+        if out.len() - payload_at < inner.len() {
+            compressed = true;
+        } else {
+            out.truncate(payload_at);
+        }
+    }
+    if !compressed {
+        out.extend_from_slice(inner);
+    }
+    if opts.crc {
+        let crc = crc32fast::hash(&out[payload_at..]);
+        out[crc_at + 1..crc_at + 5].copy_from_slice(&crc.to_be_bytes());
+    }
+    if let Some((key, nonce, vsn, start)) = enc {
+        finish_encrypt(vsn, key, &nonce, opts.label, out, start);
+    }
+}
+
+/// How [`open_packet`] treats an incoming datagram.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenOptions<'a> {
+    /// Our keys; `None` when encryption is off.
+    pub keyring: Option<&'a Keyring>,
+    /// With a keyring: drop packets that do not decrypt. Without it, such
+    /// packets are read as plaintext (for rolling encryption out).
+    pub verify_incoming: bool,
+    /// Our label (empty: none). A packet must carry exactly this label.
+    pub label: &'a [u8],
+}
+
+/// Undoes the label, encryption and CRC layers of a datagram and returns the
+/// inner message bytes (type byte first; maybe a compound or compress
+/// message: pass them to [`for_each_message`]).
+///
+/// Returns borrowed bytes when nothing had to be decrypted. Errors:
+/// [`WireError::BadLabel`] / [`WireError::EmptyLabel`] /
+/// [`WireError::Truncated`] for label problems, the decryption errors of
+/// [`crate::security::decrypt_payload`] when `verify_incoming` is set,
+/// [`WireError::Crc`] / [`WireError::Truncated`] for a bad CRC prefix.
+pub fn open_packet<'b>(
+    datagram: &'b [u8],
+    opts: &OpenOptions<'_>,
+) -> Result<Cow<'b, [u8]>, WireError> {
+    let (label, rest) = split_label(datagram).map_err(|e| match e {
+        WireError::Incomplete => WireError::Truncated {
+            what: "label header",
+        },
+        e => e,
+    })?;
+    check_label(opts.label, label)?;
+    let mut data = Cow::Borrowed(rest);
+    if let Some(keyring) = opts.keyring {
+        match decrypt_payload(keyring, rest, label) {
+            Ok(plain) => data = Cow::Owned(plain),
+            Err(e) if opts.verify_incoming => return Err(e),
+            Err(_) => {} // plaintext fallback
+        }
+    }
+    if data.first() == Some(&(MessageType::HasCrc as u8)) {
+        data = match data {
+            Cow::Borrowed(b) => Cow::Borrowed(strip_crc(b)?),
+            Cow::Owned(mut v) => {
+                strip_crc(&v)?;
+                v.drain(..5);
+                Cow::Owned(v)
+            }
+        };
+    }
+    Ok(data)
+}
+
+/// Walks the inner bytes of a packet and calls `f` once per message found:
+/// with `Ok` for each decoded message, with `Err` for each part that could
+/// not be decoded (unknown or misplaced type, bad msgpack, bad compression,
+/// a compound whose tail was truncated, nesting deeper than
+/// [`MAX_NESTING`]).
+///
+/// Compound and compress wrappers are unwrapped recursively in any
+/// combination; the decompressed bytes of the whole packet together may not
+/// exceed `max_decompressed` ([`crate::compress::MAX_DECOMPRESSED`] is
+/// memberlist's limit). Never panics, whatever the input.
+pub fn for_each_message(
+    inner: &[u8],
+    max_decompressed: usize,
+    f: &mut dyn FnMut(Result<Message, WireError>),
+) {
+    let mut budget = max_decompressed;
+    walk(inner, 0, &mut budget, f);
+}
+
+fn walk(
+    bytes: &[u8],
+    depth: usize,
+    budget: &mut usize,
+    f: &mut dyn FnMut(Result<Message, WireError>),
+) {
+    let Some((&t, body)) = bytes.split_first() else {
+        return f(Err(WireError::Empty));
+    };
+    let wrapper = t == MessageType::Compound as u8 || t == MessageType::Compress as u8;
+    if wrapper && depth >= MAX_NESTING {
+        return f(Err(WireError::NestingTooDeep));
+    }
+    if t == MessageType::Compound as u8 {
+        match decode_compound(body) {
+            Ok(c) => {
+                for part in c.parts {
+                    walk(part, depth + 1, budget, f);
+                }
+                if c.truncated > 0 {
+                    f(Err(WireError::CompoundTruncated { count: c.truncated }));
+                }
+            }
+            Err(e) => f(Err(e)),
+        }
+    } else if t == MessageType::Compress as u8 {
+        match decompress_payload(body, *budget) {
+            Ok(plain) => {
+                *budget -= plain.len();
+                walk(&plain, depth + 1, budget, f);
+            }
+            Err(e) => f(Err(e)),
+        }
+    } else {
+        f(codec::decode(bytes));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compound::encode_compound;
+    use crate::msg::*;
+
+    fn msgs(inner: &[u8]) -> Vec<Result<Message, WireError>> {
+        let mut v = Vec::new();
+        for_each_message(inner, 1 << 20, &mut |m| v.push(m));
+        v
+    }
+
+    fn ping(seq: u32) -> Vec<u8> {
+        let mut v = Vec::new();
+        codec::encode(
+            &Message::Ping(Ping {
+                seq_no: seq,
+                node: "n".into(),
+                ..Default::default()
+            }),
+            &mut v,
+        );
+        v
+    }
+
+    #[test]
+    fn nested_wrappers() {
+        let (a, b) = (ping(1), ping(2));
+        let mut comp = Vec::new();
+        encode_compound(&[&a, &b], &mut comp);
+        let mut z = Vec::new();
+        compress_payload(&comp, &mut z);
+        let mut outer = Vec::new();
+        encode_compound(&[&z, &a, &[0x63]], &mut outer);
+        let got = msgs(&outer);
+        assert_eq!(got.len(), 4);
+        assert!(matches!(&got[0], Ok(Message::Ping(p)) if p.seq_no == 1));
+        assert!(matches!(&got[1], Ok(Message::Ping(p)) if p.seq_no == 2));
+        assert!(matches!(&got[2], Ok(Message::Ping(p)) if p.seq_no == 1));
+        assert_eq!(got[3], Err(WireError::UnknownType(0x63)));
+    }
+
+    #[test]
+    fn nesting_limit_and_truncation() {
+        let mut m = ping(1);
+        for _ in 0..MAX_NESTING {
+            let mut c = Vec::new();
+            encode_compound(&[&m], &mut c);
+            m = c;
+        }
+        assert!(msgs(&m)[0].is_ok());
+        let mut c = Vec::new();
+        encode_compound(&[&m], &mut c);
+        assert_eq!(msgs(&c), vec![Err(WireError::NestingTooDeep)]);
+        let got = msgs(&[7, 2, 0, 1, 0, 9, 0xff]);
+        assert_eq!(
+            got,
+            vec![
+                Err(WireError::UnknownType(0xff)),
+                Err(WireError::CompoundTruncated { count: 1 })
+            ]
+        );
+        assert_eq!(msgs(&[]), vec![Err(WireError::Empty)]);
+    }
+
+    #[test]
+    fn decompression_budget_is_shared() {
+        let big = vec![8u8; 10_000];
+        let mut z = Vec::new();
+        compress_payload(&big, &mut z);
+        let mut c = Vec::new();
+        encode_compound(&[&z, &z], &mut c);
+        let mut got = Vec::new();
+        for_each_message(&c, 15_000, &mut |m| got.push(m));
+        assert!(got[0].is_ok());
+        assert!(matches!(got[1], Err(WireError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn seal_open_all_layers() {
+        let key = Key::new(&[9; 32]).unwrap();
+        let kr = Keyring::new(key.clone());
+        let inner = {
+            let mut parts = Vec::new();
+            for i in 0..10 {
+                parts.push(ping(i));
+            }
+            let refs: Vec<&[u8]> = parts.iter().map(|p| &p[..]).collect();
+            let mut c = Vec::new();
+            encode_compound(&refs, &mut c);
+            c
+        };
+        for crc in [false, true] {
+            for compress in [false, true] {
+                for enc in [false, true] {
+                    for label in [&b""[..], b"lbl"] {
+                        let opts = SealOptions {
+                            crc,
+                            compress,
+                            encrypt: enc.then_some((&key, [1; 12], EncryptionVersion::V1)),
+                            label,
+                        };
+                        let mut pkt = Vec::new();
+                        seal_packet(&inner, &opts, &mut pkt);
+                        let open = OpenOptions {
+                            keyring: enc.then_some(&kr),
+                            verify_incoming: true,
+                            label,
+                        };
+                        let got = open_packet(&pkt, &open).unwrap();
+                        let mut n = 0;
+                        for_each_message(&got, 1 << 20, &mut |m| {
+                            assert!(m.is_ok());
+                            n += 1
+                        });
+                        assert_eq!(n, 10);
+                        if compress {
+                            assert!(got[0] == 9);
+                        }
+                        // wrong label
+                        let bad = OpenOptions {
+                            label: b"x",
+                            ..open
+                        };
+                        assert!(matches!(
+                            open_packet(&pkt, &bad),
+                            Err(WireError::BadLabel { .. })
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn plaintext_fallback() {
+        let kr = Keyring::new(Key::new(&[9; 16]).unwrap());
+        let p = ping(5);
+        let strict = OpenOptions {
+            keyring: Some(&kr),
+            verify_incoming: true,
+            label: b"",
+        };
+        assert!(open_packet(&p, &strict).is_err());
+        let lax = OpenOptions {
+            verify_incoming: false,
+            ..strict
+        };
+        assert_eq!(&*open_packet(&p, &lax).unwrap(), &p[..]);
+    }
+
+    #[test]
+    fn compression_only_when_smaller() {
+        let p = ping(5);
+        let mut out = Vec::new();
+        seal_packet(
+            &p,
+            &SealOptions {
+                compress: true,
+                ..Default::default()
+            },
+            &mut out,
+        );
+        assert_eq!(out, p);
+    }
+}
