@@ -1,0 +1,223 @@
+//! Configuration and the LAN / WAN / Local presets with memberlist's numbers.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use swimnet_wire::security::Keyring;
+
+/// Largest node metadata memberlist accepts (`MetaMaxSize`).
+pub const META_MAX_SIZE: usize = 512;
+/// Lowest memberlist protocol version this core can speak.
+pub const PROTOCOL_VERSION_MIN: u8 = 1;
+/// Highest memberlist protocol version this core understands.
+pub const PROTOCOL_VERSION_MAX: u8 = 5;
+
+/// Everything that shapes a [`crate::Memberlist`]'s behaviour.
+///
+/// Build one with [`Config::lan`], [`Config::wan`] or [`Config::local`] (the
+/// numbers of memberlist's `DefaultLANConfig`, `DefaultWANConfig` and
+/// `DefaultLocalConfig`), then set the node name and advertise address. The
+/// config is read when the core is created; later changes go through the
+/// core's commands (keys, metadata).
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Unique node name (the key of every membership table).
+    pub name: String,
+    /// Address and port peers use to reach this node, for UDP and TCP alike.
+    pub advertise: SocketAddr,
+    /// Memberlist protocol version to speak (1..=5; memberlist's default is 2).
+    pub protocol_version: u8,
+    /// Smallest delegate protocol version we accept (Serf: 2).
+    pub delegate_protocol_min: u8,
+    /// Largest delegate protocol version we accept (Serf: 5).
+    pub delegate_protocol_max: u8,
+    /// Delegate protocol version we speak (Serf agent: 5; plain memberlist: 0).
+    pub delegate_protocol_version: u8,
+    /// Deadline for a whole TCP exchange (push/pull, user stream).
+    pub tcp_timeout: Duration,
+    /// Peers asked to probe a node indirectly when a direct probe fails.
+    pub indirect_checks: usize,
+    /// Broadcasts are sent `retransmit_mult * ceil(log10(n + 1))` times.
+    pub retransmit_mult: usize,
+    /// Suspicion timeout multiplier (minimum timeout in probe intervals, scaled by log10 n).
+    pub suspicion_mult: usize,
+    /// Maximum suspicion timeout, as a multiple of the minimum.
+    pub suspicion_max_timeout_mult: usize,
+    /// Interval between periodic full-state syncs (scaled up above 32 nodes). Zero disables them.
+    pub push_pull_interval: Duration,
+    /// Interval between probes.
+    pub probe_interval: Duration,
+    /// Time to wait for a direct ack before asking for indirect probes.
+    pub probe_timeout: Duration,
+    /// Never fall back to a TCP ping.
+    pub disable_tcp_pings: bool,
+    /// Lifeguard awareness ceiling: probe intervals stretch up to this multiple.
+    pub awareness_max_multiplier: usize,
+    /// Peers gossiped to every gossip interval.
+    pub gossip_nodes: usize,
+    /// Interval between gossip rounds. Zero disables gossip.
+    pub gossip_interval: Duration,
+    /// How long dead nodes keep receiving gossip, and stay in the table before reaping.
+    pub gossip_to_the_dead_time: Duration,
+    /// Drop packets and streams that are not encrypted when a keyring is set.
+    pub gossip_verify_incoming: bool,
+    /// Encrypt what we send when a keyring is set.
+    pub gossip_verify_outgoing: bool,
+    /// LZW-compress packets (when it helps) and streams.
+    pub enable_compression: bool,
+    /// Byte budget for one gossip packet and for piggy-backing.
+    pub udp_buffer_size: usize,
+    /// After this long dead, a node may come back with another address (0: never).
+    pub dead_node_reclaim_time: Duration,
+    /// Keyring for AES-GCM; `None` means plaintext.
+    pub keyring: Option<Keyring>,
+    /// Label bound to every packet and stream (memberlist >= 0.3). Must be empty to talk to memberlist 0.2.2.
+    pub label: Vec<u8>,
+    /// Node metadata announced in alive messages (at most [`META_MAX_SIZE`] bytes).
+    pub meta: Vec<u8>,
+    /// swimnet addition: how often to try a push/pull with a node we believe dead, so that partitions heal
+    /// (Serf's `ReconnectInterval`). Zero disables reconnects.
+    pub reconnect_interval: Duration,
+    /// swimnet addition: how long a dead node is remembered for reconnect attempts (Serf's `ReconnectTimeout`).
+    pub reconnect_timeout: Duration,
+    /// swimnet addition: when a suspicion times out, probe the suspect once
+    /// more (direct, indirect and TCP, with the buddy suspect message) and
+    /// declare it dead only if that probe fails too. Memberlist declares it
+    /// dead at once; this costs at most about two probe intervals of detection
+    /// time and removes false "dead" verdicts when a refutation was lost.
+    pub probe_before_dead: bool,
+    /// Largest number of concurrent inbound push/pull exchanges (memberlist: 128).
+    pub max_push_pull_requests: usize,
+}
+
+impl Config {
+    /// memberlist's `DefaultLANConfig`: tuned for a local network.
+    pub fn lan(name: impl Into<String>, advertise: SocketAddr) -> Self {
+        Config {
+            name: name.into(),
+            advertise,
+            protocol_version: 2,
+            delegate_protocol_min: 0,
+            delegate_protocol_max: 0,
+            delegate_protocol_version: 0,
+            tcp_timeout: Duration::from_secs(10),
+            indirect_checks: 3,
+            retransmit_mult: 4,
+            suspicion_mult: 4,
+            suspicion_max_timeout_mult: 6,
+            push_pull_interval: Duration::from_secs(30),
+            probe_interval: Duration::from_secs(1),
+            probe_timeout: Duration::from_millis(500),
+            disable_tcp_pings: false,
+            awareness_max_multiplier: 8,
+            gossip_nodes: 3,
+            gossip_interval: Duration::from_millis(200),
+            gossip_to_the_dead_time: Duration::from_secs(30),
+            gossip_verify_incoming: true,
+            gossip_verify_outgoing: true,
+            enable_compression: true,
+            udp_buffer_size: 1400,
+            dead_node_reclaim_time: Duration::ZERO,
+            keyring: None,
+            label: Vec::new(),
+            meta: Vec::new(),
+            reconnect_interval: Duration::from_secs(30),
+            reconnect_timeout: Duration::from_secs(24 * 3600),
+            probe_before_dead: true,
+            max_push_pull_requests: 128,
+        }
+    }
+
+    /// memberlist's `DefaultWANConfig`: slower timers for high-latency links.
+    pub fn wan(name: impl Into<String>, advertise: SocketAddr) -> Self {
+        Config {
+            tcp_timeout: Duration::from_secs(30),
+            suspicion_mult: 6,
+            push_pull_interval: Duration::from_secs(60),
+            probe_timeout: Duration::from_secs(3),
+            probe_interval: Duration::from_secs(5),
+            gossip_nodes: 4,
+            gossip_interval: Duration::from_millis(500),
+            gossip_to_the_dead_time: Duration::from_secs(60),
+            ..Config::lan(name, advertise)
+        }
+    }
+
+    /// memberlist's `DefaultLocalConfig`: fast timers for loopback or one host.
+    pub fn local(name: impl Into<String>, advertise: SocketAddr) -> Self {
+        Config {
+            tcp_timeout: Duration::from_secs(1),
+            indirect_checks: 1,
+            retransmit_mult: 2,
+            suspicion_mult: 3,
+            push_pull_interval: Duration::from_secs(15),
+            probe_timeout: Duration::from_millis(200),
+            probe_interval: Duration::from_secs(1),
+            gossip_interval: Duration::from_millis(100),
+            gossip_to_the_dead_time: Duration::from_secs(15),
+            ..Config::lan(name, advertise)
+        }
+    }
+
+    /// Sets the delegate versions Serf advertises (`2..=5`, speaking 5), which
+    /// a node must use to be accepted by Serf agents' push/pull checks.
+    pub fn with_serf_versions(mut self) -> Self {
+        self.delegate_protocol_min = 2;
+        self.delegate_protocol_max = 5;
+        self.delegate_protocol_version = 5;
+        self
+    }
+
+    /// True when packets and streams are encrypted on the way out.
+    pub fn encryption_enabled(&self) -> bool {
+        self.keyring.is_some() && self.gossip_verify_outgoing
+    }
+
+    /// Checks the settings that would otherwise fail later, at runtime.
+    pub fn validate(&self) -> Result<(), crate::Error> {
+        let bad = |why: String| Err(crate::Error::InvalidConfig(why));
+        if self.name.is_empty() {
+            return bad("the node name must not be empty".into());
+        }
+        if self.name.len() > u16::MAX as usize {
+            return bad("the node name is longer than 65535 bytes".into());
+        }
+        if !(PROTOCOL_VERSION_MIN..=PROTOCOL_VERSION_MAX).contains(&self.protocol_version) {
+            return bad(format!(
+                "protocol version {} is outside {PROTOCOL_VERSION_MIN}..={PROTOCOL_VERSION_MAX}",
+                self.protocol_version
+            ));
+        }
+        if self.delegate_protocol_min > self.delegate_protocol_max
+            || !(self.delegate_protocol_min..=self.delegate_protocol_max)
+                .contains(&self.delegate_protocol_version)
+        {
+            return bad("delegate protocol version must lie in min..=max".into());
+        }
+        if self.meta.len() > META_MAX_SIZE {
+            return Err(crate::Error::MetaTooLarge {
+                len: self.meta.len(),
+                max: META_MAX_SIZE,
+            });
+        }
+        if self.label.len() > swimnet_wire::label::LABEL_MAX {
+            return bad(format!(
+                "the label is longer than {} bytes",
+                swimnet_wire::label::LABEL_MAX
+            ));
+        }
+        if self.probe_interval.is_zero() || self.probe_timeout.is_zero() {
+            return bad("probe interval and timeout must be positive".into());
+        }
+        if self.probe_timeout > self.probe_interval {
+            return bad("the probe timeout must not exceed the probe interval".into());
+        }
+        if self.awareness_max_multiplier == 0 {
+            return bad("awareness_max_multiplier must be at least 1".into());
+        }
+        if self.udp_buffer_size < 512 {
+            return bad("udp_buffer_size must be at least 512 bytes".into());
+        }
+        Ok(())
+    }
+}

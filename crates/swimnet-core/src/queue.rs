@@ -1,0 +1,207 @@
+//! The transmit-limited broadcast queue (memberlist's `TransmitLimitedQueue`).
+//!
+//! Each queued message is handed out at most `retransmit_mult *
+//! ceil(log10(n + 1))` times. Messages sent fewer times go first; within the
+//! same count, the largest message that still fits, then the newest. A
+//! message queued under a name replaces the one queued under the same name
+//! (a newer alive/suspect/dead about node X makes the older one moot).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap};
+
+use crate::formulas::retransmit_limit;
+
+type Order = (usize, Reverse<usize>, Reverse<u64>);
+
+#[derive(Debug)]
+struct Item {
+    name: Option<Vec<u8>>,
+    msg: Vec<u8>,
+    transmits: usize,
+}
+
+/// A broadcast queue whose entries expire after a retransmit budget.
+#[derive(Debug)]
+pub struct TransmitLimitedQueue {
+    retransmit_mult: usize,
+    order: BTreeSet<Order>,
+    items: HashMap<u64, Item>,
+    names: HashMap<Vec<u8>, u64>,
+    next_id: u64,
+}
+
+impl TransmitLimitedQueue {
+    /// An empty queue with memberlist's `RetransmitMult`.
+    pub fn new(retransmit_mult: usize) -> Self {
+        TransmitLimitedQueue {
+            retransmit_mult,
+            order: BTreeSet::new(),
+            items: HashMap::new(),
+            names: HashMap::new(),
+            next_id: 0,
+        }
+    }
+
+    /// Queues `msg`. With a `name`, any queued message of the same name is
+    /// dropped first. Returns an id that [`Self::contains`] can check later.
+    pub fn queue(&mut self, name: Option<&[u8]>, msg: Vec<u8>) -> u64 {
+        if let Some(name) = name {
+            if let Some(old) = self.names.remove(name) {
+                self.remove_id(old);
+            }
+        }
+        self.next_id += 1;
+        let id = self.next_id;
+        self.order.insert((0, Reverse(msg.len()), Reverse(id)));
+        if let Some(name) = name {
+            self.names.insert(name.to_vec(), id);
+        }
+        self.items.insert(
+            id,
+            Item {
+                name: name.map(<[u8]>::to_vec),
+                msg,
+                transmits: 0,
+            },
+        );
+        id
+    }
+
+    fn remove_id(&mut self, id: u64) {
+        if let Some(item) = self.items.remove(&id) {
+            self.order
+                .remove(&(item.transmits, Reverse(item.msg.len()), Reverse(id)));
+            if let Some(name) = item.name {
+                if self.names.get(&name) == Some(&id) {
+                    self.names.remove(&name);
+                }
+            }
+        }
+    }
+
+    /// Whether the message with this id is still waiting to be sent out.
+    pub fn contains(&self, id: u64) -> bool {
+        self.items.contains_key(&id)
+    }
+
+    /// Number of queued messages.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// True when nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Drops everything queued.
+    pub fn clear(&mut self) {
+        self.order.clear();
+        self.items.clear();
+        self.names.clear();
+    }
+
+    /// Takes the messages to piggy-back on one packet: each costs
+    /// `overhead + len` bytes out of `limit`. Every message handed out counts
+    /// one transmit; it leaves the queue when it reaches the limit for a
+    /// cluster of `num_nodes`.
+    pub fn get_broadcasts(
+        &mut self,
+        overhead: usize,
+        limit: usize,
+        num_nodes: usize,
+    ) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        if self.items.is_empty() {
+            return out;
+        }
+        let transmit_limit = retransmit_limit(self.retransmit_mult, num_nodes).max(1);
+        let mut used = 0usize;
+        let mut reinsert: Vec<Order> = Vec::new();
+        let (Some(first), Some(last)) = (self.order.first(), self.order.last()) else {
+            return out;
+        };
+        let (mut tier, max_tier) = (first.0, last.0);
+        while tier <= max_tier {
+            let Some(free) = limit.checked_sub(used + overhead).filter(|f| *f > 0) else {
+                break;
+            };
+            let start = (tier, Reverse(free), Reverse(u64::MAX));
+            let end = (tier + 1, Reverse(usize::MAX), Reverse(u64::MAX));
+            let Some(&key) = self.order.range(start..end).next() else {
+                tier += 1;
+                continue;
+            };
+            self.order.remove(&key);
+            let id = key.2 .0;
+            let Some(item) = self.items.get_mut(&id) else {
+                continue;
+            };
+            used += overhead + item.msg.len();
+            item.transmits += 1;
+            if item.transmits >= transmit_limit {
+                let item = self.items.remove(&id).expect("present");
+                if let Some(name) = &item.name {
+                    if self.names.get(name) == Some(&id) {
+                        self.names.remove(name);
+                    }
+                }
+                out.push(item.msg);
+            } else {
+                out.push(item.msg.clone());
+                reinsert.push((item.transmits, key.1, key.2));
+            }
+        }
+        self.order.extend(reinsert);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn named_messages_replace_older_ones() {
+        let mut q = TransmitLimitedQueue::new(4);
+        let a = q.queue(Some(b"n1"), vec![1; 10]);
+        let b = q.queue(Some(b"n1"), vec![2; 10]);
+        q.queue(Some(b"n2"), vec![3; 10]);
+        assert!(!q.contains(a));
+        assert!(q.contains(b));
+        assert_eq!(q.len(), 2);
+    }
+
+    #[test]
+    fn budget_and_retransmit_limit() {
+        let mut q = TransmitLimitedQueue::new(1);
+        q.queue(None, vec![1; 100]);
+        q.queue(None, vec![2; 50]);
+        // n = 5 -> limit 1 * ceil(log10 6) = 1 transmit each.
+        let got = q.get_broadcasts(2, 120, 5);
+        assert_eq!(got, vec![vec![1; 100]]); // largest first; the 50-byte one no longer fits
+        let got = q.get_broadcasts(2, 120, 5);
+        assert_eq!(got, vec![vec![2; 50]]);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn fewest_transmits_first_then_newest() {
+        let mut q = TransmitLimitedQueue::new(4);
+        q.queue(None, vec![1; 10]);
+        assert_eq!(q.get_broadcasts(2, 14, 3), vec![vec![1; 10]]);
+        q.queue(None, vec![2; 10]);
+        q.queue(None, vec![3; 10]);
+        // Only one fits: the untransmitted newest one.
+        assert_eq!(q.get_broadcasts(2, 14, 3), vec![vec![3; 10]]);
+        assert_eq!(q.get_broadcasts(2, 14, 3), vec![vec![2; 10]]);
+        // All at 1 transmit now; newest of equal size first.
+        assert_eq!(q.get_broadcasts(2, 14, 3), vec![vec![3; 10]]);
+        // Each leaves after 4 transmits.
+        let mut sent = 0;
+        while !q.is_empty() {
+            sent += q.get_broadcasts(2, 1000, 3).len();
+        }
+        assert_eq!(sent, 3 * 4 - 4);
+    }
+}

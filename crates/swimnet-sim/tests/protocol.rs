@@ -1,0 +1,384 @@
+//! Protocol paths on the harness: indirect probes and nacks, the TCP
+//! fallback, Lifeguard awareness, encryption and key rotation, labels,
+//! version checks, and the delegate hooks.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use swimnet_core::wire::security::{Key, Keyring};
+use swimnet_core::{Config, Delegate, Event, NodeState, NoopDelegate};
+use swimnet_sim::{node_name, NetworkModel, Sim};
+
+fn converge<D: Delegate>(s: &mut Sim<D>, limit: Duration) -> Duration {
+    s.run_until_cond(limit, Duration::from_millis(50), |s| s.converged())
+        .expect("cluster converges")
+}
+
+fn cluster(seed: u64, n: usize, cfg: fn(String, SocketAddr) -> Config) -> Sim<NoopDelegate> {
+    let mut s = Sim::new(seed, NetworkModel::default(), |_| NoopDelegate);
+    for _ in 0..n {
+        s.add_node(cfg);
+    }
+    for i in 1..n {
+        s.join(i, &[0]);
+    }
+    converge(&mut s, Duration::from_secs(60));
+    s
+}
+
+#[test]
+fn broken_direct_link_is_bridged_by_indirect_probes() {
+    let mut s = cluster(11, 6, Config::lan);
+    // Node 0 cannot reach node 1 at all (UDP or TCP), but everyone else can.
+    s.set_link_loss(0, 1, 1.0);
+    s.set_link_loss(1, 0, 1.0);
+    s.run_for(Duration::from_secs(120));
+    let stats = s.core(0).unwrap().stats().clone();
+    assert!(
+        stats.messages_out[1] > 0,
+        "node 0 asked peers for indirect probes"
+    );
+    assert_eq!(
+        s.view(0, 1),
+        Some(NodeState::Alive),
+        "indirect acks keep node 1 alive"
+    );
+    assert!(s.false_positives().is_empty(), "{:?}", s.false_positives());
+    assert!(s.violations().is_empty());
+}
+
+#[test]
+fn relays_send_nacks_and_missing_nacks_raise_awareness() {
+    let mut s = cluster(12, 5, Config::lan);
+    s.record_events(true);
+    // Node 0 is the one with the bad network: nothing reaches it from
+    // nodes 2..5 except through... nothing. Its probes of them fail, and
+    // since the relays' nacks cannot reach it either, its awareness rises.
+    for i in 1..5 {
+        s.set_link_loss(i, 0, 1.0);
+    }
+    s.run_for(Duration::from_secs(3));
+    let score = s.core(0).unwrap().health_score();
+    assert!(
+        score > 0,
+        "a node whose probes all fail doubts itself (score {score})"
+    );
+    for i in 1..5 {
+        s.set_link_loss(i, 0, 0.0);
+    }
+    // A node that can reach everyone but one relays for others: nacks are sent.
+    s.set_link_loss(2, 3, 1.0);
+    s.set_link_loss(3, 2, 1.0);
+    s.crash(4);
+    s.run_for(Duration::from_secs(30));
+    let nacks_sent: u64 = (0..4)
+        .map(|i| s.core(i).unwrap().stats().messages_out[11])
+        .sum();
+    let nacks_received: u64 = (0..4)
+        .map(|i| s.core(i).unwrap().stats().messages_in[11])
+        .sum();
+    assert!(
+        nacks_sent > 0 && nacks_received > 0,
+        "relays nack a target that does not answer"
+    );
+    s.run_for(Duration::from_secs(60));
+    assert_eq!(s.core(0).unwrap().health_score(), 0, "awareness recovers");
+    for i in 0..4 {
+        assert!(matches!(s.view(i, 4), Some(NodeState::Dead) | None));
+    }
+}
+
+#[test]
+fn tcp_fallback_rescues_probes_when_udp_is_dropped() {
+    let mut s = cluster(13, 4, Config::lan);
+    // UDP into node 3 is lost; its TCP still works, so probes succeed over TCP.
+    s.set_node_loss(3, 1.0);
+    let rescued_before: u64 = (0..3)
+        .map(|i| s.core(i).unwrap().stats().probes_tcp_rescued)
+        .sum();
+    s.run_for(Duration::from_secs(40));
+    let rescued: u64 = (0..3)
+        .map(|i| s.core(i).unwrap().stats().probes_tcp_rescued)
+        .sum::<u64>()
+        - rescued_before;
+    assert!(
+        rescued > 0,
+        "probes of node 3 were rescued by the TCP fallback"
+    );
+    for i in 0..3 {
+        assert_ne!(s.view(i, 3), Some(NodeState::Dead));
+    }
+    assert!(s.false_positives().is_empty());
+    // With TCP refused too, node 3 is declared dead by the others.
+    s.set_tcp_refused(3, true);
+    s.run_until_cond(Duration::from_secs(60), Duration::from_millis(100), |s| {
+        (0..3).all(|i| s.view(i, 3) == Some(NodeState::Dead))
+    })
+    .expect("unreachable over UDP and TCP: declared dead");
+}
+
+fn key(b: u8) -> Vec<u8> {
+    vec![b; 32]
+}
+
+fn with_keys(keys: &[Vec<u8>]) -> impl Fn(String, SocketAddr) -> Config + Clone {
+    let keys: Vec<Vec<u8>> = keys.to_vec();
+    move |name, addr| {
+        let mut c = Config::lan(name, addr);
+        let ring = Keyring::from_keys(keys.iter().map(|k| Key::new(k).unwrap()).collect()).unwrap();
+        c.keyring = Some(ring);
+        c
+    }
+}
+
+#[test]
+fn encrypted_cluster_converges_and_wrong_key_cannot_join() {
+    let mut s = Sim::new(14, NetworkModel::default(), |_| NoopDelegate);
+    for _ in 0..5 {
+        s.add_node(with_keys(&[key(1)]));
+    }
+    for i in 1..5 {
+        s.join(i, &[0]);
+    }
+    converge(&mut s, Duration::from_secs(30));
+    s.record_events(true);
+    let outsider = s.add_node(with_keys(&[key(2)]));
+    s.join(outsider, &[0]);
+    s.run_for(Duration::from_secs(20));
+    let failed_join = s.events().iter().any(|(_, who, e)| {
+        *who == outsider && matches!(e, Event::JoinResult { result: Err(_), .. })
+    });
+    assert!(failed_join, "a node with the wrong key fails to join");
+    for i in 0..5 {
+        assert_eq!(
+            s.view(i, outsider),
+            None,
+            "node {i} never learns the outsider"
+        );
+    }
+    let rejected: u64 = (0..5)
+        .map(|i| {
+            s.core(i).unwrap().stats().packets_dropped + s.core(i).unwrap().stats().streams_failed
+        })
+        .sum();
+    assert!(
+        rejected > 0,
+        "the outsider's traffic was counted and dropped"
+    );
+    // A plaintext node is no better.
+    let plain = s.add_node(Config::lan);
+    s.join(plain, &[1]);
+    s.run_for(Duration::from_secs(20));
+    for i in 0..5 {
+        assert_eq!(s.view(i, plain), None);
+    }
+}
+
+#[test]
+fn key_rotation_with_no_member_marked_failed() {
+    let n = 6;
+    let mut s = Sim::new(
+        15,
+        NetworkModel {
+            loss: 0.01,
+            ..Default::default()
+        },
+        |_| NoopDelegate,
+    );
+    for _ in 0..n {
+        s.add_node(with_keys(&[key(1)]));
+    }
+    for i in 1..n {
+        s.join(i, &[0]);
+    }
+    converge(&mut s, Duration::from_secs(30));
+    // Install the new key everywhere, one node at a time, with traffic in between.
+    for i in 0..n {
+        s.core_mut(i).unwrap().install_key(&key(2)).unwrap();
+        s.run_for(Duration::from_millis(700));
+    }
+    for i in 0..n {
+        s.core_mut(i).unwrap().use_key(&key(2)).unwrap();
+        s.run_for(Duration::from_millis(700));
+    }
+    for i in 0..n {
+        let err = s.core_mut(i).unwrap().remove_key(&key(2)).unwrap_err();
+        assert!(err.to_string().contains("primary"), "{err}");
+        s.core_mut(i).unwrap().remove_key(&key(1)).unwrap();
+        s.run_for(Duration::from_millis(700));
+    }
+    s.run_for(Duration::from_secs(60));
+    assert!(s.false_positives().is_empty(), "{:?}", s.false_positives());
+    assert!(s.converged());
+    // Only the new key opens the cluster now.
+    s.record_events(true);
+    let old = s.add_node(with_keys(&[key(1)]));
+    s.join(old, &[0]);
+    s.run_for(Duration::from_secs(20));
+    assert_eq!(
+        s.view(0, old),
+        None,
+        "a node with only the old key cannot join"
+    );
+    let new = s.add_node(with_keys(&[key(2)]));
+    s.join(new, &[0]);
+    s.run_until_cond(Duration::from_secs(30), Duration::from_millis(100), |s| {
+        (0..n).all(|i| s.view(i, new) == Some(NodeState::Alive))
+    })
+    .expect("a node with the new key joins");
+}
+
+#[test]
+fn mismatched_labels_do_not_mix() {
+    let labelled = |label: &'static [u8]| {
+        move |name, addr| {
+            let mut c = Config::lan(name, addr);
+            c.label = label.to_vec();
+            c
+        }
+    };
+    let mut s = Sim::new(16, NetworkModel::default(), |_| NoopDelegate);
+    let a = s.add_node(labelled(b"blue"));
+    let b = s.add_node(labelled(b"blue"));
+    let c = s.add_node(labelled(b"green"));
+    s.join(b, &[a]);
+    s.join(c, &[a]);
+    s.run_for(Duration::from_secs(20));
+    assert_eq!(s.view(a, b), Some(NodeState::Alive));
+    assert_eq!(s.view(a, c), None);
+    assert_eq!(s.view(c, a), None);
+}
+
+#[test]
+fn incompatible_delegate_versions_are_refused_at_push_pull() {
+    let serf_like = |name, addr| Config::lan(name, addr).with_serf_versions();
+    let mut s = Sim::new(17, NetworkModel::default(), |_| NoopDelegate);
+    let a = s.add_node(serf_like);
+    let b = s.add_node(serf_like);
+    s.join(b, &[a]);
+    converge(&mut s, Duration::from_secs(10));
+    s.record_events(true);
+    // Delegate versions 0/0/0 are outside Serf's 2..=5: refused by both sides.
+    let plain = s.add_node(Config::lan);
+    s.join(plain, &[a]);
+    s.run_for(Duration::from_secs(5));
+    let refused = s.events().iter().any(|(_, who, e)| {
+        *who == a && matches!(e, Event::MergeRefused { reason, .. } if reason.contains("delegate protocol version (0)"))
+    });
+    assert!(refused, "{:?}", s.events());
+    assert!(s.events().iter().any(|(_, who, e)| *who == plain
+        && matches!(e, Event::JoinResult { result: Err(r), .. } if r.contains("incompatible"))));
+    assert_eq!(s.view(a, plain), None);
+}
+
+/// A delegate that records what reaches it and has user broadcasts and state.
+#[derive(Default)]
+struct Recorder {
+    got_msgs: Vec<Vec<u8>>,
+    got_states: Vec<Vec<u8>>,
+    to_broadcast: Vec<Vec<u8>>,
+    state: Vec<u8>,
+    pings: u32,
+}
+
+#[derive(Clone)]
+struct Shared(Rc<RefCell<Recorder>>);
+
+impl Delegate for Shared {
+    fn notify_msg(&mut self, _now: Instant, _from: SocketAddr, msg: &[u8]) {
+        self.0.borrow_mut().got_msgs.push(msg.to_vec());
+    }
+    fn get_broadcasts(&mut self, overhead: usize, limit: usize, _n: usize) -> Vec<Vec<u8>> {
+        let mut r = self.0.borrow_mut();
+        let mut out = Vec::new();
+        let mut used = 0;
+        while let Some(m) = r.to_broadcast.last() {
+            if used + overhead + m.len() > limit {
+                break;
+            }
+            used += overhead + m.len();
+            out.push(r.to_broadcast.pop().unwrap());
+        }
+        out
+    }
+    fn local_state(&mut self, _join: bool) -> Vec<u8> {
+        self.0.borrow().state.clone()
+    }
+    fn merge_remote_state(&mut self, _now: Instant, state: &[u8], _join: bool) {
+        self.0.borrow_mut().got_states.push(state.to_vec());
+    }
+    fn ack_payload(&mut self) -> Vec<u8> {
+        b"coord".to_vec()
+    }
+    fn notify_ping_complete(&mut self, _node: &swimnet_core::Node, _rtt: Duration, payload: &[u8]) {
+        assert_eq!(payload, b"coord");
+        self.0.borrow_mut().pings += 1;
+    }
+}
+
+#[test]
+fn delegate_broadcasts_state_and_ack_payloads_flow() {
+    let recs: Vec<Shared> = (0..4)
+        .map(|_| Shared(Rc::new(RefCell::new(Recorder::default()))))
+        .collect();
+    let handles = recs.clone();
+    let mut s = Sim::new(18, NetworkModel::default(), move |i| recs[i].clone());
+    for (i, h) in handles.iter().enumerate() {
+        h.0.borrow_mut().state = format!("state-of-{i}").into_bytes();
+        s.add_node(Config::lan);
+    }
+    for i in 1..4 {
+        s.join(i, &[0]);
+    }
+    converge(&mut s, Duration::from_secs(10));
+    handles[2]
+        .0
+        .borrow_mut()
+        .to_broadcast
+        .push(b"hello from 2".to_vec());
+    s.run_for(Duration::from_secs(2));
+    let got = (0..4)
+        .filter(|&i| {
+            handles[i]
+                .0
+                .borrow()
+                .got_msgs
+                .iter()
+                .any(|m| m == b"hello from 2")
+        })
+        .count();
+    assert!(got >= 1, "the user broadcast was delivered");
+    // Join push/pulls carried the user state both ways.
+    assert!(handles[0]
+        .0
+        .borrow()
+        .got_states
+        .iter()
+        .any(|st| st == b"state-of-1"));
+    assert!(handles[1]
+        .0
+        .borrow()
+        .got_states
+        .iter()
+        .any(|st| st == b"state-of-0"));
+    s.run_for(Duration::from_secs(5));
+    assert!(
+        handles[1].0.borrow().pings > 0,
+        "ack payloads reach notify_ping_complete"
+    );
+    // A direct user packet and a user stream.
+    let now = s.now();
+    let to = swimnet_sim::node_addr(3);
+    s.core_mut(1).unwrap().send_user_packet(to, b"direct");
+    s.core_mut(1)
+        .unwrap()
+        .send_user_stream(now, to, b"reliable".to_vec());
+    s.flush(1);
+    s.run_for(Duration::from_secs(1));
+    let r = handles[3].0.borrow();
+    assert!(r.got_msgs.iter().any(|m| m == b"direct"));
+    assert!(r.got_msgs.iter().any(|m| m == b"reliable"));
+    let _ = node_name(0);
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Runs every swimnet test: formatting and lint checks, unit and property
+# tests, the deterministic multi-node harness, the Go reference comparisons,
+# interop tests against real Go peers, and a bounded fuzz smoke run.
+#
+# On a fresh Debian 12 machine it first installs what the tests need (the Go
+# toolchain and Debian's memberlist 0.2.2 source, used to build the reference
+# program) when it runs as root. Set SWIMNET_FUZZ_SECONDS to change the time
+# each fuzz target runs (default 20; 0 skips the fuzz smoke).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+command -v go >/dev/null 2>&1 || need_pkgs+=(golang-go)
+[ -d /usr/share/gocode/src/github.com/hashicorp/memberlist ] || need_pkgs+=(golang-github-hashicorp-memberlist-dev)
+command -v serf >/dev/null 2>&1 || need_pkgs+=(serf)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "== installing ${need_pkgs[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+  else
+    echo "missing packages: ${need_pkgs[*]} (run as root, or: sudo apt-get install ${need_pkgs[*]})" >&2
+    exit 1
+  fi
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+echo "== Go reference program"
+scripts/build-goref.sh >/dev/null
+
+echo "== cargo test (unit, property, harness, Go reference)"
+cargo test --workspace --release 2>&1 | tee target/test-output.txt | grep -E '^(test result|running|test .*FAILED|failures:|---- )' || true
+if grep -qE 'test result: FAILED|error(\[E[0-9]+\])?:' target/test-output.txt; then
+  echo "cargo test failed; full output in target/test-output.txt" >&2
+  grep -E -A30 '^failures:$' target/test-output.txt | head -200 >&2 || true
+  exit 1
+fi
+passed=$(grep -oE '[0-9]+ passed' target/test-output.txt | awk '{s+=$1} END {print s+0}')
+failed=$(grep -oE '[0-9]+ failed' target/test-output.txt | awk '{s+=$1} END {print s+0}')
+
+fuzz_seconds=${SWIMNET_FUZZ_SECONDS:-20}
+if [ "$fuzz_seconds" != 0 ]; then
+  echo "== fuzz smoke (${fuzz_seconds}s per target)"
+  scripts/fuzz-smoke.sh "$fuzz_seconds"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
