@@ -1,0 +1,3 @@
+//! Serf compatibility for swimnet.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
