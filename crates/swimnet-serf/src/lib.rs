@@ -1,3 +1,42 @@
-//! Serf compatibility for swimnet.
+//! Serf compatibility for swimnet (sans-IO).
+//!
+//! A swimnet node that joins a [Serf](https://github.com/hashicorp/serf)
+//! 0.9.4 cluster needs more than memberlist's protocol to be a well-behaved
+//! member (spec `memberlist-wire.md` §11):
+//!
+//! * delegate protocol versions within Serf's range
+//!   ([`PROTOCOL_VERSION_MIN`]..=[`PROTOCOL_VERSION_MAX`]), set in the core's
+//!   config;
+//! * its tags in the node metadata ([`tags`]);
+//! * Serf's messages inside memberlist user messages ([`messages`]): it
+//!   keeps Serf's Lamport clocks current ([`LamportClock`]), answers Serf's
+//!   internal key queries (`serf keys ...`) and acks, and re-broadcasts what
+//!   it sees as Serf nodes do;
+//! * a leave intent before the memberlist leave, so that Serf shows it
+//!   `left` rather than `failed`.
+//!
+//! [`SerfDelegate`] implements [`swimnet_core::Delegate`] with all of that.
+//! Like the core, it does no IO and reads no clock: what it cannot do from
+//! inside the core's handlers (touch the keyring, send a packet) comes out as
+//! [`SerfAction`]s for the agent to carry out.
+//!
+//! Wire details (type codes, field names, query names, response layouts)
+//! were taken from reading serf 0.9.4's Go source and checked against
+//! vectors produced by that source (see the tests).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+
+mod delegate;
+pub mod error;
+pub mod lamport;
+pub mod messages;
+pub mod tags;
+
+pub use delegate::{
+    KeyOp, QueryReply, SerfAction, SerfConfig, SerfCounters, SerfDelegate, CONFLICT_QUERY,
+    INSTALL_KEY_QUERY, INTERNAL_QUERY_PREFIX, LIST_KEYS_QUERY, MIN_ENCODED_KEY_LENGTH, PING_QUERY,
+    PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN, REMOVE_KEY_QUERY, USE_KEY_QUERY,
+};
+pub use error::{SerfError, TagsError};
+pub use lamport::{LamportClock, LamportTime};
+pub use tags::{check_tags, decode_tags, encode_tags, encoded_tags_len, try_decode_tags};

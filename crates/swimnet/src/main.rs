@@ -1,1 +1,342 @@
-fn main() {}
+//! `swimnet`: the agent and its command-line client.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use swimnet::agent::{self, AgentOptions, KeySource, Profile, Protocol};
+use swimnet::api::{parse_addr, KeysView, MembersView};
+use swimnet::client::Client;
+use swimnet::keyfile::{generate_key, parse_key};
+
+/// Default address of the local API.
+const DEFAULT_API: &str = "127.0.0.1:7380";
+
+#[derive(Parser)]
+#[command(
+    name = "swimnet",
+    version,
+    about = "Gossip-based membership and network control plane (memberlist/Serf wire-compatible)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ProfileArg {
+    Lan,
+    Wan,
+    Local,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ProtocolArg {
+    Serf,
+    Memberlist,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run an agent until SIGINT/SIGTERM, then leave gracefully.
+    Agent {
+        /// Unique node name.
+        #[arg(long)]
+        node: String,
+        /// Address for gossip (UDP and TCP), IP:PORT.
+        #[arg(long, default_value = "127.0.0.1:7946", value_parser = parse_addr)]
+        bind: SocketAddr,
+        /// Address peers use to reach this node (default: --bind).
+        #[arg(long, value_parser = parse_addr)]
+        advertise: Option<SocketAddr>,
+        /// A node to join at start (repeatable); retried until one answers.
+        #[arg(long, value_parser = parse_addr)]
+        join: Vec<SocketAddr>,
+        /// Encryption key, base64 of 16, 24 or 32 bytes (`swimnet keygen` makes one).
+        #[arg(long, conflicts_with = "keyring_file")]
+        encrypt: Option<String>,
+        /// Keyring file (JSON list of base64 keys, primary first); rewritten on key changes.
+        #[arg(long)]
+        keyring_file: Option<PathBuf>,
+        /// A tag KEY=VALUE (repeatable), carried in the node metadata the way Serf does.
+        #[arg(long = "tag", value_parser = parse_tag)]
+        tags: Vec<(String, String)>,
+        /// Timer preset (memberlist's LAN, WAN or local defaults).
+        #[arg(long, value_enum, default_value = "lan")]
+        profile: ProfileArg,
+        /// Local API address.
+        #[arg(long, default_value = DEFAULT_API, value_parser = parse_addr)]
+        api: SocketAddr,
+        /// Protocol on top of memberlist.
+        #[arg(long, value_enum, default_value = "serf")]
+        protocol: ProtocolArg,
+        /// Log format.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormat,
+        /// Log level (error, warn, info, debug, trace) or a tracing filter.
+        #[arg(long, default_value = "info")]
+        log_level: String,
+    },
+    /// List the members an agent knows.
+    Members {
+        /// Agent API address.
+        #[arg(long, default_value = DEFAULT_API, value_parser = parse_addr)]
+        api: SocketAddr,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Ask an agent to join other nodes.
+    Join {
+        /// Agent API address.
+        #[arg(long, default_value = DEFAULT_API, value_parser = parse_addr)]
+        api: SocketAddr,
+        /// Addresses to join (IP:PORT).
+        #[arg(required = true, value_parser = parse_addr)]
+        addrs: Vec<SocketAddr>,
+    },
+    /// Ask an agent to leave the cluster gracefully and stop.
+    Leave {
+        /// Agent API address.
+        #[arg(long, default_value = DEFAULT_API, value_parser = parse_addr)]
+        api: SocketAddr,
+    },
+    /// Inspect or change an agent's keyring at runtime.
+    Keys {
+        /// Agent API address.
+        #[arg(long, global = true, default_value = DEFAULT_API, value_parser = parse_addr)]
+        api: SocketAddr,
+        #[command(subcommand)]
+        op: KeysCmd,
+    },
+    /// Print a new random encryption key (base64, 32 bytes).
+    Keygen,
+    /// Run a local cluster on loopback, crash a node, show its detection, exit.
+    Demo {
+        /// Number of agents.
+        #[arg(long, default_value_t = 5)]
+        nodes: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// List the keys, primary first.
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Add a key (not primary).
+    Install {
+        /// Base64 key.
+        key: String,
+    },
+    /// Make an installed key the primary.
+    Use {
+        /// Base64 key.
+        key: String,
+    },
+    /// Remove a key (not the primary).
+    Remove {
+        /// Base64 key.
+        key: String,
+    },
+}
+
+fn parse_tag(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("tag {s:?} is not KEY=VALUE")),
+    }
+}
+
+fn init_logs(format: LogFormat, level: &str) -> Result<(), String> {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .map_err(|e| format!("--log-level {level:?}: {e}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("swimnet: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Cmd::Agent {
+            node,
+            bind,
+            advertise,
+            join,
+            encrypt,
+            keyring_file,
+            tags,
+            profile,
+            api,
+            protocol,
+            log_format,
+            log_level,
+        } => {
+            init_logs(log_format, &log_level)?;
+            if let Some(k) = &encrypt {
+                parse_key(k).map_err(|e| format!("--encrypt: {e}"))?;
+            }
+            let keys = match (encrypt, keyring_file) {
+                (Some(k), None) => Some(KeySource::Key(k)),
+                (None, Some(p)) => Some(KeySource::File(p)),
+                _ => None,
+            };
+            let opts = AgentOptions {
+                node,
+                bind,
+                advertise,
+                join,
+                keys,
+                tags: tags.into_iter().collect::<BTreeMap<_, _>>(),
+                profile: match profile {
+                    ProfileArg::Lan => Profile::Lan,
+                    ProfileArg::Wan => Profile::Wan,
+                    ProfileArg::Local => Profile::Local,
+                },
+                api: Some(api),
+                protocol: match protocol {
+                    ProtocolArg::Serf => Protocol::Serf,
+                    ProtocolArg::Memberlist => Protocol::Memberlist,
+                },
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(async move {
+                let running = agent::start(opts).await.map_err(|e| e.to_string())?;
+                tracing::info!(addr = %running.gossip_addr, api = %api, "agent started");
+                let stop = running.shutdown.clone();
+                tokio::spawn(async move {
+                    wait_for_signal().await;
+                    tracing::info!("signal received: leaving");
+                    stop.notify_waiters();
+                });
+                running.done.await.map_err(|e| e.to_string())?;
+                Ok::<(), String>(())
+            })
+        }
+        Cmd::Members { api, format } => {
+            let v: MembersView = Client::new(api).get("/v1/members")?;
+            if format == Format::Json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&v).expect("serializable")
+                );
+            } else {
+                for m in &v.members {
+                    let tags: Vec<String> =
+                        m.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    println!(
+                        "{:<20} {:<22} {:<8} {}",
+                        m.name,
+                        m.addr,
+                        m.status,
+                        tags.join(",")
+                    );
+                }
+            }
+            Ok(())
+        }
+        Cmd::Join { api, addrs } => {
+            let addrs: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+            let v: serde_json::Value =
+                Client::new(api).post("/v1/join", serde_json::json!({ "addrs": addrs }))?;
+            println!("joined {} node(s)", v["joined"]);
+            Ok(())
+        }
+        Cmd::Leave { api } => {
+            let _: serde_json::Value = Client::new(api).post("/v1/leave", serde_json::json!({}))?;
+            println!("left the cluster");
+            Ok(())
+        }
+        Cmd::Keys { api, op } => {
+            let client = Client::new(api);
+            let (path, key, verb) = match op {
+                KeysCmd::List { format } => {
+                    let v: KeysView = client.get("/v1/keys")?;
+                    if format == Format::Json {
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&v).expect("serializable")
+                        );
+                    } else {
+                        for (i, k) in v.keys.iter().enumerate() {
+                            println!("{k}{}", if i == 0 { "  (primary)" } else { "" });
+                        }
+                    }
+                    return Ok(());
+                }
+                KeysCmd::Install { key } => ("/v1/keys/install", key, "installed"),
+                KeysCmd::Use { key } => ("/v1/keys/use", key, "now primary"),
+                KeysCmd::Remove { key } => ("/v1/keys/remove", key, "removed"),
+            };
+            parse_key(&key)?;
+            let _: KeysView = client.post(path, serde_json::json!({ "key": key }))?;
+            println!("key {verb}");
+            Ok(())
+        }
+        Cmd::Keygen => {
+            println!("{}", generate_key());
+            Ok(())
+        }
+        Cmd::Demo { nodes } => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(swimnet::demo::run(nodes))
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("signal handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

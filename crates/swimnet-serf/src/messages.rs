@@ -1,0 +1,1350 @@
+//! Serf's messages, carried inside memberlist user messages.
+//!
+//! Every Serf message is one type byte ([`MessageType`]) followed by the
+//! msgpack encoding of a Go struct, in the go-msgpack dialect of the wire
+//! crate (maps keyed by the sorted Go field names, strings and byte slices
+//! in the raw-string family, nil for empty byte slices). The relay message
+//! is the exception: type 9, a msgpack [`RelayHeader`], then a whole inner
+//! message (its own type byte and body).
+//!
+//! Each struct implements [`SerfMessage`]: `encode` gives the bytes that go
+//! after memberlist's user-message byte (0x08), `decode` parses them.
+//! Decoders accept what Go's decoder accepts (keys in any order, unknown
+//! keys, nil, signed or unsigned integer forms, str8 and bin), ignore bytes
+//! after the value (as Go's `decodeMessage` does), return an error on
+//! anything else and never panic.
+//!
+//! Field names, types and type codes follow serf 0.9.4's `serf/messages.go`,
+//! `serf/keymanager.go` and `serf/internal_query.go`.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use swimnet_wire::msgpack::{FieldKey, Reader, Writer};
+use swimnet_wire::WireError;
+
+use crate::error::SerfError;
+use crate::lamport::LamportTime;
+
+/// Query flag: every node that passes the filters sends an ack at once.
+pub const QUERY_FLAG_ACK: u32 = 1;
+/// Query flag: receivers must not re-broadcast the query.
+pub const QUERY_FLAG_NO_BROADCAST: u32 = 2;
+
+/// Filter type byte of a node-name filter ([`Filter::Nodes`]).
+pub const FILTER_NODE_TYPE: u8 = 0;
+/// Filter type byte of a tag filter ([`Filter::Tag`]).
+pub const FILTER_TAG_TYPE: u8 = 1;
+
+/// The type byte in front of every Serf message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum MessageType {
+    /// A node's intent to leave ([`Leave`]).
+    Leave = 0,
+    /// A node's join intent ([`Join`]).
+    Join = 1,
+    /// Push/pull user state ([`PushPull`]); only in memberlist push/pulls.
+    PushPull = 2,
+    /// A user event ([`UserEvent`]).
+    UserEvent = 3,
+    /// A query ([`Query`]).
+    Query = 4,
+    /// A response or ack to a query ([`QueryResponse`]).
+    QueryResponse = 5,
+    /// The payload of a response to a `_serf_conflict` query (a Serf
+    /// `Member`); only inside query responses.
+    ConflictResponse = 6,
+    /// The payload of a key query ([`KeyRequest`]); only inside queries.
+    KeyRequest = 7,
+    /// The payload of a response to a key query ([`KeyResponse`]); only
+    /// inside query responses.
+    KeyResponse = 8,
+    /// A message to forward to another node ([`RelayHeader`] + message).
+    Relay = 9,
+}
+
+impl MessageType {
+    /// Number of message types (codes 0..COUNT).
+    pub const COUNT: usize = 10;
+
+    /// The type byte.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+impl TryFrom<u8> for MessageType {
+    type Error = SerfError;
+
+    fn try_from(b: u8) -> Result<Self, SerfError> {
+        Ok(match b {
+            0 => MessageType::Leave,
+            1 => MessageType::Join,
+            2 => MessageType::PushPull,
+            3 => MessageType::UserEvent,
+            4 => MessageType::Query,
+            5 => MessageType::QueryResponse,
+            6 => MessageType::ConflictResponse,
+            7 => MessageType::KeyRequest,
+            8 => MessageType::KeyResponse,
+            9 => MessageType::Relay,
+            _ => return Err(SerfError::UnknownType(b)),
+        })
+    }
+}
+
+/// A Serf message struct with a fixed type byte.
+pub trait SerfMessage: Sized {
+    /// The type byte written in front of the body.
+    const TYPE: MessageType;
+
+    /// Appends the msgpack body (without the type byte).
+    fn write_body(&self, w: &mut Writer<'_>);
+
+    /// Reads the msgpack body (after the type byte), consuming exactly one
+    /// msgpack value.
+    fn read_body(r: &mut Reader<'_>) -> Result<Self, WireError>;
+
+    /// The type byte followed by the body: the payload of a memberlist user
+    /// message.
+    fn encode(&self) -> Vec<u8> {
+        let mut out = vec![Self::TYPE.code()];
+        self.write_body(&mut Writer::new(&mut out));
+        out
+    }
+
+    /// Decodes a body without its type byte. Trailing bytes are ignored.
+    fn decode_body(body: &[u8]) -> Result<Self, SerfError> {
+        Ok(Self::read_body(&mut Reader::new(body))?)
+    }
+
+    /// Decodes a type byte and body; the type byte must be [`Self::TYPE`].
+    fn decode(buf: &[u8]) -> Result<Self, SerfError> {
+        let (&t, body) = buf.split_first().ok_or(SerfError::Empty)?;
+        if t != Self::TYPE.code() {
+            return Err(SerfError::WrongType {
+                expected: Self::TYPE.code(),
+                found: t,
+            });
+        }
+        Self::decode_body(body)
+    }
+}
+
+// ------------------------------------------------------------------ helpers
+
+fn read_string(r: &mut Reader<'_>, field: &'static str) -> Result<String, WireError> {
+    Ok(r.read_str(field)?.to_owned())
+}
+
+/// An array header, or nil (length 0).
+fn read_array_or_nil(r: &mut Reader<'_>) -> Result<u32, WireError> {
+    if r.read_nil()? {
+        Ok(0)
+    } else {
+        r.read_array_len()
+    }
+}
+
+/// Capacity for `n` announced elements that each take at least one byte.
+fn capacity(r: &Reader<'_>, n: u32) -> usize {
+    (n as usize).min(r.remaining().len())
+}
+
+fn read_string_list(r: &mut Reader<'_>, field: &'static str) -> Result<Vec<String>, WireError> {
+    let n = read_array_or_nil(r)?;
+    let mut v = Vec::with_capacity(capacity(r, n));
+    for _ in 0..n {
+        v.push(read_string(r, field)?);
+    }
+    Ok(v)
+}
+
+fn write_string_list(w: &mut Writer<'_>, v: &[String], nil_when_empty: bool) {
+    if v.is_empty() && nil_when_empty {
+        w.write_nil();
+        return;
+    }
+    w.write_array_len(len_u32(v.len()));
+    for s in v {
+        w.write_str(s);
+    }
+}
+
+fn len_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// An IP address from a Go `net.IP` (4 or 16 bytes). IPv4-mapped IPv6
+/// addresses become IPv4, as Go prints them.
+pub fn ip_from_bytes(b: &[u8]) -> Result<IpAddr, SerfError> {
+    if let Ok(a) = <[u8; 4]>::try_from(b) {
+        return Ok(IpAddr::V4(Ipv4Addr::from(a)));
+    }
+    if let Ok(a) = <[u8; 16]>::try_from(b) {
+        let v6 = Ipv6Addr::from(a);
+        return Ok(match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        });
+    }
+    Err(SerfError::BadAddress(b.len()))
+}
+
+/// The bytes of a Go `net.IP` for an address: 4 bytes for IPv4 (what
+/// memberlist stores for a node bound to an IPv4 address), 16 for IPv6.
+pub fn ip_to_bytes(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
+// --------------------------------------------------------------- leave/join
+
+/// `messageLeave`: a node announces that it is leaving (type 0).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Leave {
+    /// Lamport time (Serf's member clock).
+    pub ltime: LamportTime,
+    /// The leaving node.
+    pub node: String,
+    /// Erase the node from member lists at once (`serf force-leave -prune`).
+    pub prune: bool,
+}
+
+const LEAVE_FIELDS: [FieldKey; 3] = [
+    FieldKey::new("LTime"),
+    FieldKey::new("Node"),
+    FieldKey::new("Prune"),
+];
+
+impl SerfMessage for Leave {
+    const TYPE: MessageType = MessageType::Leave;
+
+    fn write_body(&self, w: &mut Writer<'_>) {
+        w.write_map_len(3);
+        w.write_str("LTime");
+        w.write_uint(self.ltime);
+        w.write_str("Node");
+        w.write_str(&self.node);
+        w.write_str("Prune");
+        w.write_bool(self.prune);
+    }
+
+    fn read_body(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        let mut m = Leave::default();
+        r.read_struct(&LEAVE_FIELDS, |i, r| {
+            match i {
+                0 => m.ltime = r.read_u64()?,
+                1 => m.node = read_string(r, "Node")?,
+                _ => m.prune = r.read_bool()?,
+            }
+            Ok(())
+        })?;
+        Ok(m)
+    }
+}
+
+/// `messageJoin`: a node's join intent, which stamps its membership with a
+/// Lamport time (type 1).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Join {
+    /// Lamport time (Serf's member clock).
+    pub ltime: LamportTime,
+    /// The joining node.
+    pub node: String,
+}
+
+const JOIN_FIELDS: [FieldKey; 2] = [FieldKey::new("LTime"), FieldKey::new("Node")];
+
+impl SerfMessage for Join {
+    const TYPE: MessageType = MessageType::Join;
+
+    fn write_body(&self, w: &mut Writer<'_>) {
+        w.write_map_len(2);
+        w.write_str("LTime");
+        w.write_uint(self.ltime);
+        w.write_str("Node");
+        w.write_str(&self.node);
+    }
+
+    fn read_body(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        let mut m = Join::default();
+        r.read_struct(&JOIN_FIELDS, |i, r| {
+            match i {
+                0 => m.ltime = r.read_u64()?,
+                _ => m.node = read_string(r, "Node")?,
+            }
+            Ok(())
+        })?;
+        Ok(m)
+    }
+}
+
+// --------------------------------------------------------------- user event
+
+/// `messageUserEvent`: a user event (type 3).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserEvent {
+    /// Lamport time (Serf's event clock).
+    pub ltime: LamportTime,
+    /// Event name.
+    pub name: String,
+    /// Event payload (empty is written as nil).
+    pub payload: Vec<u8>,
+    /// "Can coalesce".
+    pub cc: bool,
+}
+
+const USER_EVENT_FIELDS: [FieldKey; 4] = [
+    FieldKey::new("LTime"),
+    FieldKey::new("Name"),
+    FieldKey::new("Payload"),
+    FieldKey::new("CC"),
+];
+
+impl SerfMessage for UserEvent {
+    const TYPE: MessageType = MessageType::UserEvent;
+
+    fn write_body(&self, w: &mut Writer<'_>) {
+        w.write_map_len(4);
+        w.write_str("CC");
+        w.write_bool(self.cc);
+        w.write_str("LTime");
+        w.write_uint(self.ltime);
+        w.write_str("Name");
+        w.write_str(&self.name);
+        w.write_str("Payload");
+        w.write_bytes(&self.payload);
+    }
+
+    fn read_body(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        let mut m = UserEvent::default();
+        r.read_struct(&USER_EVENT_FIELDS, |i, r| {
+            match i {
+                0 => m.ltime = r.read_u64()?,
+                1 => m.name = read_string(r, "Name")?,
+                2 => m.payload = r.read_bytes()?.into_owned(),
+                _ => m.cc = r.read_bool()?,
+            }
+            Ok(())
+        })?;
+        Ok(m)
+    }
+}
+
+// ---------------------------------------------------------------- push/pull
+
+/// One event in Serf's event buffer (`userEvent`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BufferedEvent {
+    /// Event name.
+    pub name: String,
+    /// Event payload.
+    pub payload: Vec<u8>,
+}
+
+const BUFFERED_EVENT_FIELDS: [FieldKey; 2] = [FieldKey::new("Name"), FieldKey::new("Payload")];
+
+impl BufferedEvent {
+    fn write(&self, w: &mut Writer<'_>) {
+        w.write_map_len(2);
+        w.write_str("Name");
+        w.write_str(&self.name);
+        w.write_str("Payload");
+        w.write_bytes(&self.payload);
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        let mut m = BufferedEvent::default();
+        r.read_struct(&BUFFERED_EVENT_FIELDS, |i, r| {
+            match i {
+                0 => m.name = read_string(r, "Name")?,
+                _ => m.payload = r.read_bytes()?.into_owned(),
+            }
+            Ok(())
+        })?;
+        Ok(m)
+    }
+}
+
+/// The events Serf saw at one Lamport time (`userEvents`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserEvents {
+    /// Event-clock time of these events.
+    pub ltime: LamportTime,
+    /// The events.
+    pub events: Vec<BufferedEvent>,
+}
+
+const USER_EVENTS_FIELDS: [FieldKey; 2] = [FieldKey::new("LTime"), FieldKey::new("Events")];
+
+impl UserEvents {
+    fn write(&self, w: &mut Writer<'_>) {
+        w.write_map_len(2);
+        w.write_str("Events");
+        w.write_array_len(len_u32(self.events.len()));
+        for e in &self.events {
+            e.write(w);
+        }
+        w.write_str("LTime");
+        w.write_uint(self.ltime);
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        let mut m = UserEvents::default();
+        r.read_struct(&USER_EVENTS_FIELDS, |i, r| {
+            match i {
+                0 => m.ltime = r.read_u64()?,
+                _ => {
+                    let n = read_array_or_nil(r)?;
+                    m.events = Vec::with_capacity(capacity(r, n));
+                    for _ in 0..n {
+                        m.events.push(BufferedEvent::read(r)?);
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(m)
+    }
+}
+
+/// `messagePushPull`: Serf's push/pull user state (type 2).
+///
+/// Encoding writes what Serf's `LocalState` writes: `StatusLTimes` as a map
+/// and `LeftMembers` as an array even when empty, and `Events` as Serf's
+/// whole ring buffer (`None` entries are nil; no entries at all is nil).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PushPull {
+    /// The sender's member clock.
+    pub ltime: LamportTime,
+    /// Member name → Lamport time of its latest join/leave intent.
+    pub status_ltimes: BTreeMap<String, LamportTime>,
+    /// Members that left.
+    pub left_members: Vec<String>,
+    /// The sender's event clock.
+    pub event_ltime: LamportTime,
+    /// The sender's recent events (its event buffer; unused slots are nil).
+    pub events: Vec<Option<UserEvents>>,
+    /// The sender's query clock.
+    pub query_ltime: LamportTime,
+}
+
+const PUSH_PULL_FIELDS: [FieldKey; 6] = [
+    FieldKey::new("LTime"),
+    FieldKey::new("StatusLTimes"),
+    FieldKey::new("LeftMembers"),
+    FieldKey::new("EventLTime"),
+    FieldKey::new("Events"),
+    FieldKey::new("QueryLTime"),
+];
+
+impl SerfMessage for PushPull {
+    const TYPE: MessageType = MessageType::PushPull;
+
+    fn write_body(&self, w: &mut Writer<'_>) {
+        w.write_map_len(6);
+        w.write_str("EventLTime");
+        w.write_uint(self.event_ltime);
+        w.write_str("Events");
+        if self.events.is_empty() {
+            w.write_nil();
+        } else {
+            w.write_array_len(len_u32(self.events.len()));
+        }
+        for e in &self.events {
+            match e {
+                Some(e) => e.write(w),
+                None => w.write_nil(),
+            }
+        }
+        w.write_str("LTime");
+        w.write_uint(self.ltime);
+        w.write_str("LeftMembers");
+        write_string_list(w, &self.left_members, false);
+        w.write_str("QueryLTime");
+        w.write_uint(self.query_ltime);
+        w.write_str("StatusLTimes");
+        w.write_map_len(len_u32(self.status_ltimes.len()));
+        for (k, v) in &self.status_ltimes {
+            w.write_str(k);
+            w.write_uint(*v);
+        }
+    }
+
+    fn read_body(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        let mut m = PushPull::default();
+        r.read_struct(&PUSH_PULL_FIELDS, |i, r| {
+            match i {
+                0 => m.ltime = r.read_u64()?,
+                1 => {
+                    let n = if r.read_nil()? { 0 } else { r.read_map_len()? };
+                    for _ in 0..n {
+                        let k = read_string(r, "StatusLTimes")?;
+                        let v = r.read_u64()?;
+                        m.status_ltimes.insert(k, v);
+                    }
+                }
+                2 => m.left_members = read_string_list(r, "LeftMembers")?,
+                3 => m.event_ltime = r.read_u64()?,
+                4 => {
+                    let n = read_array_or_nil(r)?;
+                    m.events = Vec::with_capacity(capacity(r, n));
+                    for _ in 0..n {
+                        if r.read_nil()? {
+                            m.events.push(None);
+                        } else {
+                            m.events.push(Some(UserEvents::read(r)?));
+                        }
+                    }
+                }
+                _ => m.query_ltime = r.read_u64()?,
+            }
+            Ok(())
+        })?;
+        Ok(m)
+    }
+}
+
+// -------------------------------------------------------------------- query
+
+/// `messageQuery`: a query (type 4). Every node that passes the filters
+/// handles it; the response goes straight back to `addr:port`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Query {
+    /// Lamport time (Serf's query clock).
+    pub ltime: LamportTime,
+    /// Random query id (with `ltime`, identifies the query).
+    pub id: u32,
+    /// The asker's IP (a Go `net.IP`: 4 or 16 bytes).
+    pub addr: Vec<u8>,
+    /// The asker's memberlist port.
+    pub port: u16,
+    /// The asker's node name.
+    pub source_node: String,
+    /// Encoded filters (see [`Filter`]); all must pass.
+    pub filters: Vec<Vec<u8>>,
+    /// [`QUERY_FLAG_ACK`], [`QUERY_FLAG_NO_BROADCAST`].
+    pub flags: u32,
+    /// How many other nodes should relay a copy of each response.
+    pub relay_factor: u8,
+    /// Time to answer within, in nanoseconds (a Go `time.Duration`).
+    pub timeout: i64,
+    /// Query name (internal queries start with `_serf_`).
+    pub name: String,
+    /// Query payload.
+    pub payload: Vec<u8>,
+}
+
+const QUERY_FIELDS: [FieldKey; 11] = [
+    FieldKey::new("LTime"),
+    FieldKey::new("ID"),
+    FieldKey::new("Addr"),
+    FieldKey::new("Port"),
+    FieldKey::new("SourceNode"),
+    FieldKey::new("Filters"),
+    FieldKey::new("Flags"),
+    FieldKey::new("RelayFactor"),
+    FieldKey::new("Timeout"),
+    FieldKey::new("Name"),
+    FieldKey::new("Payload"),
+];
+
+impl Query {
+    /// The ack flag is set: answer with an ack at once.
+    pub fn ack(&self) -> bool {
+        self.flags & QUERY_FLAG_ACK != 0
+    }
+
+    /// The no-broadcast flag is set: do not gossip the query further.
+    pub fn no_broadcast(&self) -> bool {
+        self.flags & QUERY_FLAG_NO_BROADCAST != 0
+    }
+
+    /// Where responses and acks go: `addr:port`.
+    pub fn reply_addr(&self) -> Result<SocketAddr, SerfError> {
+        Ok(SocketAddr::new(ip_from_bytes(&self.addr)?, self.port))
+    }
+
+    /// The timeout as a `Duration` (negative counts as zero).
+    pub fn timeout_duration(&self) -> Duration {
+        Duration::from_nanos(u64::try_from(self.timeout).unwrap_or(0))
+    }
+}
+
+impl SerfMessage for Query {
+    const TYPE: MessageType = MessageType::Query;
+
+    fn write_body(&self, w: &mut Writer<'_>) {
+        w.write_map_len(11);
+        w.write_str("Addr");
+        w.write_bytes(&self.addr);
+        w.write_str("Filters");
+        if self.filters.is_empty() {
+            w.write_nil();
+        } else {
+            w.write_array_len(len_u32(self.filters.len()));
+            for f in &self.filters {
+                w.write_bytes(f);
+            }
+        }
+        w.write_str("Flags");
+        w.write_uint(u64::from(self.flags));
+        w.write_str("ID");
+        w.write_uint(u64::from(self.id));
+        w.write_str("LTime");
+        w.write_uint(self.ltime);
+        w.write_str("Name");
+        w.write_str(&self.name);
+        w.write_str("Payload");
+        w.write_bytes(&self.payload);
+        w.write_str("Port");
+        w.write_uint(u64::from(self.port));
+        w.write_str("RelayFactor");
+        w.write_uint(u64::from(self.relay_factor));
+        w.write_str("SourceNode");
+        w.write_str(&self.source_node);
+        w.write_str("Timeout");
+        w.write_int(self.timeout);
+    }
+
+    fn read_body(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        let mut m = Query::default();
+        r.read_struct(&QUERY_FIELDS, |i, r| {
+            match i {
+                0 => m.ltime = r.read_u64()?,
+                1 => m.id = r.read_u32()?,
+                2 => m.addr = r.read_bytes()?.into_owned(),
+                3 => m.port = r.read_u16()?,
+                4 => m.source_node = read_string(r, "SourceNode")?,
+                5 => {
+                    let n = read_array_or_nil(r)?;
+                    m.filters = Vec::with_capacity(capacity(r, n));
+                    for _ in 0..n {
+                        m.filters.push(r.read_bytes()?.into_owned());
+                    }
+                }
+                6 => m.flags = r.read_u32()?,
+                7 => m.relay_factor = r.read_u8()?,
+                8 => m.timeout = r.read_i64()?,
+                9 => m.name = read_string(r, "Name")?,
+                _ => m.payload = r.read_bytes()?.into_owned(),
+            }
+            Ok(())
+        })?;
+        Ok(m)
+    }
+}
+
+/// `messageQueryResponse`: a response or an ack to a query (type 5).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueryResponse {
+    /// The query's Lamport time.
+    pub ltime: LamportTime,
+    /// The query's id.
+    pub id: u32,
+    /// The responding node.
+    pub from: String,
+    /// [`QUERY_FLAG_ACK`] for an ack, 0 for a response.
+    pub flags: u32,
+    /// Response payload (empty, written as nil, for acks).
+    pub payload: Vec<u8>,
+}
+
+const QUERY_RESPONSE_FIELDS: [FieldKey; 5] = [
+    FieldKey::new("LTime"),
+    FieldKey::new("ID"),
+    FieldKey::new("From"),
+    FieldKey::new("Flags"),
+    FieldKey::new("Payload"),
+];
+
+impl QueryResponse {
+    /// This is an ack, not a response.
+    pub fn ack(&self) -> bool {
+        self.flags & QUERY_FLAG_ACK != 0
+    }
+}
+
+impl SerfMessage for QueryResponse {
+    const TYPE: MessageType = MessageType::QueryResponse;
+
+    fn write_body(&self, w: &mut Writer<'_>) {
+        w.write_map_len(5);
+        w.write_str("Flags");
+        w.write_uint(u64::from(self.flags));
+        w.write_str("From");
+        w.write_str(&self.from);
+        w.write_str("ID");
+        w.write_uint(u64::from(self.id));
+        w.write_str("LTime");
+        w.write_uint(self.ltime);
+        w.write_str("Payload");
+        w.write_bytes(&self.payload);
+    }
+
+    fn read_body(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        let mut m = QueryResponse::default();
+        r.read_struct(&QUERY_RESPONSE_FIELDS, |i, r| {
+            match i {
+                0 => m.ltime = r.read_u64()?,
+                1 => m.id = r.read_u32()?,
+                2 => m.from = read_string(r, "From")?,
+                3 => m.flags = r.read_u32()?,
+                _ => m.payload = r.read_bytes()?.into_owned(),
+            }
+            Ok(())
+        })?;
+        Ok(m)
+    }
+}
+
+// ------------------------------------------------------------------ filters
+
+/// A query filter. On the wire a filter is a type byte followed by msgpack:
+/// a node filter is an array of node names, a tag filter is
+/// `filterTag{Tag, Expr}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filter {
+    /// Only these nodes handle the query.
+    Nodes(Vec<String>),
+    /// Only nodes whose tag `tag` matches the regular expression `expr`
+    /// (unanchored, as Go's `regexp.MatchString`; a missing tag matches as
+    /// the empty string) handle the query.
+    Tag {
+        /// Tag name.
+        tag: String,
+        /// Regular expression (RE2 syntax).
+        expr: String,
+    },
+}
+
+const FILTER_TAG_FIELDS: [FieldKey; 2] = [FieldKey::new("Tag"), FieldKey::new("Expr")];
+
+impl Filter {
+    /// Encodes the filter (type byte + msgpack), as it goes into
+    /// [`Query::filters`].
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            Filter::Nodes(nodes) => {
+                out.push(FILTER_NODE_TYPE);
+                write_string_list(&mut Writer::new(&mut out), nodes, true);
+            }
+            Filter::Tag { tag, expr } => {
+                out.push(FILTER_TAG_TYPE);
+                let mut w = Writer::new(&mut out);
+                w.write_map_len(2);
+                w.write_str("Expr");
+                w.write_str(expr);
+                w.write_str("Tag");
+                w.write_str(tag);
+            }
+        }
+        out
+    }
+
+    /// Decodes one encoded filter.
+    pub fn decode(buf: &[u8]) -> Result<Filter, SerfError> {
+        let (&t, body) = buf.split_first().ok_or(SerfError::EmptyFilter)?;
+        let mut r = Reader::new(body);
+        match t {
+            FILTER_NODE_TYPE => Ok(Filter::Nodes(read_string_list(&mut r, "filterNode")?)),
+            FILTER_TAG_TYPE => {
+                let (mut tag, mut expr) = (String::new(), String::new());
+                r.read_struct(&FILTER_TAG_FIELDS, |i, r| {
+                    match i {
+                        0 => tag = read_string(r, "Tag")?,
+                        _ => expr = read_string(r, "Expr")?,
+                    }
+                    Ok(())
+                })?;
+                Ok(Filter::Tag { tag, expr })
+            }
+            other => Err(SerfError::UnknownFilterType(other)),
+        }
+    }
+}
+
+// --------------------------------------------------------------------- keys
+
+/// `keyRequest`: the payload of the `_serf_install-key`, `_serf_use-key`,
+/// `_serf_remove-key` and `_serf_list-keys` queries (type 7 + msgpack).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyRequest {
+    /// The raw key (empty for list-keys).
+    pub key: Vec<u8>,
+}
+
+const KEY_REQUEST_FIELDS: [FieldKey; 1] = [FieldKey::new("Key")];
+
+impl SerfMessage for KeyRequest {
+    const TYPE: MessageType = MessageType::KeyRequest;
+
+    /// Serf always sends a non-nil slice (a base64 decoding), so even an
+    /// empty key is written as an empty string (`a0`), not nil.
+    fn write_body(&self, w: &mut Writer<'_>) {
+        w.write_map_len(1);
+        w.write_str("Key");
+        w.write_raw(&self.key);
+    }
+
+    fn read_body(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        let mut m = KeyRequest::default();
+        r.read_struct(&KEY_REQUEST_FIELDS, |_, r| {
+            m.key = r.read_bytes()?.into_owned();
+            Ok(())
+        })?;
+        Ok(m)
+    }
+}
+
+/// `nodeKeyResponse`: one node's answer to a key query (type 8 + msgpack),
+/// carried as the payload of a [`QueryResponse`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyResponse {
+    /// The operation succeeded.
+    pub result: bool,
+    /// Error text, or a warning (e.g. a truncated key list).
+    pub message: String,
+    /// list-keys: the installed keys, standard base64, primary first.
+    /// Written as nil when empty.
+    pub keys: Vec<String>,
+    /// list-keys: the primary key, standard base64 (else empty).
+    pub primary_key: String,
+}
+
+const KEY_RESPONSE_FIELDS: [FieldKey; 4] = [
+    FieldKey::new("Result"),
+    FieldKey::new("Message"),
+    FieldKey::new("Keys"),
+    FieldKey::new("PrimaryKey"),
+];
+
+impl SerfMessage for KeyResponse {
+    const TYPE: MessageType = MessageType::KeyResponse;
+
+    fn write_body(&self, w: &mut Writer<'_>) {
+        w.write_map_len(4);
+        w.write_str("Keys");
+        write_string_list(w, &self.keys, true);
+        w.write_str("Message");
+        w.write_str(&self.message);
+        w.write_str("PrimaryKey");
+        w.write_str(&self.primary_key);
+        w.write_str("Result");
+        w.write_bool(self.result);
+    }
+
+    fn read_body(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        let mut m = KeyResponse::default();
+        r.read_struct(&KEY_RESPONSE_FIELDS, |i, r| {
+            match i {
+                0 => m.result = r.read_bool()?,
+                1 => m.message = read_string(r, "Message")?,
+                2 => m.keys = read_string_list(r, "Keys")?,
+                _ => m.primary_key = read_string(r, "PrimaryKey")?,
+            }
+            Ok(())
+        })?;
+        Ok(m)
+    }
+}
+
+// -------------------------------------------------------------------- relay
+
+/// `relayHeader`: where a relayed message must go. On the wire: type 9,
+/// this header, then the whole inner message (type byte + body).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RelayHeader {
+    /// Destination IP (a Go `net.IP`, field `DestAddr.IP`).
+    pub dest_ip: Vec<u8>,
+    /// Destination UDP port (`DestAddr.Port`, a Go `int`).
+    pub dest_port: i64,
+    /// IPv6 zone (`DestAddr.Zone`), normally empty.
+    pub dest_zone: String,
+    /// Destination node name.
+    pub dest_name: String,
+}
+
+const RELAY_FIELDS: [FieldKey; 2] = [FieldKey::new("DestAddr"), FieldKey::new("DestName")];
+const UDP_ADDR_FIELDS: [FieldKey; 3] = [
+    FieldKey::new("IP"),
+    FieldKey::new("Port"),
+    FieldKey::new("Zone"),
+];
+
+impl RelayHeader {
+    /// The destination as a socket address.
+    pub fn dest_addr(&self) -> Result<SocketAddr, SerfError> {
+        let port = u16::try_from(self.dest_port).map_err(|_| SerfError::BadPort(self.dest_port))?;
+        Ok(SocketAddr::new(ip_from_bytes(&self.dest_ip)?, port))
+    }
+
+    /// Appends the msgpack header.
+    pub fn write(&self, w: &mut Writer<'_>) {
+        w.write_map_len(2);
+        w.write_str("DestAddr");
+        w.write_map_len(3);
+        w.write_str("IP");
+        w.write_bytes(&self.dest_ip);
+        w.write_str("Port");
+        w.write_int(self.dest_port);
+        w.write_str("Zone");
+        w.write_str(&self.dest_zone);
+        w.write_str("DestName");
+        w.write_str(&self.dest_name);
+    }
+
+    /// Reads the msgpack header.
+    pub fn read(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        let mut m = RelayHeader::default();
+        r.read_struct(&RELAY_FIELDS, |i, r| {
+            match i {
+                0 => r.read_struct(&UDP_ADDR_FIELDS, |j, r| {
+                    match j {
+                        0 => m.dest_ip = r.read_bytes()?.into_owned(),
+                        1 => m.dest_port = r.read_i64()?,
+                        _ => m.dest_zone = read_string(r, "Zone")?,
+                    }
+                    Ok(())
+                })?,
+                _ => m.dest_name = read_string(r, "DestName")?,
+            }
+            Ok(())
+        })?;
+        Ok(m)
+    }
+}
+
+/// A relay message: forward `inner` to the header's destination.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Relay {
+    /// Where to send `inner`.
+    pub header: RelayHeader,
+    /// The message to forward, verbatim (type byte + body).
+    pub inner: Vec<u8>,
+}
+
+impl Relay {
+    /// Encodes type 9 + header + inner message.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![MessageType::Relay.code()];
+        self.header.write(&mut Writer::new(&mut out));
+        out.extend_from_slice(&self.inner);
+        out
+    }
+
+    /// Decodes the body after the type byte. The inner message must not be
+    /// empty; it is kept as bytes (see [`Relay::inner_message`]).
+    pub fn decode_body(body: &[u8]) -> Result<Relay, SerfError> {
+        let mut r = Reader::new(body);
+        let header = RelayHeader::read(&mut r)?;
+        let inner = r.remaining();
+        if inner.is_empty() {
+            return Err(SerfError::EmptyRelay);
+        }
+        Ok(Relay {
+            header,
+            inner: inner.to_vec(),
+        })
+    }
+
+    /// Decodes the inner message (it must not itself be a relay).
+    pub fn inner_message(&self) -> Result<Message, SerfError> {
+        match self.inner.first() {
+            Some(&t) if t == MessageType::Relay.code() => Err(SerfError::WrongType {
+                expected: MessageType::QueryResponse.code(),
+                found: t,
+            }),
+            _ => Message::decode(&self.inner),
+        }
+    }
+}
+
+// ------------------------------------------------------------------ message
+
+/// Any Serf message, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// Type 0.
+    Leave(Leave),
+    /// Type 1.
+    Join(Join),
+    /// Type 2.
+    PushPull(PushPull),
+    /// Type 3.
+    UserEvent(UserEvent),
+    /// Type 4.
+    Query(Query),
+    /// Type 5.
+    QueryResponse(QueryResponse),
+    /// Type 6, body kept undecoded (a Serf `Member`).
+    ConflictResponse(Vec<u8>),
+    /// Type 7.
+    KeyRequest(KeyRequest),
+    /// Type 8.
+    KeyResponse(KeyResponse),
+    /// Type 9.
+    Relay(Relay),
+}
+
+impl Message {
+    /// Decodes a Serf message: type byte, then body.
+    pub fn decode(buf: &[u8]) -> Result<Message, SerfError> {
+        let (&t, body) = buf.split_first().ok_or(SerfError::Empty)?;
+        Ok(match MessageType::try_from(t)? {
+            MessageType::Leave => Message::Leave(Leave::decode_body(body)?),
+            MessageType::Join => Message::Join(Join::decode_body(body)?),
+            MessageType::PushPull => Message::PushPull(PushPull::decode_body(body)?),
+            MessageType::UserEvent => Message::UserEvent(UserEvent::decode_body(body)?),
+            MessageType::Query => Message::Query(Query::decode_body(body)?),
+            MessageType::QueryResponse => Message::QueryResponse(QueryResponse::decode_body(body)?),
+            MessageType::ConflictResponse => Message::ConflictResponse(body.to_vec()),
+            MessageType::KeyRequest => Message::KeyRequest(KeyRequest::decode_body(body)?),
+            MessageType::KeyResponse => Message::KeyResponse(KeyResponse::decode_body(body)?),
+            MessageType::Relay => Message::Relay(Relay::decode_body(body)?),
+        })
+    }
+
+    /// Encodes the message (type byte + body).
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Message::Leave(m) => m.encode(),
+            Message::Join(m) => m.encode(),
+            Message::PushPull(m) => m.encode(),
+            Message::UserEvent(m) => m.encode(),
+            Message::Query(m) => m.encode(),
+            Message::QueryResponse(m) => m.encode(),
+            Message::ConflictResponse(body) => {
+                let mut out = vec![MessageType::ConflictResponse.code()];
+                out.extend_from_slice(body);
+                out
+            }
+            Message::KeyRequest(m) => m.encode(),
+            Message::KeyResponse(m) => m.encode(),
+            Message::Relay(m) => m.encode(),
+        }
+    }
+
+    /// The message's type.
+    pub fn message_type(&self) -> MessageType {
+        match self {
+            Message::Leave(_) => MessageType::Leave,
+            Message::Join(_) => MessageType::Join,
+            Message::PushPull(_) => MessageType::PushPull,
+            Message::UserEvent(_) => MessageType::UserEvent,
+            Message::Query(_) => MessageType::Query,
+            Message::QueryResponse(_) => MessageType::QueryResponse,
+            Message::ConflictResponse(_) => MessageType::ConflictResponse,
+            Message::KeyRequest(_) => MessageType::KeyRequest,
+            Message::KeyResponse(_) => MessageType::KeyResponse,
+            Message::Relay(_) => MessageType::Relay,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn type_codes() {
+        for b in 0u8..=9 {
+            assert_eq!(MessageType::try_from(b).unwrap().code(), b);
+        }
+        assert_eq!(MessageType::try_from(10), Err(SerfError::UnknownType(10)));
+        assert_eq!(MessageType::KeyResponse as u8, 8);
+    }
+
+    #[test]
+    fn lenient_decoding() {
+        // Keys in another order, an unknown key, str8 and bin forms, a
+        // signed integer form, trailing bytes.
+        let body = [
+            0x84, 0xa4, b'N', b'o', b'd', b'e', 0xd9, 2, b'n', b'1', 0xa3, b'X', b'y', b'z', 0x92,
+            1, 2, 0xa5, b'L', b'T', b'i', b'm', b'e', 0xd1, 0x01, 0x00, 0xa5, b'P', b'r', b'u',
+            b'n', b'e', 0x01, 0xff, 0xff,
+        ];
+        let m = Leave::decode_body(&body).unwrap();
+        assert_eq!(
+            m,
+            Leave {
+                ltime: 256,
+                node: "n1".into(),
+                prune: true
+            }
+        );
+        // A struct as an array (fields in Go source order).
+        let arr = [0x93, 5, 0xa2, b'n', b'2', 0xc2];
+        assert_eq!(
+            Leave::decode_body(&arr).unwrap(),
+            Leave {
+                ltime: 5,
+                node: "n2".into(),
+                prune: false
+            }
+        );
+        // nil: the zero value.
+        assert_eq!(Join::decode_body(&[0xc0]).unwrap(), Join::default());
+        // Query payload as bin8.
+        let mut q = Query {
+            payload: vec![1, 2, 3],
+            ..Default::default()
+        };
+        let enc = q.encode();
+        let bin = {
+            let mut b = enc.clone();
+            let pos = b
+                .windows(4)
+                .position(|w| w == [0xa3, 1, 2, 3])
+                .expect("payload");
+            b.splice(pos..pos + 1, [0xc4, 3]);
+            b
+        };
+        assert_eq!(Query::decode(&bin).unwrap(), q);
+        q.timeout = -5;
+        assert_eq!(
+            Query::decode(&q.encode()).unwrap().timeout_duration(),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(Message::decode(&[]), Err(SerfError::Empty));
+        assert_eq!(Message::decode(&[200]), Err(SerfError::UnknownType(200)));
+        assert_eq!(
+            Leave::decode(&[1, 0x80]),
+            Err(SerfError::WrongType {
+                expected: 0,
+                found: 1
+            })
+        );
+        assert!(matches!(
+            Message::decode(&[0, 0x81, 0xa5, b'L', b'T', b'i', b'm', b'e', 0xff]),
+            Err(SerfError::Wire(WireError::IntOutOfRange { .. }))
+        ));
+        assert!(matches!(
+            Message::decode(&[1, 0x81]),
+            Err(SerfError::Wire(WireError::Incomplete))
+        ));
+        // A relay with no inner message.
+        let mut relay = Relay::default().encode();
+        assert_eq!(Message::decode(&relay), Err(SerfError::EmptyRelay));
+        relay.push(9);
+        let Ok(Message::Relay(r)) = Message::decode(&relay) else {
+            panic!("relay");
+        };
+        assert!(r.inner_message().is_err());
+        assert_eq!(r.header.dest_addr(), Err(SerfError::BadAddress(0)));
+        let h = RelayHeader {
+            dest_ip: vec![1, 2, 3, 4],
+            dest_port: 70000,
+            ..Default::default()
+        };
+        assert_eq!(h.dest_addr(), Err(SerfError::BadPort(70000)));
+        assert_eq!(Filter::decode(&[]), Err(SerfError::EmptyFilter));
+        assert_eq!(
+            Filter::decode(&[2, 0x90]),
+            Err(SerfError::UnknownFilterType(2))
+        );
+    }
+
+    #[test]
+    fn addresses() {
+        assert_eq!(
+            ip_from_bytes(&[10, 0, 0, 1]).unwrap(),
+            "10.0.0.1".parse::<IpAddr>().unwrap()
+        );
+        let v6: IpAddr = "fe80::1".parse().unwrap();
+        assert_eq!(ip_from_bytes(&ip_to_bytes(v6)).unwrap(), v6);
+        let mapped = "::ffff:10.0.0.1".parse::<Ipv6Addr>().unwrap().octets();
+        assert_eq!(
+            ip_from_bytes(&mapped).unwrap(),
+            "10.0.0.1".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(ip_from_bytes(&[1; 5]), Err(SerfError::BadAddress(5)));
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        ".{0,40}"
+    }
+
+    fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(any::<u8>(), 0..max)
+    }
+
+    fn query() -> impl Strategy<Value = Query> {
+        (
+            (any::<u64>(), any::<u32>(), bytes(20), any::<u16>(), name()),
+            (
+                proptest::collection::vec(bytes(40), 0..4),
+                any::<u32>(),
+                any::<u8>(),
+                any::<i64>(),
+                name(),
+                bytes(300),
+            ),
+        )
+            .prop_map(
+                |(
+                    (ltime, id, addr, port, source_node),
+                    (filters, flags, relay_factor, timeout, name, payload),
+                )| Query {
+                    ltime,
+                    id,
+                    addr,
+                    port,
+                    source_node,
+                    filters,
+                    flags,
+                    relay_factor,
+                    timeout,
+                    name,
+                    payload,
+                },
+            )
+    }
+
+    fn push_pull() -> impl Strategy<Value = PushPull> {
+        let event = (name(), bytes(20)).prop_map(|(name, payload)| BufferedEvent { name, payload });
+        let events = proptest::option::of(
+            (any::<u64>(), proptest::collection::vec(event, 0..3))
+                .prop_map(|(ltime, events)| UserEvents { ltime, events }),
+        );
+        (
+            any::<u64>(),
+            proptest::collection::btree_map(name(), any::<u64>(), 0..5),
+            proptest::collection::vec(name(), 0..4),
+            any::<u64>(),
+            proptest::collection::vec(events, 0..6),
+            any::<u64>(),
+        )
+            .prop_map(
+                |(ltime, status_ltimes, left_members, event_ltime, events, query_ltime)| PushPull {
+                    ltime,
+                    status_ltimes,
+                    left_members,
+                    event_ltime,
+                    events,
+                    query_ltime,
+                },
+            )
+    }
+
+    fn message() -> impl Strategy<Value = Message> {
+        prop_oneof![
+            (any::<u64>(), name(), any::<bool>())
+                .prop_map(|(ltime, node, prune)| Message::Leave(Leave { ltime, node, prune })),
+            (any::<u64>(), name()).prop_map(|(ltime, node)| Message::Join(Join { ltime, node })),
+            push_pull().prop_map(Message::PushPull),
+            (any::<u64>(), name(), bytes(100), any::<bool>()).prop_map(
+                |(ltime, name, payload, cc)| Message::UserEvent(UserEvent {
+                    ltime,
+                    name,
+                    payload,
+                    cc
+                })
+            ),
+            query().prop_map(Message::Query),
+            (any::<u64>(), any::<u32>(), name(), any::<u32>(), bytes(100)).prop_map(
+                |(ltime, id, from, flags, payload)| Message::QueryResponse(QueryResponse {
+                    ltime,
+                    id,
+                    from,
+                    flags,
+                    payload
+                })
+            ),
+            bytes(50).prop_map(|key| Message::KeyRequest(KeyRequest { key })),
+            (
+                any::<bool>(),
+                name(),
+                proptest::collection::vec(name(), 0..5),
+                name()
+            )
+                .prop_map(|(result, message, keys, primary_key)| {
+                    Message::KeyResponse(KeyResponse {
+                        result,
+                        message,
+                        keys,
+                        primary_key,
+                    })
+                }),
+            (bytes(17), any::<i64>(), name(), name(), bytes(60)).prop_map(
+                |(dest_ip, dest_port, dest_zone, dest_name, mut inner)| {
+                    if inner.is_empty() {
+                        inner.push(5);
+                    }
+                    Message::Relay(Relay {
+                        header: RelayHeader {
+                            dest_ip,
+                            dest_port,
+                            dest_zone,
+                            dest_name,
+                        },
+                        inner,
+                    })
+                }
+            ),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn roundtrip(m in message()) {
+            let enc = m.encode();
+            prop_assert_eq!(enc.first().copied(), Some(m.message_type().code()));
+            prop_assert_eq!(Message::decode(&enc).unwrap(), m);
+        }
+
+        #[test]
+        fn filters_roundtrip(nodes in proptest::collection::vec(name(), 1..5), tag in name(), expr in name()) {
+            let f = Filter::Nodes(nodes);
+            prop_assert_eq!(Filter::decode(&f.encode()).unwrap(), f);
+            let f = Filter::Tag { tag, expr };
+            prop_assert_eq!(Filter::decode(&f.encode()).unwrap(), f);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(b in bytes(200)) {
+            let _ = Message::decode(&b);
+            let _ = Filter::decode(&b);
+            for t in 0u8..=10 {
+                let mut m = vec![t];
+                m.extend_from_slice(&b);
+                if let Ok(Message::Relay(r)) = Message::decode(&m) {
+                    let _ = r.inner_message();
+                    let _ = r.header.dest_addr();
+                }
+                if let Ok(Message::Query(q)) = Message::decode(&m) {
+                    let _ = q.reply_addr();
+                    let _ = q.timeout_duration();
+                }
+            }
+        }
+
+        #[test]
+        fn truncations_never_panic(m in message(), cut in any::<proptest::sample::Index>()) {
+            let enc = m.encode();
+            let n = cut.index(enc.len());
+            let _ = Message::decode(&enc[..n]);
+        }
+
+        #[test]
+        fn mutations_never_panic(m in message(), flips in proptest::collection::vec((any::<proptest::sample::Index>(), any::<u8>()), 1..6)) {
+            let mut enc = m.encode();
+            for (i, b) in flips {
+                let i = i.index(enc.len());
+                enc[i] = b;
+            }
+            let _ = Message::decode(&enc);
+        }
+    }
+}

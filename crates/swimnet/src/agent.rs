@@ -1,0 +1,310 @@
+//! Puts a core, its delegate, the driver and the API together: what
+//! `swimnet agent` runs.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use swimnet_core::{Config, Delegate, Memberlist, Node, NoopDelegate};
+use swimnet_serf::SerfDelegate;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, Notify};
+
+use crate::api::{self, ApiState};
+use crate::driver::{Command, Driver, LeavePlan};
+use crate::keyfile::{keyring, parse_key, KeyringFile};
+
+/// The protocol family the agent speaks on top of memberlist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// A Serf member: tags in metadata, Serf's delegate versions, leave intents, key queries.
+    Serf,
+    /// Plain memberlist (delegate versions 0).
+    Memberlist,
+}
+
+/// Timer presets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// memberlist's LAN defaults.
+    Lan,
+    /// memberlist's WAN defaults.
+    Wan,
+    /// memberlist's local (loopback) defaults.
+    Local,
+}
+
+/// Where the keys come from.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// One key given on the command line (base64).
+    Key(String),
+    /// A keyring file, rewritten after every key change.
+    File(std::path::PathBuf),
+}
+
+/// Everything `swimnet agent` is told.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    /// Node name.
+    pub node: String,
+    /// Address for UDP and TCP.
+    pub bind: SocketAddr,
+    /// Address peers use to reach us (defaults to `bind`).
+    pub advertise: Option<SocketAddr>,
+    /// Seeds to join at start (retried until one answers).
+    pub join: Vec<SocketAddr>,
+    /// Encryption keys.
+    pub keys: Option<KeySource>,
+    /// Tags (Serf's encoding in node metadata).
+    pub tags: BTreeMap<String, String>,
+    /// Timer preset.
+    pub profile: Profile,
+    /// Local API address; `None` runs without an API.
+    pub api: Option<SocketAddr>,
+    /// Protocol family.
+    pub protocol: Protocol,
+}
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// A setting is wrong; the message says what to change.
+    #[error("{0}")]
+    Config(String),
+    /// A socket could not be bound.
+    #[error("{0}")]
+    Bind(String),
+}
+
+/// The delegate the agent runs, chosen by `--protocol`.
+pub enum AgentDelegate {
+    /// Serf compatibility.
+    Serf(Box<SerfDelegate>),
+    /// Plain memberlist.
+    Plain(NoopDelegate),
+}
+
+macro_rules! each {
+    ($self:ident, $d:ident => $e:expr) => {
+        match $self {
+            AgentDelegate::Serf($d) => $e,
+            AgentDelegate::Plain($d) => $e,
+        }
+    };
+}
+
+impl Delegate for AgentDelegate {
+    fn notify_msg(&mut self, now: Instant, from: SocketAddr, msg: &[u8]) {
+        each!(self, d => d.notify_msg(now, from, msg))
+    }
+    fn get_broadcasts(&mut self, overhead: usize, limit: usize, n: usize) -> Vec<Vec<u8>> {
+        each!(self, d => d.get_broadcasts(overhead, limit, n))
+    }
+    fn local_state(&mut self, join: bool) -> Vec<u8> {
+        each!(self, d => d.local_state(join))
+    }
+    fn merge_remote_state(&mut self, now: Instant, state: &[u8], join: bool) {
+        each!(self, d => d.merge_remote_state(now, state, join))
+    }
+    fn ack_payload(&mut self) -> Vec<u8> {
+        each!(self, d => d.ack_payload())
+    }
+    fn notify_ping_complete(&mut self, node: &Node, rtt: Duration, payload: &[u8]) {
+        each!(self, d => d.notify_ping_complete(node, rtt, payload))
+    }
+    fn notify_alive(&mut self, node: &Node) -> Result<(), String> {
+        each!(self, d => d.notify_alive(node))
+    }
+    fn notify_merge(&mut self, peers: &[Node]) -> Result<(), String> {
+        each!(self, d => d.notify_merge(peers))
+    }
+}
+
+/// Builds the core configuration from the options; `bound` is the address
+/// the gossip sockets actually got (it differs from `--bind` for port 0).
+pub fn core_config(opts: &AgentOptions, bound: SocketAddr) -> Result<Config, AgentError> {
+    let advertise = opts.advertise.unwrap_or(bound);
+    if advertise.ip().is_unspecified() {
+        return Err(AgentError::Config(format!(
+            "cannot advertise {advertise}: when binding to {} give --advertise IP:PORT, the address peers should use",
+            opts.bind.ip()
+        )));
+    }
+    if opts.node.is_empty() {
+        return Err(AgentError::Config("--node must not be empty".into()));
+    }
+    let mut c = match opts.profile {
+        Profile::Lan => Config::lan(opts.node.clone(), advertise),
+        Profile::Wan => Config::wan(opts.node.clone(), advertise),
+        Profile::Local => Config::local(opts.node.clone(), advertise),
+    };
+    if opts.protocol == Protocol::Serf {
+        c = c.with_serf_versions();
+    }
+    let meta = swimnet_serf::tags::encode_tags(&opts.tags);
+    if meta.len() > swimnet_core::config::META_MAX_SIZE {
+        return Err(AgentError::Config(format!(
+            "the tags encode to {} bytes, over memberlist's 512-byte metadata limit: use fewer or shorter tags",
+            meta.len()
+        )));
+    }
+    c.meta = meta;
+    c.keyring = match &opts.keys {
+        None => None,
+        Some(KeySource::Key(k)) => {
+            let key = parse_key(k).map_err(|e| AgentError::Config(format!("--encrypt: {e}")))?;
+            Some(keyring(&[key]).map_err(AgentError::Config)?)
+        }
+        Some(KeySource::File(p)) => {
+            let keys = KeyringFile::new(p).load().map_err(AgentError::Config)?;
+            Some(keyring(&keys).map_err(|e| AgentError::Config(format!("{}: {e}", p.display())))?)
+        }
+    };
+    c.validate()
+        .map_err(|e| AgentError::Config(e.to_string()))?;
+    Ok(c)
+}
+
+/// Binds the gossip sockets (UDP and TCP on the same address).
+pub async fn bind_gossip(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), AgentError> {
+    let in_use = |what: &str, e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            AgentError::Bind(format!(
+                "{what} address {addr} is already in use (another agent?): pick another --bind"
+            ))
+        } else {
+            AgentError::Bind(format!("cannot bind {what} on {addr}: {e}"))
+        }
+    };
+    let udp = UdpSocket::bind(addr).await.map_err(|e| in_use("UDP", e))?;
+    // With port 0, TCP takes the port UDP got, so both share one address.
+    let tcp_addr = udp
+        .local_addr()
+        .map_err(|e| AgentError::Bind(e.to_string()))?;
+    let tcp = TcpListener::bind(tcp_addr)
+        .await
+        .map_err(|e| in_use("TCP", e))?;
+    Ok((udp, tcp))
+}
+
+/// A started agent: the driver task and the API server.
+pub struct RunningAgent {
+    /// Commands to the driver (the API uses the same channel).
+    pub commands: mpsc::Sender<Command>,
+    /// Resolves when the driver has stopped (after a leave).
+    pub done: tokio::task::JoinHandle<()>,
+    /// Starts a graceful leave and stop.
+    pub shutdown: Arc<Notify>,
+    /// The gossip address bound.
+    pub gossip_addr: SocketAddr,
+}
+
+/// Starts an agent: binds its sockets and API, spawns the driver, and
+/// starts joining the seeds in the background (retrying with backoff until
+/// one answers). Call from inside a tokio runtime.
+pub async fn start(opts: AgentOptions) -> Result<RunningAgent, AgentError> {
+    let (udp, tcp) = bind_gossip(opts.bind).await?;
+    let gossip_addr = udp
+        .local_addr()
+        .map_err(|e| AgentError::Bind(e.to_string()))?;
+    let config = core_config(&opts, gossip_addr)?;
+    let api_listener = match opts.api {
+        Some(a) => Some(tokio::net::TcpListener::bind(a).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                AgentError::Bind(format!(
+                    "API address {a} is already in use: pick another --api"
+                ))
+            } else {
+                AgentError::Bind(format!("cannot bind the API on {a}: {e}"))
+            }
+        })?),
+        None => None,
+    };
+    let keyring_file = match &opts.keys {
+        Some(KeySource::File(p)) => Some(KeyringFile::new(p)),
+        _ => None,
+    };
+    let delegate = match opts.protocol {
+        Protocol::Serf => AgentDelegate::Serf(Box::new(
+            SerfDelegate::new(opts.node.clone(), opts.tags.clone())
+                .map_err(|e| AgentError::Config(e.to_string()))?,
+        )),
+        Protocol::Memberlist => AgentDelegate::Plain(NoopDelegate),
+    };
+    let core = Memberlist::new(config, delegate, Instant::now(), rand::random())
+        .map_err(|e| AgentError::Config(e.to_string()))?;
+    let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    let leave_plan = |core: &mut Memberlist<AgentDelegate>| {
+        let gossip = core.config().gossip_interval;
+        let timeout = core.config().probe_interval * 5;
+        match core.delegate_mut() {
+            AgentDelegate::Serf(d) => LeavePlan {
+                intent: d.leave_intent(),
+                intent_grace: (gossip * 3).max(Duration::from_millis(300)),
+                timeout,
+            },
+            AgentDelegate::Plain(_) => LeavePlan {
+                intent: Vec::new(),
+                intent_grace: Duration::ZERO,
+                timeout,
+            },
+        }
+    };
+    let file_for_hook = keyring_file.clone();
+    let hook = Box::new(move |core: &mut Memberlist<AgentDelegate>, _now: Instant| {
+        crate::serf_hook::apply(core, file_for_hook.as_ref());
+    });
+    let driver = Driver::new(core, udp, tcp, cmd_rx, leave_plan).with_hook(hook);
+    let shutdown = Arc::new(Notify::new());
+    let stop = shutdown.clone();
+    let done = tokio::spawn(async move {
+        let stop_fut = async move { stop.notified().await };
+        driver.run(stop_fut).await;
+    });
+    if let Some(listener) = api_listener {
+        let state = ApiState {
+            commands: cmd_tx.clone(),
+            keyring_file,
+            shutdown: shutdown.clone(),
+        };
+        let app = api::router(state);
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "API server stopped");
+            }
+        });
+    }
+    if !opts.join.is_empty() {
+        let tx = cmd_tx.clone();
+        let seeds = opts.join.clone();
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(200);
+            loop {
+                let (rtx, rrx) = tokio::sync::oneshot::channel();
+                if tx.send(Command::Join(seeds.clone(), rtx)).await.is_err() {
+                    return;
+                }
+                match rrx.await {
+                    Ok(Ok(n)) => {
+                        tracing::info!(seeds = n, "joined the cluster");
+                        return;
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, retry_in = ?backoff, "could not join yet")
+                    }
+                    Err(_) => return,
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        });
+    }
+    Ok(RunningAgent {
+        commands: cmd_tx,
+        done,
+        shutdown,
+        gossip_addr,
+    })
+}

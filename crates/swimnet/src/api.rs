@@ -1,0 +1,269 @@
+//! The local control API (HTTP/JSON), served on loopback by default. The CLI
+//! is a client of it; every endpoint is documented in the README.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use swimnet_core::{Node, NodeState};
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use crate::driver::{Command, KeyCommand, KeyringView};
+use crate::keyfile::{encode_key, parse_key, KeyringFile};
+
+/// One member, shaped like `serf members -format=json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MemberView {
+    /// Node name.
+    pub name: String,
+    /// `IP:PORT`.
+    pub addr: String,
+    /// Port.
+    pub port: u16,
+    /// Tags (Serf's encoding of the node metadata).
+    pub tags: BTreeMap<String, String>,
+    /// `alive`, `suspect`, `failed` or `left`.
+    pub status: String,
+    /// Delegate protocol versions, as Serf shows them.
+    pub protocol: ProtocolView,
+    /// Incarnation number.
+    pub incarnation: u32,
+}
+
+/// Delegate protocol versions.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProtocolView {
+    /// Lowest understood.
+    pub min: u8,
+    /// Highest understood.
+    pub max: u8,
+    /// Spoken.
+    pub version: u8,
+}
+
+/// `GET /v1/members`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MembersView {
+    /// Every member in the table.
+    pub members: Vec<MemberView>,
+}
+
+/// `GET /v1/keys`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeysView {
+    /// The primary key (base64).
+    pub primary: String,
+    /// All keys, primary first (base64).
+    pub keys: Vec<String>,
+}
+
+/// Turns a core node into its API view.
+pub fn member_view(n: &Node) -> MemberView {
+    MemberView {
+        name: n.name.to_string(),
+        addr: n.addr.to_string(),
+        port: n.addr.port(),
+        tags: swimnet_serf::tags::decode_tags(&n.meta),
+        status: match n.state {
+            NodeState::Alive => "alive",
+            NodeState::Suspect => "suspect",
+            NodeState::Dead => "failed",
+            NodeState::Left => "left",
+        }
+        .to_string(),
+        protocol: ProtocolView {
+            min: n.vsn[3],
+            max: n.vsn[4],
+            version: n.vsn[5],
+        },
+        incarnation: n.incarnation,
+    }
+}
+
+/// Shared state of the API handlers.
+#[derive(Clone)]
+pub struct ApiState {
+    /// Commands to the driver.
+    pub commands: mpsc::Sender<Command>,
+    /// Where to persist the keyring after changes, if anywhere.
+    pub keyring_file: Option<KeyringFile>,
+    /// Signalled when a client asks the agent to leave and exit.
+    pub shutdown: Arc<Notify>,
+}
+
+/// An API error: a status and a one-line message.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, msg.into())
+}
+
+fn gone() -> ApiError {
+    ApiError(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the agent is shutting down".into(),
+    )
+}
+
+async fn ask<T>(
+    state: &ApiState,
+    make: impl FnOnce(oneshot::Sender<T>) -> Command,
+) -> Result<T, ApiError> {
+    let (tx, rx) = oneshot::channel();
+    state.commands.send(make(tx)).await.map_err(|_| gone())?;
+    rx.await.map_err(|_| gone())
+}
+
+/// The router with every endpoint.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/members", get(members))
+        .route("/v1/join", post(join))
+        .route("/v1/leave", post(leave))
+        .route("/v1/keys", get(keys))
+        .route("/v1/keys/:op", post(key_op))
+        .route("/v1/stats", get(stats))
+        .with_state(state)
+}
+
+async fn members(State(state): State<ApiState>) -> Result<Json<MembersView>, ApiError> {
+    let nodes = ask(&state, Command::Members).await?;
+    let mut members: Vec<MemberView> = nodes.iter().map(member_view).collect();
+    members.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Json(MembersView { members }))
+}
+
+#[derive(Deserialize)]
+struct JoinBody {
+    addrs: Vec<String>,
+}
+
+async fn join(
+    State(state): State<ApiState>,
+    body: Option<Json<JoinBody>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Some(Json(body)) = body else {
+        return Err(bad(r#"send a JSON body {"addrs": ["IP:PORT", ...]}"#));
+    };
+    let addrs = body
+        .addrs
+        .iter()
+        .map(|a| parse_addr(a))
+        .collect::<Result<Vec<SocketAddr>, String>>()
+        .map_err(bad)?;
+    let n = ask(&state, |tx| Command::Join(addrs, tx))
+        .await?
+        .map_err(|e| ApiError(StatusCode::BAD_GATEWAY, format!("join failed: {e}")))?;
+    Ok(Json(serde_json::json!({ "joined": n })))
+}
+
+/// Parses `IP:PORT`, or a bare IP with memberlist's default port 7946.
+pub fn parse_addr(text: &str) -> Result<SocketAddr, String> {
+    let t = text.trim();
+    if let Ok(a) = t.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if let Ok(ip) = t.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, 7946));
+    }
+    Err(format!(
+        "{t:?} is not an address: write IP:PORT, e.g. 127.0.0.1:7946"
+    ))
+}
+
+async fn leave(State(state): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
+    ask(&state, Command::Leave).await?;
+    state.shutdown.notify_waiters();
+    Ok(Json(serde_json::json!({ "left": true })))
+}
+
+fn keys_view(v: KeyringView) -> KeysView {
+    let keys: Vec<String> = v.keys.iter().map(|k| encode_key(k)).collect();
+    KeysView {
+        primary: keys.first().cloned().unwrap_or_default(),
+        keys,
+    }
+}
+
+async fn keys(State(state): State<ApiState>) -> Result<Json<KeysView>, ApiError> {
+    let v = ask(&state, |tx| Command::Keys(KeyCommand::List, tx))
+        .await?
+        .map_err(bad)?;
+    Ok(Json(keys_view(v)))
+}
+
+#[derive(Deserialize)]
+struct KeyBody {
+    key: String,
+}
+
+async fn key_op(
+    State(state): State<ApiState>,
+    Path(op): Path<String>,
+    body: Option<Json<KeyBody>>,
+) -> Result<Json<KeysView>, ApiError> {
+    let Some(Json(body)) = body else {
+        return Err(bad(r#"send a JSON body {"key": "BASE64"}"#));
+    };
+    let key = parse_key(&body.key).map_err(bad)?;
+    let cmd = match op.as_str() {
+        "install" => KeyCommand::Install(key),
+        "use" => KeyCommand::Use(key),
+        "remove" => KeyCommand::Remove(key),
+        other => {
+            return Err(ApiError(
+                StatusCode::NOT_FOUND,
+                format!("unknown key operation {other:?}: use install, use or remove"),
+            ))
+        }
+    };
+    let v = ask(&state, |tx| Command::Keys(cmd, tx))
+        .await?
+        .map_err(bad)?;
+    if let Some(f) = &state.keyring_file {
+        f.save(&v.keys)
+            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    }
+    Ok(Json(keys_view(v)))
+}
+
+async fn stats(State(state): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let v = ask(&state, Command::Stats).await?;
+    let s = &v.stats;
+    Ok(Json(serde_json::json!({
+        "name": v.name,
+        "incarnation": v.incarnation,
+        "health_score": v.health_score,
+        "stats": {
+            "packets_in": s.packets_in,
+            "bytes_in": s.bytes_in,
+            "packets_out": s.packets_out,
+            "bytes_out": s.bytes_out,
+            "packets_dropped": s.packets_dropped,
+            "messages_malformed": s.messages_malformed,
+            "messages_in": s.messages_in,
+            "messages_out": s.messages_out,
+            "probes_ok": s.probes_ok,
+            "probes_failed": s.probes_failed,
+            "probes_tcp_rescued": s.probes_tcp_rescued,
+            "refutations": s.refutations,
+            "push_pulls": s.push_pulls,
+            "streams_failed": s.streams_failed,
+            "streams_refused": s.streams_refused,
+        },
+        "driver": v.driver,
+    })))
+}

@@ -1,0 +1,71 @@
+//! The CLI's client for the local API.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+/// Talks to one agent's API.
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: String,
+    api: SocketAddr,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    /// A client for the API at `api`.
+    pub fn new(api: SocketAddr) -> Self {
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(2))
+            .timeout(Duration::from_secs(60))
+            .build();
+        Client {
+            base: format!("http://{api}"),
+            api,
+            agent,
+        }
+    }
+
+    fn error(&self, e: ureq::Error) -> String {
+        match e {
+            ureq::Error::Status(code, resp) => {
+                let text = resp.into_string().unwrap_or_default();
+                match serde_json::from_str::<serde_json::Value>(&text) {
+                    Ok(v) => v["error"].as_str().unwrap_or(&text).to_string(),
+                    Err(_) => format!("the agent answered HTTP {code}: {text}"),
+                }
+            }
+            ureq::Error::Transport(_) => format!(
+                "cannot reach the swimnet agent API at {}: is the agent running? (start one with `swimnet agent`, or pass --api IP:PORT)",
+                self.api
+            ),
+        }
+    }
+
+    /// `GET path`, decoded.
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, String> {
+        let resp = self
+            .agent
+            .get(&format!("{}{path}", self.base))
+            .call()
+            .map_err(|e| self.error(e))?;
+        resp.into_json()
+            .map_err(|e| format!("bad answer from the agent: {e}"))
+    }
+
+    /// `POST path` with a JSON body, decoded.
+    pub fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> Result<T, String> {
+        let resp = self
+            .agent
+            .post(&format!("{}{path}", self.base))
+            .send_json(body)
+            .map_err(|e| self.error(e))?;
+        resp.into_json()
+            .map_err(|e| format!("bad answer from the agent: {e}"))
+    }
+}

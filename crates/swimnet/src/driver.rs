@@ -1,0 +1,623 @@
+//! The thin tokio driver: one UDP socket, one TCP listener, a timer, and a
+//! command channel, around one [`Memberlist`] core.
+//!
+//! The driver makes no protocol decisions. It moves datagrams and stream
+//! bytes between the sockets and the core, sleeps until the core's next
+//! deadline, and answers local commands. Everything a peer sends is bounded
+//! here before the core sees it: datagrams are read into a 64 KiB buffer,
+//! streams are capped in size and time, and the number of open connections
+//! is limited; what goes over a bound is counted and logged, never fatal.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use swimnet_core::{Delegate, Event, Memberlist, Node, NodeState, Stats, StreamCommand, StreamId};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, oneshot};
+
+/// Largest datagram read (memberlist's receive buffer).
+const UDP_BUFFER: usize = 65_536;
+/// Largest number of bytes read from one TCP connection (20 MiB of
+/// encrypted state plus framing).
+const MAX_STREAM_READ: usize = (20 << 20) + 1024;
+/// Most TCP connections (inbound and outbound) open at once.
+const MAX_CONNECTIONS: usize = 512;
+/// Read chunk for streams.
+const STREAM_CHUNK: usize = 64 * 1024;
+
+/// Counters kept by the driver itself (the core keeps the protocol ones).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct DriverStats {
+    /// Inbound connections refused because too many were open.
+    pub connections_refused: u64,
+    /// Streams that failed in the driver: size cap, deadline, connect or IO error.
+    pub stream_errors: u64,
+    /// Datagram socket errors (send, receive) and accept errors.
+    pub io_errors: u64,
+}
+
+/// What the local API (or the agent) asks of the driver.
+#[derive(Debug)]
+pub enum Command {
+    /// Snapshot of the member table.
+    Members(oneshot::Sender<Vec<Node>>),
+    /// Join through these addresses; answers with the number that worked, or
+    /// every error when none did.
+    Join(Vec<SocketAddr>, oneshot::Sender<Result<usize, String>>),
+    /// Leave gracefully; answers once the leave has gone out (or timed out).
+    /// The driver then stops.
+    Leave(oneshot::Sender<()>),
+    /// A keyring change or listing.
+    Keys(KeyCommand, oneshot::Sender<Result<KeyringView, String>>),
+    /// Counters and identity.
+    Stats(oneshot::Sender<StatusView>),
+    /// Replace our metadata (announced with a new incarnation).
+    SetMeta(Vec<u8>, oneshot::Sender<Result<(), String>>),
+}
+
+/// A keyring command.
+#[derive(Debug, Clone)]
+pub enum KeyCommand {
+    /// List the keys.
+    List,
+    /// Add a key (not primary).
+    Install(Vec<u8>),
+    /// Make a key primary.
+    Use(Vec<u8>),
+    /// Remove a key (not the primary).
+    Remove(Vec<u8>),
+}
+
+/// The keyring as the API shows it (raw key bytes, primary first).
+#[derive(Debug, Clone)]
+pub struct KeyringView {
+    /// Keys, primary first.
+    pub keys: Vec<Vec<u8>>,
+}
+
+/// Identity and counters.
+#[derive(Debug, Clone)]
+pub struct StatusView {
+    /// Our node name.
+    pub name: String,
+    /// Our incarnation.
+    pub incarnation: u32,
+    /// Lifeguard awareness score.
+    pub health_score: usize,
+    /// Core counters.
+    pub stats: Stats,
+    /// Driver counters.
+    pub driver: DriverStats,
+}
+
+/// Called by the driver after every input so the layer above can act on
+/// what its delegate collected (apply key changes, send replies, persist).
+/// Gets the core and the current time.
+pub type Hook<D> = Box<dyn FnMut(&mut Memberlist<D>, Instant) + Send>;
+
+/// Called with every membership event, for logging or the layer above.
+pub type EventSink = Box<dyn FnMut(&Event) + Send>;
+
+/// Asked when a leave starts: what to send first and how long to wait.
+pub type LeavePlanner<D> = Box<dyn FnMut(&mut Memberlist<D>) -> LeavePlan + Send>;
+
+/// How to leave.
+#[derive(Debug, Clone, Default)]
+pub struct LeavePlan {
+    /// User messages (payload after the 0x08 byte) to send to every live
+    /// member before the memberlist leave, such as Serf's leave intent.
+    pub intent: Vec<u8>,
+    /// Wait this long after the intent before leaving.
+    pub intent_grace: Duration,
+    /// Give up waiting for the leave broadcast after this long.
+    pub timeout: Duration,
+}
+
+enum StreamIn {
+    Data(StreamId, Vec<u8>, bool),
+    Error(StreamId, String),
+}
+
+enum StreamOut {
+    Reply(Vec<u8>),
+    Close,
+}
+
+struct Leaving {
+    waiters: Vec<oneshot::Sender<()>>,
+    leave_at: Option<Instant>,
+    deadline: Instant,
+    done: bool,
+}
+
+impl Leaving {
+    fn finish(&mut self) {
+        self.done = true;
+        for w in self.waiters.drain(..) {
+            let _ = w.send(());
+        }
+    }
+}
+
+struct JoinWaiter {
+    pending: Vec<SocketAddr>,
+    ok: usize,
+    errors: Vec<String>,
+    reply: oneshot::Sender<Result<usize, String>>,
+}
+
+/// The driver. Build it with [`Driver::new`] and run it with [`Driver::run`].
+pub struct Driver<D: Delegate> {
+    core: Memberlist<D>,
+    udp: Arc<UdpSocket>,
+    listener: TcpListener,
+    commands: mpsc::Receiver<Command>,
+    hook: Option<Hook<D>>,
+    events: Option<EventSink>,
+    leave_plan: LeavePlanner<D>,
+    stats: DriverStats,
+    streams: HashMap<StreamId, mpsc::Sender<StreamOut>>,
+    stream_tx: mpsc::Sender<StreamIn>,
+    stream_rx: mpsc::Receiver<StreamIn>,
+    joins: Vec<JoinWaiter>,
+    leaving: Option<Leaving>,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+fn now() -> Instant {
+    Instant::now()
+}
+
+impl<D: Delegate + Send + 'static> Driver<D> {
+    /// Wraps a core and its bound sockets. `commands` carries the local API's
+    /// requests. `leave_plan` is asked, when a leave starts, what to send
+    /// first (Serf's leave intent) and how long to wait.
+    pub fn new(
+        core: Memberlist<D>,
+        udp: UdpSocket,
+        listener: TcpListener,
+        commands: mpsc::Receiver<Command>,
+        leave_plan: impl FnMut(&mut Memberlist<D>) -> LeavePlan + Send + 'static,
+    ) -> Self {
+        let (stream_tx, stream_rx) = mpsc::channel(1024);
+        Driver {
+            core,
+            udp: Arc::new(udp),
+            listener,
+            commands,
+            hook: None,
+            events: None,
+            leave_plan: Box::new(leave_plan),
+            stats: DriverStats::default(),
+            streams: HashMap::new(),
+            stream_tx,
+            stream_rx,
+            joins: Vec::new(),
+            leaving: None,
+            connections: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        }
+    }
+
+    /// Sets the hook run after every input.
+    pub fn with_hook(mut self, hook: Hook<D>) -> Self {
+        self.hook = Some(hook);
+        self
+    }
+
+    /// Sets the sink that sees every membership event.
+    pub fn with_events(mut self, sink: EventSink) -> Self {
+        self.events = Some(sink);
+        self
+    }
+
+    /// Runs until a leave completes (by command or `shutdown`) and returns
+    /// the core. `shutdown` resolving starts a graceful leave, like SIGINT.
+    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) -> Memberlist<D> {
+        tokio::pin!(shutdown);
+        let mut shutdown_seen = false;
+        let mut buf = vec![0u8; UDP_BUFFER];
+        let udp = self.udp.clone();
+        loop {
+            self.flush().await;
+            if self.leaving.as_ref().is_some_and(|l| l.done) {
+                break;
+            }
+            let deadline = self.next_deadline();
+            let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline));
+            tokio::select! {
+                r = udp.recv_from(&mut buf) => match r {
+                    Ok((n, from)) => self.core.handle_packet(now(), from, &buf[..n]),
+                    Err(e) => {
+                        self.stats.io_errors += 1;
+                        tracing::debug!(error = %e, "udp receive error");
+                    }
+                },
+                r = self.listener.accept() => match r {
+                    Ok((stream, peer)) => self.accept(stream, peer),
+                    Err(e) => {
+                        self.stats.io_errors += 1;
+                        tracing::warn!(error = %e, "tcp accept error");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                },
+                Some(input) = self.stream_rx.recv() => match input {
+                    StreamIn::Data(id, data, fin) => self.core.handle_stream_data(now(), id, &data, fin),
+                    StreamIn::Error(id, e) => {
+                        self.stats.stream_errors += 1;
+                        tracing::debug!(stream = id.0, error = %e, "stream failed");
+                        self.streams.remove(&id);
+                        self.core.handle_stream_error(now(), id, &e);
+                    }
+                },
+                Some(cmd) = self.commands.recv() => self.command(cmd),
+                _ = &mut shutdown, if !shutdown_seen => {
+                    shutdown_seen = true;
+                    self.start_leave(None);
+                }
+                _ = sleep => self.on_deadline(),
+            }
+            if let Some(hook) = &mut self.hook {
+                hook(&mut self.core, now());
+            }
+        }
+        self.flush().await;
+        self.core
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let mut d = self
+            .core
+            .poll_timeout()
+            .unwrap_or_else(|| now() + Duration::from_secs(3600));
+        if let Some(l) = &self.leaving {
+            if let Some(at) = l.leave_at {
+                d = d.min(at);
+            }
+            d = d.min(l.deadline);
+        }
+        d
+    }
+
+    fn on_deadline(&mut self) {
+        let t = now();
+        if let Some(l) = &mut self.leaving {
+            if let Some(at) = l.leave_at {
+                if at <= t {
+                    l.leave_at = None;
+                    self.core.leave(t);
+                }
+            }
+            if l.leave_at.is_none() && l.deadline <= t && !l.done {
+                tracing::warn!("leave broadcast not finished in time; leaving anyway");
+                l.finish();
+            }
+        }
+        self.core.handle_timeout(t);
+    }
+
+    fn start_leave(&mut self, waiter: Option<oneshot::Sender<()>>) {
+        if let Some(l) = &mut self.leaving {
+            if let Some(w) = waiter {
+                l.waiters.push(w);
+            }
+            return;
+        }
+        let plan = (self.leave_plan)(&mut self.core);
+        let t = now();
+        if !plan.intent.is_empty() {
+            let live: Vec<SocketAddr> = self
+                .core
+                .members()
+                .filter(|m| m.state == NodeState::Alive && *m.name != *self.core.name())
+                .map(|m| m.addr)
+                .collect();
+            for addr in live {
+                self.core.send_user_packet(addr, &plan.intent);
+            }
+        }
+        tracing::info!("leaving the cluster");
+        self.leaving = Some(Leaving {
+            waiters: waiter.into_iter().collect(),
+            leave_at: Some(t + plan.intent_grace),
+            deadline: t + plan.intent_grace + plan.timeout,
+            done: false,
+        });
+    }
+
+    fn command(&mut self, cmd: Command) {
+        let t = now();
+        match cmd {
+            Command::Members(tx) => {
+                let _ = tx.send(self.core.members().collect());
+            }
+            Command::Join(addrs, tx) => {
+                if addrs.is_empty() {
+                    let _ = tx.send(Err("no address to join".into()));
+                    return;
+                }
+                match self.core.join(t, &addrs) {
+                    Ok(()) => self.joins.push(JoinWaiter {
+                        pending: addrs,
+                        ok: 0,
+                        errors: Vec::new(),
+                        reply: tx,
+                    }),
+                    Err(e) => {
+                        let _ = tx.send(Err(e.to_string()));
+                    }
+                }
+            }
+            Command::Leave(tx) => self.start_leave(Some(tx)),
+            Command::Keys(kc, tx) => {
+                let r = match kc {
+                    KeyCommand::List => Ok(()),
+                    KeyCommand::Install(k) => self.core.install_key(&k),
+                    KeyCommand::Use(k) => self.core.use_key(&k),
+                    KeyCommand::Remove(k) => self.core.remove_key(&k),
+                };
+                let view = self.keyring_view();
+                let _ = tx.send(r.map_err(|e| e.to_string()).and(view));
+            }
+            Command::Stats(tx) => {
+                let _ = tx.send(StatusView {
+                    name: self.core.name().to_string(),
+                    incarnation: self.core.incarnation(),
+                    health_score: self.core.health_score(),
+                    stats: self.core.stats().clone(),
+                    driver: self.stats.clone(),
+                });
+            }
+            Command::SetMeta(meta, tx) => {
+                let _ = tx.send(self.core.set_meta(t, meta).map_err(|e| e.to_string()));
+            }
+        }
+    }
+
+    fn keyring_view(&self) -> Result<KeyringView, String> {
+        match self.core.keyring() {
+            Some(ring) => Ok(KeyringView {
+                keys: ring.keys().iter().map(|k| k.as_bytes().to_vec()).collect(),
+            }),
+            None => Err(
+                "encryption is not enabled on this node: start it with --encrypt or --keyring-file"
+                    .into(),
+            ),
+        }
+    }
+
+    fn accept(&mut self, stream: TcpStream, peer: SocketAddr) {
+        use std::sync::atomic::Ordering;
+        if self.connections.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
+            self.stats.connections_refused += 1;
+            tracing::warn!(%peer, "too many open connections; refusing one");
+            return;
+        }
+        let id = self.core.handle_stream_accept(now(), peer);
+        let (out_tx, out_rx) = mpsc::channel(2);
+        self.streams.insert(id, out_tx);
+        let deadline = now() + self.core.config().tcp_timeout;
+        self.spawn_stream(id, stream, None, true, deadline, out_rx);
+    }
+
+    fn spawn_stream(
+        &self,
+        id: StreamId,
+        stream: TcpStream,
+        initial: Option<Vec<u8>>,
+        read: bool,
+        deadline: Instant,
+        out_rx: mpsc::Receiver<StreamOut>,
+    ) {
+        let tx = self.stream_tx.clone();
+        let conns = self.connections.clone();
+        conns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tokio::spawn(async move {
+            let dl = tokio::time::Instant::from_std(deadline);
+            let r =
+                tokio::time::timeout_at(dl, serve_stream(id, stream, initial, read, out_rx, &tx))
+                    .await;
+            let err = match r {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e),
+                Err(_) => Some("deadline passed".to_string()),
+            };
+            if let Some(e) = err {
+                let _ = tx.send(StreamIn::Error(id, e)).await;
+            }
+            conns.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        });
+    }
+
+    fn open(
+        &mut self,
+        id: StreamId,
+        to: SocketAddr,
+        data: Vec<u8>,
+        expect_reply: bool,
+        deadline: Instant,
+    ) {
+        let (out_tx, out_rx) = mpsc::channel(2);
+        if expect_reply {
+            self.streams.insert(id, out_tx);
+        }
+        let tx = self.stream_tx.clone();
+        let conns = self.connections.clone();
+        conns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tokio::spawn(async move {
+            let dl = tokio::time::Instant::from_std(deadline);
+            let r = tokio::time::timeout_at(dl, async {
+                let stream = TcpStream::connect(to)
+                    .await
+                    .map_err(|e| format!("connect {to}: {e}"))?;
+                let _ = stream.set_nodelay(true);
+                serve_stream(id, stream, Some(data), expect_reply, out_rx, &tx).await
+            })
+            .await;
+            let err = match r {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e),
+                Err(_) => Some(format!("no answer from {to} before the deadline")),
+            };
+            if let (Some(e), true) = (err, expect_reply) {
+                let _ = tx.send(StreamIn::Error(id, e)).await;
+            }
+            conns.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        });
+    }
+
+    /// Sends everything the core produced and handles its events.
+    async fn flush(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some(t) = self.core.poll_transmit() {
+                progressed = true;
+                if let Err(e) = self.udp.send_to(&t.payload, t.dst).await {
+                    self.stats.io_errors += 1;
+                    tracing::debug!(dst = %t.dst, error = %e, "udp send failed");
+                }
+            }
+            while let Some(c) = self.core.poll_stream() {
+                progressed = true;
+                match c {
+                    StreamCommand::Open {
+                        id,
+                        to,
+                        data,
+                        expect_reply,
+                        deadline,
+                    } => self.open(id, to, data, expect_reply, deadline),
+                    StreamCommand::Reply { id, data } => {
+                        if let Some(tx) = self.streams.remove(&id) {
+                            let _ = tx.try_send(StreamOut::Reply(data));
+                        }
+                    }
+                    StreamCommand::Close { id } => {
+                        if let Some(tx) = self.streams.remove(&id) {
+                            let _ = tx.try_send(StreamOut::Close);
+                        }
+                    }
+                }
+            }
+            while let Some(e) = self.core.poll_event() {
+                progressed = true;
+                self.on_event(&e);
+                if let Some(sink) = &mut self.events {
+                    sink(&e);
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn on_event(&mut self, e: &Event) {
+        match e {
+            Event::Join(n) => tracing::info!(node = %n.name, addr = %n.addr, "member joined"),
+            Event::Update(n) => tracing::info!(node = %n.name, "member updated"),
+            Event::Leave(n) if n.state == NodeState::Left => {
+                tracing::info!(node = %n.name, "member left")
+            }
+            Event::Leave(n) => tracing::info!(node = %n.name, "member failed"),
+            Event::Suspect { node, from } => {
+                tracing::info!(node = %node.name, accuser = %from, "member suspected")
+            }
+            Event::Refuted { incarnation } => {
+                tracing::warn!(incarnation, "refuted a suspicion about this node")
+            }
+            Event::MergeRefused { peer, reason } => {
+                tracing::warn!(%peer, %reason, "refused a peer's state")
+            }
+            Event::JoinResult { addr, result } => {
+                match result {
+                    Ok(n) => tracing::info!(%addr, nodes = n, "joined"),
+                    Err(err) => tracing::warn!(%addr, error = %err, "join failed"),
+                }
+                if let Some(i) = self.joins.iter().position(|w| w.pending.contains(addr)) {
+                    let w = &mut self.joins[i];
+                    w.pending.retain(|a| a != addr);
+                    match result {
+                        Ok(_) => w.ok += 1,
+                        Err(err) => w.errors.push(format!("{addr}: {err}")),
+                    }
+                    if w.pending.is_empty() {
+                        let w = self.joins.swap_remove(i);
+                        let r = if w.ok > 0 {
+                            Ok(w.ok)
+                        } else {
+                            Err(w.errors.join("; "))
+                        };
+                        let _ = w.reply.send(r);
+                    }
+                }
+            }
+            Event::LeaveComplete => {
+                tracing::info!("left the cluster");
+                if let Some(l) = &mut self.leaving {
+                    l.finish();
+                }
+            }
+        }
+    }
+}
+
+/// Serves one TCP connection: writes `initial` (if any), then reads chunks
+/// into the core until EOF or a reply/close command, within the size cap.
+async fn serve_stream(
+    id: StreamId,
+    mut stream: TcpStream,
+    initial: Option<Vec<u8>>,
+    read: bool,
+    mut out_rx: mpsc::Receiver<StreamOut>,
+    tx: &mpsc::Sender<StreamIn>,
+) -> Result<(), String> {
+    if let Some(data) = initial {
+        stream
+            .write_all(&data)
+            .await
+            .map_err(|e| format!("write: {e}"))?;
+        stream.flush().await.map_err(|e| format!("write: {e}"))?;
+    }
+    if !read {
+        let _ = stream.shutdown().await;
+        return Ok(());
+    }
+    let mut total = 0usize;
+    let mut eof = false;
+    let mut chunk = vec![0u8; STREAM_CHUNK];
+    loop {
+        tokio::select! {
+            out = out_rx.recv() => {
+                match out {
+                    Some(StreamOut::Reply(data)) => {
+                        stream.write_all(&data).await.map_err(|e| format!("write: {e}"))?;
+                        let _ = stream.shutdown().await;
+                    }
+                    Some(StreamOut::Close) | None => {}
+                }
+                return Ok(());
+            }
+            r = stream.read(&mut chunk), if !eof => {
+                match r {
+                    Ok(0) => {
+                        eof = true;
+                        let _ = tx.send(StreamIn::Data(id, Vec::new(), true)).await;
+                    }
+                    Ok(n) => {
+                        total += n;
+                        if total > MAX_STREAM_READ {
+                            return Err(format!("stream over {MAX_STREAM_READ} bytes"));
+                        }
+                        if tx.send(StreamIn::Data(id, chunk[..n].to_vec(), false)).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    Err(e) => return Err(format!("read: {e}")),
+                }
+            }
+        }
+    }
+}
