@@ -31,8 +31,10 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-echo "== Go reference program"
+echo "== Go reference programs and Docker's networkdb-test"
 scripts/build-goref.sh >/dev/null
+scripts/build-networkdb-test.sh >/dev/null
+tools/ndbref/build.sh >/dev/null
 
 echo "== cargo test (unit, property, harness, Go reference)"
 cargo test --workspace --release 2>&1 | tee target/test-output.txt | grep -E '^(test result|running|test .*FAILED|failures:|---- )' || true
