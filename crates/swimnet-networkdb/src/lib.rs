@@ -2,4 +2,9 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod db;
+pub mod state;
 pub mod wire;
+
+pub use db::NetworkDb;
+pub use state::{NdbConfig, NdbDelegate, NdbError, NdbStats, PeerState, TableChange, TableEntry};

@@ -1,0 +1,315 @@
+//! [`NetworkDb`]: a sans-IO NetworkDB node (memberlist core + tables).
+//!
+//! It is driven like [`swimnet_core::Memberlist`]: feed inputs with `now`,
+//! then drain [`NetworkDb::poll_transmit`], [`NetworkDb::poll_stream`] and
+//! [`NetworkDb::poll_event`], and sleep until [`NetworkDb::poll_timeout`].
+//! On top of the core it runs the per-network table gossip, the periodic
+//! bulk sync and the reaper, and after every input moves the traffic the
+//! tables want sent into the core (user packets for gossip, user streams
+//! for bulk syncs).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use swimnet_core::{Config, Event, Memberlist, StreamCommand, StreamId, Transmit};
+
+use crate::state::{
+    NdbConfig, NdbDelegate, NdbError, NdbStats, Outgoing, PeerState, TableChange, TableEntry,
+};
+use crate::wire::NodeEventType;
+
+/// One NetworkDB node.
+#[derive(Debug)]
+pub struct NetworkDb {
+    core: Memberlist<NdbDelegate>,
+    events: VecDeque<Event>,
+    next_gossip: Instant,
+    next_bulk_sync: Instant,
+    next_reap: Instant,
+}
+
+impl NetworkDb {
+    /// A node named `config.name` (Docker uses a random 12-hex-digit ID;
+    /// any unique name works). `seed` drives all randomness.
+    pub fn new(
+        config: Config,
+        ndb: NdbConfig,
+        now: Instant,
+        seed: u64,
+    ) -> Result<Self, swimnet_core::Error> {
+        let mut delegate = NdbDelegate::new(
+            config.name.clone(),
+            config.advertise,
+            ndb,
+            config.retransmit_mult,
+            seed,
+        );
+        let cfg = delegate.config().clone();
+        let next_gossip = now + delegate.jitter(cfg.gossip_interval) + cfg.gossip_interval;
+        let next_bulk_sync = now + delegate.jitter(cfg.bulk_sync_interval) + cfg.bulk_sync_interval;
+        let next_reap = now + cfg.reap_period;
+        let core = Memberlist::new(config, delegate, now, seed)?;
+        let mut db = NetworkDb {
+            core,
+            events: VecDeque::new(),
+            next_gossip,
+            next_bulk_sync,
+            next_reap,
+        };
+        db.after(now);
+        Ok(db)
+    }
+
+    /// The membership core.
+    pub fn core(&self) -> &Memberlist<NdbDelegate> {
+        &self.core
+    }
+
+    /// The table state.
+    pub fn state(&self) -> &NdbDelegate {
+        self.core.delegate()
+    }
+
+    /// This node's name.
+    pub fn name(&self) -> &str {
+        self.core.name()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &NdbStats {
+        self.state().stats()
+    }
+
+    fn after(&mut self, now: Instant) {
+        while let Some(e) = self.core.poll_event() {
+            match &e {
+                Event::Join(n) | Event::Update(n) => {
+                    self.core.delegate_mut().on_member_join(now, n)
+                }
+                Event::Leave(n) => self.core.delegate_mut().on_member_leave(now, n),
+                _ => {}
+            }
+            self.events.push_back(e);
+        }
+        for o in self.core.delegate_mut().take_outbox() {
+            match o {
+                Outgoing::Packet(to, msg) => self.core.send_user_packet(to, &msg),
+                Outgoing::Stream(to, msg) => self.core.send_user_stream(now, to, msg),
+            }
+        }
+    }
+
+    // --------------------------------------------------------------- inputs
+
+    /// A datagram arrived.
+    pub fn handle_packet(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        self.core.handle_packet(now, from, datagram);
+        self.after(now);
+    }
+
+    /// A TCP connection was accepted.
+    pub fn handle_stream_accept(&mut self, now: Instant, from: SocketAddr) -> StreamId {
+        let id = self.core.handle_stream_accept(now, from);
+        self.after(now);
+        id
+    }
+
+    /// Bytes arrived on a stream (`fin`: the peer closed its side).
+    pub fn handle_stream_data(&mut self, now: Instant, id: StreamId, data: &[u8], fin: bool) {
+        self.core.handle_stream_data(now, id, data, fin);
+        self.after(now);
+    }
+
+    /// A stream failed.
+    pub fn handle_stream_error(&mut self, now: Instant, id: StreamId, error: &str) {
+        self.core.handle_stream_error(now, id, error);
+        self.after(now);
+    }
+
+    /// Runs whatever timers are due at `now` (the core's and NetworkDB's).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.core.poll_timeout().is_some_and(|t| t <= now) {
+            self.core.handle_timeout(now);
+        }
+        let cfg = self.state().config().clone();
+        let d = self.core.delegate_mut();
+        d.expire_syncs(now);
+        if self.next_gossip <= now {
+            d.gossip_tick();
+            self.next_gossip = now + cfg.gossip_interval;
+        }
+        if self.next_bulk_sync <= now {
+            d.bulk_sync_tick(now);
+            self.next_bulk_sync = now + cfg.bulk_sync_interval;
+        }
+        if self.next_reap <= now {
+            d.reap(now);
+            self.next_reap = now + cfg.reap_period;
+        }
+        self.after(now);
+    }
+
+    // -------------------------------------------------------------- outputs
+
+    /// Next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.core.poll_transmit()
+    }
+
+    /// Next TCP command.
+    pub fn poll_stream(&mut self) -> Option<StreamCommand> {
+        self.core.poll_stream()
+    }
+
+    /// Next membership event (the core's, passed through).
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Next change to the visible tables made by a remote node (Docker's
+    /// watch events; see [`TableChange`]).
+    pub fn poll_table_change(&mut self) -> Option<TableChange> {
+        self.core.delegate_mut().poll_table_change()
+    }
+
+    /// When [`Self::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let own = [
+            Some(self.next_gossip),
+            Some(self.next_bulk_sync),
+            Some(self.next_reap),
+            self.state().next_sync_deadline(),
+            self.core.poll_timeout(),
+        ];
+        own.into_iter().flatten().min()
+    }
+
+    // ------------------------------------------------------------- commands
+
+    /// Joins the gossip cluster through `addrs` (memberlist push/pull) and
+    /// announces this node with a NodeEvent JOIN.
+    pub fn join(&mut self, now: Instant, addrs: &[SocketAddr]) -> Result<(), swimnet_core::Error> {
+        self.core.join(now, addrs)?;
+        self.core
+            .delegate_mut()
+            .send_node_event(NodeEventType::Join);
+        self.after(now);
+        Ok(())
+    }
+
+    /// Leaves the cluster: a NodeEvent LEAVE, then memberlist's leave.
+    pub fn leave(&mut self, now: Instant) {
+        self.core
+            .delegate_mut()
+            .send_node_event(NodeEventType::Leave);
+        self.core.leave(now);
+        self.after(now);
+    }
+
+    /// Attaches this node to network `nid` and bulk syncs with its peers.
+    pub fn join_network(&mut self, now: Instant, nid: &str) -> Result<(), NdbError> {
+        let r = self.core.delegate_mut().join_network(now, nid);
+        self.after(now);
+        r
+    }
+
+    /// Detaches this node from network `nid`.
+    pub fn leave_network(&mut self, now: Instant, nid: &str) -> Result<(), NdbError> {
+        let r = self.core.delegate_mut().leave_network(now, nid);
+        self.after(now);
+        r
+    }
+
+    /// Creates an entry owned by this node.
+    pub fn create_entry(
+        &mut self,
+        now: Instant,
+        nid: &str,
+        table: &str,
+        key: &str,
+        value: &[u8],
+    ) -> Result<(), NdbError> {
+        let r = self
+            .core
+            .delegate_mut()
+            .create_entry(now, nid, table, key, value);
+        self.after(now);
+        r
+    }
+
+    /// Updates an entry owned by this node.
+    pub fn update_entry(
+        &mut self,
+        now: Instant,
+        nid: &str,
+        table: &str,
+        key: &str,
+        value: &[u8],
+    ) -> Result<(), NdbError> {
+        let r = self
+            .core
+            .delegate_mut()
+            .update_entry(now, nid, table, key, value);
+        self.after(now);
+        r
+    }
+
+    /// Deletes an entry owned by this node (leaves a tombstone).
+    pub fn delete_entry(
+        &mut self,
+        now: Instant,
+        nid: &str,
+        table: &str,
+        key: &str,
+    ) -> Result<(), NdbError> {
+        let r = self.core.delegate_mut().delete_entry(now, nid, table, key);
+        self.after(now);
+        r
+    }
+
+    /// The value of a live entry.
+    pub fn get_entry(&self, nid: &str, table: &str, key: &str) -> Result<Vec<u8>, NdbError> {
+        self.state().get_entry(nid, table, key)
+    }
+
+    /// The live, visible entries of one table of one network, by key.
+    pub fn table_entries(&self, nid: &str, table: &str) -> Vec<TableEntry> {
+        self.state().table_entries(nid, table)
+    }
+
+    /// Active nodes attached to `nid` (this node included if attached).
+    pub fn network_peers(&self, nid: &str) -> Vec<String> {
+        self.state().network_peers(nid)
+    }
+
+    /// Active nodes of the cluster, this one included.
+    pub fn cluster_peers(&self) -> Vec<String> {
+        self.state().cluster_peers()
+    }
+
+    /// Adds a gossip encryption key (Docker's `SetKey`).
+    pub fn install_key(&mut self, key: &[u8]) -> Result<(), swimnet_core::Error> {
+        self.core.install_key(key)
+    }
+
+    /// Makes an installed key the primary one (Docker's `SetPrimaryKey`).
+    pub fn use_key(&mut self, key: &[u8]) -> Result<(), swimnet_core::Error> {
+        self.core.use_key(key)
+    }
+
+    /// Removes a key (Docker's `RemoveKey`).
+    pub fn remove_key(&mut self, key: &[u8]) -> Result<(), swimnet_core::Error> {
+        self.core.remove_key(key)
+    }
+
+    /// The networks this node is attached to.
+    pub fn networks(&self) -> Vec<String> {
+        self.state().networks()
+    }
+
+    /// How this node sees another one.
+    pub fn peer_state(&self, name: &str) -> Option<PeerState> {
+        self.state().peer_state(name)
+    }
+}

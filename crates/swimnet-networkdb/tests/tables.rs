@@ -1,0 +1,394 @@
+//! Multi-node NetworkDB behaviour on a deterministic in-test harness.
+
+mod harness;
+
+use std::time::Duration;
+
+use harness::{name, Cluster};
+use swimnet_networkdb::{NdbConfig, NdbError, PeerState};
+
+const NET: &str = "net1";
+const T: &str = "endpoint_table";
+
+fn formed(n: usize, seed: u64) -> Cluster {
+    let mut c = Cluster::new(n, seed, NdbConfig::default());
+    c.run_for(Duration::from_secs(5));
+    for i in 0..n {
+        assert_eq!(
+            c.nodes[i].core().num_alive(),
+            n,
+            "core of node {i} sees everyone"
+        );
+        assert_eq!(
+            c.nodes[i].cluster_peers().len(),
+            n,
+            "node {i} sees everyone"
+        );
+    }
+    c
+}
+
+/// (key, value digest, owner) of every live entry, sorted by key.
+fn snapshot(c: &Cluster, i: usize, nid: &str) -> Vec<(String, String, String)> {
+    c.table(i, nid, T)
+        .into_iter()
+        .map(|e| {
+            let digest = e.value.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+            });
+            (e.key, format!("{}:{digest:x}", e.value.len()), e.owner)
+        })
+        .collect()
+}
+
+fn assert_converged(c: &Cluster, members: &[usize], nid: &str) -> Vec<(String, String, String)> {
+    let first = snapshot(c, members[0], nid);
+    for &i in members {
+        assert_eq!(
+            snapshot(c, i, nid),
+            first,
+            "node {i} differs from node {}",
+            members[0]
+        );
+    }
+    first
+}
+
+#[test]
+fn entries_converge_on_all_network_members() {
+    let n = 8;
+    let mut c = formed(n, 1);
+    for i in 0..n {
+        c.on(i, |db, now| db.join_network(now, NET)).unwrap();
+    }
+    // Attachments spread by the cluster-wide epidemic, then push/pull and
+    // bulk sync repair whoever missed one.
+    for _ in 0..40 {
+        if (0..n).all(|i| c.nodes[i].network_peers(NET).len() == n) {
+            break;
+        }
+        c.run_for(Duration::from_secs(1));
+    }
+    for i in 0..n {
+        assert_eq!(c.nodes[i].network_peers(NET).len(), n, "node {i} peers");
+    }
+    for w in [0usize, 2, 5, 7] {
+        for k in 0..10 {
+            let key = format!("ep-{w}-{k}");
+            c.on(w, |db, now| {
+                db.create_entry(now, NET, T, &key, key.as_bytes())
+            })
+            .unwrap();
+        }
+    }
+    c.run_for(Duration::from_secs(3));
+    let all: Vec<usize> = (0..n).collect();
+    let snap = assert_converged(&c, &all, NET);
+    assert_eq!(snap.len(), 40);
+    assert!(snap.iter().any(|(k, _, o)| k == "ep-5-3" && *o == name(5)));
+    let relayed: u64 = (0..n)
+        .map(|i| c.nodes[i].stats().table_events_relayed)
+        .sum();
+    assert!(relayed > 0, "received events are relayed");
+
+    // Updates and deletes propagate too.
+    c.on(2, |db, now| db.update_entry(now, NET, T, "ep-2-0", b"new"))
+        .unwrap();
+    c.on(5, |db, now| db.delete_entry(now, NET, T, "ep-5-1"))
+        .unwrap();
+    c.run_for(Duration::from_secs(3));
+    let snap = assert_converged(&c, &all, NET);
+    assert_eq!(snap.len(), 39);
+    for i in 0..n {
+        assert_eq!(c.nodes[i].get_entry(NET, T, "ep-2-0").unwrap(), b"new");
+        assert!(matches!(
+            c.nodes[i].get_entry(NET, T, "ep-5-1"),
+            Err(NdbError::Deleted { .. })
+        ));
+    }
+}
+
+#[test]
+fn entries_converge_under_packet_loss_with_relaying() {
+    let n = 10;
+    let mut c = formed(n, 2);
+    for i in 0..n {
+        c.on(i, |db, now| db.join_network(now, NET)).unwrap();
+    }
+    c.run_for(Duration::from_secs(2));
+    c.loss = 0.2;
+    for w in 0..n {
+        for k in 0..5 {
+            let key = format!("k-{w}-{k}");
+            c.on(w, |db, now| db.create_entry(now, NET, T, &key, b"v"))
+                .unwrap();
+        }
+    }
+    c.run_for(Duration::from_secs(5));
+    c.loss = 0.0;
+    // Periodic bulk sync repairs whatever the lossy epidemic missed.
+    c.run_for(Duration::from_secs(70));
+    let all: Vec<usize> = (0..n).collect();
+    assert_eq!(assert_converged(&c, &all, NET).len(), 50);
+}
+
+#[test]
+fn non_members_do_not_receive_network_entries() {
+    let n = 6;
+    let mut c = formed(n, 3);
+    for i in 0..4 {
+        c.on(i, |db, now| db.join_network(now, NET)).unwrap();
+    }
+    c.on(4, |db, now| db.join_network(now, "other")).unwrap();
+    c.run_for(Duration::from_secs(2));
+    for i in 0..4 {
+        let key = format!("e{i}");
+        c.on(i, |db, now| db.create_entry(now, NET, T, &key, b"x"))
+            .unwrap();
+    }
+    c.run_for(Duration::from_secs(40));
+    assert_eq!(assert_converged(&c, &[0, 1, 2, 3], NET).len(), 4);
+    for i in [4, 5] {
+        assert_eq!(c.nodes[i].state().stored_records(NET, T), 0, "node {i}");
+    }
+    // Writes to a network not joined are refused.
+    assert!(matches!(
+        c.on(5, |db, now| db.create_entry(now, NET, T, "z", b"x")),
+        Err(NdbError::NetworkNotJoined(_))
+    ));
+}
+
+#[test]
+fn late_joiner_gets_existing_entries_by_bulk_sync() {
+    let n = 6;
+    let mut c = formed(n, 4);
+    for i in 0..5 {
+        c.on(i, |db, now| db.join_network(now, NET)).unwrap();
+    }
+    c.run_for(Duration::from_secs(2));
+    for i in 0..5 {
+        for k in 0..20 {
+            let key = format!("e{i}-{k}");
+            c.on(i, |db, now| db.create_entry(now, NET, T, &key, b"x"))
+                .unwrap();
+        }
+    }
+    c.on(3, |db, now| db.delete_entry(now, NET, T, "e3-0"))
+        .unwrap();
+    // Long enough for every gossip queue to drain, short of a periodic sync
+    // reaching node 5 (it is not in the network anyway).
+    c.run_for(Duration::from_secs(10));
+    let before = c.nodes[5].stats().bulk_syncs_received;
+    c.on(5, |db, now| db.join_network(now, NET)).unwrap();
+    c.run_for(Duration::from_millis(500));
+    assert!(c.nodes[5].stats().bulk_syncs_received > before);
+    assert_eq!(c.table(5, NET, T).len(), 99);
+    assert!(c.nodes[5].state().in_sync(NET));
+    assert!(matches!(
+        c.nodes[5].get_entry(NET, T, "e3-0"),
+        Err(NdbError::Deleted { .. })
+    ));
+    assert_eq!(c.nodes[5].state().pending_bulk_syncs(), 0);
+}
+
+#[test]
+fn leaving_a_network_removes_its_entries_and_peer() {
+    let n = 5;
+    let mut c = formed(n, 5);
+    for i in 0..n {
+        c.on(i, |db, now| db.join_network(now, NET)).unwrap();
+    }
+    c.run_for(Duration::from_secs(2));
+    for i in 0..n {
+        let key = format!("e{i}");
+        c.on(i, |db, now| db.create_entry(now, NET, T, &key, b"x"))
+            .unwrap();
+    }
+    c.run_for(Duration::from_secs(3));
+    c.on(4, |db, now| db.leave_network(now, NET)).unwrap();
+    c.run_for(Duration::from_secs(3));
+    for i in 0..4 {
+        assert_eq!(c.table(i, NET, T).len(), 4, "node {i}");
+        assert!(!c.nodes[i].network_peers(NET).contains(&name(4)));
+    }
+    assert!(c.table(4, NET, T).is_empty());
+    assert!(matches!(
+        c.on(4, |db, now| db.leave_network(now, NET)),
+        Err(NdbError::NetworkNotJoined(_))
+    ));
+    // Rejoin: the entries come back by bulk sync.
+    c.on(4, |db, now| db.join_network(now, NET)).unwrap();
+    c.run_for(Duration::from_secs(2));
+    assert_eq!(c.table(4, NET, T).len(), 4);
+}
+
+#[test]
+fn failed_node_entries_hidden_then_restored() {
+    let n = 5;
+    let mut c = formed(n, 6);
+    for i in 0..n {
+        c.on(i, |db, now| db.join_network(now, NET)).unwrap();
+    }
+    c.run_for(Duration::from_secs(2));
+    for k in 0..3 {
+        let key = format!("e{k}");
+        c.on(4, |db, now| db.create_entry(now, NET, T, &key, b"x"))
+            .unwrap();
+    }
+    c.run_for(Duration::from_secs(3));
+    assert_eq!(c.table(0, NET, T).len(), 3);
+    // Node 4 is cut off for a while: the others declare it dead.
+    c.down.insert(4);
+    c.run_for(Duration::from_secs(20));
+    for i in 0..4 {
+        assert_eq!(c.nodes[i].peer_state(&name(4)), Some(PeerState::Failed));
+        assert!(c.table(i, NET, T).is_empty(), "hidden on node {i}");
+        assert_eq!(
+            c.nodes[i].state().stored_records(NET, T),
+            3,
+            "kept on node {i}"
+        );
+    }
+    // It comes back well before the reap time.
+    c.down.remove(&4);
+    let a0 = c.addrs[0];
+    c.on(4, |db, now| db.join(now, &[a0])).unwrap();
+    c.run_for(Duration::from_secs(5));
+    for i in 0..4 {
+        assert_eq!(c.nodes[i].peer_state(&name(4)), Some(PeerState::Active));
+        assert_eq!(c.table(i, NET, T).len(), 3, "restored on node {i}");
+    }
+}
+
+#[test]
+fn unanswered_bulk_sync_never_blocks_gossip_and_times_out() {
+    let n = 5;
+    let mut c = formed(n, 7);
+    for i in 0..4 {
+        c.on(i, |db, now| db.join_network(now, NET)).unwrap();
+    }
+    c.run_for(Duration::from_secs(2));
+    c.on(0, |db, now| db.create_entry(now, NET, T, "old", b"x"))
+        .unwrap();
+    c.run_for(Duration::from_secs(5));
+    // Node 3 accepts TCP but never answers.
+    c.tcp_black_hole.insert(3);
+    c.on(4, |db, now| db.join_network(now, NET)).unwrap();
+    assert_eq!(c.nodes[4].state().pending_bulk_syncs(), 4);
+    c.run_for(Duration::from_millis(300));
+    // The other three answered at once; the one to node 3 is still pending,
+    // and blocks nothing: an entry written now reaches everyone by gossip.
+    assert_eq!(c.nodes[4].state().pending_bulk_syncs(), 1);
+    assert_eq!(c.table(4, NET, T).len(), 1);
+    c.on(4, |db, now| db.create_entry(now, NET, T, "new", b"y"))
+        .unwrap();
+    c.on(1, |db, now| db.create_entry(now, NET, T, "new1", b"y"))
+        .unwrap();
+    c.run_for(Duration::from_secs(1));
+    for i in 0..n {
+        assert_eq!(c.table(i, NET, T).len(), 3, "node {i}");
+    }
+    // Bounded: it is given up after the timeout and the network is in sync.
+    assert!(!c.nodes[4].state().in_sync(NET));
+    c.run_for(NdbConfig::default().bulk_sync_timeout);
+    assert_eq!(c.nodes[4].state().pending_bulk_syncs(), 0);
+    assert_eq!(c.nodes[4].stats().bulk_sync_timeouts, 1);
+    assert!(c.nodes[4].state().in_sync(NET));
+}
+
+#[test]
+fn large_values_fit_gossip_packets_and_converge() {
+    let n = 5;
+    let mut c = formed(n, 8);
+    for i in 0..n {
+        c.on(i, |db, now| db.join_network(now, NET)).unwrap();
+    }
+    c.run_for(Duration::from_secs(2));
+    for w in 0..n {
+        for k in 0..10 {
+            let key = format!("big-{w}-{k}");
+            // Incompressible, so LZW does not shrink the packets.
+            let mut x = ((w * 10 + k) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let value: Vec<u8> = (0..1024)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            c.on(w, |db, now| db.create_entry(now, NET, T, &key, &value))
+                .unwrap();
+        }
+    }
+    // One 1 KiB entry per packet: the per-network queue drains at one
+    // packet per gossip interval.
+    c.run_for(Duration::from_secs(25));
+    let all: Vec<usize> = (0..n).collect();
+    assert_eq!(assert_converged(&c, &all, NET).len(), 50);
+    assert!(c.max_seen > 1000, "packets were filled: {}", c.max_seen);
+}
+
+#[test]
+fn graceful_cluster_leave_deletes_the_leavers_entries() {
+    let n = 5;
+    let mut c = formed(n, 9);
+    for i in 0..n {
+        c.on(i, |db, now| db.join_network(now, NET)).unwrap();
+    }
+    c.run_for(Duration::from_secs(2));
+    for i in 0..n {
+        let key = format!("e{i}");
+        c.on(i, |db, now| db.create_entry(now, NET, T, &key, b"x"))
+            .unwrap();
+    }
+    c.run_for(Duration::from_secs(3));
+    c.on(4, |db, now| db.leave(now));
+    c.run_for(Duration::from_secs(3));
+    c.down.insert(4);
+    c.run_for(Duration::from_secs(10));
+    for i in 0..4 {
+        assert_eq!(c.nodes[i].peer_state(&name(4)), Some(PeerState::Left));
+        assert_eq!(c.table(i, NET, T).len(), 4, "node {i}");
+        assert_eq!(
+            c.nodes[i].state().stored_records(NET, T),
+            4,
+            "deleted, not hidden"
+        );
+    }
+}
+
+#[test]
+fn write_right_after_join_is_held_not_lost() {
+    // Docker's `write-after-join` race: the entry travels on the network's
+    // gossip plane, the attachment on the cluster-wide one, and peers used to
+    // drop the entry if it arrived first. Here it is held until the
+    // attachment arrives.
+    let n = 8;
+    let mut c = formed(n, 10);
+    for i in 0..n - 1 {
+        c.on(i, |db, now| db.join_network(now, NET)).unwrap();
+    }
+    c.run_for(Duration::from_secs(40));
+    let w = n - 1;
+    // No TCP for a while: the joiner's bulk syncs (which carry its
+    // attachment) get nowhere, as when they time out in Docker.
+    c.tcp_black_hole = (0..n).collect();
+    c.on(w, |db, now| {
+        db.join_network(now, NET)?;
+        db.create_entry(now, NET, T, "early", b"x")
+    })
+    .unwrap();
+    c.run_for(Duration::from_secs(3));
+    let held: u64 = (0..n).map(|i| c.nodes[i].stats().table_events_held).sum();
+    let released: u64 = (0..n).map(|i| c.nodes[i].stats().held_released).sum();
+    for i in 0..n {
+        assert_eq!(
+            c.nodes[i].get_entry(NET, T, "early").unwrap(),
+            b"x",
+            "node {i}"
+        );
+    }
+    assert!(held > 0, "the race happened");
+    assert_eq!(held, released);
+}
