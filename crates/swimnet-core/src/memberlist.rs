@@ -668,9 +668,14 @@ impl<D: Delegate> Memberlist<D> {
         ring.use_key(key).map_err(|e| Error::Keyring(e.to_string()))
     }
 
-    /// Removes a key; the primary key cannot be removed.
+    /// Removes a key; the primary key cannot be removed. Removing a key
+    /// that is not installed changes nothing and succeeds, as in memberlist
+    /// and `serf keys -remove`, so rotations can be retried safely.
     pub fn remove_key(&mut self, key: &[u8]) -> Result<(), Error> {
         let ring = self.config.keyring.as_mut().ok_or(Error::NoKeyring)?;
+        if !ring.contains(key) {
+            return Ok(());
+        }
         ring.remove(key).map_err(|e| Error::Keyring(e.to_string()))
     }
 
