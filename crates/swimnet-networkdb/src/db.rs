@@ -308,6 +308,12 @@ impl NetworkDb {
         self.state().networks()
     }
 
+    /// `(entries, own queue length)` of an attached network (Docker's
+    /// `/networkstats`); `None` when not attached.
+    pub fn network_stats(&self, nid: &str) -> Option<(usize, usize)> {
+        self.state().network_stats(nid)
+    }
+
     /// How this node sees another one.
     pub fn peer_state(&self, name: &str) -> Option<PeerState> {
         self.state().peer_state(name)

@@ -628,6 +628,16 @@ impl NdbDelegate {
             .collect()
     }
 
+    /// Docker's `/networkstats` figures for a network this node is attached
+    /// to: stored records of the network (all tables, tombstones included,
+    /// like Docker's `entriesNumber`) and the length of this node's own
+    /// broadcast queue for it. `None` when not attached.
+    pub fn network_stats(&self, nid: &str) -> Option<(usize, usize)> {
+        let net = self.local.get(nid)?;
+        let entries = self.entries.keys().filter(|k| k.0 == nid).count();
+        Some((entries, net.own.len()))
+    }
+
     /// The networks this node is attached to (not leaving).
     pub fn networks(&self) -> Vec<String> {
         self.local

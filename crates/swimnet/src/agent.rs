@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, Notify};
 
 use crate::api::{self, ApiState};
-use crate::driver::{Command, Driver, LeavePlan};
+use crate::driver::{Command, Driver, LeavePlan, SansIo};
 use crate::keyfile::{keyring, parse_key, KeyringFile};
 
 /// The protocol family the agent speaks on top of memberlist.
@@ -22,6 +22,8 @@ pub enum Protocol {
     Serf,
     /// Plain memberlist (delegate versions 0).
     Memberlist,
+    /// Docker's NetworkDB (per-network replicated tables) on memberlist.
+    NetworkDb,
 }
 
 /// Timer presets.
@@ -143,7 +145,21 @@ pub fn core_config(opts: &AgentOptions, bound: SocketAddr) -> Result<Config, Age
     if opts.protocol == Protocol::Serf {
         c = c.with_serf_versions();
     }
-    let meta = swimnet_serf::tags::encode_tags(&opts.tags);
+    if opts.protocol == Protocol::NetworkDb {
+        if !opts.tags.is_empty() {
+            return Err(AgentError::Config(
+                "--tag is not supported with --protocol networkdb (NetworkDB nodes carry no metadata)"
+                    .into(),
+            ));
+        }
+        // Docker's NetworkDB retransmit multiplier.
+        c.retransmit_mult = 4;
+    }
+    let meta = if opts.protocol == Protocol::NetworkDb {
+        Vec::new()
+    } else {
+        swimnet_serf::tags::encode_tags(&opts.tags)
+    };
     if meta.len() > swimnet_core::config::META_MAX_SIZE {
         return Err(AgentError::Config(format!(
             "the tags encode to {} bytes, over memberlist's 512-byte metadata limit: use fewer or shorter tags",
@@ -165,6 +181,16 @@ pub fn core_config(opts: &AgentOptions, bound: SocketAddr) -> Result<Config, Age
     c.validate()
         .map_err(|e| AgentError::Config(e.to_string()))?;
     Ok(c)
+}
+
+fn spawn_driver<N: SansIo>(
+    driver: Driver<N>,
+    shutdown: Arc<Notify>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let stop_fut = async move { shutdown.notified().await };
+        driver.run(stop_fut).await;
+    })
 }
 
 /// Binds the gossip sockets (UDP and TCP on the same address).
@@ -199,6 +225,8 @@ pub struct RunningAgent {
     pub shutdown: Arc<Notify>,
     /// The gossip address bound.
     pub gossip_addr: SocketAddr,
+    /// The API address bound (differs from `--api` for port 0).
+    pub api_addr: Option<SocketAddr>,
 }
 
 /// Starts an agent: binds its sockets and API, spawns the driver, and
@@ -226,43 +254,61 @@ pub async fn start(opts: AgentOptions) -> Result<RunningAgent, AgentError> {
         Some(KeySource::File(p)) => Some(KeyringFile::new(p)),
         _ => None,
     };
-    let delegate = match opts.protocol {
-        Protocol::Serf => AgentDelegate::Serf(Box::new(
-            SerfDelegate::new(opts.node.clone(), opts.tags.clone())
-                .map_err(|e| AgentError::Config(e.to_string()))?,
-        )),
-        Protocol::Memberlist => AgentDelegate::Plain(NoopDelegate),
-    };
-    let core = Memberlist::new(config, delegate, Instant::now(), rand::random())
-        .map_err(|e| AgentError::Config(e.to_string()))?;
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
-    let leave_plan = |core: &mut Memberlist<AgentDelegate>| {
-        let gossip = core.config().gossip_interval;
-        let timeout = core.config().probe_interval * 5;
-        match core.delegate_mut() {
-            AgentDelegate::Serf(d) => LeavePlan {
-                intent: d.leave_intent(),
-                intent_grace: (gossip * 3).max(Duration::from_millis(300)),
-                timeout,
-            },
-            AgentDelegate::Plain(_) => LeavePlan {
-                intent: Vec::new(),
-                intent_grace: Duration::ZERO,
-                timeout,
-            },
-        }
-    };
-    let file_for_hook = keyring_file.clone();
-    let hook = Box::new(move |core: &mut Memberlist<AgentDelegate>, _now: Instant| {
-        crate::serf_hook::apply(core, file_for_hook.as_ref());
-    });
-    let driver = Driver::new(core, udp, tcp, cmd_rx, leave_plan).with_hook(hook);
     let shutdown = Arc::new(Notify::new());
-    let stop = shutdown.clone();
-    let done = tokio::spawn(async move {
-        let stop_fut = async move { stop.notified().await };
-        driver.run(stop_fut).await;
-    });
+    let done = if opts.protocol == Protocol::NetworkDb {
+        let db = swimnet_networkdb::NetworkDb::new(
+            config,
+            swimnet_networkdb::NdbConfig::default(),
+            Instant::now(),
+            rand::random(),
+        )
+        .map_err(|e| AgentError::Config(e.to_string()))?;
+        let leave_plan = |db: &mut swimnet_networkdb::NetworkDb| LeavePlan {
+            intent: Vec::new(),
+            intent_grace: Duration::ZERO,
+            timeout: SansIo::config(db).probe_interval * 5,
+        };
+        spawn_driver(
+            Driver::new(db, udp, tcp, cmd_rx, leave_plan),
+            shutdown.clone(),
+        )
+    } else {
+        let delegate = match opts.protocol {
+            Protocol::Serf => AgentDelegate::Serf(Box::new(
+                SerfDelegate::new(opts.node.clone(), opts.tags.clone())
+                    .map_err(|e| AgentError::Config(e.to_string()))?,
+            )),
+            _ => AgentDelegate::Plain(NoopDelegate),
+        };
+        let core = Memberlist::new(config, delegate, Instant::now(), rand::random())
+            .map_err(|e| AgentError::Config(e.to_string()))?;
+        let leave_plan = |core: &mut Memberlist<AgentDelegate>| {
+            let gossip = core.config().gossip_interval;
+            let timeout = core.config().probe_interval * 5;
+            match core.delegate_mut() {
+                AgentDelegate::Serf(d) => LeavePlan {
+                    intent: d.leave_intent(),
+                    intent_grace: (gossip * 3).max(Duration::from_millis(300)),
+                    timeout,
+                },
+                AgentDelegate::Plain(_) => LeavePlan {
+                    intent: Vec::new(),
+                    intent_grace: Duration::ZERO,
+                    timeout,
+                },
+            }
+        };
+        let file_for_hook = keyring_file.clone();
+        let hook = Box::new(move |core: &mut Memberlist<AgentDelegate>, _now: Instant| {
+            crate::serf_hook::apply(core, file_for_hook.as_ref());
+        });
+        spawn_driver(
+            Driver::new(core, udp, tcp, cmd_rx, leave_plan).with_hook(hook),
+            shutdown.clone(),
+        )
+    };
+    let api_addr = api_listener.as_ref().and_then(|l| l.local_addr().ok());
     if let Some(listener) = api_listener {
         let state = ApiState {
             commands: cmd_tx.clone(),
@@ -306,5 +352,6 @@ pub async fn start(opts: AgentOptions) -> Result<RunningAgent, AgentError> {
         done,
         shutdown,
         gossip_addr,
+        api_addr,
     })
 }

@@ -8,13 +8,14 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
+use base64::Engine;
 use serde::{Deserialize, Serialize};
 use swimnet_core::{Node, NodeState};
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::driver::{Command, KeyCommand, KeyringView};
+use crate::driver::{Command, KeyCommand, KeyringView, TableCommand, TableError, TableReply};
 use crate::keyfile::{encode_key, parse_key, KeyringFile};
 
 /// One member, shaped like `serf members -format=json`.
@@ -136,6 +137,16 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/keys", get(keys))
         .route("/v1/keys/:op", post(key_op))
         .route("/v1/stats", get(stats))
+        .route("/v1/networks", get(networks))
+        .route("/v1/networks/:nid/:op", post(network_op))
+        .route("/v1/networks/:nid/peers", get(network_peers))
+        .route("/v1/tables/:nid/:table", get(table_list))
+        .route(
+            "/v1/tables/:nid/:table/:key",
+            get(entry_get).put(entry_put).delete(entry_delete),
+        )
+        .route("/", any(crate::diag::handle))
+        .fallback(crate::diag::handle)
         .with_state(state)
 }
 
@@ -266,4 +277,190 @@ async fn stats(State(state): State<ApiState>) -> Result<Json<serde_json::Value>,
         },
         "driver": v.driver,
     })))
+}
+
+/// `GET /v1/networks`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NetworksView {
+    /// Networks this node is attached to.
+    pub networks: Vec<String>,
+}
+
+/// One peer of a network.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PeerView {
+    /// Node name.
+    pub name: String,
+    /// Its IP (empty when unknown).
+    pub ip: String,
+}
+
+/// `GET /v1/networks/{nid}/peers`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeersView {
+    /// Network ID.
+    pub network: String,
+    /// Active nodes attached to it, this one included when attached.
+    pub peers: Vec<PeerView>,
+}
+
+/// One table entry; `value` is base64 (standard alphabet, padded).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EntryView {
+    /// Key.
+    pub key: String,
+    /// Value, base64.
+    pub value: String,
+    /// Owner node (empty in `GET .../{key}` answers).
+    #[serde(default)]
+    pub owner: String,
+}
+
+/// `GET /v1/tables/{nid}/{table}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TableView {
+    /// Network ID.
+    pub network: String,
+    /// Table name.
+    pub table: String,
+    /// Live entries, by key.
+    pub entries: Vec<EntryView>,
+}
+
+fn b64(v: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(v)
+}
+
+async fn table_cmd(state: &ApiState, cmd: TableCommand) -> Result<TableReply, ApiError> {
+    ask(state, |tx| Command::Table(cmd, tx))
+        .await?
+        .map_err(|e| match e {
+            TableError::NotNetworkDb => ApiError(StatusCode::CONFLICT, e.to_string()),
+            TableError::NotFound(m) => ApiError(StatusCode::NOT_FOUND, m),
+            TableError::Failed(m) => bad(m),
+        })
+}
+
+fn unexpected() -> ApiError {
+    ApiError(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "unexpected answer from the driver".into(),
+    )
+}
+
+async fn networks(State(state): State<ApiState>) -> Result<Json<NetworksView>, ApiError> {
+    match table_cmd(&state, TableCommand::Networks).await? {
+        TableReply::Networks(networks) => Ok(Json(NetworksView { networks })),
+        _ => Err(unexpected()),
+    }
+}
+
+async fn network_op(
+    State(state): State<ApiState>,
+    Path((nid, op)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let cmd = match op.as_str() {
+        "join" => TableCommand::JoinNetwork(nid.clone()),
+        "leave" => TableCommand::LeaveNetwork(nid.clone()),
+        other => {
+            return Err(ApiError(
+                StatusCode::NOT_FOUND,
+                format!("unknown network operation {other:?}: use join or leave"),
+            ))
+        }
+    };
+    table_cmd(&state, cmd).await?;
+    Ok(Json(serde_json::json!({ "network": nid, op: true })))
+}
+
+async fn network_peers(
+    State(state): State<ApiState>,
+    Path(nid): Path<String>,
+) -> Result<Json<PeersView>, ApiError> {
+    match table_cmd(&state, TableCommand::NetworkPeers(nid.clone())).await? {
+        TableReply::Peers(ps) => Ok(Json(PeersView {
+            network: nid,
+            peers: ps
+                .into_iter()
+                .map(|(name, ip)| PeerView {
+                    name,
+                    ip: ip.map(|i| i.to_string()).unwrap_or_default(),
+                })
+                .collect(),
+        })),
+        _ => Err(unexpected()),
+    }
+}
+
+async fn table_list(
+    State(state): State<ApiState>,
+    Path((nid, table)): Path<(String, String)>,
+) -> Result<Json<TableView>, ApiError> {
+    let cmd = TableCommand::List {
+        nid: nid.clone(),
+        table: table.clone(),
+    };
+    match table_cmd(&state, cmd).await? {
+        TableReply::Entries(es) => Ok(Json(TableView {
+            network: nid,
+            table,
+            entries: es
+                .into_iter()
+                .map(|e| EntryView {
+                    value: b64(&e.value),
+                    key: e.key,
+                    owner: e.owner,
+                })
+                .collect(),
+        })),
+        _ => Err(unexpected()),
+    }
+}
+
+async fn entry_get(
+    State(state): State<ApiState>,
+    Path((nid, table, key)): Path<(String, String, String)>,
+) -> Result<Json<EntryView>, ApiError> {
+    let cmd = TableCommand::Get {
+        nid,
+        table,
+        key: key.clone(),
+    };
+    match table_cmd(&state, cmd).await? {
+        TableReply::Value(v) => Ok(Json(EntryView {
+            key,
+            value: b64(&v),
+            owner: String::new(),
+        })),
+        _ => Err(unexpected()),
+    }
+}
+
+/// `PUT`: the request body is the value, raw bytes taken as they are.
+async fn entry_put(
+    State(state): State<ApiState>,
+    Path((nid, table, key)): Path<(String, String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let cmd = TableCommand::Put {
+        nid,
+        table,
+        key: key.clone(),
+        value: body.to_vec(),
+    };
+    table_cmd(&state, cmd).await?;
+    Ok(Json(serde_json::json!({ "key": key, "written": true })))
+}
+
+async fn entry_delete(
+    State(state): State<ApiState>,
+    Path((nid, table, key)): Path<(String, String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let cmd = TableCommand::Delete {
+        nid,
+        table,
+        key: key.clone(),
+    };
+    table_cmd(&state, cmd).await?;
+    Ok(Json(serde_json::json!({ "key": key, "deleted": true })))
 }

@@ -68,4 +68,41 @@ impl Client {
         resp.into_json()
             .map_err(|e| format!("bad answer from the agent: {e}"))
     }
+
+    /// `PUT path` with a raw body, decoded.
+    pub fn put_bytes<T: DeserializeOwned>(&self, path: &str, body: &[u8]) -> Result<T, String> {
+        let resp = self
+            .agent
+            .put(&format!("{}{path}", self.base))
+            .set("Content-Type", "application/octet-stream")
+            .send_bytes(body)
+            .map_err(|e| self.error(e))?;
+        resp.into_json()
+            .map_err(|e| format!("bad answer from the agent: {e}"))
+    }
+
+    /// `DELETE path`, decoded.
+    pub fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, String> {
+        let resp = self
+            .agent
+            .delete(&format!("{}{path}", self.base))
+            .call()
+            .map_err(|e| self.error(e))?;
+        resp.into_json()
+            .map_err(|e| format!("bad answer from the agent: {e}"))
+    }
+}
+
+/// Percent-encodes one path segment (everything but RFC 3986 unreserved
+/// characters), so network, table and key names may hold any character.
+pub fn segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

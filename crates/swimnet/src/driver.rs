@@ -1,5 +1,7 @@
 //! The thin tokio driver: one UDP socket, one TCP listener, a timer, and a
-//! command channel, around one [`Memberlist`] core.
+//! command channel, around one sans-IO node: a plain [`Memberlist`] (the
+//! Serf and memberlist modes) or a [`NetworkDb`] (the networkdb mode), both
+//! seen through the [`SansIo`] trait.
 //!
 //! The driver makes no protocol decisions. It moves datagrams and stream
 //! bytes between the sockets and the core, sleeps until the core's next
@@ -13,7 +15,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use swimnet_core::{Delegate, Event, Memberlist, Node, NodeState, Stats, StreamCommand, StreamId};
+use swimnet_core::{
+    Config, Delegate, Event, Memberlist, Node, NodeState, Stats, StreamCommand, StreamId, Transmit,
+};
+use swimnet_networkdb::{NetworkDb, TableEntry};
+use swimnet_wire::security::Keyring;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
@@ -56,6 +62,404 @@ pub enum Command {
     Stats(oneshot::Sender<StatusView>),
     /// Replace our metadata (announced with a new incarnation).
     SetMeta(Vec<u8>, oneshot::Sender<Result<(), String>>),
+    /// A NetworkDB command (networks and tables); fails with
+    /// [`TableError::NotNetworkDb`] unless the agent runs `--protocol networkdb`.
+    Table(
+        TableCommand,
+        oneshot::Sender<Result<TableReply, TableError>>,
+    ),
+}
+
+/// A NetworkDB command.
+#[derive(Debug, Clone)]
+pub enum TableCommand {
+    /// The networks this node is attached to.
+    Networks,
+    /// Attach to a network.
+    JoinNetwork(String),
+    /// Detach from a network.
+    LeaveNetwork(String),
+    /// Active nodes attached to a network (this one included when attached).
+    NetworkPeers(String),
+    /// Active nodes of the cluster.
+    ClusterPeers,
+    /// `(entries, queue length)` of a network, Docker's `/networkstats`.
+    NetworkStats(String),
+    /// Create an entry owned by this node.
+    Create {
+        /// Network.
+        nid: String,
+        /// Table.
+        table: String,
+        /// Key.
+        key: String,
+        /// Value.
+        value: Vec<u8>,
+    },
+    /// Update an entry owned by this node.
+    Update {
+        /// Network.
+        nid: String,
+        /// Table.
+        table: String,
+        /// Key.
+        key: String,
+        /// Value.
+        value: Vec<u8>,
+    },
+    /// Create the entry, or update it when it exists (`PUT`).
+    Put {
+        /// Network.
+        nid: String,
+        /// Table.
+        table: String,
+        /// Key.
+        key: String,
+        /// Value.
+        value: Vec<u8>,
+    },
+    /// Delete an entry owned by this node.
+    Delete {
+        /// Network.
+        nid: String,
+        /// Table.
+        table: String,
+        /// Key.
+        key: String,
+    },
+    /// Read one live entry.
+    Get {
+        /// Network.
+        nid: String,
+        /// Table.
+        table: String,
+        /// Key.
+        key: String,
+    },
+    /// Read the live entries of a table.
+    List {
+        /// Network.
+        nid: String,
+        /// Table.
+        table: String,
+    },
+}
+
+/// The answer to a [`TableCommand`].
+#[derive(Debug, Clone)]
+pub enum TableReply {
+    /// Done.
+    Done,
+    /// Network names.
+    Networks(Vec<String>),
+    /// Peers: node name and IP (`None`: address unknown).
+    Peers(Vec<(String, Option<std::net::IpAddr>)>),
+    /// Network stats; `None` when this node is not attached.
+    Stats(Option<(usize, usize)>),
+    /// One live value.
+    Value(Vec<u8>),
+    /// Table entries, by key.
+    Entries(Vec<TableEntry>),
+}
+
+/// Why a [`TableCommand`] failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TableError {
+    /// The agent does not run NetworkDB.
+    #[error("this agent does not run NetworkDB: start it with `swimnet agent --protocol networkdb` to use networks and tables")]
+    NotNetworkDb,
+    /// No such entry (or network).
+    #[error("{0}")]
+    NotFound(String),
+    /// The command failed; NetworkDB's message.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// What the driver needs of a sans-IO node: inputs, outputs, and the few
+/// accessors and commands the local API uses. Implemented by
+/// [`Memberlist`] (Serf and plain memberlist modes) and [`NetworkDb`].
+pub trait SansIo: Send + 'static {
+    /// A datagram arrived.
+    fn handle_packet(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]);
+    /// A TCP connection was accepted.
+    fn handle_stream_accept(&mut self, now: Instant, from: SocketAddr) -> StreamId;
+    /// Bytes arrived on a stream.
+    fn handle_stream_data(&mut self, now: Instant, id: StreamId, data: &[u8], fin: bool);
+    /// A stream failed.
+    fn handle_stream_error(&mut self, now: Instant, id: StreamId, error: &str);
+    /// A deadline passed.
+    fn handle_timeout(&mut self, now: Instant);
+    /// Next datagram to send.
+    fn poll_transmit(&mut self) -> Option<Transmit>;
+    /// Next TCP command.
+    fn poll_stream(&mut self) -> Option<StreamCommand>;
+    /// Next membership event.
+    fn poll_event(&mut self) -> Option<Event>;
+    /// Next deadline.
+    fn poll_timeout(&self) -> Option<Instant>;
+    /// Our node name.
+    fn name(&self) -> &str;
+    /// Our incarnation.
+    fn incarnation(&self) -> u32;
+    /// Lifeguard awareness score.
+    fn health_score(&self) -> usize;
+    /// Core counters.
+    fn stats(&self) -> &Stats;
+    /// Core configuration.
+    fn config(&self) -> &Config;
+    /// Snapshot of the member table.
+    fn members(&self) -> Vec<Node>;
+    /// The keyring, when encryption is on.
+    fn keyring(&self) -> Option<&Keyring>;
+    /// Join the cluster through these addresses.
+    fn join(&mut self, now: Instant, addrs: &[SocketAddr]) -> Result<(), swimnet_core::Error>;
+    /// Leave the cluster.
+    fn leave(&mut self, now: Instant);
+    /// Add a key.
+    fn install_key(&mut self, key: &[u8]) -> Result<(), swimnet_core::Error>;
+    /// Make a key primary.
+    fn use_key(&mut self, key: &[u8]) -> Result<(), swimnet_core::Error>;
+    /// Remove a key.
+    fn remove_key(&mut self, key: &[u8]) -> Result<(), swimnet_core::Error>;
+    /// Replace our metadata.
+    fn set_meta(&mut self, now: Instant, meta: Vec<u8>) -> Result<(), String>;
+    /// Send a user message (payload after the 0x08 byte) to one address.
+    fn send_user_packet(&mut self, to: SocketAddr, msg: &[u8]);
+    /// A NetworkDB command; nodes without tables refuse it.
+    fn table(&mut self, _now: Instant, _cmd: TableCommand) -> Result<TableReply, TableError> {
+        Err(TableError::NotNetworkDb)
+    }
+}
+
+impl<D: Delegate + Send + 'static> SansIo for Memberlist<D> {
+    fn handle_packet(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        Memberlist::handle_packet(self, now, from, datagram)
+    }
+    fn handle_stream_accept(&mut self, now: Instant, from: SocketAddr) -> StreamId {
+        Memberlist::handle_stream_accept(self, now, from)
+    }
+    fn handle_stream_data(&mut self, now: Instant, id: StreamId, data: &[u8], fin: bool) {
+        Memberlist::handle_stream_data(self, now, id, data, fin)
+    }
+    fn handle_stream_error(&mut self, now: Instant, id: StreamId, error: &str) {
+        Memberlist::handle_stream_error(self, now, id, error)
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Memberlist::handle_timeout(self, now)
+    }
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        Memberlist::poll_transmit(self)
+    }
+    fn poll_stream(&mut self) -> Option<StreamCommand> {
+        Memberlist::poll_stream(self)
+    }
+    fn poll_event(&mut self) -> Option<Event> {
+        Memberlist::poll_event(self)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        Memberlist::poll_timeout(self)
+    }
+    fn name(&self) -> &str {
+        Memberlist::name(self)
+    }
+    fn incarnation(&self) -> u32 {
+        Memberlist::incarnation(self)
+    }
+    fn health_score(&self) -> usize {
+        Memberlist::health_score(self)
+    }
+    fn stats(&self) -> &Stats {
+        Memberlist::stats(self)
+    }
+    fn config(&self) -> &Config {
+        Memberlist::config(self)
+    }
+    fn members(&self) -> Vec<Node> {
+        Memberlist::members(self).collect()
+    }
+    fn keyring(&self) -> Option<&Keyring> {
+        Memberlist::keyring(self)
+    }
+    fn join(&mut self, now: Instant, addrs: &[SocketAddr]) -> Result<(), swimnet_core::Error> {
+        Memberlist::join(self, now, addrs)
+    }
+    fn leave(&mut self, now: Instant) {
+        Memberlist::leave(self, now)
+    }
+    fn install_key(&mut self, key: &[u8]) -> Result<(), swimnet_core::Error> {
+        Memberlist::install_key(self, key)
+    }
+    fn use_key(&mut self, key: &[u8]) -> Result<(), swimnet_core::Error> {
+        Memberlist::use_key(self, key)
+    }
+    fn remove_key(&mut self, key: &[u8]) -> Result<(), swimnet_core::Error> {
+        Memberlist::remove_key(self, key)
+    }
+    fn set_meta(&mut self, now: Instant, meta: Vec<u8>) -> Result<(), String> {
+        Memberlist::set_meta(self, now, meta).map_err(|e| e.to_string())
+    }
+    fn send_user_packet(&mut self, to: SocketAddr, msg: &[u8]) {
+        Memberlist::send_user_packet(self, to, msg)
+    }
+}
+
+fn ndb_error(e: swimnet_networkdb::NdbError) -> TableError {
+    use swimnet_networkdb::NdbError as E;
+    match e {
+        E::NotFound { .. } | E::Deleted { .. } | E::DeleteMissing { .. } => {
+            TableError::NotFound(e.to_string())
+        }
+        other => TableError::Failed(other.to_string()),
+    }
+}
+
+impl SansIo for NetworkDb {
+    fn handle_packet(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        NetworkDb::handle_packet(self, now, from, datagram)
+    }
+    fn handle_stream_accept(&mut self, now: Instant, from: SocketAddr) -> StreamId {
+        NetworkDb::handle_stream_accept(self, now, from)
+    }
+    fn handle_stream_data(&mut self, now: Instant, id: StreamId, data: &[u8], fin: bool) {
+        NetworkDb::handle_stream_data(self, now, id, data, fin)
+    }
+    fn handle_stream_error(&mut self, now: Instant, id: StreamId, error: &str) {
+        NetworkDb::handle_stream_error(self, now, id, error)
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        NetworkDb::handle_timeout(self, now)
+    }
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        NetworkDb::poll_transmit(self)
+    }
+    fn poll_stream(&mut self) -> Option<StreamCommand> {
+        NetworkDb::poll_stream(self)
+    }
+    fn poll_event(&mut self) -> Option<Event> {
+        // Table changes are not consumed by the agent yet; drop them so the
+        // queue stays bounded.
+        while self.poll_table_change().is_some() {}
+        NetworkDb::poll_event(self)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        NetworkDb::poll_timeout(self)
+    }
+    fn name(&self) -> &str {
+        NetworkDb::name(self)
+    }
+    fn incarnation(&self) -> u32 {
+        self.core().incarnation()
+    }
+    fn health_score(&self) -> usize {
+        self.core().health_score()
+    }
+    fn stats(&self) -> &Stats {
+        self.core().stats()
+    }
+    fn config(&self) -> &Config {
+        self.core().config()
+    }
+    fn members(&self) -> Vec<Node> {
+        self.core().members().collect()
+    }
+    fn keyring(&self) -> Option<&Keyring> {
+        self.core().keyring()
+    }
+    fn join(&mut self, now: Instant, addrs: &[SocketAddr]) -> Result<(), swimnet_core::Error> {
+        NetworkDb::join(self, now, addrs)
+    }
+    fn leave(&mut self, now: Instant) {
+        NetworkDb::leave(self, now)
+    }
+    fn install_key(&mut self, key: &[u8]) -> Result<(), swimnet_core::Error> {
+        NetworkDb::install_key(self, key)
+    }
+    fn use_key(&mut self, key: &[u8]) -> Result<(), swimnet_core::Error> {
+        NetworkDb::use_key(self, key)
+    }
+    fn remove_key(&mut self, key: &[u8]) -> Result<(), swimnet_core::Error> {
+        NetworkDb::remove_key(self, key)
+    }
+    fn set_meta(&mut self, _now: Instant, _meta: Vec<u8>) -> Result<(), String> {
+        Err("node metadata cannot be changed in networkdb mode".into())
+    }
+    fn send_user_packet(&mut self, to: SocketAddr, _msg: &[u8]) {
+        // NetworkDB owns the user-message channel; nothing else may use it.
+        tracing::debug!(%to, "user packet dropped: not supported in networkdb mode");
+    }
+    fn table(&mut self, now: Instant, cmd: TableCommand) -> Result<TableReply, TableError> {
+        let done = |r: Result<(), swimnet_networkdb::NdbError>| {
+            r.map(|()| TableReply::Done).map_err(ndb_error)
+        };
+        match cmd {
+            TableCommand::Networks => Ok(TableReply::Networks(self.networks())),
+            TableCommand::JoinNetwork(nid) => done(self.join_network(now, &nid)),
+            TableCommand::LeaveNetwork(nid) => done(self.leave_network(now, &nid)),
+            TableCommand::NetworkPeers(nid) => {
+                Ok(TableReply::Peers(self.with_ips(self.network_peers(&nid))))
+            }
+            TableCommand::ClusterPeers => {
+                Ok(TableReply::Peers(self.with_ips(self.cluster_peers())))
+            }
+            TableCommand::NetworkStats(nid) => Ok(TableReply::Stats(self.network_stats(&nid))),
+            TableCommand::Create {
+                nid,
+                table,
+                key,
+                value,
+            } => done(self.create_entry(now, &nid, &table, &key, &value)),
+            TableCommand::Update {
+                nid,
+                table,
+                key,
+                value,
+            } => done(self.update_entry(now, &nid, &table, &key, &value)),
+            TableCommand::Put {
+                nid,
+                table,
+                key,
+                value,
+            } => {
+                if self.get_entry(&nid, &table, &key).is_ok() {
+                    done(self.update_entry(now, &nid, &table, &key, &value))
+                } else {
+                    done(self.create_entry(now, &nid, &table, &key, &value))
+                }
+            }
+            TableCommand::Delete { nid, table, key } => {
+                done(self.delete_entry(now, &nid, &table, &key))
+            }
+            TableCommand::Get { nid, table, key } => self
+                .get_entry(&nid, &table, &key)
+                .map(TableReply::Value)
+                .map_err(ndb_error),
+            TableCommand::List { nid, table } => {
+                Ok(TableReply::Entries(self.table_entries(&nid, &table)))
+            }
+        }
+    }
+}
+
+trait WithIps {
+    fn with_ips(&self, names: Vec<String>) -> Vec<(String, Option<std::net::IpAddr>)>;
+}
+
+impl WithIps for NetworkDb {
+    fn with_ips(&self, names: Vec<String>) -> Vec<(String, Option<std::net::IpAddr>)> {
+        let addrs: HashMap<String, std::net::IpAddr> = self
+            .core()
+            .members()
+            .map(|m| (m.name.to_string(), m.addr.ip()))
+            .collect();
+        names
+            .into_iter()
+            .map(|n| {
+                let ip = addrs.get(&n).copied();
+                (n, ip)
+            })
+            .collect()
+    }
 }
 
 /// A keyring command.
@@ -95,14 +499,14 @@ pub struct StatusView {
 
 /// Called by the driver after every input so the layer above can act on
 /// what its delegate collected (apply key changes, send replies, persist).
-/// Gets the core and the current time.
-pub type Hook<D> = Box<dyn FnMut(&mut Memberlist<D>, Instant) + Send>;
+/// Gets the node and the current time.
+pub type Hook<N> = Box<dyn FnMut(&mut N, Instant) + Send>;
 
 /// Called with every membership event, for logging or the layer above.
 pub type EventSink = Box<dyn FnMut(&Event) + Send>;
 
 /// Asked when a leave starts: what to send first and how long to wait.
-pub type LeavePlanner<D> = Box<dyn FnMut(&mut Memberlist<D>) -> LeavePlan + Send>;
+pub type LeavePlanner<N> = Box<dyn FnMut(&mut N) -> LeavePlan + Send>;
 
 /// How to leave.
 #[derive(Debug, Clone, Default)]
@@ -150,14 +554,14 @@ struct JoinWaiter {
 }
 
 /// The driver. Build it with [`Driver::new`] and run it with [`Driver::run`].
-pub struct Driver<D: Delegate> {
-    core: Memberlist<D>,
+pub struct Driver<N: SansIo> {
+    core: N,
     udp: Arc<UdpSocket>,
     listener: TcpListener,
     commands: mpsc::Receiver<Command>,
-    hook: Option<Hook<D>>,
+    hook: Option<Hook<N>>,
     events: Option<EventSink>,
-    leave_plan: LeavePlanner<D>,
+    leave_plan: LeavePlanner<N>,
     stats: DriverStats,
     streams: HashMap<StreamId, mpsc::Sender<StreamOut>>,
     stream_tx: mpsc::Sender<StreamIn>,
@@ -171,16 +575,16 @@ fn now() -> Instant {
     Instant::now()
 }
 
-impl<D: Delegate + Send + 'static> Driver<D> {
+impl<N: SansIo> Driver<N> {
     /// Wraps a core and its bound sockets. `commands` carries the local API's
     /// requests. `leave_plan` is asked, when a leave starts, what to send
     /// first (Serf's leave intent) and how long to wait.
     pub fn new(
-        core: Memberlist<D>,
+        core: N,
         udp: UdpSocket,
         listener: TcpListener,
         commands: mpsc::Receiver<Command>,
-        leave_plan: impl FnMut(&mut Memberlist<D>) -> LeavePlan + Send + 'static,
+        leave_plan: impl FnMut(&mut N) -> LeavePlan + Send + 'static,
     ) -> Self {
         let (stream_tx, stream_rx) = mpsc::channel(1024);
         Driver {
@@ -202,7 +606,7 @@ impl<D: Delegate + Send + 'static> Driver<D> {
     }
 
     /// Sets the hook run after every input.
-    pub fn with_hook(mut self, hook: Hook<D>) -> Self {
+    pub fn with_hook(mut self, hook: Hook<N>) -> Self {
         self.hook = Some(hook);
         self
     }
@@ -215,7 +619,7 @@ impl<D: Delegate + Send + 'static> Driver<D> {
 
     /// Runs until a leave completes (by command or `shutdown`) and returns
     /// the core. `shutdown` resolving starts a graceful leave, like SIGINT.
-    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) -> Memberlist<D> {
+    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) -> N {
         tokio::pin!(shutdown);
         let mut shutdown_seen = false;
         let mut buf = vec![0u8; UDP_BUFFER];
@@ -229,7 +633,10 @@ impl<D: Delegate + Send + 'static> Driver<D> {
             let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline));
             tokio::select! {
                 r = udp.recv_from(&mut buf) => match r {
-                    Ok((n, from)) => self.core.handle_packet(now(), from, &buf[..n]),
+                    Ok((n, from)) => {
+                        tracing::trace!(%from, len = n, "datagram in");
+                        self.core.handle_packet(now(), from, &buf[..n]);
+                    }
                     Err(e) => {
                         self.stats.io_errors += 1;
                         tracing::debug!(error = %e, "udp receive error");
@@ -311,6 +718,7 @@ impl<D: Delegate + Send + 'static> Driver<D> {
             let live: Vec<SocketAddr> = self
                 .core
                 .members()
+                .into_iter()
                 .filter(|m| m.state == NodeState::Alive && *m.name != *self.core.name())
                 .map(|m| m.addr)
                 .collect();
@@ -331,7 +739,7 @@ impl<D: Delegate + Send + 'static> Driver<D> {
         let t = now();
         match cmd {
             Command::Members(tx) => {
-                let _ = tx.send(self.core.members().collect());
+                let _ = tx.send(self.core.members());
             }
             Command::Join(addrs, tx) => {
                 if addrs.is_empty() {
@@ -371,7 +779,10 @@ impl<D: Delegate + Send + 'static> Driver<D> {
                 });
             }
             Command::SetMeta(meta, tx) => {
-                let _ = tx.send(self.core.set_meta(t, meta).map_err(|e| e.to_string()));
+                let _ = tx.send(self.core.set_meta(t, meta));
+            }
+            Command::Table(tc, tx) => {
+                let _ = tx.send(self.core.table(t, tc));
             }
         }
     }
@@ -474,6 +885,7 @@ impl<D: Delegate + Send + 'static> Driver<D> {
             let mut progressed = false;
             while let Some(t) = self.core.poll_transmit() {
                 progressed = true;
+                tracing::trace!(dst = %t.dst, len = t.payload.len(), "datagram out");
                 if let Err(e) = self.udp.send_to(&t.payload, t.dst).await {
                     self.stats.io_errors += 1;
                     tracing::debug!(dst = %t.dst, error = %e, "udp send failed");

@@ -7,6 +7,7 @@ pub mod agent;
 pub mod api;
 pub mod client;
 pub mod demo;
+pub mod diag;
 pub mod driver;
 pub mod keyfile;
 pub mod serf_hook;

@@ -7,8 +7,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use swimnet::agent::{self, AgentOptions, KeySource, Profile, Protocol};
-use swimnet::api::{parse_addr, KeysView, MembersView};
-use swimnet::client::Client;
+use swimnet::api::{
+    parse_addr, EntryView, KeysView, MembersView, NetworksView, PeersView, TableView,
+};
+use swimnet::client::{segment, Client};
 use swimnet::keyfile::{generate_key, parse_key};
 
 /// Default address of the local API.
@@ -36,6 +38,7 @@ enum ProfileArg {
 enum ProtocolArg {
     Serf,
     Memberlist,
+    Networkdb,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -123,6 +126,22 @@ enum Cmd {
         #[command(subcommand)]
         op: KeysCmd,
     },
+    /// NetworkDB networks of an agent run with `--protocol networkdb`.
+    Network {
+        /// Agent API address.
+        #[arg(long, global = true, default_value = DEFAULT_API, value_parser = parse_addr)]
+        api: SocketAddr,
+        #[command(subcommand)]
+        op: NetworkCmd,
+    },
+    /// NetworkDB tables of an agent run with `--protocol networkdb`.
+    Table {
+        /// Agent API address.
+        #[arg(long, global = true, default_value = DEFAULT_API, value_parser = parse_addr)]
+        api: SocketAddr,
+        #[command(subcommand)]
+        op: TableCmd,
+    },
     /// Print a new random encryption key (base64, 32 bytes).
     Keygen,
     /// Run a local cluster on loopback, crash a node, show its detection, exit.
@@ -156,6 +175,220 @@ enum KeysCmd {
         /// Base64 key.
         key: String,
     },
+}
+
+#[derive(Subcommand)]
+enum NetworkCmd {
+    /// Attach the agent to a network.
+    Join {
+        /// Network ID.
+        network: String,
+    },
+    /// Detach the agent from a network.
+    Leave {
+        /// Network ID.
+        network: String,
+    },
+    /// List the networks the agent is attached to.
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// List the active nodes attached to a network.
+    Peers {
+        /// Network ID.
+        network: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+}
+
+#[derive(Subcommand)]
+enum TableCmd {
+    /// Create or update an entry owned by the agent.
+    Put {
+        /// Network ID.
+        network: String,
+        /// Table name.
+        table: String,
+        /// Key.
+        key: String,
+        /// Value (text, taken as its UTF-8 bytes).
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        value: Option<String>,
+        /// Read the value (raw bytes) from this file instead.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Print an entry's value (raw bytes) to stdout.
+    Get {
+        /// Network ID.
+        network: String,
+        /// Table name.
+        table: String,
+        /// Key.
+        key: String,
+    },
+    /// Delete an entry owned by the agent.
+    Delete {
+        /// Network ID.
+        network: String,
+        /// Table name.
+        table: String,
+        /// Key.
+        key: String,
+    },
+    /// List the live entries of a table.
+    List {
+        /// Network ID.
+        network: String,
+        /// Table name.
+        table: String,
+        /// Output format (JSON values are base64).
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+}
+
+fn decode_b64(v: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(v)
+        .map_err(|e| format!("bad value from the agent: {e}"))
+}
+
+/// A value for a text listing: as text when it is printable UTF-8,
+/// otherwise `base64:...`.
+fn printable(v: &[u8], b64: &str) -> String {
+    match std::str::from_utf8(v) {
+        Ok(t) if !t.chars().any(char::is_control) => t.to_string(),
+        _ => format!("base64:{b64}"),
+    }
+}
+
+fn run_network(api: SocketAddr, op: NetworkCmd) -> Result<(), String> {
+    let client = Client::new(api);
+    match op {
+        NetworkCmd::Join { network } => {
+            let _: serde_json::Value = client.post(
+                &format!("/v1/networks/{}/join", segment(&network)),
+                serde_json::json!({}),
+            )?;
+            println!("joined network {network}");
+        }
+        NetworkCmd::Leave { network } => {
+            let _: serde_json::Value = client.post(
+                &format!("/v1/networks/{}/leave", segment(&network)),
+                serde_json::json!({}),
+            )?;
+            println!("left network {network}");
+        }
+        NetworkCmd::List { format } => {
+            let v: NetworksView = client.get("/v1/networks")?;
+            if format == Format::Json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&v).expect("serializable")
+                );
+            } else {
+                for n in &v.networks {
+                    println!("{n}");
+                }
+            }
+        }
+        NetworkCmd::Peers { network, format } => {
+            let v: PeersView = client.get(&format!("/v1/networks/{}/peers", segment(&network)))?;
+            if format == Format::Json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&v).expect("serializable")
+                );
+            } else {
+                for p in &v.peers {
+                    let ip = if p.ip.is_empty() { "unknown" } else { &p.ip };
+                    println!("{:<20} {ip}", p.name);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn run_table(api: SocketAddr, op: TableCmd) -> Result<(), String> {
+    let client = Client::new(api);
+    let path = |n: &str, t: &str, k: &str| {
+        format!("/v1/tables/{}/{}/{}", segment(n), segment(t), segment(k))
+    };
+    match op {
+        TableCmd::Put {
+            network,
+            table,
+            key,
+            value,
+            file,
+        } => {
+            let bytes = match (value, file) {
+                (_, Some(p)) => {
+                    std::fs::read(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?
+                }
+                (Some(v), None) => v.into_bytes(),
+                (None, None) => return Err("give a VALUE or --file PATH".into()),
+            };
+            let _: serde_json::Value = client.put_bytes(&path(&network, &table, &key), &bytes)?;
+            println!("wrote {key} ({} bytes)", bytes.len());
+        }
+        TableCmd::Get {
+            network,
+            table,
+            key,
+        } => {
+            let v: EntryView = client.get(&path(&network, &table, &key))?;
+            let bytes = decode_b64(&v.value)?;
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            out.write_all(&bytes)
+                .and_then(|()| out.flush())
+                .map_err(|e| format!("cannot write the value: {e}"))?;
+        }
+        TableCmd::Delete {
+            network,
+            table,
+            key,
+        } => {
+            let _: serde_json::Value = client.delete(&path(&network, &table, &key))?;
+            println!("deleted {key}");
+        }
+        TableCmd::List {
+            network,
+            table,
+            format,
+        } => {
+            let v: TableView = client.get(&format!(
+                "/v1/tables/{}/{}",
+                segment(&network),
+                segment(&table)
+            ))?;
+            if format == Format::Json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&v).expect("serializable")
+                );
+            } else {
+                for e in &v.entries {
+                    let bytes = decode_b64(&e.value)?;
+                    println!(
+                        "{:<24} {:<16} {}",
+                        e.key,
+                        e.owner,
+                        printable(&bytes, &e.value)
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn parse_tag(s: &str) -> Result<(String, String), String> {
@@ -232,6 +465,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 protocol: match protocol {
                     ProtocolArg::Serf => Protocol::Serf,
                     ProtocolArg::Memberlist => Protocol::Memberlist,
+                    ProtocolArg::Networkdb => Protocol::NetworkDb,
                 },
             };
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -312,6 +546,8 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("key {verb}");
             Ok(())
         }
+        Cmd::Network { api, op } => run_network(api, op),
+        Cmd::Table { api, op } => run_table(api, op),
         Cmd::Keygen => {
             println!("{}", generate_key());
             Ok(())
