@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use swimnet_core::{Node, NodeState};
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::driver::{Command, KeyCommand, KeyringView, TableCommand, TableError, TableReply};
+use crate::driver::{
+    Command, KeyCommand, KeyringView, TableCommand, TableError, TableReply, WatchStart,
+};
 use crate::keyfile::{encode_key, parse_key, KeyringFile};
 
 /// One member, shaped like `serf members -format=json`.
@@ -392,10 +394,134 @@ async fn network_peers(
     }
 }
 
+/// One line of `GET /v1/tables/{nid}/{table}?watch=true`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WatchEvent {
+    /// `create`, `update` or `delete`.
+    pub event: String,
+    /// Network ID.
+    pub network: String,
+    /// Table name.
+    pub table: String,
+    /// Key.
+    pub key: String,
+    /// The value now (base64); for `delete`, the value it had.
+    pub value: String,
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    watch: Option<String>,
+}
+
+fn json_line(v: &impl Serialize) -> axum::body::Bytes {
+    let mut line = serde_json::to_vec(v).unwrap_or_default();
+    line.push(b'\n');
+    line.into()
+}
+
+/// `?watch=true`: the current entries as `create` events, then every change
+/// to the table as it happens, one JSON object per line, until the client
+/// goes away or the agent stops. A client that falls more than
+/// [`crate::driver::WATCH_BUFFER`] changes behind gets a final
+/// `{"error": ...}` line and the stream ends.
+async fn table_watch(state: &ApiState, nid: String, table: String) -> Result<Response, ApiError> {
+    let (tx, rx) = oneshot::channel();
+    let cmd = Command::Watch {
+        nid: nid.clone(),
+        table: table.clone(),
+        reply: tx,
+    };
+    state.commands.send(cmd).await.map_err(|_| gone())?;
+    let WatchStart { entries, changes } = rx.await.map_err(|_| gone())?.map_err(|e| match e {
+        TableError::NotNetworkDb => ApiError(StatusCode::CONFLICT, e.to_string()),
+        TableError::NotFound(m) => ApiError(StatusCode::NOT_FOUND, m),
+        TableError::Failed(m) => bad(m),
+    })?;
+    let initial: std::collections::VecDeque<axum::body::Bytes> = entries
+        .into_iter()
+        .map(|e| {
+            json_line(&WatchEvent {
+                event: "create".into(),
+                network: nid.clone(),
+                table: table.clone(),
+                key: e.key,
+                value: b64(&e.value),
+            })
+        })
+        .collect();
+    struct St {
+        initial: std::collections::VecDeque<axum::body::Bytes>,
+        changes: tokio::sync::broadcast::Receiver<swimnet_networkdb::TableChange>,
+        nid: String,
+        table: String,
+        done: bool,
+    }
+    let st = St {
+        initial,
+        changes,
+        nid,
+        table,
+        done: false,
+    };
+    let stream = futures_util::stream::unfold(st, |mut st| async move {
+        if let Some(line) = st.initial.pop_front() {
+            return Some((Ok::<_, std::convert::Infallible>(line), st));
+        }
+        if st.done {
+            return None;
+        }
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            match st.changes.recv().await {
+                Ok(c) => {
+                    if c.network_id != st.nid || c.table != st.table {
+                        continue;
+                    }
+                    let (event, value) = match (&c.prev, &c.value) {
+                        (None, Some(v)) => ("create", v),
+                        (Some(_), Some(v)) => ("update", v),
+                        (Some(p), None) => ("delete", p),
+                        (None, None) => continue,
+                    };
+                    let line = json_line(&WatchEvent {
+                        event: event.into(),
+                        network: c.network_id.clone(),
+                        table: c.table.clone(),
+                        key: c.key.clone(),
+                        value: b64(value),
+                    });
+                    return Some((Ok(line), st));
+                }
+                Err(RecvError::Lagged(n)) => {
+                    st.done = true;
+                    let line = json_line(&serde_json::json!({
+                        "error": format!("this watch fell behind and missed {n} table changes; start it again")
+                    }));
+                    return Some((Ok(line), st));
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
+}
+
 async fn table_list(
     State(state): State<ApiState>,
     Path((nid, table)): Path<(String, String)>,
-) -> Result<Json<TableView>, ApiError> {
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    match q.watch.as_deref() {
+        None | Some("false") | Some("0") => {}
+        Some("true") | Some("1") | Some("") => return table_watch(&state, nid, table).await,
+        Some(other) => return Err(bad(format!("watch={other:?}: use watch=true"))),
+    }
     let cmd = TableCommand::List {
         nid: nid.clone(),
         table: table.clone(),
@@ -412,7 +538,8 @@ async fn table_list(
                     owner: e.owner,
                 })
                 .collect(),
-        })),
+        })
+        .into_response()),
         _ => Err(unexpected()),
     }
 }

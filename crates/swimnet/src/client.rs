@@ -81,6 +81,22 @@ impl Client {
             .map_err(|e| format!("bad answer from the agent: {e}"))
     }
 
+    /// `GET path` as a never-ending stream (no read timeout): the body,
+    /// buffered for reading line by line.
+    pub fn watch(
+        &self,
+        path: &str,
+    ) -> Result<std::io::BufReader<Box<dyn std::io::Read + Send + Sync>>, String> {
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(2))
+            .build();
+        let resp = agent
+            .get(&format!("{}{path}", self.base))
+            .call()
+            .map_err(|e| self.error(e))?;
+        Ok(std::io::BufReader::new(resp.into_reader()))
+    }
+
     /// `DELETE path`, decoded.
     pub fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, String> {
         let resp = self

@@ -1,6 +1,8 @@
 //! `swimnet demo`: a local cluster of real agents on loopback sockets, in
 //! one process. Members converge, one agent is killed without a word, the
-//! others detect it, and the rest leave gracefully.
+//! others detect it, and one leaves gracefully. Every agent runs NetworkDB:
+//! the rest then attach to a network and replicate a table (writes and a
+//! delete) before they stop.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -9,7 +11,63 @@ use swimnet_core::NodeState;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::agent::{self, AgentOptions, Profile, Protocol, RunningAgent};
-use crate::driver::Command;
+use crate::driver::{Command, TableCommand, TableReply};
+
+/// The demo's network and table.
+const NET: &str = "demo-net";
+const TABLE: &str = "endpoints";
+
+async fn table(tx: &mpsc::Sender<Command>, cmd: TableCommand) -> Result<TableReply, String> {
+    let (rtx, rrx) = oneshot::channel();
+    tx.send(Command::Table(cmd, rtx))
+        .await
+        .map_err(|_| "an agent stopped".to_string())?;
+    rrx.await
+        .map_err(|_| "an agent stopped".to_string())?
+        .map_err(|e| e.to_string())
+}
+
+/// Entries of the demo table each agent holds.
+async fn entry_counts(agents: &[(String, RunningAgent)]) -> Result<Vec<usize>, String> {
+    let mut counts = Vec::new();
+    for (_, a) in agents {
+        let list = TableCommand::List {
+            nid: NET.into(),
+            table: TABLE.into(),
+        };
+        counts.push(match table(&a.commands, list).await? {
+            TableReply::Entries(es) => es.len(),
+            _ => 0,
+        });
+    }
+    Ok(counts)
+}
+
+/// Polls every 100 ms until each agent holds `want` entries, printing the
+/// counts; answers the time it took.
+async fn wait_entries(
+    agents: &[(String, RunningAgent)],
+    want: usize,
+    since: Instant,
+) -> Result<Duration, String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let counts = entry_counts(agents).await?;
+        println!(
+            "  {:>8.2?}  entries in {NET}/{TABLE} held by each agent: {counts:?}",
+            since.elapsed()
+        );
+        if counts.iter().all(|&c| c == want) {
+            return Ok(since.elapsed());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "the table did not converge to {want} entries in 20 s"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
 
 async fn members(tx: &mpsc::Sender<Command>) -> Vec<swimnet_core::Node> {
     let (rtx, rrx) = oneshot::channel();
@@ -37,7 +95,7 @@ pub async fn run(n: usize) -> Result<(), String> {
         )
     };
     println!(
-        "swimnet demo: {n} agents on loopback (UDP+TCP {}..{}), memberlist's local profile",
+        "swimnet demo: {n} agents on loopback (UDP+TCP {}..{}), memberlist's local profile, NetworkDB",
         addr(0),
         addr(n - 1)
     );
@@ -50,14 +108,11 @@ pub async fn run(n: usize) -> Result<(), String> {
             advertise: None,
             join: if i == 0 { Vec::new() } else { vec![addr(0)] },
             keys: None,
-            tags: [(
-                "role".to_string(),
-                if i == 0 { "seed" } else { "worker" }.to_string(),
-            )]
-            .into(),
+            // NetworkDB nodes carry no metadata, hence no tags.
+            tags: Default::default(),
             profile: Profile::Local,
             api: None,
-            protocol: Protocol::Serf,
+            protocol: Protocol::NetworkDb,
         };
         agents.push(Some(agent::start(opts).await.map_err(|e| e.to_string())?));
     }
@@ -134,13 +189,17 @@ pub async fn run(n: usize) -> Result<(), String> {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
-    // The rest leave gracefully.
-    let mut remaining: Vec<RunningAgent> = agents.into_iter().flatten().collect();
-    let last = remaining.pop().expect("agents left");
+    // One more leaves gracefully.
+    let mut remaining: Vec<(String, RunningAgent)> = agents
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, a)| a.map(|a| (format!("demo-{i}"), a)))
+        .collect();
+    let (_, last) = remaining.pop().expect("agents left");
     last.shutdown.notify_waiters();
     let _ = last.done.await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let view = members(&remaining[0].commands).await;
+    let view = members(&remaining[0].1.commands).await;
     let left = view
         .iter()
         .find(|m| m.name.ends_with(&format!("-{}", n - 1)))
@@ -150,11 +209,81 @@ pub async fn run(n: usize) -> Result<(), String> {
         n - 1,
         left.map(status).unwrap_or("gone")
     );
-    for a in remaining {
+
+    tables(&remaining).await?;
+
+    for (_, a) in remaining {
         a.shutdown.notify_waiters();
         let _ = a.done.await;
     }
     println!("all agents stopped; demo finished in {:.2?}", t0.elapsed());
+    Ok(())
+}
+
+/// The table part: every remaining agent attaches to [`NET`], writes one
+/// entry (its name, its address), and the table converges everywhere; then
+/// one entry is deleted and the delete converges.
+async fn tables(agents: &[(String, RunningAgent)]) -> Result<(), String> {
+    let k = agents.len();
+    let t = Instant::now();
+    for (_, a) in agents {
+        table(&a.commands, TableCommand::JoinNetwork(NET.into())).await?;
+    }
+    println!("network tables: the {k} remaining agents join network {NET} ...");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut peers = Vec::new();
+        for (_, a) in agents {
+            peers.push(
+                match table(&a.commands, TableCommand::NetworkPeers(NET.into())).await? {
+                    TableReply::Peers(p) => p.len(),
+                    _ => 0,
+                },
+            );
+        }
+        if peers.iter().all(|&p| p == k) {
+            println!(
+                "attached: every agent sees {k} peers on {NET} after {:.2?}",
+                t.elapsed()
+            );
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "{NET} membership did not converge in 20 s: {peers:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let t = Instant::now();
+    for (name, a) in agents {
+        let put = TableCommand::Put {
+            nid: NET.into(),
+            table: TABLE.into(),
+            key: name.clone(),
+            value: a.gossip_addr.to_string().into_bytes(),
+        };
+        table(&a.commands, put).await?;
+    }
+    println!("each agent writes {NET}/{TABLE}[its name] = its address ...");
+    let took = wait_entries(agents, k, t).await?;
+    println!("replicated: all {k} agents hold all {k} entries after {took:.2?}");
+
+    let (name, owner) = &agents[0];
+    let t = Instant::now();
+    let del = TableCommand::Delete {
+        nid: NET.into(),
+        table: TABLE.into(),
+        key: name.clone(),
+    };
+    table(&owner.commands, del).await?;
+    println!("{name} deletes its entry ...");
+    let took = wait_entries(agents, k - 1, t).await?;
+    println!(
+        "deleted: every agent holds {} entries after {took:.2?}",
+        k - 1
+    );
     Ok(())
 }
 

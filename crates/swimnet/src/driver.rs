@@ -18,11 +18,11 @@ use std::time::{Duration, Instant};
 use swimnet_core::{
     Config, Delegate, Event, Memberlist, Node, NodeState, Stats, StreamCommand, StreamId, Transmit,
 };
-use swimnet_networkdb::{NetworkDb, TableEntry};
+use swimnet_networkdb::{NetworkDb, TableChange, TableEntry};
 use swimnet_wire::security::Keyring;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 /// Largest datagram read (memberlist's receive buffer).
 const UDP_BUFFER: usize = 65_536;
@@ -33,6 +33,8 @@ const MAX_STREAM_READ: usize = (20 << 20) + 1024;
 const MAX_CONNECTIONS: usize = 512;
 /// Read chunk for streams.
 const STREAM_CHUNK: usize = 64 * 1024;
+/// Table changes buffered per watcher; a watcher further behind is dropped.
+pub const WATCH_BUFFER: usize = 1024;
 
 /// Counters kept by the driver itself (the core keeps the protocol ones).
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -68,6 +70,28 @@ pub enum Command {
         TableCommand,
         oneshot::Sender<Result<TableReply, TableError>>,
     ),
+    /// Watch a table: answers with its live entries and a subscription to
+    /// every later change (of any table; the subscriber filters), taken
+    /// together so no change falls between them.
+    Watch {
+        /// Network.
+        nid: String,
+        /// Table.
+        table: String,
+        /// The snapshot and the subscription.
+        reply: oneshot::Sender<Result<WatchStart, TableError>>,
+    },
+}
+
+/// The start of a table watch.
+#[derive(Debug)]
+pub struct WatchStart {
+    /// The live entries when the watch started, by key.
+    pub entries: Vec<TableEntry>,
+    /// Every change after the snapshot, remote or made through this agent.
+    /// Bounded ([`WATCH_BUFFER`]): a receiver that falls behind gets
+    /// `Lagged` and should stop.
+    pub changes: broadcast::Receiver<TableChange>,
 }
 
 /// A NetworkDB command.
@@ -226,6 +250,11 @@ pub trait SansIo: Send + 'static {
     fn set_meta(&mut self, now: Instant, meta: Vec<u8>) -> Result<(), String>;
     /// Send a user message (payload after the 0x08 byte) to one address.
     fn send_user_packet(&mut self, to: SocketAddr, msg: &[u8]);
+    /// Next change to the table store made by a remote node (NetworkDB
+    /// only).
+    fn poll_table_change(&mut self) -> Option<TableChange> {
+        None
+    }
     /// A NetworkDB command; nodes without tables refuse it.
     fn table(&mut self, _now: Instant, _cmd: TableCommand) -> Result<TableReply, TableError> {
         Err(TableError::NotNetworkDb)
@@ -337,10 +366,12 @@ impl SansIo for NetworkDb {
         NetworkDb::poll_stream(self)
     }
     fn poll_event(&mut self) -> Option<Event> {
-        // Table changes are not consumed by the agent yet; drop them so the
-        // queue stays bounded.
-        while self.poll_table_change().is_some() {}
         NetworkDb::poll_event(self)
+    }
+    fn poll_table_change(&mut self) -> Option<TableChange> {
+        // The driver drains this after every input, so the queue stays
+        // bounded whether or not anyone watches.
+        NetworkDb::poll_table_change(self)
     }
     fn poll_timeout(&self) -> Option<Instant> {
         NetworkDb::poll_timeout(self)
@@ -569,6 +600,7 @@ pub struct Driver<N: SansIo> {
     joins: Vec<JoinWaiter>,
     leaving: Option<Leaving>,
     connections: Arc<std::sync::atomic::AtomicUsize>,
+    changes: broadcast::Sender<TableChange>,
 }
 
 fn now() -> Instant {
@@ -602,6 +634,7 @@ impl<N: SansIo> Driver<N> {
             joins: Vec::new(),
             leaving: None,
             connections: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            changes: broadcast::channel(WATCH_BUFFER).0,
         }
     }
 
@@ -782,8 +815,65 @@ impl<N: SansIo> Driver<N> {
                 let _ = tx.send(self.core.set_meta(t, meta));
             }
             Command::Table(tc, tx) => {
-                let _ = tx.send(self.core.table(t, tc));
+                // Local writes are not reported by NetworkDB; watchers see
+                // them anyway, as the change to the visible value.
+                let written = match &tc {
+                    TableCommand::Create {
+                        nid, table, key, ..
+                    }
+                    | TableCommand::Update {
+                        nid, table, key, ..
+                    }
+                    | TableCommand::Put {
+                        nid, table, key, ..
+                    }
+                    | TableCommand::Delete { nid, table, key } => {
+                        Some((nid.clone(), table.clone(), key.clone()))
+                    }
+                    _ => None,
+                };
+                let watched = written.filter(|_| self.changes.receiver_count() > 0);
+                let prev = watched.as_ref().map(|k| self.visible(t, k));
+                let r = self.core.table(t, tc);
+                if let (Some(k), Some(prev), true) = (watched, prev, r.is_ok()) {
+                    let value = self.visible(t, &k);
+                    if value != prev {
+                        let _ = self.changes.send(TableChange {
+                            network_id: k.0,
+                            table: k.1,
+                            key: k.2,
+                            value,
+                            prev,
+                        });
+                    }
+                }
+                let _ = tx.send(r);
             }
+            Command::Watch { nid, table, reply } => {
+                let r = self
+                    .core
+                    .table(t, TableCommand::List { nid, table })
+                    .and_then(|r| match r {
+                        TableReply::Entries(entries) => Ok(WatchStart {
+                            entries,
+                            changes: self.changes.subscribe(),
+                        }),
+                        _ => Err(TableError::Failed("unexpected table answer".into())),
+                    });
+                let _ = reply.send(r);
+            }
+        }
+    }
+
+    fn visible(&mut self, t: Instant, k: &(String, String, String)) -> Option<Vec<u8>> {
+        let get = TableCommand::Get {
+            nid: k.0.clone(),
+            table: k.1.clone(),
+            key: k.2.clone(),
+        };
+        match self.core.table(t, get) {
+            Ok(TableReply::Value(v)) => Some(v),
+            _ => None,
         }
     }
 
@@ -912,6 +1002,11 @@ impl<N: SansIo> Driver<N> {
                         }
                     }
                 }
+            }
+            while let Some(c) = self.core.poll_table_change() {
+                // No receiver is fine; a full buffer drops the oldest and
+                // the lagging receivers learn it.
+                let _ = self.changes.send(c);
             }
             while let Some(e) = self.core.poll_event() {
                 progressed = true;

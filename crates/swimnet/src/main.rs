@@ -250,6 +250,14 @@ enum TableCmd {
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
+    /// Stream a table's changes as JSON lines (the current entries first, as
+    /// `create` events) until interrupted.
+    Watch {
+        /// Network ID.
+        network: String,
+        /// Table name.
+        table: String,
+    },
 }
 
 fn decode_b64(v: &str) -> Result<Vec<u8>, String> {
@@ -387,6 +395,31 @@ fn run_table(api: SocketAddr, op: TableCmd) -> Result<(), String> {
                 }
             }
         }
+        TableCmd::Watch { network, table } => {
+            use std::io::{BufRead, Write};
+            let lines = client.watch(&format!(
+                "/v1/tables/{}/{}?watch=true",
+                segment(&network),
+                segment(&table)
+            ))?;
+            let stdout = std::io::stdout();
+            for line in lines.lines() {
+                let line = line.map_err(|e| format!("the watch stream broke: {e}"))?;
+                if line.is_empty() {
+                    continue;
+                }
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if let Some(err) = v.get("error").and_then(|e| e.as_str()) {
+                        return Err(err.to_string());
+                    }
+                }
+                let mut out = stdout.lock();
+                writeln!(out, "{line}")
+                    .and_then(|()| out.flush())
+                    .map_err(|e| format!("cannot write to stdout: {e}"))?;
+            }
+            return Err("the agent closed the watch (it stopped)".into());
+        }
     }
     Ok(())
 }
@@ -483,6 +516,9 @@ fn run(cli: Cli) -> Result<(), String> {
                     stop.notify_waiters();
                 });
                 running.done.await.map_err(|e| e.to_string())?;
+                // Let the API finish the answer to the request that asked for
+                // the leave before the process exits.
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
                 Ok::<(), String>(())
             })
         }
