@@ -84,8 +84,8 @@ enum Cmd {
         /// Local API address.
         #[arg(long, default_value = DEFAULT_API, value_parser = parse_addr)]
         api: SocketAddr,
-        /// Protocol on top of memberlist.
-        #[arg(long, value_enum, default_value = "serf")]
+        /// Protocol on top of memberlist: Docker NetworkDB tables (the default), a Serf member, or plain memberlist.
+        #[arg(long, value_enum, default_value = "networkdb")]
         protocol: ProtocolArg,
         /// Log format.
         #[arg(long, value_enum, default_value = "text")]

@@ -246,6 +246,8 @@ fn cli_errors_are_one_clear_line() {
                 "127.0.77.23:0",
                 "--api",
                 "127.0.77.23:0",
+                "--protocol",
+                "serf",
             ])
             .arg("--tag")
             .arg(format!("big={long}"))
