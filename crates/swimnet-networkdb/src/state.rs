@@ -336,6 +336,88 @@ pub enum Outgoing {
 
 type EntryKey = (String, String, String);
 
+/// The table entries, ordered by (network, table, key), with a running count
+/// of live entries (not tombstones) per (network, table) so the per-table
+/// limit is checked in O(log n) instead of by scanning the table on every
+/// write. Every change goes through the methods below, which keep the counts
+/// right; reads go through `Deref` to the map.
+#[derive(Debug, Default)]
+struct Entries {
+    map: BTreeMap<EntryKey, Entry>,
+    live: BTreeMap<(String, String), usize>,
+}
+
+impl std::ops::Deref for Entries {
+    type Target = BTreeMap<EntryKey, Entry>;
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl Entries {
+    fn count(&mut self, k: &EntryKey, delta: isize) {
+        let t = (k.0.clone(), k.1.clone());
+        let c = self.live.entry(t.clone()).or_insert(0);
+        *c = c.saturating_add_signed(delta);
+        if *c == 0 {
+            self.live.remove(&t);
+        }
+    }
+
+    /// Live entries of one table.
+    fn live_count(&self, nid: &str, table: &str) -> usize {
+        // The BTreeMap key is an owned pair; a lookup by borrowed parts would
+        // need a custom Borrow impl, so build the key.
+        self.live
+            .get(&(nid.to_string(), table.to_string()))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn insert(&mut self, k: EntryKey, e: Entry) {
+        let new_live = !e.deleting;
+        let old_live = self.map.get(&k).is_some_and(|o| !o.deleting);
+        match (old_live, new_live) {
+            (false, true) => self.count(&k, 1),
+            (true, false) => self.count(&k, -1),
+            _ => {}
+        }
+        self.map.insert(k, e);
+    }
+
+    fn remove(&mut self, k: &EntryKey) {
+        if let Some(e) = self.map.remove(k) {
+            if !e.deleting {
+                self.count(k, -1);
+            }
+        }
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&EntryKey, &Entry) -> bool) {
+        let mut dropped: Vec<EntryKey> = Vec::new();
+        self.map.retain(|k, e| {
+            let kept = keep(k, e);
+            if !kept && !e.deleting {
+                dropped.push(k.clone());
+            }
+            kept
+        });
+        for k in dropped {
+            self.count(&k, -1);
+        }
+    }
+
+    /// Changes the reap time of every entry `f` picks (the deleting flag
+    /// cannot change through here, so the counts stay right).
+    fn set_reap_where(&mut self, mut f: impl FnMut(&EntryKey, &Entry) -> Option<Option<Instant>>) {
+        for (k, e) in self.map.iter_mut() {
+            if let Some(at) = f(k, e) {
+                e.reap_at = at;
+            }
+        }
+    }
+}
+
 fn witness(clock: &mut u64, v: u64) {
     if v >= *clock {
         *clock = v.saturating_add(1);
@@ -359,7 +441,7 @@ pub struct NdbDelegate {
     nodes: BTreeMap<String, NodeInfo>,
     attachments: BTreeMap<String, BTreeMap<String, Attachment>>,
     local: BTreeMap<String, LocalNetwork>,
-    entries: BTreeMap<EntryKey, Entry>,
+    entries: Entries,
     held: BTreeMap<(String, String), Vec<(Instant, TableEvent)>>,
     held_count: usize,
     broadcasts: TransmitLimitedQueue,
@@ -399,7 +481,7 @@ impl NdbDelegate {
             nodes,
             attachments: BTreeMap::new(),
             local: BTreeMap::new(),
-            entries: BTreeMap::new(),
+            entries: Entries::default(),
             held: BTreeMap::new(),
             held_count: 0,
             broadcasts: TransmitLimitedQueue::new(retransmit_mult),
@@ -595,9 +677,7 @@ impl NdbDelegate {
     }
 
     fn live_count(&self, nid: &str, table: &str) -> usize {
-        self.table_range(nid, table)
-            .filter(|(_, e)| !e.deleting)
-            .count()
+        self.entries.live_count(nid, table)
     }
 
     /// Docker's `Peers(nid)`: the active nodes attached to `nid`, this node
@@ -634,7 +714,11 @@ impl NdbDelegate {
     /// broadcast queue for it. `None` when not attached.
     pub fn network_stats(&self, nid: &str) -> Option<(usize, usize)> {
         let net = self.local.get(nid)?;
-        let entries = self.entries.keys().filter(|k| k.0 == nid).count();
+        let entries = self
+            .entries
+            .range((nid.to_string(), String::new(), String::new())..)
+            .take_while(|(k, _)| k.0 == nid)
+            .count();
         Some((entries, net.own.len()))
     }
 
@@ -766,12 +850,14 @@ impl NdbDelegate {
             let mine = self.entries.get(&k).is_some_and(|e| e.owner == self.name);
             if mine {
                 let t = increment(&mut self.table_clock);
-                if let Some(e) = self.entries.get_mut(&k) {
-                    if !e.deleting {
-                        e.ltime = t;
-                        e.deleting = true;
-                        e.reap_at = Some(reap);
-                    }
+                if let Some(e) = self.entries.get(&k).filter(|e| !e.deleting) {
+                    let tomb = Entry {
+                        ltime: t,
+                        deleting: true,
+                        reap_at: Some(reap),
+                        ..e.clone()
+                    };
+                    self.entries.insert(k, tomb);
                 }
             } else {
                 self.entries.remove(&k);
@@ -1273,11 +1359,8 @@ impl NdbDelegate {
             info.state = PeerState::Active;
             info.reap_at = None;
             // Restore the suspended entries.
-            for e in self.entries.values_mut() {
-                if e.owner == name && !e.deleting {
-                    e.reap_at = None;
-                }
-            }
+            self.entries
+                .set_reap_where(|_, e| (e.owner == name && !e.deleting).then_some(None));
             // Like Docker's reconnectNode: resynchronise the shared networks
             // with the returning node at once instead of waiting for the
             // periodic bulk sync.
@@ -1316,11 +1399,8 @@ impl NdbDelegate {
             if info.state == PeerState::Active {
                 info.state = PeerState::Failed;
                 info.reap_at = Some(node_reap);
-                for e in self.entries.values_mut() {
-                    if e.owner == name && !e.deleting {
-                        e.reap_at = Some(reap);
-                    }
-                }
+                self.entries
+                    .set_reap_where(|_, e| (e.owner == name && !e.deleting).then_some(Some(reap)));
             }
         }
     }
@@ -1366,11 +1446,8 @@ impl NdbDelegate {
                     info.state = PeerState::Active;
                     info.reap_at = None;
                     let name = ev.node_name.clone();
-                    for e in self.entries.values_mut() {
-                        if e.owner == name && !e.deleting {
-                            e.reap_at = None;
-                        }
-                    }
+                    self.entries
+                        .set_reap_where(|_, e| (e.owner == name && !e.deleting).then_some(None));
                 }
             }
         }
@@ -1716,5 +1793,131 @@ impl Delegate for NdbDelegate {
                 },
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::sync::Arc;
+    use swimnet_core::NodeState;
+
+    fn addr(i: u8) -> SocketAddr {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, i)), 7946)
+    }
+
+    fn node(name: &str, i: u8) -> Node {
+        Node {
+            name: Arc::from(name),
+            addr: addr(i),
+            meta: Vec::new(),
+            vsn: [1, 5, 2, 0, 0, 0],
+            incarnation: 1,
+            state: NodeState::Alive,
+        }
+    }
+
+    fn recount(d: &NdbDelegate) -> BTreeMap<(String, String), usize> {
+        let mut m = BTreeMap::new();
+        for (k, e) in d.entries.iter() {
+            if !e.deleting {
+                *m.entry((k.0.clone(), k.1.clone())).or_insert(0) += 1;
+            }
+        }
+        m
+    }
+
+    /// The running live counts always equal a recount, whatever mix of
+    /// local writes, remote events, failures, leaves and reaps happens.
+    #[test]
+    fn live_counts_follow_every_change() {
+        let mut now = Instant::now();
+        let cfg = NdbConfig {
+            reap_entry_interval: Duration::from_secs(60),
+            ..NdbConfig::default()
+        };
+        let mut d = NdbDelegate::new("me".into(), addr(1), cfg, 4, 7);
+        let peers = ["b", "c", "d"];
+        for (i, p) in peers.iter().enumerate() {
+            d.on_member_join(now, &node(p, i as u8 + 2));
+        }
+        let mut x = 12345u64;
+        let mut r = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut ltime = 1u64;
+        for _ in 0..4000 {
+            now += Duration::from_millis(r() % 500);
+            let nid = ["n1", "n2"][(r() % 2) as usize];
+            let table = ["t1", "t2"][(r() % 2) as usize];
+            let key = format!("k{}", r() % 40);
+            let owner = peers[(r() % 3) as usize];
+            ltime += 1;
+            match r() % 12 {
+                0 => {
+                    let _ = d.join_network(now, nid);
+                }
+                1 => {
+                    let _ = d.leave_network(now, nid);
+                }
+                2 | 3 => {
+                    let _ = d.create_entry(now, nid, table, &key, b"v");
+                }
+                4 => {
+                    let _ = d.delete_entry(now, nid, table, &key);
+                }
+                5..=7 => {
+                    let kind = [
+                        TableEventType::Create,
+                        TableEventType::Update,
+                        TableEventType::Delete,
+                    ][(r() % 3) as usize];
+                    let ev = TableEvent {
+                        r#type: kind as i32,
+                        l_time: ltime,
+                        node_name: owner.into(),
+                        network_id: nid.into(),
+                        table_name: table.into(),
+                        key: key.clone(),
+                        value: b"w".to_vec(),
+                        residual_reap_time: if kind == TableEventType::Delete {
+                            30
+                        } else {
+                            0
+                        },
+                    };
+                    d.notify_msg(now, addr(9), &ev.encode_gossip());
+                }
+                8 => {
+                    let kind = if r() % 4 == 0 {
+                        NetworkEventType::Leave
+                    } else {
+                        NetworkEventType::Join
+                    };
+                    let ev = NetworkEvent {
+                        r#type: kind as i32,
+                        l_time: ltime,
+                        node_name: owner.into(),
+                        network_id: nid.into(),
+                    };
+                    d.notify_msg(now, addr(9), &ev.encode_gossip());
+                }
+                9 => {
+                    let i = (r() % 3) as usize;
+                    d.on_member_leave(now, &node(peers[i], i as u8 + 2));
+                }
+                10 => {
+                    let i = (r() % 3) as usize;
+                    d.on_member_join(now, &node(peers[i], i as u8 + 2));
+                }
+                _ => d.reap(now),
+            }
+            assert_eq!(d.entries.live, recount(&d));
+        }
+        assert!(d.entries.len() > 10, "the mix left entries behind");
     }
 }
