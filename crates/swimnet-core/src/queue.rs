@@ -101,6 +101,48 @@ impl TransmitLimitedQueue {
         self.names.clear();
     }
 
+    /// Bytes of the messages not handed out even once yet (the backlog a
+    /// burst of broadcasts leaves). Linear in the size of that backlog.
+    pub fn untransmitted_bytes(&self) -> usize {
+        self.order
+            .range(
+                (0, Reverse(usize::MAX), Reverse(u64::MAX))
+                    ..(1, Reverse(usize::MAX), Reverse(u64::MAX)),
+            )
+            .map(|(_, len, _)| len.0)
+            .sum()
+    }
+
+    /// Removes and returns the messages never handed out yet, oldest first.
+    /// Call it to deliver a backlog some other way (a stream); messages
+    /// already sent at least once stay queued for their remaining transmits.
+    pub fn take_untransmitted(&mut self) -> Vec<Vec<u8>> {
+        let keys: Vec<Order> = self
+            .order
+            .range(
+                (0, Reverse(usize::MAX), Reverse(u64::MAX))
+                    ..(1, Reverse(usize::MAX), Reverse(u64::MAX)),
+            )
+            .copied()
+            .collect();
+        let mut ids: Vec<u64> = keys.iter().map(|k| k.2 .0).collect();
+        ids.sort_unstable();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(item) = self.items.remove(&id) {
+                self.order
+                    .remove(&(0, Reverse(item.msg.len()), Reverse(id)));
+                if let Some(name) = &item.name {
+                    if self.names.get(name) == Some(&id) {
+                        self.names.remove(name);
+                    }
+                }
+                out.push(item.msg);
+            }
+        }
+        out
+    }
+
     /// Takes the messages to piggy-back on one packet: each costs
     /// `overhead + len` bytes out of `limit`. Every message handed out counts
     /// one transmit; it leaves the queue when it reaches the limit for a
@@ -203,5 +245,23 @@ mod tests {
             sent += q.get_broadcasts(2, 1000, 3).len();
         }
         assert_eq!(sent, 3 * 4 - 4);
+    }
+
+    #[test]
+    fn untransmitted_backlog_can_be_taken_out() {
+        let mut q = TransmitLimitedQueue::new(4);
+        q.queue(Some(b"a"), vec![1; 10]);
+        assert_eq!(q.get_broadcasts(2, 14, 3), vec![vec![1; 10]]);
+        q.queue(Some(b"b"), vec![2; 20]);
+        q.queue(None, vec![3; 5]);
+        assert_eq!(q.untransmitted_bytes(), 25);
+        // Oldest first; the one already sent once stays.
+        assert_eq!(q.take_untransmitted(), vec![vec![2; 20], vec![3; 5]]);
+        assert_eq!(q.untransmitted_bytes(), 0);
+        assert_eq!(q.len(), 1);
+        // Names of taken messages are free again.
+        let id = q.queue(Some(b"b"), vec![4; 3]);
+        assert!(q.contains(id));
+        assert_eq!(q.len(), 2);
     }
 }

@@ -77,6 +77,17 @@ pub struct NdbConfig {
     /// Events learned by bulk sync are relayed only while the relay queue is
     /// shorter than this (Docker `maxQueueLenBroadcastOnSync`: 500).
     pub max_relay_queue_on_sync: usize,
+    /// Backlog push (swimnet): when this node's own events waiting for their
+    /// first gossip transmission exceed this many bytes at a gossip round (a
+    /// burst of writes that gossip would need many rounds to carry), they
+    /// are taken out of the gossip queue and streamed once to the network's
+    /// peers as a one-way bulk sync. `0` turns it off (Docker's behaviour:
+    /// the burst drains one packet per round).
+    pub backlog_push_bytes: usize,
+    /// Most peers one backlog push goes to. In a larger network the push
+    /// goes to this many random peers, the events also stay in the gossip
+    /// queue, and the receivers relay them like bulk-synced events.
+    pub backlog_push_peers: usize,
 }
 
 impl Default for NdbConfig {
@@ -99,6 +110,8 @@ impl Default for NdbConfig {
             max_entries_per_table: 100_000,
             max_held_events: 10_000,
             max_relay_queue_on_sync: 500,
+            backlog_push_bytes: 2 * 1400,
+            backlog_push_peers: 32,
         }
     }
 }
@@ -247,6 +260,12 @@ pub struct NdbStats {
     pub changes_dropped: u64,
     /// Received table events queued for relaying to the network.
     pub table_events_relayed: u64,
+    /// Backlog pushes sent (one per peer).
+    pub backlog_pushes_sent: u64,
+    /// Own table events moved from the gossip queue into backlog pushes.
+    pub backlog_events_pushed: u64,
+    /// Backlog pushes received.
+    pub backlog_pushes_received: u64,
 }
 
 /// Most table changes kept for [`NdbDelegate::poll_table_change`]; older
@@ -335,6 +354,17 @@ pub enum Outgoing {
 }
 
 type EntryKey = (String, String, String);
+
+/// How a table event arrived, which decides whether it is relayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// Gossip (or a held event released): relayed.
+    Gossip,
+    /// Bulk sync: relayed while the relay queue is short.
+    Bulk,
+    /// Backlog push that reached every peer: never relayed.
+    Push,
+}
 
 /// The table entries, ordered by (network, table, key), with a running count
 /// of live entries (not tombstones) per (network, table) so the per-table
@@ -1075,6 +1105,7 @@ impl NdbDelegate {
             if peers.is_empty() {
                 continue;
             }
+            self.maybe_push_backlog(&nid, &peers);
             let n_nodes = peers.len() + 1;
             let chosen = self.pick(peers, self.cfg.fanout);
             let Some(net) = self.local.get_mut(&nid) else {
@@ -1100,6 +1131,45 @@ impl NdbDelegate {
                 self.outbox
                     .push_back(Outgoing::Packet(addr, compound.clone()));
             }
+        }
+    }
+
+    /// Backlog push: when this node's own untransmitted events of `nid` are
+    /// more than [`NdbConfig::backlog_push_bytes`], they leave the gossip
+    /// queue and go to the network's peers in one stream each, as a bulk
+    /// sync with `unsolicited = false` and no network list. Docker treats
+    /// such a message as the answer to a sync and simply applies its events;
+    /// swimnet recognises it by the empty network list. Gossip would need
+    /// `backlog / packet size * retransmits` rounds for the same events.
+    fn maybe_push_backlog(&mut self, nid: &str, peers: &[(String, SocketAddr)]) {
+        let threshold = self.cfg.backlog_push_bytes;
+        let Some(net) = self.local.get_mut(nid) else {
+            return;
+        };
+        if threshold == 0 || net.own.untransmitted_bytes() <= threshold {
+            return;
+        }
+        let parts = net.own.take_untransmitted();
+        let everyone = peers.len() <= self.cfg.backlog_push_peers;
+        if !everyone {
+            // Gossip still has to reach the peers the push skips.
+            for p in &parts {
+                net.own.queue(None, p.clone());
+            }
+        }
+        self.stats.backlog_events_pushed += parts.len() as u64;
+        let msg = BulkSyncMessage {
+            l_time: self.table_clock,
+            unsolicited: false,
+            node_name: self.name.clone(),
+            networks: Vec::new(),
+            payload: wire::encode_compound(&parts),
+        }
+        .encode_gossip();
+        let targets = self.pick(peers.to_vec(), self.cfg.backlog_push_peers);
+        for (_, addr) in targets {
+            self.stats.backlog_pushes_sent += 1;
+            self.outbox.push_back(Outgoing::Stream(addr, msg.clone()));
         }
     }
 
@@ -1510,7 +1580,7 @@ impl NdbDelegate {
             self.recount_held();
             for (_, tev) in v {
                 self.stats.held_released += 1;
-                self.process_table_event(now, tev, false);
+                self.process_table_event(now, tev, Source::Gossip);
             }
         }
         true
@@ -1521,7 +1591,7 @@ impl NdbDelegate {
     }
 
     /// Applies a table event; returns whether to relay it.
-    fn handle_table_event(&mut self, now: Instant, ev: &TableEvent, bulk: bool) -> bool {
+    fn handle_table_event(&mut self, now: Instant, ev: &TableEvent, src: Source) -> bool {
         if ev.node_name == self.name {
             return false;
         }
@@ -1614,8 +1684,10 @@ impl NdbDelegate {
         if !net.in_sync {
             return false;
         }
-        if bulk && net.relay.len() >= self.cfg.max_relay_queue_on_sync {
-            return false;
+        match src {
+            Source::Push => return false,
+            Source::Bulk if net.relay.len() >= self.cfg.max_relay_queue_on_sync => return false,
+            _ => {}
         }
         if deleting && !known {
             let residual = u64::try_from(ev.residual_reap_time).unwrap_or(0);
@@ -1624,9 +1696,9 @@ impl NdbDelegate {
         true
     }
 
-    fn process_table_event(&mut self, now: Instant, ev: TableEvent, bulk: bool) {
+    fn process_table_event(&mut self, now: Instant, ev: TableEvent, src: Source) {
         let k = (ev.network_id.clone(), ev.table_name.clone(), ev.key.clone());
-        if self.watched(vec![k], |s| s.handle_table_event(now, &ev, bulk)) {
+        if self.watched(vec![k], |s| s.handle_table_event(now, &ev, src)) {
             let name = format!("{}\0{}", ev.table_name, ev.key);
             if let Some(net) = self.local.get_mut(&ev.network_id) {
                 net.relay.queue(Some(name.as_bytes()), ev.encode_gossip());
@@ -1638,6 +1710,10 @@ impl NdbDelegate {
     fn handle_bulk_sync(&mut self, now: Instant, from: SocketAddr, b: BulkSyncMessage) {
         witness(&mut self.table_clock, b.l_time);
         if b.node_name == self.name {
+            return;
+        }
+        if !b.unsolicited && b.networks.is_empty() {
+            self.handle_backlog_push(now, b);
             return;
         }
         self.stats.bulk_syncs_received += 1;
@@ -1665,7 +1741,7 @@ impl NdbDelegate {
             }
         }
         for ev in tables {
-            self.process_table_event(now, ev, true);
+            self.process_table_event(now, ev, Source::Bulk);
         }
         for nid in done.into_iter().flatten() {
             self.maybe_in_sync(&nid);
@@ -1688,6 +1764,29 @@ impl NdbDelegate {
         }
     }
 
+    /// A backlog push (see [`Self::maybe_push_backlog`]): the sender's own
+    /// events, sent once to (up to `backlog_push_peers` of) the network's
+    /// peers. Applied like bulk-synced events; relayed only when the
+    /// network is larger than a push reaches. Answers no pending sync.
+    fn handle_backlog_push(&mut self, now: Instant, b: BulkSyncMessage) {
+        self.stats.backlog_pushes_received += 1;
+        let mut tables = Vec::new();
+        for m in b.payload_messages() {
+            match m {
+                Ok(Message::TableEvent(ev)) => tables.push(ev),
+                Ok(Message::NetworkEvent(ev)) => {
+                    self.handle_network_event(now, &ev);
+                }
+                Ok(_) => {}
+                Err(_) => self.stats.decode_errors += 1,
+            }
+        }
+        for ev in tables {
+            let partial = self.peer_addrs(&ev.network_id).len() >= self.cfg.backlog_push_peers;
+            self.process_table_event(now, ev, if partial { Source::Bulk } else { Source::Push });
+        }
+    }
+
     fn handle_message(&mut self, now: Instant, from: SocketAddr, buf: &[u8]) {
         let mut msgs = Vec::new();
         wire::for_each_message(buf, &mut |m| msgs.push(m));
@@ -1703,7 +1802,7 @@ impl NdbDelegate {
                         self.queue_network_event(&ev);
                     }
                 }
-                Ok(Message::TableEvent(ev)) => self.process_table_event(now, ev, false),
+                Ok(Message::TableEvent(ev)) => self.process_table_event(now, ev, Source::Gossip),
                 Ok(Message::BulkSync(b)) => self.handle_bulk_sync(now, from, b),
                 Ok(Message::PushPull(_)) | Ok(Message::Compound(_)) => {}
                 Err(_) => self.stats.decode_errors += 1,

@@ -54,6 +54,8 @@ pub struct Cluster {
     pub max_packet: usize,
     /// Largest datagram seen.
     pub max_seen: usize,
+    /// Bytes each node handed to the network (datagrams and stream data).
+    pub sent_bytes: Vec<u64>,
 }
 
 pub fn addr(i: usize) -> SocketAddr {
@@ -83,6 +85,7 @@ impl Cluster {
             delivered: 0,
             max_packet: 1400,
             max_seen: 0,
+            sent_bytes: Vec::new(),
         };
         for i in 0..n {
             let _ = i;
@@ -111,6 +114,7 @@ impl Cluster {
         let db = NetworkDb::new(cfg, ndb, self.now, seed.wrapping_add(i as u64 * 7919)).unwrap();
         self.nodes.push(db);
         self.addrs.push(addr(i));
+        self.sent_bytes.push(0);
         self.flush(i);
         i
     }
@@ -145,6 +149,7 @@ impl Cluster {
                 t.payload.len()
             );
             self.max_seen = self.max_seen.max(t.payload.len());
+            self.sent_bytes[i] += t.payload.len() as u64;
             let Some(to) = self.by_addr(t.dst) else {
                 continue;
             };
@@ -174,6 +179,7 @@ impl Cluster {
                     expect_reply,
                     deadline,
                 } => {
+                    self.sent_bytes[i] += data.len() as u64;
                     let target = self.by_addr(to);
                     match target {
                         Some(t)
@@ -201,6 +207,7 @@ impl Cluster {
                     }
                 }
                 StreamCommand::Reply { id, data } => {
+                    self.sent_bytes[i] += data.len() as u64;
                     if let Some((origin, oid)) = self.reply_to.remove(&(i, id)) {
                         if !self.down.contains(&origin) && !self.down.contains(&i) {
                             let at = now + self.delay();
