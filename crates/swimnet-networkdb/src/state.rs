@@ -1948,14 +1948,12 @@ mod tests {
             x ^= x << 17;
             x
         };
-        let mut ltime = 1u64;
-        for _ in 0..4000 {
+        for ltime in 2..4002u64 {
             now += Duration::from_millis(r() % 500);
             let nid = ["n1", "n2"][(r() % 2) as usize];
             let table = ["t1", "t2"][(r() % 2) as usize];
             let key = format!("k{}", r() % 40);
             let owner = peers[(r() % 3) as usize];
-            ltime += 1;
             match r() % 12 {
                 0 => {
                     let _ = d.join_network(now, nid);
