@@ -143,6 +143,21 @@ impl TransmitLimitedQueue {
         out
     }
 
+    /// Drops the oldest messages until at most `max_retain` are left
+    /// (memberlist's `Prune`). Call it when nobody can be sent to, so the
+    /// queue stays bounded; linear in the queue length when it prunes.
+    pub fn prune(&mut self, max_retain: usize) {
+        if self.items.len() <= max_retain {
+            return;
+        }
+        let mut ids: Vec<u64> = self.items.keys().copied().collect();
+        ids.sort_unstable();
+        let excess = ids.len() - max_retain;
+        for id in ids.into_iter().take(excess) {
+            self.remove_id(id);
+        }
+    }
+
     /// Takes the messages to piggy-back on one packet: each costs
     /// `overhead + len` bytes out of `limit`. Every message handed out counts
     /// one transmit; it leaves the queue when it reaches the limit for a
@@ -263,5 +278,21 @@ mod tests {
         let id = q.queue(Some(b"b"), vec![4; 3]);
         assert!(q.contains(id));
         assert_eq!(q.len(), 2);
+    }
+
+    #[test]
+    fn prune_keeps_the_newest() {
+        let mut q = TransmitLimitedQueue::new(4);
+        q.queue(Some(b"a"), vec![1; 1]);
+        q.queue(None, vec![2; 1]);
+        q.queue(None, vec![3; 1]);
+        q.prune(5);
+        assert_eq!(q.len(), 3);
+        q.prune(2);
+        assert_eq!(q.take_untransmitted(), vec![vec![2; 1], vec![3; 1]]);
+        // The pruned message's name no longer blocks a new one.
+        q.queue(Some(b"a"), vec![4; 1]);
+        q.prune(0);
+        assert!(q.is_empty());
     }
 }

@@ -268,6 +268,9 @@ pub struct NdbStats {
     pub backlog_pushes_received: u64,
 }
 
+/// Most events a per-network queue keeps while the network has no peer.
+pub const LONE_QUEUE_MAX: usize = 4096;
+
 /// Most table changes kept for [`NdbDelegate::poll_table_change`]; older
 /// ones are dropped (and counted) when nobody polls.
 pub const MAX_PENDING_CHANGES: usize = 65_536;
@@ -1103,6 +1106,13 @@ impl NdbDelegate {
             }
             let peers = self.peer_addrs(&nid);
             if peers.is_empty() {
+                // Nobody to tell yet. Keep the newest events for a peer that
+                // attaches later (older ones reach it by bulk sync) instead
+                // of letting the queue grow with every write.
+                if let Some(net) = self.local.get_mut(&nid) {
+                    net.own.prune(LONE_QUEUE_MAX);
+                    net.relay.prune(LONE_QUEUE_MAX);
+                }
                 continue;
             }
             self.maybe_push_backlog(&nid, &peers);
