@@ -80,11 +80,15 @@ pub struct Config {
     pub reconnect_interval: Duration,
     /// swimnet addition: how long a dead node is remembered for reconnect attempts (Serf's `ReconnectTimeout`).
     pub reconnect_timeout: Duration,
-    /// swimnet addition: when a suspicion times out, probe the suspect once
-    /// more (direct, indirect and TCP, with the buddy suspect message) and
-    /// declare it dead only if that probe fails too. Memberlist declares it
-    /// dead at once; this costs at most about two probe intervals of detection
-    /// time and removes false "dead" verdicts when a refutation was lost.
+    /// swimnet addition: one probe timeout before a suspicion runs out, check
+    /// the suspect once more (a ping carrying the suspicion, indirect pings
+    /// through `indirect_checks` helpers and a TCP ping, all at once) and
+    /// declare it dead at the deadline only if nothing answered; an answer
+    /// gives its refutation one more minimum suspicion timeout. Memberlist
+    /// declares it dead at the deadline without asking; the check costs no
+    /// detection time (except when confirmations cut the deadline to less
+    /// than one probe timeout away) and removes false "dead" verdicts when a
+    /// refutation was lost.
     pub probe_before_dead: bool,
     /// Largest number of concurrent inbound push/pull exchanges (memberlist: 128).
     pub max_push_pull_requests: usize,

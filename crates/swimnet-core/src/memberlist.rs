@@ -160,6 +160,10 @@ pub struct Stats {
     pub probes_failed: u64,
     /// Probes saved only by the TCP fallback ping.
     pub probes_tcp_rescued: u64,
+    /// Last checks sent to suspects before declaring them dead.
+    pub final_checks: u64,
+    /// Last checks the suspect answered (a dead verdict avoided).
+    pub final_checks_answered: u64,
     /// Refutations of suspicion about ourselves.
     pub refutations: u64,
     /// Push/pulls completed (either side).
@@ -203,8 +207,19 @@ struct Suspicion {
     confirmations: HashSet<String>,
     generation: u64,
     state_change: Instant,
-    /// The timer ran out and a last probe of the suspect is queued or running.
-    final_probe: bool,
+    /// When the node is declared dead unless something changes.
+    deadline: Instant,
+    /// swimnet's check before dead: sequence number of the check of the
+    /// suspect in flight, if any.
+    check: Option<u32>,
+    /// When the check in flight is given up as unanswered.
+    check_until: Instant,
+    /// When the next check goes out (first: one check window before the
+    /// earliest possible deadline, then every minimum timeout).
+    next_check_at: Instant,
+    /// A check went unanswered and nothing answered since: a verdict may
+    /// be given at the deadline.
+    check_failed: bool,
 }
 
 /// What we remember of a dead or left node after it leaves the table, so a
@@ -259,7 +274,6 @@ pub struct Memberlist<D: Delegate> {
     probe: Option<Probe>,
     next_probe_at: Instant,
     /// Suspects whose suspicion timer ran out, to probe once more before declaring them dead.
-    final_probes: VecDeque<Arc<str>>,
     relays: HashMap<u32, Relay>,
     suspicions: HashMap<Arc<str>, Suspicion>,
     next_generation: u64,
@@ -333,7 +347,6 @@ impl<D: Delegate> Memberlist<D> {
             probe_index: 0,
             probe: None,
             next_probe_at: now,
-            final_probes: VecDeque::new(),
             relays: HashMap::new(),
             suspicions: HashMap::new(),
             next_generation: 0,
@@ -997,6 +1010,9 @@ impl<D: Delegate> Memberlist<D> {
                             p.tcp_ok = true;
                         }
                     }
+                    if ack.seq_no == seq {
+                        self.on_check_ack(now, seq);
+                    }
                 }
             }
         }
@@ -1156,16 +1172,6 @@ impl<D: Delegate> Memberlist<D> {
         }
         if now < self.next_probe_at {
             return; // stale entry
-        }
-        while let Some(t) = self.final_probes.pop_front() {
-            let pending = self.suspicions.get(&t).is_some_and(|s| s.final_probe)
-                && self
-                    .member(&t)
-                    .is_some_and(|m| m.state == NodeState::Suspect);
-            if pending {
-                self.probe_node(now, t);
-                return;
-            }
         }
         let mut checked = 0;
         let target = loop {
@@ -1364,6 +1370,9 @@ impl<D: Delegate> Memberlist<D> {
                 return;
             }
         }
+        if self.on_check_ack(now, ack.seq_no) {
+            return;
+        }
         if let Some(relay) = self.relays.remove(&ack.seq_no) {
             let fwd = AckResp {
                 seq_no: relay.prober_seq,
@@ -1392,41 +1401,9 @@ impl<D: Delegate> Memberlist<D> {
             return;
         };
         p.done = true;
-        let final_probe = self
-            .suspicions
-            .get(&p.target)
-            .is_some_and(|s| s.final_probe);
         if ok {
             self.stats.probes_ok += 1;
             self.awareness.apply_delta(-1);
-            if final_probe {
-                // It answers: give its refutation (which our buddy suspect just
-                // asked for) one more minimum timeout to arrive.
-                self.next_generation += 1;
-                let generation = self.next_generation;
-                if let Some(susp) = self.suspicions.get_mut(&p.target) {
-                    susp.final_probe = false;
-                    susp.generation = generation;
-                    let at = now + susp.min;
-                    self.timers.schedule(
-                        at,
-                        TimerKind::Suspicion {
-                            node: p.target.clone(),
-                            generation,
-                        },
-                    );
-                }
-            }
-        } else if final_probe {
-            self.stats.probes_failed += 1;
-            if let Some(m) = self.member(&p.target) {
-                let d = Dead {
-                    incarnation: m.incarnation,
-                    node: p.target.to_string(),
-                    from: self.name.to_string(),
-                };
-                self.dead_node(now, d);
-            }
         } else {
             self.stats.probes_failed += 1;
             let delta = if p.expected_nacks > 0 {
@@ -2049,16 +2026,7 @@ impl<D: Delegate> Memberlist<D> {
                 susp.n += 1;
                 let timeout = suspicion_timeout_after(susp.n, susp.k, susp.min, susp.max);
                 let deadline = susp.start + timeout;
-                self.next_generation += 1;
-                susp.generation = self.next_generation;
-                let generation = susp.generation;
-                self.timers.schedule(
-                    deadline.max(now),
-                    TimerKind::Suspicion {
-                        node: name.clone(),
-                        generation,
-                    },
-                );
+                self.arm_suspicion(now, &name, deadline);
                 self.broadcast(&name, &Message::Suspect(s));
             }
             return;
@@ -2095,20 +2063,168 @@ impl<D: Delegate> Memberlist<D> {
                 confirmations,
                 generation,
                 state_change: now,
-                final_probe: false,
+                deadline: now + timeout,
+                check: None,
+                check_until: now,
+                next_check_at: (now + min)
+                    .checked_sub(self.config.probe_timeout)
+                    .unwrap_or(now)
+                    .max(now),
+                check_failed: false,
             },
         );
-        self.timers.schedule(
-            now + timeout,
-            TimerKind::Suspicion {
-                node: name,
-                generation,
-            },
-        );
+        self.arm_suspicion(now, &name, now + timeout);
         self.events.push_back(Event::Suspect {
             node: snap,
             from: s.from,
         });
+    }
+
+    /// How long before a suspicion's deadline the last check of the
+    /// suspect goes out (swimnet's probe-before-dead): one probe timeout,
+    /// enough for a direct or an indirect answer.
+    fn check_window(&self) -> Duration {
+        self.config.probe_timeout
+    }
+
+    /// Sets the verdict time of `node`'s suspicion to `deadline` and arms
+    /// its timer for whatever comes first: the verdict, the end of the check
+    /// in flight, or the next check. Cancels any timer armed before.
+    fn arm_suspicion(&mut self, now: Instant, node: &Arc<str>, deadline: Instant) {
+        let before_dead = self.config.probe_before_dead;
+        self.next_generation += 1;
+        let generation = self.next_generation;
+        let Some(susp) = self.suspicions.get_mut(node) else {
+            return;
+        };
+        susp.deadline = deadline;
+        susp.generation = generation;
+        let at = match (before_dead, susp.check.is_some(), susp.check_failed) {
+            (false, _, _) => deadline,
+            // No verdict before a check failed: the one in flight decides.
+            (true, true, false) => susp.check_until,
+            (true, true, true) => susp.check_until.min(deadline),
+            (true, false, _) => deadline.min(susp.next_check_at),
+        };
+        self.timers.schedule(
+            at.max(now),
+            TimerKind::Suspicion {
+                node: node.clone(),
+                generation,
+            },
+        );
+    }
+
+    /// A check of a suspect: a ping (with the suspicion, so it can
+    /// refute) straight to it, indirect pings through up to
+    /// `indirect_checks` alive helpers, and a TCP ping when it speaks TCP,
+    /// all with one new sequence number, which is returned.
+    fn send_check(&mut self, now: Instant, node: &Arc<str>) -> u32 {
+        let seq = self.next_seq();
+        let (source_addr, source_port, source_node) = self.self_source();
+        let Some(m) = self.member(node) else {
+            return seq;
+        };
+        let (addr, addr_bytes, inc, pmax) = (m.addr, m.addr_bytes.clone(), m.incarnation, m.pmax());
+        self.stats.final_checks += 1;
+        let ping = Ping {
+            seq_no: seq,
+            node: node.to_string(),
+            source_addr: source_addr.clone(),
+            source_port,
+            source_node: source_node.clone(),
+        };
+        let s = Suspect {
+            incarnation: inc,
+            node: node.to_string(),
+            from: self.name.to_string(),
+        };
+        let a = encode(&Message::Ping(ping.clone()));
+        let b = encode(&Message::Suspect(s));
+        self.stats.messages_out[0] += 1;
+        self.stats.messages_out[3] += 1;
+        let mut compound = Vec::with_capacity(a.len() + b.len() + 6);
+        encode_compound(&[&a, &b], &mut compound);
+        self.raw_send(addr, Some(pmax), &compound);
+        let me = self.name.clone();
+        let candidates: Vec<usize> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.name != me && m.name != *node && m.state == NodeState::Alive)
+            .map(|(i, _)| i)
+            .collect();
+        let k = self.config.indirect_checks.min(candidates.len());
+        let chosen: Vec<usize> = candidates
+            .choose_multiple(&mut self.rng, k)
+            .copied()
+            .collect();
+        for i in chosen {
+            let (peer_addr, peer_name) = (self.nodes[i].addr, self.nodes[i].name.clone());
+            let ind = IndirectPing {
+                seq_no: seq,
+                target: addr_bytes.clone(),
+                port: addr.port(),
+                node: node.to_string(),
+                nack: false,
+                source_addr: source_addr.clone(),
+                source_port,
+                source_node: source_node.clone(),
+            };
+            self.send_msg(peer_addr, Some(&peer_name), &Message::IndirectPing(ind));
+        }
+        if !self.config.disable_tcp_pings && pmax >= 3 {
+            let data = self.encode_stream(&StreamMessage::Ping(ping), false);
+            let id = self.new_stream_id();
+            let deadline = now + self.check_window();
+            self.streams.insert(
+                id,
+                StreamCtx {
+                    kind: StreamKind::OutPing { seq },
+                    peer: addr,
+                    buf: Vec::new(),
+                    tried_at: 0,
+                },
+            );
+            self.timers.schedule(deadline, TimerKind::Stream { id });
+            self.stream_cmds.push_back(StreamCommand::Open {
+                id,
+                to: addr,
+                data,
+                expect_reply: true,
+                deadline,
+            });
+        }
+        seq
+    }
+
+    /// An ack for a check of a suspect: it is alive, so its verdict waits at
+    /// least one more minimum suspicion timeout for its refutation (which
+    /// the check's suspect message asked for), and another check must fail
+    /// before it. Returns whether `seq` was such a check.
+    fn on_check_ack(&mut self, now: Instant, seq: u32) -> bool {
+        let Some(node) = self
+            .suspicions
+            .iter()
+            .find(|(_, s)| s.check == Some(seq))
+            .map(|(n, _)| n.clone())
+        else {
+            return false;
+        };
+        self.stats.final_checks_answered += 1;
+        let window = self.check_window();
+        let deadline = match self.suspicions.get_mut(&node) {
+            Some(susp) => {
+                susp.check = None;
+                susp.check_failed = false;
+                let deadline = susp.deadline.max(now + susp.min);
+                susp.next_check_at = deadline.checked_sub(window).unwrap_or(now).max(now);
+                deadline
+            }
+            None => return true,
+        };
+        self.arm_suspicion(now, &node, deadline);
+        true
     }
 
     fn on_suspicion_timeout(&mut self, now: Instant, node: &Arc<str>, generation: u64) {
@@ -2128,18 +2244,40 @@ impl<D: Delegate> Memberlist<D> {
             return;
         }
         let incarnation = m.incarnation;
+        let deadline = susp.deadline;
         if self.config.probe_before_dead {
-            if let Some(susp) = self.suspicions.get_mut(node) {
-                if !susp.final_probe {
-                    susp.final_probe = true;
-                    self.final_probes.push_back(node.clone());
-                    if self.probe.is_none() {
-                        self.next_probe_at = now;
-                        self.timers.schedule(now, TimerKind::Probe);
-                    }
-                    return;
+            // swimnet's check before dead: the suspect is asked (directly,
+            // through helpers and over TCP) one check window before the
+            // earliest deadline the suspicion can have, then every minimum
+            // timeout; the verdict needs a check that went unanswered and no
+            // answer since (an answer re-arms the suspicion in on_check_ack),
+            // so a check still in flight at the deadline does not delay it.
+            let window = self.check_window();
+            let Some(susp) = self.suspicions.get_mut(node) else {
+                return;
+            };
+            if susp.check.is_some() && now >= susp.check_until {
+                susp.check = None;
+                susp.check_failed = true;
+            }
+            let (pending, failed, next_check) =
+                (susp.check.is_some(), susp.check_failed, susp.next_check_at);
+            let verdict = now >= deadline && failed;
+            if !verdict && !pending && (now >= next_check || now >= deadline) {
+                let seq = self.send_check(now, node);
+                if let Some(susp) = self.suspicions.get_mut(node) {
+                    susp.check = Some(seq);
+                    susp.check_until = now + window;
+                    susp.next_check_at = now + susp.min;
                 }
             }
+            if !verdict {
+                self.arm_suspicion(now, node, deadline);
+                return;
+            }
+        } else if now < deadline {
+            self.arm_suspicion(now, node, deadline);
+            return;
         }
         let d = Dead {
             incarnation,

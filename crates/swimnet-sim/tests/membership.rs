@@ -29,9 +29,18 @@ fn sim(seed: u64, net: NetworkModel) -> Sim<NoopDelegate> {
 /// Builds `n` LAN nodes that all join through node 0 and waits until every
 /// node sees every other alive.
 fn converged_cluster(seed: u64, n: usize, net: NetworkModel) -> Sim<NoopDelegate> {
+    converged_cluster_with(seed, n, net, lan)
+}
+
+fn converged_cluster_with(
+    seed: u64,
+    n: usize,
+    net: NetworkModel,
+    make: fn(String, SocketAddr) -> Config,
+) -> Sim<NoopDelegate> {
     let mut s = sim(seed, net);
     for _ in 0..n {
-        s.add_node(lan);
+        s.add_node(make);
     }
     for i in 1..n {
         s.join(i, &[0]);
@@ -386,4 +395,59 @@ fn same_seed_same_run() {
     };
     assert_eq!(run(42), run(42));
     assert_ne!(run(42), run(43));
+}
+
+/// Crashes node 7 of a converged `n`-node cluster and returns, sorted, how
+/// long each other node took to declare it dead.
+fn crash_detection(seed: u64, n: usize, make: fn(String, SocketAddr) -> Config) -> Vec<Duration> {
+    let mut s = converged_cluster_with(seed, n, NetworkModel::default(), make);
+    s.record_events(true);
+    let victim: NodeId = 7;
+    let crash_at = s.elapsed();
+    s.crash(victim);
+    let name = node_name(victim);
+    s.run_for(Duration::from_secs(60));
+    let mut latencies: Vec<Duration> = s
+        .events()
+        .iter()
+        .filter_map(|(at, _, e)| match e {
+            Event::Leave(node) if *node.name == *name && node.state == NodeState::Dead => {
+                Some(*at - crash_at)
+            }
+            _ => None,
+        })
+        .collect();
+    latencies.sort();
+    assert_eq!(
+        latencies.len(),
+        n - 1,
+        "seed {seed}: everyone declares it dead"
+    );
+    assert_invariants(&s, seed);
+    latencies
+}
+
+/// swimnet's last check of a suspect goes out one probe timeout before the
+/// suspicion deadline, so it costs no detection time: a crashed node is
+/// declared dead as soon as with memberlist's plain timer.
+#[test]
+fn last_check_before_dead_costs_no_detection_time() {
+    fn plain(name: String, addr: SocketAddr) -> Config {
+        Config {
+            probe_before_dead: false,
+            ..Config::lan(name, addr)
+        }
+    }
+    for k in 0..4 {
+        let sd = seed(20 + k);
+        let with = crash_detection(sd, 20, lan);
+        let without = crash_detection(sd, 20, plain);
+        let (m1, m0) = (with[with.len() / 2], without[without.len() / 2]);
+        let (f1, f0) = (with[0], without[0]);
+        eprintln!("seed {sd}: first/median with last check {f1:?}/{m1:?}, without {f0:?}/{m0:?}");
+        assert!(
+            f1 <= f0 + Duration::from_millis(100) && m1 <= m0 + Duration::from_millis(150),
+            "seed {sd}: the last check delayed detection: first {f1:?} vs {f0:?}, median {m1:?} vs {m0:?}"
+        );
+    }
 }
