@@ -27,6 +27,10 @@ pub struct NetworkDb {
     next_gossip: Instant,
     next_bulk_sync: Instant,
     next_reap: Instant,
+    next_rejoin: Instant,
+    /// The addresses of the last [`NetworkDb::join`], for the bootstrap rejoin.
+    bootstrap: Vec<SocketAddr>,
+    leaving: bool,
 }
 
 impl NetworkDb {
@@ -49,6 +53,7 @@ impl NetworkDb {
         let next_gossip = now + delegate.jitter(cfg.gossip_interval) + cfg.gossip_interval;
         let next_bulk_sync = now + delegate.jitter(cfg.bulk_sync_interval) + cfg.bulk_sync_interval;
         let next_reap = now + cfg.reap_period;
+        let next_rejoin = now + cfg.rejoin_interval;
         let core = Memberlist::new(config, delegate, now, seed)?;
         let mut db = NetworkDb {
             core,
@@ -56,6 +61,9 @@ impl NetworkDb {
             next_gossip,
             next_bulk_sync,
             next_reap,
+            next_rejoin,
+            bootstrap: Vec::new(),
+            leaving: false,
         };
         db.after(now);
         Ok(db)
@@ -147,6 +155,10 @@ impl NetworkDb {
             d.reap(now);
             self.next_reap = now + cfg.reap_period;
         }
+        if self.next_rejoin <= now {
+            self.rejoin_bootstrap(now);
+            self.next_rejoin = now + cfg.rejoin_interval;
+        }
         self.after(now);
     }
 
@@ -173,9 +185,41 @@ impl NetworkDb {
         self.core.delegate_mut().poll_table_change()
     }
 
+    /// Docker's `rejoinClusterBootStrap`: when none of the addresses given
+    /// to the last [`Self::join`] belongs to a live member any more (this
+    /// node was cut off from them, or they restarted and forgot it), join
+    /// through them again. Runs every [`NdbConfig::rejoin_interval`].
+    fn rejoin_bootstrap(&mut self, now: Instant) {
+        if self.bootstrap.is_empty() || self.leaving {
+            return;
+        }
+        let me = self.core.config().advertise;
+        let connected = self.core.members().any(|m| {
+            m.state == swimnet_core::NodeState::Alive
+                && m.addr != me
+                && self.bootstrap.contains(&m.addr)
+        });
+        if connected {
+            return;
+        }
+        let addrs: Vec<SocketAddr> = self
+            .bootstrap
+            .iter()
+            .copied()
+            .filter(|a| *a != me)
+            .collect();
+        if addrs.is_empty() {
+            return;
+        }
+        self.core.delegate_mut().count_rejoin();
+        // An error here means no address was usable; the next round retries.
+        let _ = self.core.join(now, &addrs);
+    }
+
     /// When [`Self::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let own = [
+            Some(self.next_rejoin),
             Some(self.next_gossip),
             Some(self.next_bulk_sync),
             Some(self.next_reap),
@@ -191,6 +235,7 @@ impl NetworkDb {
     /// announces this node with a NodeEvent JOIN.
     pub fn join(&mut self, now: Instant, addrs: &[SocketAddr]) -> Result<(), swimnet_core::Error> {
         self.core.join(now, addrs)?;
+        self.bootstrap = addrs.to_vec();
         self.core
             .delegate_mut()
             .send_node_event(NodeEventType::Join);
@@ -200,6 +245,7 @@ impl NetworkDb {
 
     /// Leaves the cluster: a NodeEvent LEAVE, then memberlist's leave.
     pub fn leave(&mut self, now: Instant) {
+        self.leaving = true;
         self.core
             .delegate_mut()
             .send_node_event(NodeEventType::Leave);

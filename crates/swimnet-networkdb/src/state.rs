@@ -84,6 +84,10 @@ pub struct NdbConfig {
     /// peers as a one-way bulk sync. `0` turns it off (Docker's behaviour:
     /// the burst drains one packet per round).
     pub backlog_push_bytes: usize,
+    /// How often to check that some peer given to the last join is still
+    /// a live member, and join through them again if none is (Docker's
+    /// `rejoinClusterInterval`: 60 s).
+    pub rejoin_interval: Duration,
     /// Most peers one backlog push goes to. In a larger network the push
     /// goes to this many random peers, the events also stay in the gossip
     /// queue, and the receivers relay them like bulk-synced events.
@@ -112,6 +116,7 @@ impl Default for NdbConfig {
             max_relay_queue_on_sync: 500,
             backlog_push_bytes: 2 * 1400,
             backlog_push_peers: 32,
+            rejoin_interval: Duration::from_secs(60),
         }
     }
 }
@@ -266,6 +271,8 @@ pub struct NdbStats {
     pub backlog_events_pushed: u64,
     /// Backlog pushes received.
     pub backlog_pushes_received: u64,
+    /// Bootstrap rejoins attempted (no bootstrap peer was a live member).
+    pub bootstrap_rejoins: u64,
 }
 
 /// Most events a per-network queue keeps while the network has no peer.
@@ -612,6 +619,11 @@ impl NdbDelegate {
             }
         }
         r
+    }
+
+    /// Counts one bootstrap rejoin ([`crate::NetworkDb`] runs it).
+    pub fn count_rejoin(&mut self) {
+        self.stats.bootstrap_rejoins += 1;
     }
 
     /// Takes the traffic queued since the last call.

@@ -470,3 +470,53 @@ fn write_burst_is_pushed_not_trickled() {
     );
     assert!(b_push < b_gossip, "push {b_push} B vs gossip {b_gossip} B");
 }
+
+/// A node cut off from the cluster long enough that both sides declare each
+/// other dead comes back on its own through its bootstrap peers (Docker's
+/// rejoinClusterBootStrap), even with memberlist's reconnects off; without
+/// the rejoin the cluster stays split.
+#[test]
+fn isolated_node_rejoins_through_its_bootstrap_peers() {
+    fn no_reconnect(c: &mut swimnet_core::Config) {
+        c.reconnect_interval = Duration::ZERO;
+    }
+    let run = |rejoin: Duration| {
+        let cfg = NdbConfig {
+            rejoin_interval: rejoin,
+            ..NdbConfig::default()
+        };
+        let n = 3;
+        let mut c = Cluster::new_with(n, 21, cfg, no_reconnect);
+        c.run_for(Duration::from_secs(3));
+        for i in 0..n {
+            c.on(i, |db, now| db.join_network(now, NET)).unwrap();
+        }
+        c.run_for(Duration::from_secs(3));
+        assert!((0..n).all(|i| c.nodes[i].cluster_peers().len() == n));
+        // Node 2 (joined through node 0) is isolated but keeps running.
+        c.cut.insert(2);
+        c.run_for(Duration::from_secs(30));
+        assert_eq!(
+            c.nodes[0].cluster_peers().len(),
+            2,
+            "node 2 declared failed"
+        );
+        assert_eq!(c.nodes[2].cluster_peers().len(), 1, "node 2 alone");
+        c.on(2, |db, now| {
+            db.create_entry(now, NET, T, "during-cut", b"x")
+        })
+        .unwrap();
+        c.cut.clear();
+        c.run_for(Duration::from_secs(75));
+        let healed = (0..n).all(|i| c.nodes[i].cluster_peers().len() == n);
+        let entry = c.table(0, NET, T).iter().any(|e| e.key == "during-cut");
+        (healed, entry, c.nodes[2].stats().bootstrap_rejoins)
+    };
+    let (healed, entry, rejoins) = run(Duration::from_secs(60));
+    assert!(healed, "the cluster is whole again");
+    assert!(entry, "the entry written while cut off arrived");
+    assert!(rejoins >= 1);
+    let (healed, _, rejoins) = run(Duration::from_secs(3600));
+    assert!(!healed, "without the rejoin nothing heals the split");
+    assert_eq!(rejoins, 0);
+}

@@ -45,6 +45,8 @@ pub struct Cluster {
     pub loss: f64,
     /// Nodes cut off from everything (crashed or partitioned away).
     pub down: BTreeSet<usize>,
+    /// Nodes that keep running but whose traffic is all dropped (isolated).
+    pub cut: BTreeSet<usize>,
     /// Nodes whose inbound TCP connections hang silently (never answered).
     pub tcp_black_hole: BTreeSet<usize>,
     reply_to: HashMap<(usize, StreamId), (usize, StreamId)>,
@@ -54,6 +56,8 @@ pub struct Cluster {
     pub max_packet: usize,
     /// Largest datagram seen.
     pub max_seen: usize,
+    /// Applied to the memberlist settings of every node added.
+    pub core_tweak: fn(&mut Config),
     /// Bytes each node handed to the network (datagrams and stream data).
     pub sent_bytes: Vec<u64>,
 }
@@ -69,6 +73,12 @@ pub fn name(i: usize) -> String {
 impl Cluster {
     /// `n` nodes; node 0 is the seed, the others join through it.
     pub fn new(n: usize, seed: u64, ndb: NdbConfig) -> Cluster {
+        Cluster::new_with(n, seed, ndb, |_| {})
+    }
+
+    /// Like [`Cluster::new`], with `tweak` applied to every node's
+    /// memberlist settings.
+    pub fn new_with(n: usize, seed: u64, ndb: NdbConfig, tweak: fn(&mut Config)) -> Cluster {
         let start = Instant::now();
         let mut c = Cluster {
             start,
@@ -80,11 +90,13 @@ impl Cluster {
             rng: seed.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1,
             loss: 0.0,
             down: BTreeSet::new(),
+            cut: BTreeSet::new(),
             tcp_black_hole: BTreeSet::new(),
             reply_to: HashMap::new(),
             delivered: 0,
             max_packet: 1400,
             max_seen: 0,
+            core_tweak: tweak,
             sent_bytes: Vec::new(),
         };
         for i in 0..n {
@@ -111,6 +123,7 @@ impl Cluster {
         let i = self.nodes.len();
         let mut cfg = Config::local(name(i), addr(i));
         cfg.retransmit_mult = 4;
+        (self.core_tweak)(&mut cfg);
         let db = NetworkDb::new(cfg, ndb, self.now, seed.wrapping_add(i as u64 * 7919)).unwrap();
         self.nodes.push(db);
         self.addrs.push(addr(i));
@@ -156,6 +169,9 @@ impl Cluster {
             if self.down.contains(&i) || self.down.contains(&to) {
                 continue;
             }
+            if self.cut.contains(&i) || self.cut.contains(&to) {
+                continue;
+            }
             if self.loss > 0.0 && (self.rand() % 1_000_000) as f64 / 1e6 < self.loss {
                 continue;
             }
@@ -185,6 +201,8 @@ impl Cluster {
                         Some(t)
                             if !self.down.contains(&t)
                                 && !self.down.contains(&i)
+                                && !self.cut.contains(&t)
+                                && !self.cut.contains(&i)
                                 && !self.tcp_black_hole.contains(&t) =>
                         {
                             let at = now + 2 * self.delay();
