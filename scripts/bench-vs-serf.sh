@@ -26,6 +26,8 @@
 #                  time reported is their mean (default 1: one kill per side)
 #   KEEP=1         keep the work directory (logs) after the run
 #   STRICT=1       exit 1 when a target is missed (default: report only)
+#   SWIMNET_BIN    swimnet binary to run (default: build the deployment
+#                  binary with scripts/build-dist.sh)
 #
 # Needs: serf (Debian package `serf`), cargo, python3. Every process it
 # starts is tracked by PID and killed on exit (trap), and started with a
@@ -65,11 +67,13 @@ if [ -z "$SERF" ] || ! "$SERF" version >/dev/null 2>&1; then
 fi
 command -v python3 >/dev/null || { echo "python3 is needed" >&2; exit 1; }
 
-echo "== building swimnet (release)"
-cargo build --release -q -p swimnet
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
-SWIMNET=$(cd "$TARGET_DIR/release" && pwd)/swimnet
-[ -x "$SWIMNET" ] || { echo "no $SWIMNET after the build" >&2; exit 1; }
+if [ -n "${SWIMNET_BIN:-}" ]; then
+  SWIMNET=$SWIMNET_BIN
+else
+  echo "== building swimnet (deployment build: scripts/build-dist.sh)"
+  SWIMNET=$(scripts/build-dist.sh | tail -n 1)
+fi
+[ -x "$SWIMNET" ] || { echo "no swimnet binary at $SWIMNET" >&2; exit 1; }
 
 WORK=$(mktemp -d /tmp/bench-vs-serf.XXXXXX)
 PIDS=()

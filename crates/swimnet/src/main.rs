@@ -432,16 +432,25 @@ fn parse_tag(s: &str) -> Result<(String, String), String> {
 }
 
 fn init_logs(format: LogFormat, level: &str) -> Result<(), String> {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
+    // `Targets` ("info", "swimnet=debug,warn", ...) rather than EnvFilter:
+    // the same directives for what swimnet needs, without pulling a regex
+    // engine into the binary.
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::prelude::*;
+    let targets: Targets = level
+        .parse()
         .map_err(|e| format!("--log-level {level:?}: {e}"))?;
     use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let layer = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => tracing_subscriber::registry()
+            .with(layer.with_filter(targets))
+            .init(),
+        LogFormat::Json => tracing_subscriber::registry()
+            .with(layer.json().with_filter(targets))
+            .init(),
     }
     Ok(())
 }
