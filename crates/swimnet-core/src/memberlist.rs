@@ -160,6 +160,8 @@ pub struct Stats {
     pub probes_failed: u64,
     /// Probes saved only by the TCP fallback ping.
     pub probes_tcp_rescued: u64,
+    /// TCP pings refused by the target's host (nothing listening).
+    pub pings_refused: u64,
     /// Last checks sent to suspects before declaring them dead.
     pub final_checks: u64,
     /// Last checks the suspect answered (a dead verdict avoided).
@@ -186,6 +188,8 @@ struct Probe {
     expected_nacks: i64,
     nacks: i64,
     tcp_ok: bool,
+    /// The target's host refused the TCP ping: it is down, not our network.
+    refused: bool,
     done: bool,
 }
 
@@ -876,6 +880,54 @@ impl<D: Delegate> Memberlist<D> {
         }
     }
 
+    /// An outbound connection was actively refused: the peer's host is up
+    /// but nothing listens on its port (a TCP reset), so the member process
+    /// at that address is not running. Call it instead of
+    /// [`Self::handle_stream_error`] when the driver can tell (Linux:
+    /// `ECONNREFUSED`). Besides failing the stream, a refused TCP ping ends
+    /// the probe it belongs to as failed at once rather than at the end of
+    /// the probe interval, and fails a check of a suspect at once.
+    pub fn handle_stream_refused(&mut self, now: Instant, id: StreamId) {
+        let Some(ctx) = self.streams.get(&id) else {
+            return;
+        };
+        let ping_seq = match ctx.kind {
+            StreamKind::OutPing { seq } => Some(seq),
+            _ => None,
+        };
+        self.handle_stream_error(now, id, "connection refused");
+        let Some(seq) = ping_seq else {
+            return;
+        };
+        self.stats.pings_refused += 1;
+        if self
+            .probe
+            .as_ref()
+            .is_some_and(|p| p.seq == seq && !p.done && !p.tcp_ok)
+        {
+            if let Some(p) = &mut self.probe {
+                p.refused = true;
+            }
+            self.finish_probe(now, false);
+            return;
+        }
+        let node = self
+            .suspicions
+            .iter()
+            .find(|(_, s)| s.check == Some(seq))
+            .map(|(n, _)| n.clone());
+        if let Some(node) = node {
+            let deadline = match self.suspicions.get_mut(&node) {
+                Some(susp) => {
+                    susp.check_until = now;
+                    susp.deadline
+                }
+                None => return,
+            };
+            self.arm_suspicion(now, &node, deadline);
+        }
+    }
+
     fn fail_stream(&mut self, id: StreamId, why: &str) {
         let Some(ctx) = self.streams.remove(&id) else {
             return;
@@ -1257,6 +1309,7 @@ impl<D: Delegate> Memberlist<D> {
             expected_nacks: 0,
             nacks: 0,
             tcp_ok: false,
+            refused: false,
             done: false,
         });
         self.timers.schedule(
@@ -1406,7 +1459,11 @@ impl<D: Delegate> Memberlist<D> {
             self.awareness.apply_delta(-1);
         } else {
             self.stats.probes_failed += 1;
-            let delta = if p.expected_nacks > 0 {
+            let delta = if p.refused {
+                // A reset from the target's host proves our own network
+                // works: no local-health penalty.
+                0
+            } else if p.expected_nacks > 0 {
                 (p.expected_nacks - p.nacks).max(0)
             } else {
                 1

@@ -135,6 +135,13 @@ impl NetworkDb {
         self.after(now);
     }
 
+    /// An outbound connection was actively refused (see
+    /// [`Memberlist::handle_stream_refused`]).
+    pub fn handle_stream_refused(&mut self, now: Instant, id: StreamId) {
+        self.core.handle_stream_refused(now, id);
+        self.after(now);
+    }
+
     /// Runs whatever timers are due at `now` (the core's and NetworkDB's).
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.core.poll_timeout().is_some_and(|t| t <= now) {

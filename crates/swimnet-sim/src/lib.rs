@@ -96,6 +96,11 @@ enum Delivery {
         to: NodeId,
         id: StreamId,
     },
+    /// The connection attempt was reset: nobody listens at the address.
+    StreamRefused {
+        to: NodeId,
+        id: StreamId,
+    },
     Resume {
         node: NodeId,
     },
@@ -575,7 +580,7 @@ impl<D: Delegate> Sim<D> {
                             // Nobody listening: refused after a round trip.
                             if expect_reply {
                                 let at = now + 2 * self.delay();
-                                self.push_delivery(at, Delivery::StreamError { to: id, id: sid });
+                                self.push_delivery(at, Delivery::StreamRefused { to: id, id: sid });
                             }
                         }
                     }
@@ -682,7 +687,8 @@ impl<D: Delegate> Sim<D> {
             Delivery::Packet { to, .. }
             | Delivery::StreamOpen { to, .. }
             | Delivery::StreamReply { to, .. }
-            | Delivery::StreamError { to, .. } => *to,
+            | Delivery::StreamError { to, .. }
+            | Delivery::StreamRefused { to, .. } => *to,
             Delivery::Resume { node } => {
                 let node = *node;
                 if let Status::Stalled { until } = self.nodes[node].status {
@@ -742,8 +748,9 @@ impl<D: Delegate> Sim<D> {
             }
             Delivery::StreamReply { id, data, .. } => core.handle_stream_data(now, id, &data, true),
             Delivery::StreamError { id, .. } => {
-                core.handle_stream_error(now, id, "connection refused")
+                core.handle_stream_error(now, id, "connection lost")
             }
+            Delivery::StreamRefused { id, .. } => core.handle_stream_refused(now, id),
             Delivery::Resume { .. } => {}
         }
     }

@@ -382,3 +382,65 @@ fn delegate_broadcasts_state_and_ack_payloads_flow() {
     assert!(r.got_msgs.iter().any(|m| m == b"reliable"));
     let _ = node_name(0);
 }
+
+/// Time from node 4 going away until the first node suspects it: crashed
+/// (its host resets TCP connections) or cut off by a partition (connection
+/// attempts hang).
+fn first_suspicion(seed: u64, crash: bool) -> (Duration, u64) {
+    let mut s = cluster(seed, 8, Config::lan);
+    s.record_events(true);
+    let victim = 4;
+    let at = s.elapsed();
+    if crash {
+        s.crash(victim);
+    } else {
+        s.partition(|i| u32::from(i == victim));
+    }
+    let name = node_name(victim);
+    s.run_until_cond(Duration::from_secs(30), Duration::from_millis(10), |s| {
+        s.events()
+            .iter()
+            .any(|(_, _, e)| matches!(e, Event::Suspect { node, .. } if *node.name == *name))
+    })
+    .expect("suspected");
+    let first = s
+        .events()
+        .iter()
+        .find_map(|(t, _, e)| match e {
+            Event::Suspect { node, .. } if *node.name == *name => Some(*t - at),
+            _ => None,
+        })
+        .unwrap();
+    let refused: u64 = (0..8)
+        .filter(|&i| i != victim)
+        .map(|i| s.core(i).unwrap().stats().pings_refused)
+        .sum();
+    (first, refused)
+}
+
+/// A crashed process's host refuses the TCP ping (sent at the probe
+/// timeout): the probe ends as failed right then instead of waiting out the
+/// probe interval for indirect acks that cannot come, so the crash is
+/// suspected about half a probe interval sooner than a silent partition.
+#[test]
+fn refused_tcp_ping_ends_the_probe_early() {
+    let (mut crash, mut cut) = (Duration::ZERO, Duration::ZERO);
+    let seeds = 8u64;
+    for seed in 0..seeds {
+        let (c, refused) = first_suspicion(100 + seed, true);
+        let (p, none) = first_suspicion(100 + seed, false);
+        assert!(
+            refused >= 1,
+            "seed {seed}: the crash was seen as a refused ping"
+        );
+        assert_eq!(none, 0, "seed {seed}: a partition refuses nothing");
+        crash += c;
+        cut += p;
+    }
+    let (crash, cut) = (crash / seeds as u32, cut / seeds as u32);
+    eprintln!("first suspicion, mean of {seeds} seeds: crash {crash:?}, partition {cut:?}");
+    assert!(
+        crash + Duration::from_millis(300) < cut,
+        "crash {crash:?} vs partition {cut:?}"
+    );
+}

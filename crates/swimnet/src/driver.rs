@@ -212,6 +212,8 @@ pub trait SansIo: Send + 'static {
     fn handle_stream_data(&mut self, now: Instant, id: StreamId, data: &[u8], fin: bool);
     /// A stream failed.
     fn handle_stream_error(&mut self, now: Instant, id: StreamId, error: &str);
+    /// An outbound connection was actively refused (nothing listening).
+    fn handle_stream_refused(&mut self, now: Instant, id: StreamId);
     /// A deadline passed.
     fn handle_timeout(&mut self, now: Instant);
     /// Next datagram to send.
@@ -273,6 +275,9 @@ impl<D: Delegate + Send + 'static> SansIo for Memberlist<D> {
     }
     fn handle_stream_error(&mut self, now: Instant, id: StreamId, error: &str) {
         Memberlist::handle_stream_error(self, now, id, error)
+    }
+    fn handle_stream_refused(&mut self, now: Instant, id: StreamId) {
+        Memberlist::handle_stream_refused(self, now, id)
     }
     fn handle_timeout(&mut self, now: Instant) {
         Memberlist::handle_timeout(self, now)
@@ -355,6 +360,9 @@ impl SansIo for NetworkDb {
     }
     fn handle_stream_error(&mut self, now: Instant, id: StreamId, error: &str) {
         NetworkDb::handle_stream_error(self, now, id, error)
+    }
+    fn handle_stream_refused(&mut self, now: Instant, id: StreamId) {
+        NetworkDb::handle_stream_refused(self, now, id)
     }
     fn handle_timeout(&mut self, now: Instant) {
         NetworkDb::handle_timeout(self, now)
@@ -554,6 +562,8 @@ pub struct LeavePlan {
 enum StreamIn {
     Data(StreamId, Vec<u8>, bool),
     Error(StreamId, String),
+    /// The connection attempt got a reset: nothing listens there.
+    Refused(StreamId),
 }
 
 enum StreamOut {
@@ -690,6 +700,12 @@ impl<N: SansIo> Driver<N> {
                         tracing::debug!(stream = id.0, error = %e, "stream failed");
                         self.streams.remove(&id);
                         self.core.handle_stream_error(now(), id, &e);
+                    }
+                    StreamIn::Refused(id) => {
+                        self.stats.stream_errors += 1;
+                        tracing::debug!(stream = id.0, "connection refused");
+                        self.streams.remove(&id);
+                        self.core.handle_stream_refused(now(), id);
                     }
                 },
                 Some(cmd) = self.commands.recv() => self.command(cmd),
@@ -950,20 +966,30 @@ impl<N: SansIo> Driver<N> {
         tokio::spawn(async move {
             let dl = tokio::time::Instant::from_std(deadline);
             let r = tokio::time::timeout_at(dl, async {
-                let stream = TcpStream::connect(to)
-                    .await
-                    .map_err(|e| format!("connect {to}: {e}"))?;
+                let stream = match TcpStream::connect(to).await {
+                    Ok(s) => s,
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                        return Err(None);
+                    }
+                    Err(e) => return Err(Some(format!("connect {to}: {e}"))),
+                };
                 let _ = stream.set_nodelay(true);
-                serve_stream(id, stream, Some(data), expect_reply, out_rx, &tx).await
+                serve_stream(id, stream, Some(data), expect_reply, out_rx, &tx)
+                    .await
+                    .map_err(Some)
             })
             .await;
-            let err = match r {
+            let outcome = match r {
                 Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(e),
-                Err(_) => Some(format!("no answer from {to} before the deadline")),
+                Ok(Err(None)) => Some(StreamIn::Refused(id)),
+                Ok(Err(Some(e))) => Some(StreamIn::Error(id, e)),
+                Err(_) => Some(StreamIn::Error(
+                    id,
+                    format!("no answer from {to} before the deadline"),
+                )),
             };
-            if let (Some(e), true) = (err, expect_reply) {
-                let _ = tx.send(StreamIn::Error(id, e)).await;
+            if let (Some(o), true) = (outcome, expect_reply) {
+                let _ = tx.send(o).await;
             }
             conns.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         });
