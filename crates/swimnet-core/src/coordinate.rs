@@ -352,14 +352,17 @@ fn magnitude_of_diff(a: &[f64], b: &[f64]) -> f64 {
 fn unit_vector_at(a: &[f64], b: &[f64], rng: &mut impl Rng) -> (Vec<f64>, f64) {
     let mut d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
     let mag = d.iter().map(|x| x * x).sum::<f64>().sqrt();
+    // Multiplying by the reciprocal, as Serf does, keeps results bit-identical.
     if mag > ZERO_THRESHOLD {
-        d.iter_mut().for_each(|x| *x /= mag);
+        let inv = 1.0 / mag;
+        d.iter_mut().for_each(|x| *x *= inv);
         return (d, mag);
     }
     d.iter_mut().for_each(|x| *x = rng.gen::<f64>() - 0.5);
     let mag = d.iter().map(|x| x * x).sum::<f64>().sqrt();
     if mag > ZERO_THRESHOLD {
-        d.iter_mut().for_each(|x| *x /= mag);
+        let inv = 1.0 / mag;
+        d.iter_mut().for_each(|x| *x *= inv);
         return (d, 0.0);
     }
     // Astronomically unlikely: fall back to the first axis.
