@@ -556,6 +556,65 @@ impl CoordinateClient {
     }
 }
 
+// ------------------------------------------------------------ in the core
+
+/// What the core keeps when coordinates are enabled: our client, and the
+/// latest accepted coordinate of each peer.
+#[derive(Debug, Clone)]
+pub(crate) struct Coordinates {
+    pub(crate) client: CoordinateClient,
+    pub(crate) peers: HashMap<String, Coordinate>,
+}
+
+impl Coordinates {
+    pub(crate) fn new(config: CoordinateConfig, seed: u64) -> Result<Self, crate::Error> {
+        Ok(Coordinates {
+            client: CoordinateClient::new(config, seed)?,
+            peers: HashMap::new(),
+        })
+    }
+
+    /// Our coordinate as Serf's ack payload.
+    pub(crate) fn ack_payload(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 + 9 * self.client.config().dimensionality);
+        encode_ping_payload(self.client.coordinate(), &mut out);
+        out
+    }
+
+    /// A direct probe of `node` was acked after `rtt` with `payload`.
+    /// Returns false when the payload was not empty but was refused
+    /// (undecodable, or a coordinate/RTT the client refuses). An empty
+    /// payload (a peer without coordinates) is ignored, as Serf does.
+    pub(crate) fn on_ping_complete(&mut self, node: &str, rtt: Duration, payload: &[u8]) -> bool {
+        if payload.is_empty() {
+            return true;
+        }
+        let Ok(theirs) = decode_ping_payload(payload) else {
+            return false;
+        };
+        if self.client.update(node, &theirs, rtt).is_err() {
+            return false;
+        }
+        self.peers.insert(node.to_owned(), theirs);
+        true
+    }
+
+    /// Forgets every peer for which `keep` is false.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        let gone: Vec<String> = self
+            .peers
+            .keys()
+            .chain(self.client.latency_samples.keys())
+            .filter(|n| !keep(n))
+            .cloned()
+            .collect();
+        for n in gone {
+            self.peers.remove(&n);
+            self.client.forget_node(&n);
+        }
+    }
+}
+
 // ------------------------------------------------------------------- wire
 
 const F_VEC: FieldKey = FieldKey::new("Vec");
