@@ -341,23 +341,21 @@ pub struct RttView {
     pub rtt_ms: f64,
 }
 
-fn coordinates_on(
-    v: CoordinatesSnapshot,
-) -> Result<(String, Vec<(String, Coordinate)>, Vec<String>), ApiError> {
-    match v.coordinates {
-        Some(c) => Ok((v.name, c, v.members)),
-        None => Err(ApiError(
+fn coordinates_on(v: &CoordinatesSnapshot) -> Result<&[(String, Coordinate)], ApiError> {
+    v.coordinates.as_deref().ok_or_else(|| {
+        ApiError(
             StatusCode::CONFLICT,
             "network coordinates are turned off on this agent".into(),
-        )),
-    }
+        )
+    })
 }
 
 async fn coordinates(State(state): State<ApiState>) -> Result<Json<CoordinatesView>, ApiError> {
-    let (node, mut coords, _) = coordinates_on(ask(&state, Command::Coordinates).await?)?;
+    let v = ask(&state, Command::Coordinates).await?;
+    let mut coords = coordinates_on(&v)?.to_vec();
     coords.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(Json(CoordinatesView {
-        node,
+        node: v.name,
         coordinates: coords
             .iter()
             .map(|(n, c)| NodeCoordinateView {
@@ -381,8 +379,11 @@ async fn rtt(
     let Some(a) = q.a.filter(|a| !a.is_empty()) else {
         return Err(bad("give the node to estimate: /v1/rtt?a=NODE (and &b=NODE for a pair not including this agent)"));
     };
-    let (me, coords, members) = coordinates_on(ask(&state, Command::Coordinates).await?)?;
-    let b = q.b.filter(|b| !b.is_empty()).unwrap_or_else(|| me.clone());
+    let v = ask(&state, Command::Coordinates).await?;
+    let (coords, members) = (coordinates_on(&v)?, &v.members);
+    let b =
+        q.b.filter(|b| !b.is_empty())
+            .unwrap_or_else(|| v.name.clone());
     let find = |name: &str| -> Result<&Coordinate, ApiError> {
         if let Some((_, c)) = coords.iter().find(|(n, _)| n == name) {
             return Ok(c);
