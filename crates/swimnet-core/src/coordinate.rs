@@ -674,9 +674,11 @@ pub fn decode_ping_payload(payload: &[u8]) -> Result<Coordinate, PingPayloadErro
                 let n = r.read_array_len()?;
                 if n as usize > MAX_DIMENSIONALITY {
                     too_many = Some(n);
-                    return Err(WireError::Msgpack {
-                        expected: "a short coordinate vector",
-                        found: 0xdc,
+                    // Refused before reading (or allocating) the elements.
+                    return Err(WireError::TooLarge {
+                        what: "coordinate vector",
+                        len: u64::from(n),
+                        max: MAX_DIMENSIONALITY as u64,
                     });
                 }
                 for _ in 0..n {
