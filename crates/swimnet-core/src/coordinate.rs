@@ -506,10 +506,11 @@ impl CoordinateClient {
     /// Adds a sample to `node`'s window and returns the window's median.
     fn latency_filter(&mut self, node: &str, rtt_secs: f64) -> f64 {
         let size = self.config.latency_filter_size;
-        let samples = self
-            .latency_samples
-            .entry(node.to_owned())
-            .or_insert_with(|| VecDeque::with_capacity(size));
+        if !self.latency_samples.contains_key(node) {
+            self.latency_samples
+                .insert(node.to_owned(), VecDeque::with_capacity(size + 1));
+        }
+        let samples = self.latency_samples.get_mut(node).expect("inserted above");
         samples.push_back(rtt_secs);
         while samples.len() > size {
             samples.pop_front();

@@ -112,14 +112,14 @@ fn random(n: usize, mean: Duration, deviation: Duration) -> Truth {
 fn simulate(clients: &mut [CoordinateClient], truth: &Truth, cycles: usize, seed: u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let n = clients.len();
+    let names: Vec<String> = (0..n).map(|j| format!("node_{j}")).collect();
     for _ in 0..cycles {
         for i in 0..n {
             let j = rng.gen_range(0..n);
             if j != i {
                 let theirs = clients[j].coordinate().clone();
-                let name = format!("node_{j}");
                 clients[i]
-                    .update(&name, &theirs, truth[i][j])
+                    .update(&names[j], &theirs, truth[i][j])
                     .expect("simulated observations are valid");
             }
         }
