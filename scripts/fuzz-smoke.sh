@@ -57,6 +57,9 @@ seed decrypt enc_stream_body "${enc_stream:10}"
 for v in enc_stream push_pull user_stream ping ack err compress; do seed stream "$v" "${!v}"; done
 seed lzw hello 00d19461c3e60d0881040d222c787060c180
 seed lzw compress_body "${compress:2}"
+# Serf ack payloads (tools/goref-coordinate): the starting coordinate and a mixed one.
+seed coordinate origin 0184aa41646a7573746d656e74cb0000000000000000a54572726f72cb3ff8000000000000a6486569676874cb3ee4f8b588e368f1a356656398cb0000000000000000cb0000000000000000cb0000000000000000cb0000000000000000cb0000000000000000cb0000000000000000cb0000000000000000cb0000000000000000
+seed coordinate mixed 0184aa41646a7573746d656e74cbbf201f31f46ed246a54572726f72cb3fd165a208d0747ca6486569676874cb3f3b866e43aa79bca356656398cb3f50624dd2f1a9fccbbf647ae147ae147bcb3e112e0be826d695cb0000000000000000cb3fc0000000000000cbc00c000000000000cb3f12599ed7c6fbd2cb3fa10cb295e9e1b1
 
 targets="${FUZZ_TARGETS:-$(cargo fuzz list)}"
 echo "== building fuzz targets"

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use swimnet_wire::security::Keyring;
 
+use crate::coordinate::CoordinateConfig;
+
 /// Largest node metadata memberlist accepts (`MetaMaxSize`).
 pub const META_MAX_SIZE: usize = 512;
 /// Lowest memberlist protocol version this core can speak.
@@ -92,6 +94,17 @@ pub struct Config {
     pub probe_before_dead: bool,
     /// Largest number of concurrent inbound push/pull exchanges (memberlist: 128).
     pub max_push_pull_requests: usize,
+    /// Vivaldi network coordinates, as Serf keeps them (default: on, with
+    /// Serf's settings). When set, the core puts our coordinate in the ack
+    /// of every direct ping it answers (Serf's ack payload), and updates it
+    /// from every direct probe whose ack carries a peer's coordinate; see
+    /// [`crate::Memberlist::coordinate`]. A [`crate::Delegate::ack_payload`]
+    /// that returns bytes takes the place of the coordinate in our acks;
+    /// [`crate::Delegate::notify_ping_complete`] is called either way.
+    /// Peers without a ping delegate (plain memberlist, Docker's NetworkDB)
+    /// ignore ack payloads. `None` turns coordinates off: acks then carry
+    /// only what the delegate returns.
+    pub coordinates: Option<CoordinateConfig>,
 }
 
 impl Config {
@@ -129,6 +142,7 @@ impl Config {
             reconnect_timeout: Duration::from_secs(24 * 3600),
             probe_before_dead: true,
             max_push_pull_requests: 128,
+            coordinates: Some(CoordinateConfig::default()),
         }
     }
 
@@ -221,6 +235,9 @@ impl Config {
         }
         if self.udp_buffer_size < 512 {
             return bad("udp_buffer_size must be at least 512 bytes".into());
+        }
+        if let Some(c) = &self.coordinates {
+            c.validate().map_err(crate::Error::InvalidConfig)?;
         }
         Ok(())
     }

@@ -37,12 +37,17 @@ pub trait Delegate {
     /// after its node states were merged.
     fn merge_remote_state(&mut self, _now: Instant, _state: &[u8], _join: bool) {}
 
-    /// Payload to put in acks to direct pings (Serf: a Vivaldi coordinate).
+    /// Payload to put in acks to direct pings. Called for every ping we
+    /// answer. When `Config::coordinates` is on (the default) and this
+    /// returns nothing, the core sends our Vivaldi coordinate in Serf's
+    /// encoding instead; bytes returned here replace it.
     fn ack_payload(&mut self) -> Vec<u8> {
         Vec::new()
     }
 
-    /// A direct probe of `node` was acknowledged after `rtt`, with the peer's ack payload.
+    /// A direct probe of `node` was acknowledged after `rtt`, with the peer's
+    /// ack payload. Called after the core has fed the payload to its own
+    /// coordinate client (when coordinates are on), whatever the outcome.
     fn notify_ping_complete(&mut self, _node: &Node, _rtt: Duration, _payload: &[u8]) {}
 
     /// Vet an alive message about another node before it is applied; an

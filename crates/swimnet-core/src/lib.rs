@@ -23,6 +23,7 @@
 
 pub mod awareness;
 pub mod config;
+pub mod coordinate;
 mod delegate;
 mod error;
 pub mod formulas;

@@ -20,6 +20,7 @@ use swimnet_wire::stream::{self, StreamDecodeOptions, StreamEncodeOptions, Strea
 
 use crate::awareness::Awareness;
 use crate::config::{Config, META_MAX_SIZE, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN};
+use crate::coordinate::{ClientStats, Coordinate, Coordinates};
 use crate::delegate::Delegate;
 use crate::error::Error;
 use crate::formulas::{push_pull_scale, suspicion_timeout, suspicion_timeout_after};
@@ -174,6 +175,10 @@ pub struct Stats {
     pub streams_failed: u64,
     /// Inbound streams refused for exceeding the concurrency limit.
     pub streams_refused: u64,
+    /// Ack payloads from direct probes that were not a usable coordinate
+    /// (undecodable, another version, non-finite or absurd values, an RTT
+    /// over 10 s); our coordinate was left as it was.
+    pub coordinates_rejected: u64,
 }
 
 #[derive(Debug)]
@@ -294,6 +299,8 @@ pub struct Memberlist<D: Delegate> {
     stream_cmds: VecDeque<StreamCommand>,
     events: VecDeque<Event>,
     stats: Stats,
+    /// Vivaldi state, when `config.coordinates` is set.
+    coords: Option<Coordinates>,
 }
 
 impl<D: Delegate> std::fmt::Debug for Memberlist<D> {
@@ -338,7 +345,13 @@ impl<D: Delegate> Memberlist<D> {
         config.validate()?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let name: Arc<str> = Arc::from(config.name.as_str());
+        let core_seed = rng.next_u64();
+        let coords = match &config.coordinates {
+            Some(c) => Some(Coordinates::new(c.clone(), rng.next_u64())?),
+            None => None,
+        };
         let mut ml = Memberlist {
+            coords,
             awareness: Awareness::new(config.awareness_max_multiplier),
             broadcasts: TransmitLimitedQueue::new(config.retransmit_mult),
             name: name.clone(),
@@ -365,7 +378,7 @@ impl<D: Delegate> Memberlist<D> {
             events: VecDeque::new(),
             stats: Stats::default(),
             delegate,
-            rng: ChaCha8Rng::seed_from_u64(rng.next_u64()),
+            rng: ChaCha8Rng::seed_from_u64(core_seed),
             config,
         };
         ml.incarnation = 1;
@@ -512,6 +525,45 @@ impl<D: Delegate> Memberlist<D> {
     /// Counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// Our Vivaldi coordinate, or `None` when coordinates are off
+    /// (`Config::coordinates`). It starts at the origin and moves after
+    /// every direct probe whose ack carried the peer's coordinate.
+    pub fn coordinate(&self) -> Option<&Coordinate> {
+        self.coords.as_ref().map(|c| c.client.coordinate())
+    }
+
+    /// The latest coordinate accepted from `name` (or ours, for our own
+    /// name). `None` when coordinates are off, or no probe of that node has
+    /// yet returned a usable one. A node's coordinate is forgotten when the
+    /// node is removed from the member list (reaped).
+    pub fn coordinate_of(&self, name: &str) -> Option<&Coordinate> {
+        let c = self.coords.as_ref()?;
+        if name == &*self.name {
+            Some(c.client.coordinate())
+        } else {
+            c.peers.get(name)
+        }
+    }
+
+    /// Every known coordinate, ours included, by node name (unordered).
+    pub fn coordinates(&self) -> impl Iterator<Item = (&str, &Coordinate)> + '_ {
+        let ours = self
+            .coords
+            .as_ref()
+            .map(|c| (&*self.name, c.client.coordinate()));
+        let peers = self
+            .coords
+            .iter()
+            .flat_map(|c| c.peers.iter().map(|(n, c)| (n.as_str(), c)));
+        ours.into_iter().chain(peers)
+    }
+
+    /// Counters of the coordinate client (updates, rejections, resets),
+    /// or `None` when coordinates are off.
+    pub fn coordinate_stats(&self) -> Option<ClientStats> {
+        self.coords.as_ref().map(|c| c.client.stats())
     }
 
     /// The delegate.
@@ -1265,6 +1317,10 @@ impl<D: Delegate> Memberlist<D> {
         });
         self.nodes.shuffle(&mut self.rng);
         self.rebuild_index();
+        if let Some(c) = &mut self.coords {
+            let index = &self.index;
+            c.retain(|n| index.contains_key(n));
+        }
     }
 
     fn probe_node(&mut self, now: Instant, target: Arc<str>) {
@@ -1416,6 +1472,11 @@ impl<D: Delegate> Memberlist<D> {
                 let target = p.target.clone();
                 self.finish_probe(now, true);
                 if direct {
+                    if let Some(c) = &mut self.coords {
+                        if !c.on_ping_complete(&target, rtt, &ack.payload) {
+                            self.stats.coordinates_rejected += 1;
+                        }
+                    }
                     if let Some(node) = self.member(&target).map(Member::snapshot) {
                         self.delegate.notify_ping_complete(&node, rtt, &ack.payload);
                     }
@@ -1488,9 +1549,13 @@ impl<D: Delegate> Memberlist<D> {
         if !p.node.is_empty() && p.node != *self.name {
             return;
         }
+        let mut payload = self.delegate.ack_payload();
+        if let (true, Some(c)) = (payload.is_empty(), &self.coords) {
+            payload = c.ack_payload();
+        }
         let ack = AckResp {
             seq_no: p.seq_no,
-            payload: self.delegate.ack_payload(),
+            payload,
         };
         let dst = if !p.source_addr.is_empty() && p.source_port > 0 {
             socket_addr(&p.source_addr, p.source_port).unwrap_or(from)

@@ -200,6 +200,14 @@ impl<'a> Writer<'a> {
         }
     }
 
+    /// Writes a Go `float64`: always the 9-byte float64 form (0xcb), as
+    /// go-msgpack does, whatever the value.
+    #[inline]
+    pub fn write_f64(&mut self, v: f64) {
+        self.out.push(FLOAT64);
+        self.out.extend_from_slice(&v.to_bits().to_be_bytes());
+    }
+
     /// Appends bytes that are already msgpack-encoded (e.g. a constant key).
     #[inline]
     pub fn write_encoded(&mut self, bytes: &[u8]) {
@@ -483,6 +491,21 @@ impl<'a> Reader<'a> {
             value: v,
             target: "int",
         })
+    }
+
+    /// Reads a Go `float64`: a float64 or float32, or any integer form
+    /// (converted), as go-msgpack accepts; `nil` reads as 0. NaN and
+    /// infinities are returned as they are: checking them is the caller's job.
+    pub fn read_f64(&mut self) -> Result<f64, WireError> {
+        let start = self.pos;
+        match self.byte()? {
+            FLOAT64 => Ok(f64::from_bits(self.be64()?)),
+            FLOAT32 => Ok(f64::from(f32::from_bits(self.be32()?))),
+            _ => {
+                self.pos = start;
+                Ok(self.read_integer("float")? as f64)
+            }
+        }
     }
 
     /// Reads a bool: 0xc2/0xc3, or the fixints 0 and 1 (as Go accepts);
@@ -891,6 +914,36 @@ mod tests {
         // A huge array claim ends in Incomplete, not a hang.
         assert_eq!(
             Reader::new(&[0xdd, 0xff, 0xff, 0xff, 0xff, 1, 2]).skip_value(),
+            Err(WireError::Incomplete)
+        );
+    }
+
+    #[test]
+    fn float64_like_go() {
+        let mut out = Vec::new();
+        let mut w = Writer::new(&mut out);
+        w.write_f64(1.5);
+        w.write_f64(0.0);
+        assert_eq!(
+            out,
+            [0xcb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0, 0xcb, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
+        let mut r = Reader::new(&out);
+        assert_eq!(r.read_f64(), Ok(1.5));
+        assert_eq!(r.read_f64(), Ok(0.0));
+        assert!(r.is_empty());
+        // float32, integers and nil are numbers too; a string is not.
+        let b = [
+            0xca, 0x3f, 0xc0, 0, 0, 0xff, 0xcd, 0x01, 0x2c, 0xc0, 0xa1, b'x',
+        ];
+        let mut r = Reader::new(&b);
+        assert_eq!(r.read_f64(), Ok(1.5));
+        assert_eq!(r.read_f64(), Ok(-1.0));
+        assert_eq!(r.read_f64(), Ok(300.0));
+        assert_eq!(r.read_f64(), Ok(0.0));
+        assert!(matches!(r.read_f64(), Err(WireError::Msgpack { .. })));
+        assert_eq!(
+            Reader::new(&[0xcb, 0, 0]).read_f64(),
             Err(WireError::Incomplete)
         );
     }

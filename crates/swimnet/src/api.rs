@@ -12,11 +12,13 @@ use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
+use swimnet_core::coordinate::Coordinate;
 use swimnet_core::{Node, NodeState};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::driver::{
-    Command, KeyCommand, KeyringView, TableCommand, TableError, TableReply, WatchStart,
+    Command, CoordinatesSnapshot, KeyCommand, KeyringView, TableCommand, TableError, TableReply,
+    WatchStart,
 };
 use crate::keyfile::{encode_key, parse_key, KeyringFile};
 
@@ -139,6 +141,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/keys", get(keys))
         .route("/v1/keys/:op", post(key_op))
         .route("/v1/stats", get(stats))
+        .route("/v1/coordinate", get(coordinates))
+        .route("/v1/rtt", get(rtt))
         .route("/v1/networks", get(networks))
         .route("/v1/networks/:nid/:op", post(network_op))
         .route("/v1/networks/:nid/peers", get(network_peers))
@@ -276,9 +280,136 @@ async fn stats(State(state): State<ApiState>) -> Result<Json<serde_json::Value>,
             "push_pulls": s.push_pulls,
             "streams_failed": s.streams_failed,
             "streams_refused": s.streams_refused,
+            "coordinates_rejected": s.coordinates_rejected,
         },
         "driver": v.driver,
     })))
+}
+
+/// A Vivaldi network coordinate, in seconds (Serf's fields).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CoordinateView {
+    /// Euclidean part.
+    pub vec: Vec<f64>,
+    /// Confidence (smaller is better; starts at 1.5).
+    pub error: f64,
+    /// Distance offset learned from recent samples.
+    pub adjustment: f64,
+    /// Non-Euclidean part (the node's access link).
+    pub height: f64,
+}
+
+impl From<&Coordinate> for CoordinateView {
+    fn from(c: &Coordinate) -> Self {
+        CoordinateView {
+            vec: c.vec.clone(),
+            error: c.error,
+            adjustment: c.adjustment,
+            height: c.height,
+        }
+    }
+}
+
+/// One node's coordinate.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NodeCoordinateView {
+    /// Node name.
+    pub node: String,
+    /// Its latest known coordinate.
+    pub coord: CoordinateView,
+}
+
+/// `GET /v1/coordinate`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CoordinatesView {
+    /// This agent's node name.
+    pub node: String,
+    /// Every known coordinate, ours included, sorted by node name.
+    pub coordinates: Vec<NodeCoordinateView>,
+}
+
+/// `GET /v1/rtt?a=NODE&b=NODE`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RttView {
+    /// First node.
+    pub a: String,
+    /// Second node.
+    pub b: String,
+    /// Estimated round trip time, nanoseconds.
+    pub rtt_ns: u64,
+    /// The same in milliseconds.
+    pub rtt_ms: f64,
+}
+
+fn coordinates_on(v: &CoordinatesSnapshot) -> Result<&[(String, Coordinate)], ApiError> {
+    v.coordinates.as_deref().ok_or_else(|| {
+        ApiError(
+            StatusCode::CONFLICT,
+            "network coordinates are turned off on this agent".into(),
+        )
+    })
+}
+
+async fn coordinates(State(state): State<ApiState>) -> Result<Json<CoordinatesView>, ApiError> {
+    let v = ask(&state, Command::Coordinates).await?;
+    let mut coords = coordinates_on(&v)?.to_vec();
+    coords.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(Json(CoordinatesView {
+        node: v.name,
+        coordinates: coords
+            .iter()
+            .map(|(n, c)| NodeCoordinateView {
+                node: n.clone(),
+                coord: c.into(),
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Deserialize)]
+struct RttQuery {
+    a: Option<String>,
+    b: Option<String>,
+}
+
+async fn rtt(
+    State(state): State<ApiState>,
+    Query(q): Query<RttQuery>,
+) -> Result<Json<RttView>, ApiError> {
+    let Some(a) = q.a.filter(|a| !a.is_empty()) else {
+        return Err(bad("give the node to estimate: /v1/rtt?a=NODE (and &b=NODE for a pair not including this agent)"));
+    };
+    let v = ask(&state, Command::Coordinates).await?;
+    let (coords, members) = (coordinates_on(&v)?, &v.members);
+    let b =
+        q.b.filter(|b| !b.is_empty())
+            .unwrap_or_else(|| v.name.clone());
+    let find = |name: &str| -> Result<&Coordinate, ApiError> {
+        if let Some((_, c)) = coords.iter().find(|(n, _)| n == name) {
+            return Ok(c);
+        }
+        let why = if members.iter().any(|m| m == name) {
+            format!(
+                "no coordinate for node {name:?} yet: this agent learns it from the ack of a direct probe of that node (about one node per probe interval); try again shortly"
+            )
+        } else {
+            format!("unknown node {name:?}: it is not in this agent's member list")
+        };
+        Err(ApiError(StatusCode::NOT_FOUND, why))
+    };
+    let (ca, cb) = (find(&a)?, find(&b)?);
+    let d = ca.distance_to(cb).map_err(|e| {
+        ApiError(
+            StatusCode::CONFLICT,
+            format!("coordinates of {a:?} and {b:?} cannot be compared: {e}"),
+        )
+    })?;
+    Ok(Json(RttView {
+        a,
+        b,
+        rtt_ns: d.as_nanos() as u64,
+        rtt_ms: d.as_secs_f64() * 1e3,
+    }))
 }
 
 /// `GET /v1/networks`.

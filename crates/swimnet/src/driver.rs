@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use swimnet_core::coordinate::Coordinate;
 use swimnet_core::{
     Config, Delegate, Event, Memberlist, Node, NodeState, Stats, StreamCommand, StreamId, Transmit,
 };
@@ -64,6 +65,8 @@ pub enum Command {
     Stats(oneshot::Sender<StatusView>),
     /// Replace our metadata (announced with a new incarnation).
     SetMeta(Vec<u8>, oneshot::Sender<Result<(), String>>),
+    /// Our Vivaldi coordinate and the latest known coordinate of each peer.
+    Coordinates(oneshot::Sender<CoordinatesSnapshot>),
     /// A NetworkDB command (networks and tables); fails with
     /// [`TableError::NotNetworkDb`] unless the agent runs `--protocol networkdb`.
     Table(
@@ -252,6 +255,9 @@ pub trait SansIo: Send + 'static {
     fn set_meta(&mut self, now: Instant, meta: Vec<u8>) -> Result<(), String>;
     /// Send a user message (payload after the 0x08 byte) to one address.
     fn send_user_packet(&mut self, to: SocketAddr, msg: &[u8]);
+    /// Every known coordinate by node name, ours included (`None` when
+    /// coordinates are off).
+    fn coordinates(&self) -> Option<Vec<(String, Coordinate)>>;
     /// Next change to the table store made by a remote node (NetworkDB
     /// only).
     fn poll_table_change(&mut self) -> Option<TableChange> {
@@ -332,6 +338,14 @@ impl<D: Delegate + Send + 'static> SansIo for Memberlist<D> {
     }
     fn set_meta(&mut self, now: Instant, meta: Vec<u8>) -> Result<(), String> {
         Memberlist::set_meta(self, now, meta).map_err(|e| e.to_string())
+    }
+    fn coordinates(&self) -> Option<Vec<(String, Coordinate)>> {
+        self.coordinate()?;
+        Some(
+            Memberlist::coordinates(self)
+                .map(|(n, c)| (n.to_string(), c.clone()))
+                .collect(),
+        )
     }
     fn send_user_packet(&mut self, to: SocketAddr, msg: &[u8]) {
         Memberlist::send_user_packet(self, to, msg)
@@ -422,6 +436,15 @@ impl SansIo for NetworkDb {
     }
     fn set_meta(&mut self, _now: Instant, _meta: Vec<u8>) -> Result<(), String> {
         Err("node metadata cannot be changed in networkdb mode".into())
+    }
+    fn coordinates(&self) -> Option<Vec<(String, Coordinate)>> {
+        let core = self.core();
+        core.coordinate()?;
+        Some(
+            core.coordinates()
+                .map(|(n, c)| (n.to_string(), c.clone()))
+                .collect(),
+        )
     }
     fn send_user_packet(&mut self, to: SocketAddr, _msg: &[u8]) {
         // NetworkDB owns the user-message channel; nothing else may use it.
@@ -534,6 +557,18 @@ pub struct StatusView {
     pub stats: Stats,
     /// Driver counters.
     pub driver: DriverStats,
+}
+
+/// Network coordinates known to the agent.
+#[derive(Debug, Clone)]
+pub struct CoordinatesSnapshot {
+    /// Our node name.
+    pub name: String,
+    /// Every known coordinate by node name, ours included; `None` when
+    /// coordinates are turned off.
+    pub coordinates: Option<Vec<(String, Coordinate)>>,
+    /// Names of the nodes in the member table.
+    pub members: Vec<String>,
 }
 
 /// Called by the driver after every input so the layer above can act on
@@ -825,6 +860,18 @@ impl<N: SansIo> Driver<N> {
                     health_score: self.core.health_score(),
                     stats: self.core.stats().clone(),
                     driver: self.stats.clone(),
+                });
+            }
+            Command::Coordinates(tx) => {
+                let _ = tx.send(CoordinatesSnapshot {
+                    name: self.core.name().to_string(),
+                    coordinates: self.core.coordinates(),
+                    members: self
+                        .core
+                        .members()
+                        .into_iter()
+                        .map(|n| n.name.to_string())
+                        .collect(),
                 });
             }
             Command::SetMeta(meta, tx) => {

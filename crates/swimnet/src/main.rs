@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use swimnet::agent::{self, AgentOptions, KeySource, Profile, Protocol};
 use swimnet::api::{
-    parse_addr, EntryView, KeysView, MembersView, NetworksView, PeersView, TableView,
+    parse_addr, CoordinatesView, EntryView, KeysView, MembersView, NetworksView, PeersView,
+    RttView, TableView,
 };
 use swimnet::client::{segment, Client};
 use swimnet::keyfile::{generate_key, parse_key};
@@ -96,6 +97,26 @@ enum Cmd {
     },
     /// List the members an agent knows.
     Members {
+        /// Agent API address.
+        #[arg(long, default_value = DEFAULT_API, value_parser = parse_addr)]
+        api: SocketAddr,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Estimated round trip time between this agent's node and NODE, or
+    /// between two nodes, from their Vivaldi network coordinates.
+    Rtt {
+        /// Agent API address.
+        #[arg(long, default_value = DEFAULT_API, value_parser = parse_addr)]
+        api: SocketAddr,
+        /// Node to estimate the RTT to.
+        node: String,
+        /// Second node (default: the agent's own node).
+        other: Option<String>,
+    },
+    /// Show the Vivaldi network coordinates an agent knows (its own included).
+    Coordinates {
         /// Agent API address.
         #[arg(long, default_value = DEFAULT_API, value_parser = parse_addr)]
         api: SocketAddr,
@@ -548,6 +569,47 @@ fn run(cli: Cli) -> Result<(), String> {
                         m.addr,
                         m.status,
                         tags.join(",")
+                    );
+                }
+            }
+            Ok(())
+        }
+        Cmd::Rtt { api, node, other } => {
+            let mut path = format!("/v1/rtt?a={}", segment(&node));
+            if let Some(b) = &other {
+                path.push_str(&format!("&b={}", segment(b)));
+            }
+            let v: RttView = Client::new(api).get(&path)?;
+            println!("Estimated {} <-> {} rtt: {:.3} ms", v.a, v.b, v.rtt_ms);
+            Ok(())
+        }
+        Cmd::Coordinates { api, format } => {
+            let v: CoordinatesView = Client::new(api).get("/v1/coordinate")?;
+            if format == Format::Json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&v).expect("serializable")
+                );
+            } else {
+                for c in &v.coordinates {
+                    let vec: Vec<String> = c
+                        .coord
+                        .vec
+                        .iter()
+                        .map(|x| format!("{:.6}", x * 1e3))
+                        .collect();
+                    println!(
+                        "{:<20} error {:.3} height {:.3} ms adjustment {:.3} ms vec [{}] ms{}",
+                        c.node,
+                        c.coord.error,
+                        c.coord.height * 1e3,
+                        c.coord.adjustment * 1e3,
+                        vec.join(" "),
+                        if c.node == v.node {
+                            "  (this agent)"
+                        } else {
+                            ""
+                        }
                     );
                 }
             }

@@ -331,6 +331,21 @@ fn cli_drives_an_agent_and_keeps_the_keyring_file() {
             0o600
         );
     }
+    // Coordinates: alone, the agent knows only its own (at the origin), and
+    // the estimate to itself is twice the minimum height.
+    let out = run(&["coordinates", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["node"], "cli");
+    assert_eq!(v["coordinates"][0]["node"], "cli");
+    assert_eq!(v["coordinates"][0]["coord"]["error"], 1.5);
+    let out = run(&["rtt", "cli"]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Estimated cli <-> cli rtt: 0.020 ms"
+    );
+    let err = one_line_error(run(&["rtt", "ghost"]));
+    assert!(err.contains("unknown node \"ghost\""), "{err}");
     assert!(run(&["leave"]).status.success());
     let end = Instant::now() + Duration::from_secs(10);
     let status = loop {
