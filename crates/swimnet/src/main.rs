@@ -531,8 +531,10 @@ fn run(cli: Cli) -> Result<(), String> {
                     ProtocolArg::Networkdb => Protocol::NetworkDb,
                 },
             };
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
+            // One thread runs everything: the protocol work of an agent is a
+            // few packets per second, and each extra worker thread costs a
+            // stack and a malloc arena of resident memory.
+            let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .map_err(|e| e.to_string())?;
