@@ -255,7 +255,8 @@ mod tests {
     #[test]
     fn off_unsettled_or_unknown_falls_back_and_draws_nothing() {
         let on = TopologyConfig::on();
-        let cases: [(TopologyConfig, bool, fn(usize) -> Option<f64>); 3] = [
+        type Distance = fn(usize) -> Option<f64>;
+        let cases: [(TopologyConfig, bool, Distance); 3] = [
             (TopologyConfig::default(), true, dist),
             (on.clone(), false, dist),
             // Only 1 in 4 known: below min_known_fraction (0.5).
