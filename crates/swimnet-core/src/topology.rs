@@ -145,6 +145,9 @@ pub fn near_pool_size(k: usize, n: usize) -> usize {
 /// The result holds `k` distinct indices in `0..n`: first the near picks
 /// (random among the near pool), then the uniform ones (random among all
 /// candidates not yet picked). Draws from `rng` only when it returns `Some`.
+/// Candidates at exactly the same distance at the edge of the near pool
+/// are taken in index order (rare with measured coordinates). Costs one
+/// `distance` call per candidate and a linear-time partial selection.
 pub fn select<R: Rng + ?Sized>(
     cfg: &TopologyConfig,
     rng: &mut R,
