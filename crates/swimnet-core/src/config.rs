@@ -6,6 +6,7 @@ use std::time::Duration;
 use swimnet_wire::security::Keyring;
 
 use crate::coordinate::CoordinateConfig;
+use crate::topology::TopologyConfig;
 
 /// Largest node metadata memberlist accepts (`MetaMaxSize`).
 pub const META_MAX_SIZE: usize = 512;
@@ -105,6 +106,15 @@ pub struct Config {
     /// ignore ack payloads. `None` turns coordinates off: acks then carry
     /// only what the delegate returns.
     pub coordinates: Option<CoordinateConfig>,
+    /// swimnet addition: latency-aware peer selection (issue 6). When
+    /// enabled, gossip targets, indirect-probe helpers (of probes and of
+    /// the final check of a suspect) and the periodic push/pull partner are
+    /// biased toward near peers by Vivaldi distance, always keeping at
+    /// least one uniformly random choice; see [`crate::topology`]. Needs
+    /// [`Config::coordinates`]. **Off by default** (uniform choice, as in
+    /// memberlist) until the simulator shows it helps; with it off the core
+    /// draws exactly the same random numbers as before it existed.
+    pub topology: TopologyConfig,
 }
 
 impl Config {
@@ -143,6 +153,7 @@ impl Config {
             probe_before_dead: true,
             max_push_pull_requests: 128,
             coordinates: Some(CoordinateConfig::default()),
+            topology: TopologyConfig::default(),
         }
     }
 
@@ -238,6 +249,15 @@ impl Config {
         }
         if let Some(c) = &self.coordinates {
             c.validate().map_err(crate::Error::InvalidConfig)?;
+        }
+        self.topology
+            .validate()
+            .map_err(crate::Error::InvalidConfig)?;
+        if self.topology.enabled && self.coordinates.is_none() {
+            return bad(
+                "topology-aware peer selection needs coordinates: set `coordinates` or turn `topology.enabled` off"
+                    .into(),
+            );
         }
         Ok(())
     }

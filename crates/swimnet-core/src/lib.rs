@@ -31,6 +31,7 @@ mod member;
 mod memberlist;
 pub mod queue;
 mod timer;
+pub mod topology;
 
 pub use config::Config;
 pub use delegate::{Delegate, NoopDelegate};

@@ -27,6 +27,7 @@ use crate::formulas::{push_pull_scale, suspicion_timeout, suspicion_timeout_afte
 use crate::member::{ip_bytes, socket_addr, Member, Node, NodeState};
 use crate::queue::TransmitLimitedQueue;
 use crate::timer::{TimerKind, Timers};
+use crate::topology::{self, TopologyView};
 
 /// Bytes of framing a compound message adds (type byte + count).
 const COMPOUND_HEADER_OVERHEAD: usize = 2;
@@ -179,6 +180,10 @@ pub struct Stats {
     /// (undecodable, another version, non-finite or absurd values, an RTT
     /// over 10 s); our coordinate was left as it was.
     pub coordinates_rejected: u64,
+    /// Peer choices (gossip targets, indirect-probe helpers, push/pull
+    /// partners) made latency-aware rather than uniformly; stays 0 while
+    /// [`Config::topology`] is off or coordinates are unsettled.
+    pub topology_choices: u64,
 }
 
 #[derive(Debug)]
@@ -564,6 +569,52 @@ impl<D: Delegate> Memberlist<D> {
     /// or `None` when coordinates are off.
     pub fn coordinate_stats(&self) -> Option<ClientStats> {
         self.coords.as_ref().map(|c| c.client.stats())
+    }
+
+    /// A snapshot of the estimated distance to every peer with a settled
+    /// coordinate, for a layer above the core (NetworkDB) to bias its own
+    /// peer choices the way the core does (see [`crate::topology`]).
+    /// `None` when [`Config::topology`] is off or coordinates are off: the
+    /// caller then chooses uniformly. Take it just before choosing; it
+    /// costs one distance computation per known peer.
+    pub fn topology_view(&self) -> Option<TopologyView> {
+        let cfg = &self.config.topology;
+        if !cfg.enabled {
+            return None;
+        }
+        let coords = self.coords.as_ref()?;
+        let ours = coords.client.coordinate();
+        let distances = coords
+            .peers
+            .iter()
+            .filter_map(|(n, c)| Some((n.clone(), cfg.distance(ours, c)?)))
+            .collect();
+        Some(TopologyView {
+            config: cfg.clone(),
+            settled: cfg.is_settled(ours),
+            distances,
+        })
+    }
+
+    /// Test hook: replaces our coordinate with `ours` (when given) and
+    /// records `peers` as the latest coordinates heard from those nodes,
+    /// as if probes had measured them. For tests of latency-aware choices
+    /// that should not depend on Vivaldi converging. Does nothing when
+    /// coordinates are off; an invalid `ours` is refused.
+    #[doc(hidden)]
+    pub fn inject_coordinates(
+        &mut self,
+        ours: Option<Coordinate>,
+        peers: impl IntoIterator<Item = (String, Coordinate)>,
+    ) -> Result<(), crate::coordinate::CoordinateError> {
+        let Some(c) = self.coords.as_mut() else {
+            return Ok(());
+        };
+        if let Some(ours) = ours {
+            c.client.set_coordinate(ours)?;
+        }
+        c.peers.extend(peers);
+        Ok(())
     }
 
     /// The delegate.
@@ -1389,7 +1440,8 @@ impl<D: Delegate> Memberlist<D> {
         };
         let (t_addr_bytes, t_port, t_addr, t_pmax) =
             (t.addr_bytes.clone(), t.addr.port(), t.addr, t.pmax());
-        // Ask up to k random alive peers to probe the target for us.
+        // Ask up to k random alive peers to probe the target for us (near
+        // ones first when topology-aware selection is on).
         let me = self.name.clone();
         let candidates: Vec<usize> = self
             .nodes
@@ -1399,10 +1451,13 @@ impl<D: Delegate> Memberlist<D> {
             .map(|(i, _)| i)
             .collect();
         let k = self.config.indirect_checks.min(candidates.len());
-        let chosen: Vec<usize> = candidates
-            .choose_multiple(&mut self.rng, k)
-            .copied()
-            .collect();
+        let chosen: Vec<usize> = match self.topology_select(&candidates, k, Some(&target)) {
+            Some(near) => near,
+            None => candidates
+                .choose_multiple(&mut self.rng, k)
+                .copied()
+                .collect(),
+        };
         let (source_addr, source_port, source_node) = self.self_source();
         let mut expected = 0;
         for i in chosen {
@@ -1640,10 +1695,49 @@ impl<D: Delegate> Memberlist<D> {
             })
             .map(|(i, _)| i)
             .collect();
+        let k = k.min(candidates.len());
+        if let Some(near) = self.topology_select(&candidates, k, None) {
+            return near;
+        }
         candidates
-            .choose_multiple(&mut self.rng, k.min(candidates.len()))
+            .choose_multiple(&mut self.rng, k)
             .copied()
             .collect()
+    }
+
+    /// Latency-aware choice of `k` of `candidates` (indices into
+    /// `self.nodes`) when [`Config::topology`] is on and coordinates are
+    /// settled; `None` tells the caller to make its uniform choice (and
+    /// then no random number was drawn here). With `via`, a helper's
+    /// distance is the round trip us -> helper -> `via` when `via`'s
+    /// coordinate is known (for indirect probes of `via`), else us -> helper.
+    fn topology_select(
+        &mut self,
+        candidates: &[usize],
+        k: usize,
+        via: Option<&str>,
+    ) -> Option<Vec<usize>> {
+        let cfg = &self.config.topology;
+        if !cfg.enabled {
+            return None;
+        }
+        let coords = self.coords.as_ref()?;
+        let ours = coords.client.coordinate();
+        let settled = cfg.is_settled(ours);
+        let via = via
+            .and_then(|v| coords.peers.get(v))
+            .filter(|c| cfg.is_settled(c));
+        let nodes = &self.nodes;
+        let picked = topology::select(cfg, &mut self.rng, candidates.len(), k, settled, |i| {
+            let theirs = coords.peers.get(&*nodes[candidates[i]].name)?;
+            let d = cfg.distance(ours, theirs)?;
+            match via {
+                Some(t) => Some(d + cfg.distance(theirs, t)?),
+                None => Some(d),
+            }
+        })?;
+        self.stats.topology_choices += 1;
+        Some(picked.into_iter().map(|i| candidates[i]).collect())
     }
 
     fn gossip(&mut self, now: Instant) {
@@ -1681,13 +1775,19 @@ impl<D: Delegate> Memberlist<D> {
 
     fn periodic_push_pull(&mut self, now: Instant) {
         let me = self.name.clone();
-        let candidates: Vec<SocketAddr> = self
+        let candidates: Vec<usize> = self
             .nodes
             .iter()
-            .filter(|m| m.name != me && m.state == NodeState::Alive)
-            .map(|m| m.addr)
+            .enumerate()
+            .filter(|(_, m)| m.name != me && m.state == NodeState::Alive)
+            .map(|(i, _)| i)
             .collect();
-        if let Some(&addr) = candidates.choose(&mut self.rng) {
+        let partner = match self.topology_select(&candidates, 1, None) {
+            Some(near) => near.first().copied(),
+            None => candidates.choose(&mut self.rng).copied(),
+        };
+        if let Some(i) = partner {
+            let addr = self.nodes[i].addr;
             self.start_push_pull(now, addr, false);
         }
     }
@@ -2277,10 +2377,13 @@ impl<D: Delegate> Memberlist<D> {
             .map(|(i, _)| i)
             .collect();
         let k = self.config.indirect_checks.min(candidates.len());
-        let chosen: Vec<usize> = candidates
-            .choose_multiple(&mut self.rng, k)
-            .copied()
-            .collect();
+        let chosen: Vec<usize> = match self.topology_select(&candidates, k, Some(node)) {
+            Some(near) => near,
+            None => candidates
+                .choose_multiple(&mut self.rng, k)
+                .copied()
+                .collect(),
+        };
         for i in chosen {
             let (peer_addr, peer_name) = (self.nodes[i].addr, self.nodes[i].name.clone());
             let ind = IndirectPing {

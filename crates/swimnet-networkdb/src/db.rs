@@ -12,6 +12,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use swimnet_core::topology::TopologyView;
 use swimnet_core::{Config, Event, Memberlist, StreamCommand, StreamId, Transmit};
 
 use crate::state::{
@@ -31,6 +32,8 @@ pub struct NetworkDb {
     /// The addresses of the last [`NetworkDb::join`], for the bootstrap rejoin.
     bootstrap: Vec<SocketAddr>,
     leaving: bool,
+    /// The last [`Memberlist::topology_view`] and when it was taken.
+    topology: Option<(Instant, TopologyView)>,
 }
 
 impl NetworkDb {
@@ -64,6 +67,7 @@ impl NetworkDb {
             next_rejoin,
             bootstrap: Vec::new(),
             leaving: false,
+            topology: None,
         };
         db.after(now);
         Ok(db)
@@ -148,14 +152,30 @@ impl NetworkDb {
             self.core.handle_timeout(now);
         }
         let cfg = self.state().config().clone();
+        let gossip_due = self.next_gossip <= now;
+        let sync_due = self.next_bulk_sync <= now;
+        // Distances from the core's coordinates, for latency-aware choices
+        // (None when Config::topology is off: uniform choice). Coordinates
+        // move about once per probe, so the snapshot is refreshed at most
+        // once per probe interval rather than every gossip round.
+        if gossip_due || sync_due {
+            let fresh = self
+                .topology
+                .as_ref()
+                .is_some_and(|(at, _)| now < *at + self.core.config().probe_interval);
+            if !fresh {
+                self.topology = self.core.topology_view().map(|v| (now, v));
+            }
+        }
+        let view = self.topology.as_ref().map(|(_, v)| v);
         let d = self.core.delegate_mut();
         d.expire_syncs(now);
-        if self.next_gossip <= now {
-            d.gossip_tick();
+        if gossip_due {
+            d.gossip_tick(view);
             self.next_gossip = now + cfg.gossip_interval;
         }
-        if self.next_bulk_sync <= now {
-            d.bulk_sync_tick(now);
+        if sync_due {
+            d.bulk_sync_tick(now, view);
             self.next_bulk_sync = now + cfg.bulk_sync_interval;
         }
         if self.next_reap <= now {

@@ -24,7 +24,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use rand::RngCore;
 use swimnet_core::queue::TransmitLimitedQueue;
+use swimnet_core::topology::TopologyView;
 use swimnet_core::{Delegate, Node};
 
 use crate::wire::{
@@ -273,6 +275,9 @@ pub struct NdbStats {
     pub backlog_pushes_received: u64,
     /// Bootstrap rejoins attempted (no bootstrap peer was a live member).
     pub bootstrap_rejoins: u64,
+    /// Table-gossip targets and bulk-sync partners chosen latency-aware
+    /// (see [`swimnet_core::topology`]) rather than uniformly.
+    pub topology_choices: u64,
 }
 
 /// Most events a per-network queue keeps while the network has no peer.
@@ -632,12 +637,26 @@ impl NdbDelegate {
     }
 
     fn rand(&mut self) -> u64 {
-        // splitmix64
-        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        SplitMix(&mut self.rng).next_u64()
+    }
+
+    /// `k` of `peers`: latency-aware through `view` when it allows (see
+    /// [`TopologyView::select`]), else uniformly with [`Self::pick`],
+    /// drawing the same numbers as before topology awareness existed.
+    fn choose_peers(
+        &mut self,
+        peers: Vec<(String, SocketAddr)>,
+        k: usize,
+        view: Option<&TopologyView>,
+    ) -> Vec<(String, SocketAddr)> {
+        if let Some(view) = view {
+            let names: Vec<&str> = peers.iter().map(|(n, _)| n.as_str()).collect();
+            if let Some(idx) = view.select(&mut SplitMix(&mut self.rng), &names, k) {
+                self.stats.topology_choices += 1;
+                return idx.into_iter().map(|i| peers[i].clone()).collect();
+            }
+        }
+        self.pick(peers, k)
     }
 
     fn pick<T>(&mut self, mut v: Vec<T>, k: usize) -> Vec<T> {
@@ -1105,7 +1124,10 @@ impl NdbDelegate {
 
     /// One per-network gossip round: for every joined network with
     /// something queued, one compound to up to `fanout` random peers.
-    pub fn gossip_tick(&mut self) {
+    /// With a `view` (from [`swimnet_core::Memberlist::topology_view`],
+    /// taken just before), the peers are biased toward near ones, with at
+    /// least one uniform pick per round; `None` chooses uniformly.
+    pub fn gossip_tick(&mut self, view: Option<&TopologyView>) {
         let nids: Vec<String> = self.networks();
         let budget = self.cfg.packet_buffer_size.saturating_sub(PACKET_OVERHEAD);
         for nid in nids {
@@ -1129,7 +1151,7 @@ impl NdbDelegate {
             }
             self.maybe_push_backlog(&nid, &peers);
             let n_nodes = peers.len() + 1;
-            let chosen = self.pick(peers, self.cfg.fanout);
+            let chosen = self.choose_peers(peers, self.cfg.fanout, view);
             let Some(net) = self.local.get_mut(&nid) else {
                 continue;
             };
@@ -1197,8 +1219,10 @@ impl NdbDelegate {
 
     /// Periodic anti-entropy: every joined network not yet covered this round
     /// is synced with one random peer; a sync covers all networks shared
-    /// with that peer. Peers with a sync still pending are skipped.
-    pub fn bulk_sync_tick(&mut self, now: Instant) {
+    /// with that peer. Peers with a sync still pending are skipped. With a
+    /// `view`, the peer is a near one most of the time (see
+    /// [`Self::gossip_tick`]); `None` chooses uniformly.
+    pub fn bulk_sync_tick(&mut self, now: Instant, view: Option<&TopologyView>) {
         let mut covered: BTreeSet<String> = BTreeSet::new();
         for nid in self.networks() {
             if covered.contains(&nid) {
@@ -1209,7 +1233,7 @@ impl NdbDelegate {
                 .into_iter()
                 .filter(|(p, _)| !self.syncs.iter().any(|s| &s.peer == p))
                 .collect();
-            let Some((peer, addr)) = self.pick(peers, 1).pop() else {
+            let Some((peer, addr)) = self.choose_peers(peers, 1, view).pop() else {
                 continue;
             };
             let common: Vec<String> = self
@@ -1917,6 +1941,36 @@ impl Delegate for NdbDelegate {
     }
 }
 
+/// NetworkDB's random source (splitmix64 over one `u64` of state) as a
+/// [`RngCore`], so the core's [`swimnet_core::topology`] can draw from it.
+struct SplitMix<'a>(&'a mut u64);
+
+impl RngCore for SplitMix<'_> {
+    fn next_u32(&mut self) -> u32 {
+        (self.next_u64() >> 32) as u32
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        *self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = *self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        for chunk in dest.chunks_mut(8) {
+            let bytes = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+    }
+
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2038,5 +2092,102 @@ mod tests {
             assert_eq!(d.entries.live, recount(&d));
         }
         assert!(d.entries.len() > 10, "the mix left entries behind");
+    }
+
+    /// A node attached to network `n1` with 40 peers, p0..p9 near (1 ms)
+    /// and p10..p39 far (80 ms).
+    fn attached_with_peers(now: Instant) -> (NdbDelegate, TopologyView) {
+        let mut d = NdbDelegate::new("me".into(), addr(1), NdbConfig::default(), 4, 11);
+        let mut view = TopologyView {
+            config: swimnet_core::topology::TopologyConfig::on(),
+            settled: true,
+            distances: Default::default(),
+        };
+        for i in 0..40u8 {
+            let name = format!("p{i}");
+            d.on_member_join(now, &node(&name, i + 2));
+            let ev = NetworkEvent {
+                r#type: NetworkEventType::Join as i32,
+                l_time: u64::from(i) + 1,
+                node_name: name.clone(),
+                network_id: "n1".into(),
+            };
+            d.notify_msg(now, addr(i + 2), &ev.encode_gossip());
+            view.distances
+                .insert(name, if i < 10 { 0.001 } else { 0.080 });
+        }
+        d.join_network(now, "n1").unwrap();
+        d.take_outbox();
+        (d, view)
+    }
+
+    fn is_near(a: SocketAddr) -> bool {
+        // p0..p9 are at 10.0.0.2..=10.0.0.11.
+        matches!(a.ip(), IpAddr::V4(v) if (2..12).contains(&v.octets()[3]))
+    }
+
+    /// Table gossip with a topology view goes mostly to near peers (2 of
+    /// 3 targets from the near pool, the third uniform) and still reaches
+    /// every far peer; without a view it is uniform (10 near of 40: 25%).
+    #[test]
+    fn table_gossip_targets_follow_the_topology_view() {
+        let now = Instant::now();
+        for (biased, lo, hi) in [(true, 0.65, 0.80), (false, 0.18, 0.32)] {
+            let (mut d, view) = attached_with_peers(now);
+            let mut near = 0usize;
+            let mut total = 0usize;
+            let mut far_seen = BTreeSet::new();
+            for i in 0..400 {
+                d.create_entry(now, "n1", "t", &format!("k{i}"), b"v")
+                    .unwrap();
+                d.gossip_tick(biased.then_some(&view));
+                for o in d.take_outbox() {
+                    if let Outgoing::Packet(a, _) = o {
+                        total += 1;
+                        if is_near(a) {
+                            near += 1;
+                        } else {
+                            far_seen.insert(a);
+                        }
+                    }
+                }
+            }
+            let share = near as f64 / total as f64;
+            assert!(total >= 1000, "{total} packets");
+            assert!(
+                (lo..hi).contains(&share),
+                "biased {biased}: near share {share}"
+            );
+            assert_eq!(far_seen.len(), 30, "every far peer reached");
+            assert_eq!(d.stats.topology_choices > 0, biased);
+        }
+    }
+
+    /// The bulk-sync partner follows the view too, one near pick in about
+    /// 2/3 + 1/3 * 10/40 of the rounds.
+    #[test]
+    fn bulk_sync_partner_follows_the_topology_view() {
+        let mut now = Instant::now();
+        for (biased, lo, hi) in [(true, 0.62, 0.88), (false, 0.12, 0.38)] {
+            let (mut d, view) = attached_with_peers(now);
+            let mut near = 0usize;
+            let rounds = 200;
+            for _ in 0..rounds {
+                // Clears the syncs of the join (one per peer) and the last round's.
+                now += Duration::from_secs(3600);
+                d.expire_syncs(now);
+                d.bulk_sync_tick(now, biased.then_some(&view));
+                let out = d.take_outbox();
+                assert_eq!(out.len(), 1, "one sync per round");
+                if let Outgoing::Stream(a, _) = &out[0] {
+                    near += usize::from(is_near(*a));
+                }
+            }
+            let share = near as f64 / rounds as f64;
+            assert!(
+                (lo..hi).contains(&share),
+                "biased {biased}: near share {share}"
+            );
+        }
     }
 }

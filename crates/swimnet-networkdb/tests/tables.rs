@@ -520,3 +520,46 @@ fn isolated_node_rejoins_through_its_bootstrap_peers() {
     assert!(!healed, "without the rejoin nothing heals the split");
     assert_eq!(rejoins, 0);
 }
+
+/// With latency-aware choice on (`Config::topology`), once coordinates
+/// have settled the table gossip and bulk syncs use the biased choice, and
+/// entries still reach every member of the network, under loss too (the
+/// harness's delays are uniform, so this checks safety, not a gain).
+#[test]
+fn entries_converge_with_topology_aware_choice() {
+    let n = 12;
+    let mut c = Cluster::new_with(n, 9, NdbConfig::default(), |cfg| {
+        cfg.topology = swimnet_core::topology::TopologyConfig::on();
+    });
+    // A minute of probes for the coordinates to settle.
+    c.run_for(Duration::from_secs(60));
+    for i in 0..n {
+        c.on(i, |db, now| db.join_network(now, NET)).unwrap();
+    }
+    c.run_for(Duration::from_secs(2));
+    c.loss = 0.1;
+    for w in 0..n {
+        for k in 0..5 {
+            let key = format!("k-{w}-{k}");
+            c.on(w, |db, now| db.create_entry(now, NET, T, &key, b"v"))
+                .unwrap();
+        }
+        c.run_for(Duration::from_millis(500));
+    }
+    c.run_for(Duration::from_secs(5));
+    c.loss = 0.0;
+    c.run_for(Duration::from_secs(40));
+    let all: Vec<usize> = (0..n).collect();
+    assert_eq!(assert_converged(&c, &all, NET).len(), 5 * n);
+    let biased = (0..n)
+        .filter(|&i| c.nodes[i].stats().topology_choices > 0)
+        .count();
+    let core_biased = (0..n)
+        .filter(|&i| c.nodes[i].core().stats().topology_choices > 0)
+        .count();
+    eprintln!("{biased}/{n} NetworkDB nodes and {core_biased}/{n} cores made biased choices");
+    assert!(
+        biased >= n / 2 && core_biased >= n / 2,
+        "{biased} / {core_biased}"
+    );
+}

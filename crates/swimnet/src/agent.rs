@@ -67,6 +67,12 @@ pub struct AgentOptions {
     pub api: Option<SocketAddr>,
     /// Protocol family.
     pub protocol: Protocol,
+    /// Latency-aware peer selection (`--topology-aware`): sets
+    /// [`swimnet_core::topology::TopologyConfig::enabled`], which biases
+    /// gossip targets, indirect-probe helpers, push/pull partners and
+    /// NetworkDB's table-gossip and bulk-sync peers toward near nodes by
+    /// Vivaldi distance. Off by default.
+    pub topology_aware: bool,
 }
 
 /// Why the agent could not start.
@@ -178,6 +184,7 @@ pub fn core_config(opts: &AgentOptions, bound: SocketAddr) -> Result<Config, Age
             Some(keyring(&keys).map_err(|e| AgentError::Config(format!("{}: {e}", p.display())))?)
         }
     };
+    c.topology.enabled = opts.topology_aware;
     c.validate()
         .map_err(|e| AgentError::Config(e.to_string()))?;
     Ok(c)
@@ -354,4 +361,31 @@ pub async fn start(opts: AgentOptions) -> Result<RunningAgent, AgentError> {
         gossip_addr,
         api_addr,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topology_aware_option_sets_the_core_config() {
+        let bound: SocketAddr = "127.0.0.1:7946".parse().unwrap();
+        for on in [false, true] {
+            let opts = AgentOptions {
+                node: "a".into(),
+                bind: bound,
+                advertise: None,
+                join: Vec::new(),
+                keys: None,
+                tags: BTreeMap::new(),
+                profile: Profile::Lan,
+                api: None,
+                protocol: Protocol::NetworkDb,
+                topology_aware: on,
+            };
+            let c = core_config(&opts, bound).unwrap();
+            assert_eq!(c.topology.enabled, on);
+            assert!(c.coordinates.is_some(), "selection needs coordinates");
+        }
+    }
 }

@@ -281,6 +281,7 @@ async fn stats(State(state): State<ApiState>) -> Result<Json<serde_json::Value>,
             "streams_failed": s.streams_failed,
             "streams_refused": s.streams_refused,
             "coordinates_rejected": s.coordinates_rejected,
+            "topology_choices": s.topology_choices,
         },
         "driver": v.driver,
     })))

@@ -94,6 +94,12 @@ enum Cmd {
         /// Log level (error, warn, info, debug, trace) or a tracing filter.
         #[arg(long, default_value = "info")]
         log_level: String,
+        /// Latency-aware peer selection: bias gossip, indirect-probe,
+        /// push/pull and NetworkDB table-gossip and bulk-sync peers toward
+        /// near nodes (Vivaldi distance), always keeping one uniformly
+        /// random pick. `--topology-aware` alone means true. Default: false.
+        #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+        topology_aware: bool,
     },
     /// List the members an agent knows.
     Members {
@@ -502,6 +508,7 @@ fn run(cli: Cli) -> Result<(), String> {
             protocol,
             log_format,
             log_level,
+            topology_aware,
         } => {
             init_logs(log_format, &log_level)?;
             if let Some(k) = &encrypt {
@@ -530,6 +537,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     ProtocolArg::Memberlist => Protocol::Memberlist,
                     ProtocolArg::Networkdb => Protocol::NetworkDb,
                 },
+                topology_aware,
             };
             // One thread runs everything: the protocol work of an agent is a
             // few packets per second, and each extra worker thread costs a
@@ -685,5 +693,28 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topology_aware(args: &[&str]) -> Result<bool, clap::Error> {
+        let mut argv = vec!["swimnet", "agent", "--node", "a"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv)?.command {
+            Cmd::Agent { topology_aware, .. } => Ok(topology_aware),
+            _ => unreachable!("parsed an agent command"),
+        }
+    }
+
+    #[test]
+    fn topology_aware_flag_defaults_off_and_takes_an_optional_value() {
+        assert!(!topology_aware(&[]).unwrap());
+        assert!(topology_aware(&["--topology-aware"]).unwrap());
+        assert!(topology_aware(&["--topology-aware=true"]).unwrap());
+        assert!(!topology_aware(&["--topology-aware=false"]).unwrap());
+        assert!(topology_aware(&["--topology-aware=maybe"]).is_err());
     }
 }

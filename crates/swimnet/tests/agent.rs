@@ -23,6 +23,7 @@ fn opts(i: u8, join: Option<SocketAddr>, key: Option<&str>) -> AgentOptions {
         profile: Profile::Local,
         api: None,
         protocol: Protocol::Serf,
+        topology_aware: false,
     }
 }
 

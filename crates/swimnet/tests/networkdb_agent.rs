@@ -19,6 +19,7 @@ fn opts(i: u8, join: Option<SocketAddr>, protocol: Protocol) -> AgentOptions {
         profile: Profile::Local,
         api: Some(format!("127.0.78.{i}:0").parse().unwrap()),
         protocol,
+        topology_aware: false,
     }
 }
 

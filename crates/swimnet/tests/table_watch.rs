@@ -23,6 +23,7 @@ fn opts(i: u8, join: Option<SocketAddr>) -> AgentOptions {
         profile: Profile::Local,
         api: Some(format!("127.0.79.{i}:0").parse().unwrap()),
         protocol: Protocol::NetworkDb,
+        topology_aware: false,
     }
 }
 
