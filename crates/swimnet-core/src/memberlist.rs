@@ -1442,46 +1442,8 @@ impl<D: Delegate> Memberlist<D> {
             (t.addr_bytes.clone(), t.addr.port(), t.addr, t.pmax());
         // Ask up to k random alive peers to probe the target for us (near
         // ones first when topology-aware selection is on).
-        let me = self.name.clone();
-        let candidates: Vec<usize> = self
-            .nodes
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| m.name != me && m.name != target && m.state == NodeState::Alive)
-            .map(|(i, _)| i)
-            .collect();
-        let k = self.config.indirect_checks.min(candidates.len());
-        let chosen: Vec<usize> = match self.topology_select(&candidates, k, Some(&target)) {
-            Some(near) => near,
-            None => candidates
-                .choose_multiple(&mut self.rng, k)
-                .copied()
-                .collect(),
-        };
+        let expected = self.send_indirect_pings(&target, t_addr_bytes, t_port, seq, true);
         let (source_addr, source_port, source_node) = self.self_source();
-        let mut expected = 0;
-        for i in chosen {
-            let (peer_addr, peer_name, peer_pmax) = (
-                self.nodes[i].addr,
-                self.nodes[i].name.clone(),
-                self.nodes[i].pmax(),
-            );
-            let nack = peer_pmax >= 4;
-            if nack {
-                expected += 1;
-            }
-            let ind = IndirectPing {
-                seq_no: seq,
-                target: t_addr_bytes.clone(),
-                port: t_port,
-                node: target.to_string(),
-                nack,
-                source_addr: source_addr.clone(),
-                source_port,
-                source_node: source_node.clone(),
-            };
-            self.send_msg(peer_addr, Some(&peer_name), &Message::IndirectPing(ind));
-        }
         // TCP fallback, in parallel, to peers that understand it.
         if !self.config.disable_tcp_pings && t_pmax >= 3 {
             let ping = Ping {
@@ -1491,26 +1453,7 @@ impl<D: Delegate> Memberlist<D> {
                 source_port,
                 source_node,
             };
-            let data = self.encode_stream(&StreamMessage::Ping(ping), false);
-            let id = self.new_stream_id();
-            let deadline = start + interval;
-            self.streams.insert(
-                id,
-                StreamCtx {
-                    kind: StreamKind::OutPing { seq },
-                    peer: t_addr,
-                    buf: Vec::new(),
-                    tried_at: 0,
-                },
-            );
-            self.timers.schedule(deadline, TimerKind::Stream { id });
-            self.stream_cmds.push_back(StreamCommand::Open {
-                id,
-                to: t_addr,
-                data,
-                expect_reply: true,
-                deadline,
-            });
+            self.open_tcp_ping(t_addr, ping, start + interval);
         }
         if let Some(p) = &mut self.probe {
             p.indirect_sent = true;
@@ -2368,59 +2311,93 @@ impl<D: Delegate> Memberlist<D> {
         let mut compound = Vec::with_capacity(a.len() + b.len() + 6);
         encode_compound(&[&a, &b], &mut compound);
         self.raw_send(addr, Some(pmax), &compound);
+        self.send_indirect_pings(node, addr_bytes, addr.port(), seq, false);
+        if !self.config.disable_tcp_pings && pmax >= 3 {
+            let deadline = now + self.check_window();
+            self.open_tcp_ping(addr, ping, deadline);
+        }
+        seq
+    }
+
+    /// Sends indirect pings for `target` (at `addr_bytes`:`port`) with
+    /// sequence number `seq` through up to `indirect_checks` alive helpers
+    /// (near ones first when topology-aware selection is on). With `nacks`,
+    /// helpers that speak protocol 4+ are asked to nack; returns how many
+    /// nacks to expect.
+    fn send_indirect_pings(
+        &mut self,
+        target: &Arc<str>,
+        addr_bytes: Vec<u8>,
+        port: u16,
+        seq: u32,
+        nacks: bool,
+    ) -> i64 {
         let me = self.name.clone();
         let candidates: Vec<usize> = self
             .nodes
             .iter()
             .enumerate()
-            .filter(|(_, m)| m.name != me && m.name != *node && m.state == NodeState::Alive)
+            .filter(|(_, m)| m.name != me && m.name != *target && m.state == NodeState::Alive)
             .map(|(i, _)| i)
             .collect();
         let k = self.config.indirect_checks.min(candidates.len());
-        let chosen: Vec<usize> = match self.topology_select(&candidates, k, Some(node)) {
+        let chosen: Vec<usize> = match self.topology_select(&candidates, k, Some(target)) {
             Some(near) => near,
             None => candidates
                 .choose_multiple(&mut self.rng, k)
                 .copied()
                 .collect(),
         };
+        let (source_addr, source_port, source_node) = self.self_source();
+        let mut expected = 0;
         for i in chosen {
-            let (peer_addr, peer_name) = (self.nodes[i].addr, self.nodes[i].name.clone());
+            let (peer_addr, peer_name, peer_pmax) = (
+                self.nodes[i].addr,
+                self.nodes[i].name.clone(),
+                self.nodes[i].pmax(),
+            );
+            let nack = nacks && peer_pmax >= 4;
+            if nack {
+                expected += 1;
+            }
             let ind = IndirectPing {
                 seq_no: seq,
                 target: addr_bytes.clone(),
-                port: addr.port(),
-                node: node.to_string(),
-                nack: false,
+                port,
+                node: target.to_string(),
+                nack,
                 source_addr: source_addr.clone(),
                 source_port,
                 source_node: source_node.clone(),
             };
             self.send_msg(peer_addr, Some(&peer_name), &Message::IndirectPing(ind));
         }
-        if !self.config.disable_tcp_pings && pmax >= 3 {
-            let data = self.encode_stream(&StreamMessage::Ping(ping), false);
-            let id = self.new_stream_id();
-            let deadline = now + self.check_window();
-            self.streams.insert(
-                id,
-                StreamCtx {
-                    kind: StreamKind::OutPing { seq },
-                    peer: addr,
-                    buf: Vec::new(),
-                    tried_at: 0,
-                },
-            );
-            self.timers.schedule(deadline, TimerKind::Stream { id });
-            self.stream_cmds.push_back(StreamCommand::Open {
-                id,
-                to: addr,
-                data,
-                expect_reply: true,
-                deadline,
-            });
-        }
-        seq
+        expected
+    }
+
+    /// Opens a TCP ping (memberlist's fallback ping over a stream) to `to`;
+    /// its ack, a refusal or `deadline` ends it (see `StreamKind::OutPing`).
+    fn open_tcp_ping(&mut self, to: SocketAddr, ping: Ping, deadline: Instant) {
+        let seq = ping.seq_no;
+        let data = self.encode_stream(&StreamMessage::Ping(ping), false);
+        let id = self.new_stream_id();
+        self.streams.insert(
+            id,
+            StreamCtx {
+                kind: StreamKind::OutPing { seq },
+                peer: to,
+                buf: Vec::new(),
+                tried_at: 0,
+            },
+        );
+        self.timers.schedule(deadline, TimerKind::Stream { id });
+        self.stream_cmds.push_back(StreamCommand::Open {
+            id,
+            to,
+            data,
+            expect_reply: true,
+            deadline,
+        });
     }
 
     /// An ack for a check of a suspect: it is alive, so its verdict waits at

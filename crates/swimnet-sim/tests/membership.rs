@@ -10,6 +10,9 @@ use swimnet_core::formulas::suspicion_timeout;
 use swimnet_core::{Config, Event, NodeState, NoopDelegate};
 use swimnet_sim::{node_name, NetworkModel, NodeId, Sim};
 
+mod common;
+use common::dead_latencies;
+
 fn lan(name: String, addr: SocketAddr) -> Config {
     Config::lan(name, addr)
 }
@@ -115,7 +118,6 @@ fn crashed_node_is_declared_dead_by_everyone_within_the_formula_bound() {
     let victim: NodeId = 7;
     let crash_at = s.elapsed();
     s.crash(victim);
-    let name = node_name(victim);
     let everyone_knows = |s: &Sim<NoopDelegate>| {
         (0..n)
             .filter(|&o| o != victim)
@@ -128,17 +130,7 @@ fn crashed_node_is_declared_dead_by_everyone_within_the_formula_bound() {
             everyone_knows,
         )
         .expect("every node marks the crashed node dead");
-    let mut latencies: Vec<Duration> = s
-        .events()
-        .iter()
-        .filter_map(|(at, _, e)| match e {
-            Event::Leave(node) if *node.name == *name && node.state == NodeState::Dead => {
-                Some(*at - crash_at)
-            }
-            _ => None,
-        })
-        .collect();
-    latencies.sort();
+    let latencies = dead_latencies(&s, victim, crash_at);
     assert_eq!(
         latencies.len(),
         n - 1,
@@ -405,19 +397,8 @@ fn crash_detection(seed: u64, n: usize, make: fn(String, SocketAddr) -> Config) 
     let victim: NodeId = 7;
     let crash_at = s.elapsed();
     s.crash(victim);
-    let name = node_name(victim);
     s.run_for(Duration::from_secs(60));
-    let mut latencies: Vec<Duration> = s
-        .events()
-        .iter()
-        .filter_map(|(at, _, e)| match e {
-            Event::Leave(node) if *node.name == *name && node.state == NodeState::Dead => {
-                Some(*at - crash_at)
-            }
-            _ => None,
-        })
-        .collect();
-    latencies.sort();
+    let latencies = dead_latencies(&s, victim, crash_at);
     assert_eq!(
         latencies.len(),
         n - 1,

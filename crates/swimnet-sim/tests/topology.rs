@@ -9,8 +9,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use swimnet_core::topology::TopologyConfig;
-use swimnet_core::{Config, Event, NodeState, NoopDelegate};
-use swimnet_sim::{node_name, NetworkModel, NodeId, Sim};
+use swimnet_core::{Config, NoopDelegate};
+use swimnet_sim::{NetworkModel, NodeId, Sim};
+
+mod common;
+use common::dead_latencies;
 
 fn uniform(name: String, addr: SocketAddr) -> Config {
     Config::lan(name, addr)
@@ -49,18 +52,7 @@ fn crash_median(s: &mut Sim<NoopDelegate>) -> (Duration, usize) {
     let crash_at = s.elapsed();
     s.crash(victim);
     s.run_for(Duration::from_secs(60));
-    let name = node_name(victim);
-    let mut took: Vec<Duration> = s
-        .events()
-        .iter()
-        .filter_map(|(at, _, e)| match e {
-            Event::Leave(node) if *node.name == *name && node.state == NodeState::Dead => {
-                Some(*at - crash_at)
-            }
-            _ => None,
-        })
-        .collect();
-    took.sort();
+    let took = dead_latencies(s, victim, crash_at);
     assert!(s.violations().is_empty(), "{:?}", s.violations());
     (
         took.get(took.len() / 2).copied().unwrap_or_default(),
