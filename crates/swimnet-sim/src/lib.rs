@@ -356,13 +356,11 @@ impl<C: SimCore> Harness<C> {
         self.push_delivery(now + linger, Delivery::Stop { node: id });
     }
 
-    /// Feeds every running node a push/pull from node `from` that lists
-    /// every node as alive (incarnation 1), as if each had just done a full
-    /// state exchange: a quick way to start from a complete membership. The
-    /// replies go nowhere.
+    /// Hands every running node the same member table: every running node
+    /// alive at incarnation 1, with the protocol versions node `from`
+    /// announces (see [`Memberlist::preload_members`]), as if the cluster
+    /// had long converged. Nothing is gossiped about it.
     pub fn preload_membership(&mut self, from: NodeId) {
-        use swimnet_core::wire::msg::{PushNodeState, PushPullHeader};
-        use swimnet_core::wire::stream::{encode_stream_body, StreamMessage};
         let Some(me) = self.nodes[from]
             .core
             .as_ref()
@@ -370,53 +368,25 @@ impl<C: SimCore> Harness<C> {
         else {
             return;
         };
-        let states: Vec<PushNodeState> = (0..self.nodes.len())
+        let table: Vec<swimnet_core::Node> = (0..self.nodes.len())
             .filter(|&i| self.is_running(i))
-            .map(|i| {
-                let addr = self.nodes[i].addr;
-                let ip = match addr.ip() {
-                    IpAddr::V4(v4) => v4.octets().to_vec(),
-                    IpAddr::V6(v6) => v6.octets().to_vec(),
-                };
-                PushNodeState {
-                    name: node_name(i),
-                    addr: ip,
-                    port: addr.port(),
-                    meta: Vec::new(),
-                    incarnation: 1,
-                    state: 0,
-                    vsn: me.vsn.to_vec(),
-                }
+            .map(|i| swimnet_core::Node {
+                name: node_name(i).into(),
+                addr: self.nodes[i].addr,
+                meta: Vec::new(),
+                vsn: me.vsn,
+                incarnation: 1,
+                state: NodeState::Alive,
             })
             .collect();
-        let msg = StreamMessage::PushPull {
-            header: PushPullHeader::default(),
-            states,
-            user_state: Vec::new(),
-        };
-        let mut bytes = Vec::new();
-        encode_stream_body(&msg, &mut bytes);
-        let from_addr = self.nodes[from].addr;
         let now = self.now;
         for i in 0..self.nodes.len() {
             if !matches!(self.nodes[i].status, Status::Running) {
                 continue;
             }
-            let Some(core) = self.nodes[i].core.as_mut() else {
-                continue;
-            };
-            let sid = core.handle_stream_accept(now, from_addr);
-            core.handle_stream_data(now, sid, &bytes, true);
-            // Drop the reply (nobody is on the other end).
-            let mut keep = Vec::new();
-            while let Some(c) = core.poll_stream() {
-                match &c {
-                    StreamCommand::Reply { id, .. } | StreamCommand::Close { id } if *id == sid => {
-                    }
-                    _ => keep.push(c),
-                }
+            if let Some(core) = self.nodes[i].core.as_mut() {
+                core.memberlist_mut().preload_members(now, &table);
             }
-            self.scratch_cmds = keep;
             self.flush(i);
         }
     }
