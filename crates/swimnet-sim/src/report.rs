@@ -140,8 +140,11 @@ pub struct Detection {
     pub first_dead_s: Option<f64>,
     /// Seconds until every live observer declared it dead.
     pub all_dead_s: Option<f64>,
-    /// Live observers that never declared it dead during the run.
+    /// Live observers that never declared it dead during the run (0 when
+    /// it was restarted).
     pub undetected_by: usize,
+    /// Seconds after the crash when it was restarted.
+    pub restarted_after_s: Option<f64>,
 }
 
 /// Traffic per node per second.

@@ -595,6 +595,7 @@ struct MetaTrace {
 struct CrashTrace {
     node: NodeId,
     at: Duration,
+    restarted: Option<Duration>,
     observers: BTreeSet<NodeId>,
     first_suspect: Option<Duration>,
     dead: BTreeMap<NodeId, Duration>,
@@ -1067,6 +1068,7 @@ impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
                 self.crashes.push(CrashTrace {
                     node: id,
                     at: self.t(),
+                    restarted: None,
                     observers,
                     first_suspect: None,
                     dead: BTreeMap::new(),
@@ -1076,6 +1078,10 @@ impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
                 }
             }
             Action::Restart(id) => {
+                let t = self.t();
+                if let Some(c) = self.crashes.iter_mut().rev().find(|c| c.node == id) {
+                    c.restarted.get_or_insert(t);
+                }
                 let seeds = self.seeds_for(id);
                 let settings = self.sc.config.clone();
                 self.h
@@ -1554,13 +1560,22 @@ impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
                 if let Some(f) = fs {
                     first_susp.push(f);
                 }
-                let undetected = obs.len() - lat.len();
+                // A node restarted before everyone timed it out is not
+                // "undetected" by the rest.
+                let undetected = if c.restarted.is_some() {
+                    0
+                } else {
+                    obs.len() - lat.len()
+                };
                 Detection {
                     node: c.node,
                     at_s: round6(c.at.as_secs_f64()),
+                    restarted_after_s: c
+                        .restarted
+                        .map(|r| round6(r.saturating_sub(c.at).as_secs_f64())),
                     first_suspicion_s: fs,
                     first_dead_s: lat.iter().copied().reduce(f64::min),
-                    all_dead_s: if undetected == 0 && !lat.is_empty() {
+                    all_dead_s: if lat.len() == obs.len() && !lat.is_empty() {
                         lat.iter().copied().reduce(f64::max)
                     } else {
                         None
