@@ -745,6 +745,36 @@ impl<D: Delegate> Memberlist<D> {
         }
     }
 
+    /// Adds `nodes` to the member table as alive, as they are, without
+    /// gossiping about them: for simulators that start from a converged
+    /// cluster by handing every node the same table (the names' `Arc`s are
+    /// shared, not copied). Ourselves and nodes already known are skipped.
+    /// Emits [`Event::Join`] for each node added.
+    pub fn preload_members(&mut self, now: Instant, nodes: &[Node]) {
+        // Size the table once: doubling growth would leave up to half of a
+        // large table's capacity unused.
+        self.nodes.reserve_exact(nodes.len());
+        self.index.reserve(nodes.len());
+        for n in nodes {
+            if *n.name == *self.name || self.index.contains_key(&*n.name) {
+                continue;
+            }
+            self.insert_member(Member {
+                name: n.name.clone(),
+                addr_bytes: ip_bytes(&n.addr),
+                addr: n.addr,
+                meta: n.meta.clone(),
+                vsn: n.vsn,
+                incarnation: n.incarnation,
+                state: NodeState::Alive,
+                state_change: now,
+            });
+            let mut snap = n.clone();
+            snap.state = NodeState::Alive;
+            self.events.push_back(Event::Join(snap));
+        }
+    }
+
     /// Sends a user message to `to` in one datagram, with CRC when the
     /// receiver is a known node that understands it.
     pub fn send_user_packet(&mut self, to: SocketAddr, msg: &[u8]) {
@@ -1623,19 +1653,39 @@ impl<D: Delegate> Memberlist<D> {
 
     fn gossip_targets(&mut self, now: Instant, k: usize) -> Vec<usize> {
         let ttl = self.config.gossip_to_the_dead_time;
-        let me = &self.name;
+        let me = self.index.get(&*self.name).copied();
+        let eligible = |i: usize, m: &Member| {
+            Some(i) != me
+                && match m.state {
+                    NodeState::Alive | NodeState::Suspect => true,
+                    NodeState::Dead => now.saturating_duration_since(m.state_change) <= ttl,
+                    NodeState::Left => false,
+                }
+        };
+        let n = self.nodes.len();
+        // In a large table, draw random members until k eligible distinct
+        // ones are found (a uniform sample, like the scan below, without
+        // touching every member each gossip round); fall back to the scan
+        // when too many draws miss.
+        if n > 64 && k > 0 {
+            let mut out = Vec::with_capacity(k);
+            let mut tries = 0;
+            while out.len() < k && tries < 4 * k + 16 {
+                tries += 1;
+                let i = self.rng.gen_range(0..n);
+                if !out.contains(&i) && eligible(i, &self.nodes[i]) {
+                    out.push(i);
+                }
+            }
+            if out.len() == k {
+                return out;
+            }
+        }
         let candidates: Vec<usize> = self
             .nodes
             .iter()
             .enumerate()
-            .filter(|(_, m)| {
-                m.name != *me
-                    && match m.state {
-                        NodeState::Alive | NodeState::Suspect => true,
-                        NodeState::Dead => now.saturating_duration_since(m.state_change) <= ttl,
-                        NodeState::Left => false,
-                    }
-            })
+            .filter(|(i, m)| eligible(*i, m))
             .map(|(i, _)| i)
             .collect();
         let k = k.min(candidates.len());

@@ -78,6 +78,13 @@ impl NetworkDb {
         &self.core
     }
 
+    /// The membership core, mutably, for membership commands
+    /// ([`Memberlist::set_meta`] and the like). Table state changes go
+    /// through this type's own commands.
+    pub fn core_mut(&mut self) -> &mut Memberlist<NdbDelegate> {
+        &mut self.core
+    }
+
     /// The table state.
     pub fn state(&self) -> &NdbDelegate {
         self.core.delegate()

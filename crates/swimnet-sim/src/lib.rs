@@ -12,17 +12,34 @@
 //! incarnations seen for a node never decrease, and no node is declared
 //! alive again with an incarnation it was already declared dead with. It
 //! counts "false positives": live nodes declared dead.
+//!
+//! The harness drives anything with the sans-IO surface of [`SimCore`]: a
+//! plain [`Memberlist`] (see [`Sim`]) or a [`swimnet_networkdb::NetworkDb`].
+//! The [`scenario`] module runs whole scenarios described in TOML and writes
+//! reports (see `swimnet sim`).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+pub mod charts;
+pub mod kinds;
+pub mod report;
+pub mod scenario;
+mod simcore;
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use swimnet_core::{Config, Delegate, Event, Memberlist, NodeState, StreamCommand, StreamId};
+use swimnet_networkdb::TableChange;
+
+pub use simcore::SimCore;
+
+/// One-way latency and jitter bound for a datagram `from -> to`.
+pub type LatencyFn = Box<dyn Fn(NodeId, NodeId) -> (Duration, Duration)>;
 
 /// Index of a node in the simulation.
 pub type NodeId = usize;
@@ -76,6 +93,9 @@ enum Status {
 }
 
 enum Delivery {
+    Stop {
+        node: NodeId,
+    },
     Packet {
         to: NodeId,
         from: SocketAddr,
@@ -106,8 +126,8 @@ enum Delivery {
     },
 }
 
-struct SimNode<D: Delegate> {
-    core: Option<Memberlist<D>>,
+struct SimNode<C> {
+    core: Option<C>,
     addr: SocketAddr,
     status: Status,
     /// Deliveries that arrived while the node was stalled (its socket buffers).
@@ -119,40 +139,97 @@ struct SimNode<D: Delegate> {
     /// Packets and bytes this node sent.
     sent_packets: u64,
     sent_bytes: u64,
+    /// Packets and bytes delivered to this node (datagrams and stream data).
+    recv_packets: u64,
+    recv_bytes: u64,
+}
+
+struct Scheduled {
+    at: Instant,
+    seq: u64,
+    d: Delivery,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, o: &Self) -> Ordering {
+        // Reversed: the earliest delivery is the heap's maximum.
+        (o.at, o.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// Which packets may flow between partition groups.
+enum Partition {
+    None,
+    /// Packets flow only within a group.
+    Symmetric(Vec<u32>),
+    /// Packets flow except from a group to a group listed as blocked.
+    Directed(Vec<u32>, HashSet<(u32, u32)>),
+}
+
+/// Traffic counters by message kind, cluster-wide (see [`kinds`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Packets (datagrams, or stream messages) sent, by kind.
+    pub packets: BTreeMap<&'static str, u64>,
+    /// Bytes sent, by kind (framing attributed to `compound`/`crc`).
+    pub bytes: BTreeMap<&'static str, u64>,
 }
 
 /// Most datagrams a stalled node's socket buffers hold before dropping more.
 const STALL_BUFFER: usize = 4096;
 
-/// A simulated cluster. `D` is the delegate type of every node.
-pub struct Sim<D: Delegate> {
+/// A simulated cluster of plain memberlist cores whose delegate type is `D`.
+pub type Sim<D> = Harness<Memberlist<D>>;
+
+/// Builds a node's core from its index, config, the current instant and a seed.
+pub type MakeCore<C> = Box<dyn FnMut(NodeId, Config, Instant, u64) -> C>;
+
+/// A simulated cluster of cores of type `C`.
+pub struct Harness<C: SimCore> {
     start: Instant,
     now: Instant,
     rng: ChaCha8Rng,
     /// The network model in force (change it between steps to inject loss).
     pub net: NetworkModel,
-    nodes: Vec<SimNode<D>>,
+    nodes: Vec<SimNode<C>>,
     by_addr: HashMap<SocketAddr, NodeId>,
-    queue: BinaryHeap<Reverse<(Instant, u64, usize)>>,
-    slots: HashMap<usize, Delivery>,
-    next_slot: usize,
+    queue: BinaryHeap<Scheduled>,
     seq: u64,
     timers: BinaryHeap<Reverse<(Instant, NodeId)>>,
-    /// Partition group per node; packets only flow within a group. Empty: no partition.
-    groups: Vec<u32>,
+    partition: Partition,
+    latency: Option<LatencyFn>,
     /// Per-node extra inbound loss.
     node_loss: Vec<f64>,
     /// Per-link (from, to) extra loss, one direction.
     link_loss: HashMap<(NodeId, NodeId), f64>,
-    tcp_refused: std::collections::HashSet<NodeId>,
+    tcp_refused: HashSet<NodeId>,
     // Observation.
-    views: BTreeMap<(NodeId, NodeId), u32>,
-    dead_at: BTreeMap<(NodeId, NodeId), u32>,
+    /// Per observer, per target: highest incarnation seen + 1 (0: none yet).
+    views: Vec<Vec<u32>>,
+    dead_at: HashMap<(NodeId, NodeId), u32>,
     violations: Vec<Violation>,
     false_positives: Vec<FalsePositive>,
+    false_suspicions: u64,
     events: Vec<(Duration, NodeId, Event)>,
+    table_changes: Vec<(Duration, NodeId, TableChange)>,
     keep_events: bool,
-    make_delegate: Box<dyn FnMut(NodeId) -> D>,
+    classify: bool,
+    traffic: Traffic,
+    make_core: MakeCore<C>,
+    // Scratch buffers reused by `flush`.
+    scratch_events: Vec<Event>,
+    scratch_cmds: Vec<StreamCommand>,
 }
 
 /// The address the simulation gives node `i`: a distinct loopback address
@@ -173,15 +250,29 @@ pub fn node_name(i: NodeId) -> String {
     format!("node-{i}")
 }
 
-impl<D: Delegate> Sim<D> {
-    /// An empty simulation. `make_delegate` builds each node's delegate.
+impl<D: Delegate + 'static> Harness<Memberlist<D>> {
+    /// An empty simulation of plain memberlist nodes. `make_delegate` builds
+    /// each node's delegate.
     pub fn new(
         seed: u64,
         net: NetworkModel,
-        make_delegate: impl FnMut(NodeId) -> D + 'static,
+        mut make_delegate: impl FnMut(NodeId) -> D + 'static,
+    ) -> Self {
+        Harness::with_cores(seed, net, move |id, config, now, seed| {
+            Memberlist::new(config, make_delegate(id), now, seed).expect("valid config")
+        })
+    }
+}
+
+impl<C: SimCore> Harness<C> {
+    /// An empty simulation whose nodes are built by `make_core(id, config, now, seed)`.
+    pub fn with_cores(
+        seed: u64,
+        net: NetworkModel,
+        make_core: impl FnMut(NodeId, Config, Instant, u64) -> C + 'static,
     ) -> Self {
         let start = Instant::now();
-        Sim {
+        Harness {
             start,
             now: start,
             rng: ChaCha8Rng::seed_from_u64(seed),
@@ -189,21 +280,119 @@ impl<D: Delegate> Sim<D> {
             nodes: Vec::new(),
             by_addr: HashMap::new(),
             queue: BinaryHeap::new(),
-            slots: HashMap::new(),
-            next_slot: 0,
             seq: 0,
             timers: BinaryHeap::new(),
-            groups: Vec::new(),
+            partition: Partition::None,
+            latency: None,
             node_loss: Vec::new(),
             link_loss: HashMap::new(),
             tcp_refused: Default::default(),
-            views: BTreeMap::new(),
-            dead_at: BTreeMap::new(),
+            views: Vec::new(),
+            dead_at: HashMap::new(),
             violations: Vec::new(),
             false_positives: Vec::new(),
+            false_suspicions: 0,
             events: Vec::new(),
+            table_changes: Vec::new(),
             keep_events: false,
-            make_delegate: Box::new(make_delegate),
+            classify: false,
+            traffic: Traffic::default(),
+            make_core: Box::new(make_core),
+            scratch_events: Vec::new(),
+            scratch_cmds: Vec::new(),
+        }
+    }
+
+    /// Restarts the harness's random stream from `seed` (before adding nodes).
+    pub fn reseed(&mut self, seed: u64) {
+        self.rng = ChaCha8Rng::seed_from_u64(seed);
+    }
+
+    /// Replaces the uniform latency of [`NetworkModel`] with a per-link
+    /// model: `f(from, to)` gives the base one-way latency and the jitter
+    /// bound of a datagram. It must be a pure function of its arguments.
+    pub fn set_latency_model(&mut self, f: LatencyFn) {
+        self.latency = Some(f);
+    }
+
+    /// Counts traffic by message kind (see [`Harness::traffic`]); off by default.
+    pub fn classify_traffic(&mut self, on: bool) {
+        self.classify = on;
+    }
+
+    /// Traffic by message kind since [`Harness::classify_traffic`] was turned on.
+    pub fn traffic(&self) -> &Traffic {
+        &self.traffic
+    }
+
+    /// Takes the recorded events (see [`Harness::record_events`]), leaving none.
+    pub fn take_events(&mut self) -> Vec<(Duration, NodeId, Event)> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Takes the recorded table changes (NetworkDB cores, with
+    /// [`Harness::record_events`] on), leaving none.
+    pub fn take_table_changes(&mut self) -> Vec<(Duration, NodeId, TableChange)> {
+        std::mem::take(&mut self.table_changes)
+    }
+
+    /// Suspicions raised about nodes that were running, counted per observer.
+    pub fn false_suspicions(&self) -> u64 {
+        self.false_suspicions
+    }
+
+    /// Packets and bytes delivered to node `id` so far.
+    pub fn received(&self, id: NodeId) -> (u64, u64) {
+        (self.nodes[id].recv_packets, self.nodes[id].recv_bytes)
+    }
+
+    /// Whether node `id` is stalled now.
+    pub fn is_stalled(&self, id: NodeId) -> bool {
+        matches!(self.nodes[id].status, Status::Stalled { .. })
+    }
+
+    /// Node `id` leaves gracefully, and its process stops `linger` later.
+    pub fn leave(&mut self, id: NodeId, linger: Duration) {
+        let now = self.now;
+        if let Some(core) = self.nodes[id].core.as_mut() {
+            core.leave(now);
+        }
+        self.flush(id);
+        self.push_delivery(now + linger, Delivery::Stop { node: id });
+    }
+
+    /// Hands every running node the same member table: every running node
+    /// alive at incarnation 1, with the protocol versions node `from`
+    /// announces (see [`Memberlist::preload_members`]), as if the cluster
+    /// had long converged. Nothing is gossiped about it.
+    pub fn preload_membership(&mut self, from: NodeId) {
+        let Some(me) = self.nodes[from]
+            .core
+            .as_ref()
+            .and_then(|c| c.memberlist().member_by_name(&node_name(from)))
+        else {
+            return;
+        };
+        let table: Vec<swimnet_core::Node> = (0..self.nodes.len())
+            .filter(|&i| self.is_running(i))
+            .map(|i| swimnet_core::Node {
+                name: node_name(i).into(),
+                addr: self.nodes[i].addr,
+                meta: Vec::new(),
+                vsn: me.vsn,
+                incarnation: 1,
+                state: NodeState::Alive,
+            })
+            .collect();
+        let now = self.now;
+        for i in 0..self.nodes.len() {
+            if !matches!(self.nodes[i].status, Status::Running) {
+                continue;
+            }
+            if let Some(core) = self.nodes[i].core.as_mut() {
+                core.memberlist_mut().preload_members(now, &table);
+            }
+            self.flush(i);
         }
     }
 
@@ -238,8 +427,7 @@ impl<D: Delegate> Sim<D> {
         let addr = node_addr(id);
         let config = make_config(node_name(id), addr);
         let seed = self.rng.next_u64();
-        let delegate = (self.make_delegate)(id);
-        let core = Memberlist::new(config, delegate, self.now, seed).expect("valid config");
+        let core = (self.make_core)(id, config, self.now, seed);
         self.nodes.push(SimNode {
             core: Some(core),
             addr,
@@ -250,23 +438,27 @@ impl<D: Delegate> Sim<D> {
             last_incarnation: 1,
             sent_packets: 0,
             sent_bytes: 0,
+            recv_packets: 0,
+            recv_bytes: 0,
         });
         self.by_addr.insert(addr, id);
         self.node_loss.push(0.0);
-        if !self.groups.is_empty() {
-            self.groups.push(0);
+        self.views.push(Vec::new());
+        match &mut self.partition {
+            Partition::None => {}
+            Partition::Symmetric(g) | Partition::Directed(g, _) => g.push(0),
         }
         self.flush(id);
         id
     }
 
     /// Node `id`'s core (`None` while crashed).
-    pub fn core(&self, id: NodeId) -> Option<&Memberlist<D>> {
+    pub fn core(&self, id: NodeId) -> Option<&C> {
         self.nodes[id].core.as_ref()
     }
 
-    /// Node `id`'s core, mutably, for commands. Call [`Sim::flush`] after a command.
-    pub fn core_mut(&mut self, id: NodeId) -> Option<&mut Memberlist<D>> {
+    /// Node `id`'s core, mutably, for commands. Call [`Harness::flush`] after a command.
+    pub fn core_mut(&mut self, id: NodeId) -> Option<&mut C> {
         self.nodes[id].core.as_mut()
     }
 
@@ -303,14 +495,17 @@ impl<D: Delegate> Sim<D> {
     ) {
         let config = make_config(node_name(id), self.nodes[id].addr);
         let seed = self.rng.next_u64();
-        let delegate = (self.make_delegate)(id);
-        let core = Memberlist::new(config, delegate, self.now, seed).expect("valid config");
+        let core = (self.make_core)(id, config, self.now, seed);
         let n = &mut self.nodes[id];
         n.core = Some(core);
         n.status = Status::Running;
         n.last_incarnation = 1;
         // Other nodes may legitimately see a restarted node's incarnation start over.
-        self.views.retain(|(_, t), _| *t != id);
+        for v in &mut self.views {
+            if let Some(x) = v.get_mut(id) {
+                *x = 0;
+            }
+        }
         self.dead_at.retain(|(_, t), _| *t != id);
         self.flush(id);
         self.join(id, seeds);
@@ -330,12 +525,27 @@ impl<D: Delegate> Sim<D> {
     /// Splits the nodes into groups that cannot reach each other:
     /// `group_of(i)` is node i's group. Replaces any earlier partition.
     pub fn partition(&mut self, group_of: impl Fn(NodeId) -> u32) {
-        self.groups = (0..self.nodes.len()).map(group_of).collect();
+        self.partition = Partition::Symmetric((0..self.nodes.len()).map(group_of).collect());
+    }
+
+    /// A one-way partition: datagrams and stream segments from a node of
+    /// group `a` to a node of group `b` are dropped for every `(a, b)` in
+    /// `blocked`; everything else flows. (A TCP connection needs both
+    /// directions.) Replaces any earlier partition.
+    pub fn partition_directed(
+        &mut self,
+        group_of: impl Fn(NodeId) -> u32,
+        blocked: impl IntoIterator<Item = (u32, u32)>,
+    ) {
+        self.partition = Partition::Directed(
+            (0..self.nodes.len()).map(group_of).collect(),
+            blocked.into_iter().collect(),
+        );
     }
 
     /// Ends any partition.
     pub fn heal(&mut self) {
-        self.groups.clear();
+        self.partition = Partition::None;
     }
 
     /// Refuses TCP connections to node `id` (as a firewall that only lets UDP through).
@@ -377,6 +587,7 @@ impl<D: Delegate> Sim<D> {
         self.nodes[observer]
             .core
             .as_ref()?
+            .memberlist()
             .member_by_name(&node_name(target))
             .map(|n| n.state)
     }
@@ -384,32 +595,68 @@ impl<D: Delegate> Sim<D> {
     /// True when every running node sees exactly the running nodes as alive
     /// (and no others as alive).
     pub fn converged(&self) -> bool {
-        let running: Vec<NodeId> = (0..self.nodes.len())
-            .filter(|&i| self.is_running(i))
-            .collect();
-        running.iter().all(|&o| {
-            let core = self.nodes[o].core.as_ref().expect("running");
-            let alive = core
-                .members()
-                .filter(|m| m.state == NodeState::Alive)
-                .count();
-            alive == running.len()
-                && running
-                    .iter()
-                    .all(|&t| self.view(o, t) == Some(NodeState::Alive))
-        })
+        self.disagreeing_nodes(1).is_empty()
+    }
+
+    /// Up to `limit` running nodes whose view is not exactly "every running
+    /// node alive, nobody else alive".
+    pub fn disagreeing_nodes(&self, limit: usize) -> Vec<NodeId> {
+        let running: Vec<bool> = (0..self.nodes.len()).map(|i| self.is_running(i)).collect();
+        let n_running = running.iter().filter(|r| **r).count();
+        let mut out = Vec::new();
+        for o in 0..self.nodes.len() {
+            if !running[o] {
+                continue;
+            }
+            let ml = self.nodes[o].core.as_ref().expect("running").memberlist();
+            let mut alive = 0;
+            let mut ok = true;
+            for m in ml.members() {
+                if m.state != NodeState::Alive {
+                    continue;
+                }
+                alive += 1;
+                match self.node_of(&m.name) {
+                    Some(t) if running[t] => {}
+                    _ => {
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            if !ok || alive != n_running {
+                out.push(o);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        out
     }
 
     fn push_delivery(&mut self, at: Instant, d: Delivery) {
-        let slot = self.next_slot;
-        self.next_slot += 1;
-        self.slots.insert(slot, d);
         self.seq += 1;
-        self.queue.push(Reverse((at, self.seq, slot)));
+        self.queue.push(Scheduled {
+            at,
+            seq: self.seq,
+            d,
+        });
     }
 
-    fn reachable(&self, a: NodeId, b: NodeId) -> bool {
-        self.groups.is_empty() || self.groups.get(a) == self.groups.get(b)
+    /// Whether a packet from `a` reaches `b` under the current partition.
+    pub fn reachable(&self, a: NodeId, b: NodeId) -> bool {
+        match &self.partition {
+            Partition::None => true,
+            Partition::Symmetric(g) => g.get(a) == g.get(b),
+            Partition::Directed(g, blocked) => match (g.get(a), g.get(b)) {
+                (Some(x), Some(y)) => !blocked.contains(&(*x, *y)),
+                _ => true,
+            },
+        }
+    }
+
+    fn stream_reachable(&self, a: NodeId, b: NodeId) -> bool {
+        self.reachable(a, b) && self.reachable(b, a)
     }
 
     /// Loss for a datagram `from -> to`: the network's, the link's and the
@@ -442,10 +689,10 @@ impl<D: Delegate> Sim<D> {
         if loss >= 1.0 {
             return None;
         }
-        let mut d = self.delay();
+        let mut d = self.delay(from, to);
         if connect {
             // SYN and SYN-ACK.
-            d += self.delay();
+            d += self.delay(to, from);
             let mut rto = Duration::from_secs(1);
             let mut tries = 0;
             while loss > 0.0 && self.rng.gen::<f64>() < 1.0 - (1.0 - loss) * (1.0 - loss) {
@@ -468,33 +715,46 @@ impl<D: Delegate> Sim<D> {
         Some(d)
     }
 
-    fn delay(&mut self) -> Duration {
-        let j = self.net.jitter.as_nanos() as u64;
+    fn delay(&mut self, from: NodeId, to: NodeId) -> Duration {
+        let (base, jitter) = match &self.latency {
+            Some(f) => f(from, to),
+            None => (self.net.latency, self.net.jitter),
+        };
+        let j = jitter.as_nanos() as u64;
         let extra = if j == 0 { 0 } else { self.rng.gen_range(0..j) };
-        self.net.latency + Duration::from_nanos(extra)
+        base + Duration::from_nanos(extra)
     }
 
     /// Drains node `id`'s outputs into the network and records its events.
-    /// Call it after giving a node a command through [`Sim::core_mut`].
+    /// Call it after giving a node a command through [`Harness::core_mut`].
     pub fn flush(&mut self, id: NodeId) {
         let now = self.now;
         let elapsed = self.elapsed();
+        let mut cmds = std::mem::take(&mut self.scratch_cmds);
+        let mut events = std::mem::take(&mut self.scratch_events);
         let Some(core) = self.nodes[id].core.as_mut() else {
+            cmds.clear();
+            self.scratch_cmds = cmds;
             return;
         };
         let mut transmits = Vec::new();
         while let Some(t) = core.poll_transmit() {
             transmits.push(t);
         }
-        let mut cmds = Vec::new();
         while let Some(c) = core.poll_stream() {
             cmds.push(c);
         }
-        let mut events = Vec::new();
         while let Some(e) = core.poll_event() {
             events.push(e);
         }
-        let inc = core.incarnation();
+        if self.keep_events {
+            while let Some(c) = core.poll_table_change() {
+                self.table_changes.push((elapsed, id, c));
+            }
+        } else {
+            while core.poll_table_change().is_some() {}
+        }
+        let inc = core.memberlist().incarnation();
         let deadline = core.poll_timeout();
         if inc < self.nodes[id].last_incarnation {
             self.violations.push(Violation {
@@ -516,6 +776,9 @@ impl<D: Delegate> Sim<D> {
         for t in transmits {
             self.nodes[id].sent_packets += 1;
             self.nodes[id].sent_bytes += t.payload.len() as u64;
+            if self.classify {
+                kinds::classify_packet(&t.payload, &mut self.traffic);
+            }
             let Some(&to) = self.by_addr.get(&t.dst) else {
                 continue;
             };
@@ -526,7 +789,7 @@ impl<D: Delegate> Sim<D> {
             if loss > 0.0 && self.rng.gen::<f64>() < loss {
                 continue;
             }
-            let at = now + self.delay();
+            let at = now + self.delay(id, to);
             self.push_delivery(
                 at,
                 Delivery::Packet {
@@ -536,7 +799,7 @@ impl<D: Delegate> Sim<D> {
                 },
             );
         }
-        for c in cmds {
+        for c in cmds.drain(..) {
             match c {
                 StreamCommand::Open {
                     id: sid,
@@ -545,10 +808,15 @@ impl<D: Delegate> Sim<D> {
                     expect_reply,
                     ..
                 } => {
+                    self.nodes[id].sent_packets += 1;
+                    self.nodes[id].sent_bytes += data.len() as u64;
+                    if self.classify {
+                        kinds::classify_stream(&data, &mut self.traffic);
+                    }
                     let target = self.by_addr.get(&to).copied();
                     match target {
                         Some(t)
-                            if self.reachable(id, t)
+                            if self.stream_reachable(id, t)
                                 && self.is_running(t)
                                 && !self.tcp_refused.contains(&t) =>
                         {
@@ -573,21 +841,27 @@ impl<D: Delegate> Sim<D> {
                                 None => {}
                             }
                         }
-                        Some(t) if !self.reachable(id, t) => {
+                        Some(t) if !self.stream_reachable(id, t) => {
                             // Partitioned: the connection attempt hangs until the core's own deadline.
                         }
-                        _ => {
+                        other => {
                             // Nobody listening: refused after a round trip.
                             if expect_reply {
-                                let at = now + 2 * self.delay();
+                                let t = other.unwrap_or(id);
+                                let at = now + self.delay(id, t) + self.delay(t, id);
                                 self.push_delivery(at, Delivery::StreamRefused { to: id, id: sid });
                             }
                         }
                     }
                 }
                 StreamCommand::Reply { id: sid, data } => {
+                    self.nodes[id].sent_packets += 1;
+                    self.nodes[id].sent_bytes += data.len() as u64;
+                    if self.classify {
+                        kinds::classify_stream(&data, &mut self.traffic);
+                    }
                     if let Some((origin, oid)) = self.nodes[id].reply_to.remove(&sid) {
-                        if self.reachable(id, origin) {
+                        if self.stream_reachable(id, origin) {
                             if let Some(d) = self.stream_delay(id, origin, false) {
                                 self.push_delivery(
                                     now + d,
@@ -603,7 +877,7 @@ impl<D: Delegate> Sim<D> {
                 }
                 StreamCommand::Close { id: sid } => {
                     if let Some((origin, oid)) = self.nodes[id].reply_to.remove(&sid) {
-                        let at = now + self.delay();
+                        let at = now + self.delay(id, origin);
                         self.push_delivery(
                             at,
                             Delivery::StreamError {
@@ -615,15 +889,18 @@ impl<D: Delegate> Sim<D> {
                 }
             }
         }
-        for e in events {
+        self.scratch_cmds = cmds;
+        for e in events.drain(..) {
             self.observe(id, &e);
             if self.keep_events {
                 self.events.push((elapsed, id, e));
             }
         }
+        self.scratch_events = events;
     }
 
-    fn node_of(&self, name: &str) -> Option<NodeId> {
+    /// The node index of a simulation node name (`node-<i>`).
+    pub fn node_of(&self, name: &str) -> Option<NodeId> {
         name.strip_prefix("node-")?
             .parse()
             .ok()
@@ -641,19 +918,26 @@ impl<D: Delegate> Sim<D> {
         let Some(target) = self.node_of(&node.name) else {
             return;
         };
-        let key = (observer, target);
-        if let Some(&prev) = self.views.get(&key) {
-            if node.incarnation < prev {
-                self.violations.push(Violation {
-                    at: elapsed,
-                    what: format!(
-                        "node {observer} saw node {target}'s incarnation go from {prev} to {}",
-                        node.incarnation
-                    ),
-                });
-            }
+        if matches!(e, Event::Suspect { .. }) && self.is_running(target) {
+            self.false_suspicions += 1;
         }
-        self.views.insert(key, node.incarnation);
+        let key = (observer, target);
+        let view = &mut self.views[observer];
+        if view.len() <= target {
+            view.resize(target + 1, 0);
+        }
+        let prev = view[target];
+        if prev > 0 && node.incarnation < prev - 1 {
+            self.violations.push(Violation {
+                at: elapsed,
+                what: format!(
+                    "node {observer} saw node {target}'s incarnation go from {} to {}",
+                    prev - 1,
+                    node.incarnation
+                ),
+            });
+        }
+        view[target] = node.incarnation.saturating_add(1);
         if alive_again {
             if let Some(&dead_inc) = self.dead_at.get(&key) {
                 if node.incarnation <= dead_inc {
@@ -689,6 +973,10 @@ impl<D: Delegate> Sim<D> {
             | Delivery::StreamReply { to, .. }
             | Delivery::StreamError { to, .. }
             | Delivery::StreamRefused { to, .. } => *to,
+            Delivery::Stop { node } => {
+                self.crash(*node);
+                return;
+            }
             Delivery::Resume { node } => {
                 let node = *node;
                 if let Status::Stalled { until } = self.nodes[node].status {
@@ -713,7 +1001,7 @@ impl<D: Delegate> Sim<D> {
                     ..
                 } = d
                 {
-                    let at = now + self.delay();
+                    let at = now + self.delay(to, o);
                     self.push_delivery(at, Delivery::StreamError { to: o, id: oid });
                 }
             }
@@ -736,22 +1024,32 @@ impl<D: Delegate> Sim<D> {
             return;
         };
         match d {
-            Delivery::Packet { from, bytes, .. } => core.handle_packet(now, from, &bytes),
+            Delivery::Packet { from, bytes, .. } => {
+                node.recv_packets += 1;
+                node.recv_bytes += bytes.len() as u64;
+                core.handle_packet(now, from, &bytes)
+            }
             Delivery::StreamOpen {
                 from, origin, data, ..
             } => {
+                node.recv_packets += 1;
+                node.recv_bytes += data.len() as u64;
                 let sid = core.handle_stream_accept(now, from);
                 if let Some(o) = origin {
                     node.reply_to.insert(sid, o);
                 }
                 core.handle_stream_data(now, sid, &data, true);
             }
-            Delivery::StreamReply { id, data, .. } => core.handle_stream_data(now, id, &data, true),
+            Delivery::StreamReply { id, data, .. } => {
+                node.recv_packets += 1;
+                node.recv_bytes += data.len() as u64;
+                core.handle_stream_data(now, id, &data, true)
+            }
             Delivery::StreamError { id, .. } => {
                 core.handle_stream_error(now, id, "connection lost")
             }
             Delivery::StreamRefused { id, .. } => core.handle_stream_refused(now, id),
-            Delivery::Resume { .. } => {}
+            Delivery::Resume { .. } | Delivery::Stop { .. } => {}
         }
     }
 
@@ -766,7 +1064,7 @@ impl<D: Delegate> Sim<D> {
                 self.timers.pop();
             }
             let next_timer = self.timers.peek().map(|Reverse((t, _))| *t);
-            let next_net = self.queue.peek().map(|Reverse((t, _, _))| *t);
+            let next_net = self.queue.peek().map(|s| s.at);
             let next = match (next_timer, next_net) {
                 (Some(a), Some(b)) => a.min(b),
                 (Some(a), None) => a,
@@ -778,9 +1076,8 @@ impl<D: Delegate> Sim<D> {
             }
             self.now = self.now.max(next);
             if next_net == Some(next) {
-                let Reverse((_, _, slot)) = self.queue.pop().expect("peeked");
-                let d = self.slots.remove(&slot).expect("slot");
-                self.deliver(d);
+                let s = self.queue.pop().expect("peeked");
+                self.deliver(s.d);
             } else {
                 let Reverse((_, id)) = self.timers.pop().expect("peeked");
                 self.nodes[id].deadline = None;
