@@ -181,6 +181,7 @@ enum Cmd {
     /// modelled network) and write a report: report.json (identical for the
     /// same seed), summary.txt, host.json and SVG charts. Exits non-zero when
     /// an invariant fails, printing the seed to replay.
+    #[cfg(feature = "sim")]
     Sim {
         /// Scenario file (TOML; see scenarios/).
         scenario: PathBuf,
@@ -686,6 +687,7 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("{}", generate_key());
             Ok(())
         }
+        #[cfg(feature = "sim")]
         Cmd::Sim {
             scenario,
             seed,
@@ -703,6 +705,7 @@ fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
+#[cfg(feature = "sim")]
 fn run_sim(
     path: &std::path::Path,
     seed: Option<u64>,
