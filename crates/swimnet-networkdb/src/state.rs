@@ -1775,18 +1775,7 @@ impl NdbDelegate {
             }
         });
         self.stats.bulk_syncs_completed += (before - self.syncs.len()) as u64;
-        let mut tables = Vec::new();
-        for m in b.payload_messages() {
-            match m {
-                Ok(Message::NetworkEvent(ev)) => {
-                    self.handle_network_event(now, &ev);
-                }
-                Ok(Message::TableEvent(ev)) => tables.push(ev),
-                Ok(_) => {}
-                Err(_) => self.stats.decode_errors += 1,
-            }
-        }
-        for ev in tables {
+        for ev in self.apply_bulk_attachments(now, &b) {
             self.process_table_event(now, ev, Source::Bulk);
         }
         for nid in done.into_iter().flatten() {
@@ -1810,12 +1799,10 @@ impl NdbDelegate {
         }
     }
 
-    /// A backlog push (see [`Self::maybe_push_backlog`]): the sender's own
-    /// events, sent once to (up to `backlog_push_peers` of) the network's
-    /// peers. Applied like bulk-synced events; relayed only when the
-    /// network is larger than a push reaches. Answers no pending sync.
-    fn handle_backlog_push(&mut self, now: Instant, b: BulkSyncMessage) {
-        self.stats.backlog_pushes_received += 1;
+    /// Applies the network events of a bulk sync's payload (attachments
+    /// first, so its entries find their owners attached) and returns its
+    /// table events; undecodable parts are counted and skipped.
+    fn apply_bulk_attachments(&mut self, now: Instant, b: &BulkSyncMessage) -> Vec<TableEvent> {
         let mut tables = Vec::new();
         for m in b.payload_messages() {
             match m {
@@ -1827,7 +1814,16 @@ impl NdbDelegate {
                 Err(_) => self.stats.decode_errors += 1,
             }
         }
-        for ev in tables {
+        tables
+    }
+
+    /// A backlog push (see [`Self::maybe_push_backlog`]): the sender's own
+    /// events, sent once to (up to `backlog_push_peers` of) the network's
+    /// peers. Applied like bulk-synced events; relayed only when the
+    /// network is larger than a push reaches. Answers no pending sync.
+    fn handle_backlog_push(&mut self, now: Instant, b: BulkSyncMessage) {
+        self.stats.backlog_pushes_received += 1;
+        for ev in self.apply_bulk_attachments(now, &b) {
             let partial = self.peer_addrs(&ev.network_id).len() >= self.cfg.backlog_push_peers;
             self.process_table_event(now, ev, if partial { Source::Bulk } else { Source::Push });
         }

@@ -110,8 +110,14 @@ async fn encrypted_agents_converge_and_survive_hostile_peers() {
         sent < (40 << 20),
         "the agent stopped reading an endless stream (read {sent} bytes)"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let after = stats(&a).await;
+    // The datagrams may still be queued in the socket: wait (bounded) until
+    // the agent has counted them.
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut after = stats(&a).await;
+    while after.stats.packets_dropped < before.stats.packets_dropped + 200 && Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        after = stats(&a).await;
+    }
     assert!(
         after.stats.packets_dropped >= before.stats.packets_dropped + 200,
         "garbage datagrams were counted: {} -> {}",
@@ -127,10 +133,23 @@ async fn encrypted_agents_converge_and_survive_hostile_peers() {
     wait_alive(&[&a, &b, &c], 3, Duration::from_secs(5)).await;
 
     // A plaintext node cannot join the encrypted cluster.
+    let refused = |v: &swimnet::driver::StatusView| {
+        v.stats.packets_dropped + v.stats.streams_failed + v.driver.stream_errors
+    };
+    let dropped = refused(&stats(&a).await);
     let plain = agent::start(opts(4, Some(a.gossip_addr), None))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Wait until the encrypted node has seen (and refused) the plaintext
+    // node's join, then check that nobody let it in.
+    let end = Instant::now() + Duration::from_secs(10);
+    while refused(&stats(&a).await) == dropped {
+        assert!(
+            Instant::now() < end,
+            "the plaintext node's packets never reached the encrypted node"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(alive_count(&plain).await, 1);
     assert_eq!(alive_count(&a).await, 3);
 
