@@ -101,8 +101,10 @@ pub struct Config {
     /// exchanges spread such a burst in O(log N) exchanges, where gossip
     /// alone is limited to a few dozen messages per packet: memberlist takes
     /// about 95 s for 2,000 simultaneous joins. Plain push/pull on the wire,
-    /// so peers need nothing new. `0` turns it off. Default: 64 (about three
-    /// full gossip packets of alive messages).
+    /// so peers need nothing new. `0` turns it off. Default: 16 (more alive
+    /// messages than one gossip round of three packets usually clears). It
+    /// costs one full-state exchange per interval per node while the burst
+    /// lasts.
     pub catch_up_backlog: usize,
     /// Least time between two catch-up push/pulls (see
     /// [`Config::catch_up_backlog`]). Default: 1 s.
@@ -165,7 +167,7 @@ impl Config {
             reconnect_interval: Duration::from_secs(30),
             reconnect_timeout: Duration::from_secs(24 * 3600),
             probe_before_dead: true,
-            catch_up_backlog: 64,
+            catch_up_backlog: 16,
             catch_up_interval: Duration::from_secs(1),
             max_push_pull_requests: 128,
             coordinates: Some(CoordinateConfig::default()),

@@ -155,6 +155,9 @@ pub struct Settings {
     pub disable_tcp_pings: Option<bool>,
     /// Compression of streams and large packets.
     pub enable_compression: Option<bool>,
+    /// Catch-up push/pull threshold (`0` turns it off; see
+    /// `swimnet_core::Config::catch_up_backlog`).
+    pub catch_up_backlog: Option<usize>,
 }
 
 impl Settings {
@@ -196,6 +199,9 @@ impl Settings {
         }
         if let Some(v) = self.enable_compression {
             c.enable_compression = v;
+        }
+        if let Some(v) = self.catch_up_backlog {
+            c.catch_up_backlog = v;
         }
         c
     }
