@@ -225,3 +225,82 @@ pub(crate) fn ip_bytes(addr: &SocketAddr) -> Vec<u8> {
         IpAddr::V6(v6) => v6.octets().to_vec(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::seq::SliceRandom;
+    use rand::{Rng, SeedableRng};
+
+    fn member(name: &str, mapped: bool) -> Member {
+        Member {
+            name: name.into(),
+            addr: "10.1.2.3:7946".parse().unwrap(),
+            meta: Vec::new(),
+            state_change: Instant::now(),
+            incarnation: 1,
+            vsn: [1, 5, 2, 0, 0, 0],
+            state: NodeState::Alive,
+            mapped,
+        }
+    }
+
+    /// The per-member cost that decides whether a simulator fits 10,000
+    /// nodes (10^8 entries) in memory: keep it from creeping back up.
+    #[test]
+    fn member_entry_stays_compact() {
+        assert!(
+            std::mem::size_of::<Member>() <= 104,
+            "{}",
+            std::mem::size_of::<Member>()
+        );
+    }
+
+    #[test]
+    fn announced_form_is_kept() {
+        let plain = member("a", false);
+        assert_eq!(plain.addr_bytes(), vec![10, 1, 2, 3]);
+        assert!(plain.announced_as(&[10, 1, 2, 3]));
+        let mut mapped_bytes = vec![0u8; 10];
+        mapped_bytes.extend_from_slice(&[0xff, 0xff, 10, 1, 2, 3]);
+        assert!(is_mapped(&mapped_bytes));
+        assert!(
+            !plain.announced_as(&mapped_bytes),
+            "same address, other form"
+        );
+        let mapped = member("b", true);
+        assert_eq!(mapped.addr_bytes(), mapped_bytes);
+        assert!(mapped.announced_as(&mapped_bytes));
+        assert!(!mapped.announced_as(&[10, 1, 2, 4]));
+        assert!(!plain.announced_as(&[1, 2, 3]), "invalid length");
+    }
+
+    /// Random inserts at random positions (as the member table does),
+    /// reshuffles and lookups, checked against a plain map.
+    #[test]
+    fn index_follows_moves_and_rebuilds() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let mut nodes: Vec<Member> = Vec::new();
+        let mut index = MemberIndex::default();
+        for round in 0..2000 {
+            let n = nodes.len();
+            nodes.push(member(&format!("node-{round}"), false));
+            let at = rng.gen_range(0..=n);
+            nodes.swap(at, n);
+            if at != n {
+                let moved = nodes[n].name.clone();
+                index.relocate(&moved, at, n);
+            }
+            index.insert(&nodes, at);
+            if round % 500 == 499 {
+                nodes.shuffle(&mut rng);
+                index.rebuild(&nodes);
+            }
+        }
+        for (i, m) in nodes.iter().enumerate() {
+            assert_eq!(index.get(&nodes, &m.name), Some(i));
+        }
+        assert_eq!(index.get(&nodes, "node-2000"), None);
+        assert!(!index.contains(&nodes, "nobody"));
+    }
+}
