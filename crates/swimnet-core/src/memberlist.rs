@@ -24,7 +24,7 @@ use crate::coordinate::{ClientStats, Coordinate, Coordinates};
 use crate::delegate::Delegate;
 use crate::error::Error;
 use crate::formulas::{push_pull_scale, suspicion_timeout, suspicion_timeout_after};
-use crate::member::{ip_bytes, socket_addr, Member, Node, NodeState};
+use crate::member::{ip_bytes, is_mapped, socket_addr, Member, MemberIndex, Node, NodeState};
 use crate::queue::TransmitLimitedQueue;
 use crate::timer::{TimerKind, Timers};
 use crate::topology::{self, TopologyView};
@@ -172,6 +172,9 @@ pub struct Stats {
     pub refutations: u64,
     /// Push/pulls completed (either side).
     pub push_pulls: u64,
+    /// Catch-up push/pulls started because the gossip backlog was deep
+    /// ([`Config::catch_up_backlog`]).
+    pub catch_ups: u64,
     /// Streams that failed (decode error, peer error, timeout).
     pub streams_failed: u64,
     /// Inbound streams refused for exceeding the concurrency limit.
@@ -282,11 +285,13 @@ pub struct Memberlist<D: Delegate> {
     broadcasts: TransmitLimitedQueue,
 
     nodes: Vec<Member>,
-    index: HashMap<Arc<str>, usize>,
+    index: MemberIndex,
     probe_index: usize,
 
     probe: Option<Probe>,
     next_probe_at: Instant,
+    /// No catch-up push/pull before this (see [`Config::catch_up_backlog`]).
+    next_catch_up: Instant,
     /// Suspects whose suspicion timer ran out, to probe once more before declaring them dead.
     relays: HashMap<u32, Relay>,
     suspicions: HashMap<Arc<str>, Suspicion>,
@@ -315,6 +320,16 @@ impl<D: Delegate> std::fmt::Debug for Memberlist<D> {
             .field("incarnation", &self.incarnation)
             .field("members", &self.nodes.len())
             .finish_non_exhaustive()
+    }
+}
+
+/// Gives back the memory of an output queue that a burst grew (a preload or
+/// a join hands out one event per member) once the driver has drained it, so
+/// that an idle node does not keep a burst's worth of capacity.
+fn shrink_drained<T>(q: &mut VecDeque<T>) {
+    const KEEP: usize = 64;
+    if q.is_empty() && q.capacity() > 4 * KEEP {
+        q.shrink_to(KEEP);
     }
 }
 
@@ -365,10 +380,11 @@ impl<D: Delegate> Memberlist<D> {
             leave_broadcast: None,
             seq_no: 0,
             nodes: Vec::new(),
-            index: HashMap::new(),
+            index: MemberIndex::default(),
             probe_index: 0,
             probe: None,
             next_probe_at: now,
+            next_catch_up: now,
             relays: HashMap::new(),
             suspicions: HashMap::new(),
             next_generation: 0,
@@ -389,8 +405,8 @@ impl<D: Delegate> Memberlist<D> {
         ml.incarnation = 1;
         let me = Member {
             name: name.clone(),
-            addr_bytes: ip_bytes(&ml.config.advertise),
             addr: ml.config.advertise,
+            mapped: false,
             meta: ml.config.meta.clone(),
             vsn: ml.local_vsn(),
             incarnation: 1,
@@ -454,32 +470,31 @@ impl<D: Delegate> Memberlist<D> {
 
     fn insert_member(&mut self, m: Member) {
         let n = self.nodes.len();
-        let name = m.name.clone();
         self.nodes.push(m);
         // A new node goes in at a random position, as memberlist does.
         let offset = self.rng.gen_range(0..=n);
         self.nodes.swap(offset, n);
-        self.index.insert(name, offset);
-        let moved = self.nodes[n].name.clone();
-        self.index.insert(moved, n);
+        if offset != n {
+            let moved = self.nodes[n].name.clone();
+            self.index.relocate(&moved, offset, n);
+        }
+        self.index.insert(&self.nodes, offset);
     }
 
     fn rebuild_index(&mut self) {
-        self.index.clear();
-        for (i, m) in self.nodes.iter().enumerate() {
-            self.index.insert(m.name.clone(), i);
-        }
+        self.index.rebuild(&self.nodes);
+    }
+
+    fn member_pos(&self, name: &str) -> Option<usize> {
+        self.index.get(&self.nodes, name)
     }
 
     fn member(&self, name: &str) -> Option<&Member> {
-        self.index.get(name).map(|&i| &self.nodes[i])
+        self.member_pos(name).map(|i| &self.nodes[i])
     }
 
     fn member_mut(&mut self, name: &str) -> Option<&mut Member> {
-        match self.index.get(name) {
-            Some(&i) => Some(&mut self.nodes[i]),
-            None => None,
-        }
+        self.member_pos(name).map(|i| &mut self.nodes[i])
     }
 
     // ---------------------------------------------------------------- getters
@@ -641,17 +656,29 @@ impl<D: Delegate> Memberlist<D> {
 
     /// The next datagram to send, if any.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        let t = self.transmits.pop_front();
+        if t.is_none() {
+            shrink_drained(&mut self.transmits);
+        }
+        t
     }
 
     /// The next TCP action for the driver, if any.
     pub fn poll_stream(&mut self) -> Option<StreamCommand> {
-        self.stream_cmds.pop_front()
+        let c = self.stream_cmds.pop_front();
+        if c.is_none() {
+            shrink_drained(&mut self.stream_cmds);
+        }
+        c
     }
 
     /// The next membership event, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let e = self.events.pop_front();
+        if e.is_none() {
+            shrink_drained(&mut self.events);
+        }
+        e
     }
 
     /// When [`Memberlist::handle_timeout`] must next be called.
@@ -754,15 +781,15 @@ impl<D: Delegate> Memberlist<D> {
         // Size the table once: doubling growth would leave up to half of a
         // large table's capacity unused.
         self.nodes.reserve_exact(nodes.len());
-        self.index.reserve(nodes.len());
+        self.index.reserve(&self.nodes, nodes.len());
         for n in nodes {
-            if *n.name == *self.name || self.index.contains_key(&*n.name) {
+            if *n.name == *self.name || self.member_pos(&n.name).is_some() {
                 continue;
             }
             self.insert_member(Member {
                 name: n.name.clone(),
-                addr_bytes: ip_bytes(&n.addr),
                 addr: n.addr,
+                mapped: false,
                 meta: n.meta.clone(),
                 vsn: n.vsn,
                 incarnation: n.incarnation,
@@ -838,6 +865,7 @@ impl<D: Delegate> Memberlist<D> {
             match kind {
                 TimerKind::Probe => self.on_probe_tick(now),
                 TimerKind::Gossip => {
+                    self.catch_up(now);
                     self.gossip(now);
                     self.timers
                         .schedule(now + self.config.gossip_interval, TimerKind::Gossip);
@@ -1399,8 +1427,8 @@ impl<D: Delegate> Memberlist<D> {
         self.nodes.shuffle(&mut self.rng);
         self.rebuild_index();
         if let Some(c) = &mut self.coords {
-            let index = &self.index;
-            c.retain(|n| index.contains_key(n));
+            let (index, nodes) = (&self.index, &self.nodes);
+            c.retain(|n| index.contains(nodes, n));
         }
     }
 
@@ -1469,7 +1497,7 @@ impl<D: Delegate> Memberlist<D> {
             return;
         };
         let (t_addr_bytes, t_port, t_addr, t_pmax) =
-            (t.addr_bytes.clone(), t.addr.port(), t.addr, t.pmax());
+            (t.addr_bytes(), t.addr.port(), t.addr, t.pmax());
         // Ask up to k random alive peers to probe the target for us (near
         // ones first when topology-aware selection is on).
         let expected = self.send_indirect_pings(&target, t_addr_bytes, t_port, seq, true);
@@ -1653,7 +1681,7 @@ impl<D: Delegate> Memberlist<D> {
 
     fn gossip_targets(&mut self, now: Instant, k: usize) -> Vec<usize> {
         let ttl = self.config.gossip_to_the_dead_time;
-        let me = self.index.get(&*self.name).copied();
+        let me = self.member_pos(&self.name);
         let eligible = |i: usize, m: &Member| {
             Some(i) != me
                 && match m.state {
@@ -1771,6 +1799,21 @@ impl<D: Delegate> Memberlist<D> {
         }
     }
 
+    /// Starts a catch-up push/pull when the gossip backlog is deep (see
+    /// [`Config::catch_up_backlog`]). Called each gossip round, before gossiping.
+    fn catch_up(&mut self, now: Instant) {
+        let threshold = self.config.catch_up_backlog;
+        if threshold == 0 || self.leaving || now < self.next_catch_up {
+            return;
+        }
+        if !self.broadcasts.untransmitted_more_than(threshold) {
+            return;
+        }
+        self.next_catch_up = now + self.config.catch_up_interval;
+        self.stats.catch_ups += 1;
+        self.periodic_push_pull(now);
+    }
+
     fn check_leave_done(&mut self) {
         if let Some(id) = self.leave_broadcast {
             if !self.broadcasts.contains(id) {
@@ -1862,7 +1905,7 @@ impl<D: Delegate> Memberlist<D> {
             .iter()
             .map(|m| PushNodeState {
                 name: m.name.to_string(),
-                addr: m.addr_bytes.clone(),
+                addr: m.addr_bytes(),
                 port: m.addr.port(),
                 meta: m.meta.clone(),
                 incarnation: m.incarnation,
@@ -1875,7 +1918,7 @@ impl<D: Delegate> Memberlist<D> {
         let mut gone: Vec<(&Arc<str>, &Tombstone)> = self
             .tombstones
             .iter()
-            .filter(|(n, _)| !self.index.contains_key(*n))
+            .filter(|(n, _)| !self.index.contains(&self.nodes, n))
             .collect();
         gone.sort_by(|a, b| b.1.since.cmp(&a.1.since).then_with(|| a.0.cmp(b.0)));
         states.extend(
@@ -2125,8 +2168,8 @@ impl<D: Delegate> Memberlist<D> {
         if is_new {
             let m = Member {
                 name: Arc::from(a.node.as_str()),
-                addr_bytes: a.addr.clone(),
                 addr,
+                mapped: is_mapped(&a.addr),
                 meta: a.meta.clone(),
                 vsn: vsn.unwrap_or([0; 6]),
                 incarnation: 0,
@@ -2136,7 +2179,7 @@ impl<D: Delegate> Memberlist<D> {
             self.insert_member(m);
         } else {
             let m = self.member(&a.node).expect("present");
-            if m.addr_bytes != a.addr || m.addr.port() != a.port {
+            if !m.announced_as(&a.addr) || m.addr.port() != a.port {
                 let reclaim = !self.config.dead_node_reclaim_time.is_zero()
                     && now.saturating_duration_since(m.state_change)
                         > self.config.dead_node_reclaim_time;
@@ -2177,7 +2220,7 @@ impl<D: Delegate> Memberlist<D> {
         }
         m.incarnation = a.incarnation;
         m.meta = a.meta;
-        m.addr_bytes = a.addr;
+        m.mapped = is_mapped(&a.addr);
         m.addr = addr;
         if m.state != NodeState::Alive {
             m.state = NodeState::Alive;
@@ -2356,7 +2399,7 @@ impl<D: Delegate> Memberlist<D> {
         let Some(m) = self.member(node) else {
             return seq;
         };
-        let (addr, addr_bytes, inc, pmax) = (m.addr, m.addr_bytes.clone(), m.incarnation, m.pmax());
+        let (addr, addr_bytes, inc, pmax) = (m.addr, m.addr_bytes(), m.incarnation, m.pmax());
         self.stats.final_checks += 1;
         let ping = Ping {
             seq_no: seq,
@@ -2604,7 +2647,7 @@ impl<D: Delegate> Memberlist<D> {
         }
         let m = self.member(&name).expect("present");
         let tomb = Tombstone {
-            addr_bytes: m.addr_bytes.clone(),
+            addr_bytes: m.addr_bytes(),
             addr: m.addr,
             vsn: m.vsn,
             incarnation: m.incarnation,

@@ -113,6 +113,18 @@ impl TransmitLimitedQueue {
             .sum()
     }
 
+    /// Whether more than `n` messages wait for their first transmission.
+    /// Costs O(min(n, backlog)).
+    pub fn untransmitted_more_than(&self, n: usize) -> bool {
+        self.order
+            .range(
+                (0, Reverse(usize::MAX), Reverse(u64::MAX))
+                    ..(1, Reverse(usize::MAX), Reverse(u64::MAX)),
+            )
+            .nth(n)
+            .is_some()
+    }
+
     /// Removes and returns the messages never handed out yet, oldest first.
     /// Call it to deliver a backlog some other way (a stream); messages
     /// already sent at least once stay queued for their remaining transmits.

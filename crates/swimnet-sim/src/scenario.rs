@@ -169,6 +169,9 @@ pub struct Settings {
     /// Largest Vivaldi error of a usable coordinate
     /// (`TopologyConfig::max_error`).
     pub topology_max_error: Option<f64>,
+    /// Catch-up push/pull threshold (`0` turns it off; see
+    /// `swimnet_core::Config::catch_up_backlog`).
+    pub catch_up_backlog: Option<usize>,
 }
 
 impl Settings {
@@ -219,6 +222,9 @@ impl Settings {
         }
         if let Some(v) = self.topology_max_error {
             c.topology.max_error = v;
+        }
+        if let Some(v) = self.catch_up_backlog {
+            c.catch_up_backlog = v;
         }
         c
     }

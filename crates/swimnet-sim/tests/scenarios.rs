@@ -268,6 +268,43 @@ fn cold_start_join_converges() {
     assert!(t < 20.0, "{t} s");
 }
 
+/// 400 nodes join at once through 3 seeds. Gossip alone passes on a few
+/// dozen alive messages per packet, so every node must relay hundreds of
+/// them; the catch-up push/pull (on by default) spreads the burst by full
+/// state exchanges instead.
+#[test]
+fn join_storm_converges_fast_with_catch_up_push_pull() {
+    let storm = |catch_up: usize| {
+        run_toml(&format!(
+            r#"
+            name = "t-join-storm"
+            nodes = 400
+            duration = "40s"
+            seed = 21
+            [bootstrap]
+            mode = "cold"
+            seeds = 3
+            [config]
+            catch_up_backlog = {catch_up}
+            "#
+        ))
+    };
+    let with = storm(16);
+    let without = storm(0);
+    assert_clean(&with);
+    assert_clean(&without);
+    let t_with = with
+        .membership_converged_s
+        .expect("converges with catch-up");
+    // Without it the same join takes far longer (or misses the window).
+    let t_without = without.membership_converged_s.unwrap_or(f64::INFINITY);
+    assert!(
+        t_with * 1.5 <= t_without,
+        "with catch-up {t_with} s, without {t_without} s"
+    );
+    assert!(t_with < 8.0, "{t_with} s");
+}
+
 #[test]
 fn same_seed_same_report_and_another_seed_differs() {
     let text = r#"
