@@ -1694,8 +1694,10 @@ impl<D: Delegate> Memberlist<D> {
         // In a large table, draw random members until k eligible distinct
         // ones are found (a uniform sample, like the scan below, without
         // touching every member each gossip round); fall back to the scan
-        // when too many draws miss.
-        if n > 64 && k > 0 {
+        // when too many draws miss. Not when topology-aware selection is
+        // on: it needs the candidates' distances (and falls back to the
+        // same uniform choice as the scan when coordinates are unsettled).
+        if n > 64 && k > 0 && !self.config.topology.enabled {
             let mut out = Vec::with_capacity(k);
             let mut tries = 0;
             while out.len() < k && tries < 4 * k + 16 {
@@ -1762,12 +1764,26 @@ impl<D: Delegate> Memberlist<D> {
     }
 
     fn gossip(&mut self, now: Instant) {
-        let targets = self.gossip_targets(now, self.config.gossip_nodes);
         let avail = self.config.udp_buffer_size.saturating_sub(
             COMPOUND_HEADER_OVERHEAD + self.label_overhead() + self.encryption_overhead(),
         );
-        for i in targets {
+        // A latency-aware choice looks at every candidate: with nothing to
+        // send (most rounds of a quiet cluster), skip it. With the choice
+        // off, targets are drawn first, as memberlist does.
+        let mut first = None;
+        if self.config.topology.enabled && self.nodes.len() > 1 {
             let msgs = self.get_broadcasts(COMPOUND_OVERHEAD, avail);
+            if msgs.is_empty() {
+                return;
+            }
+            first = Some(msgs);
+        }
+        let targets = self.gossip_targets(now, self.config.gossip_nodes);
+        for i in targets {
+            let msgs = match first.take() {
+                Some(m) => m,
+                None => self.get_broadcasts(COMPOUND_OVERHEAD, avail),
+            };
             if msgs.is_empty() {
                 return;
             }

@@ -17,9 +17,13 @@
 //! O(log N) bound (with a larger constant) and the reach to far regions.
 //!
 //! Near picks are spread out: they are drawn uniformly from the nearest
-//! `max(2k, ceil(sqrt(n)))` candidates with a known distance (the *near
-//! pool*), not always the very nearest, so that one close peer is not
-//! hammered by all its neighbours.
+//! `max(2k, ceil(sqrt(m)))` of the `m` candidates with a known distance
+//! (the *near pool*), not always the very nearest, so that one close peer
+//! is not hammered by all its neighbours. The pool scales with what is
+//! known rather than with the cluster: a node learns a peer's coordinate
+//! only from its own probes (as Serf does), one peer per probe interval,
+//! so in a young large cluster few distances are known, and a pool sized
+//! for the whole cluster would reach into far regions.
 //!
 //! # When it falls back to uniform
 //!
@@ -30,8 +34,8 @@
 //! * `k == 0` or `k >= n` (every candidate is taken anyway);
 //! * our coordinate is unsettled (no coordinate, or its error estimate is
 //!   not below [`TopologyConfig::max_error`]);
-//! * fewer than [`TopologyConfig::min_known_fraction`] of the candidates
-//!   have a known, settled distance.
+//! * fewer than [`TopologyConfig::min_known_fraction`] of the candidates,
+//!   or fewer than `k`, have a known, settled distance.
 //!
 //! # Determinism
 //!
@@ -63,10 +67,18 @@ pub struct TopologyConfig {
     /// Our coordinate counts as settled, and a peer's coordinate as usable,
     /// when its Vivaldi error estimate is below this (coordinates start at
     /// Serf's `VivaldiErrorMax`, 1.5, and fall as probes agree with them).
-    /// Default: 0.5.
+    /// Default: 1.0. The estimate is a relative error averaged over the
+    /// node's samples: where round trips differ by two orders of magnitude
+    /// (1 ms within a region, 100 ms between regions) the short ones keep
+    /// it high (in the simulator, a median near 0.5 and many nodes above it
+    /// after minutes) although near and far are told apart without fail,
+    /// so a stricter bound left most coordinates unused.
     pub max_error: f64,
     /// Smallest share of the candidates, in `[0, 1]`, that must have a
-    /// usable coordinate for the biased choice to be used. Default: 0.5.
+    /// usable coordinate for the biased choice to be used (and at least
+    /// `k` of them must). Default: 0.05: a node learns one peer's
+    /// coordinate per probe, so at 1,000 nodes a larger share would keep
+    /// the choice uniform for many minutes after a start.
     pub min_known_fraction: f64,
 }
 
@@ -75,8 +87,8 @@ impl Default for TopologyConfig {
         TopologyConfig {
             enabled: false,
             near_fraction: 2.0 / 3.0,
-            max_error: 0.5,
-            min_known_fraction: 0.5,
+            max_error: 1.0,
+            min_known_fraction: 0.05,
         }
     }
 }
@@ -129,8 +141,8 @@ impl TopologyConfig {
     }
 }
 
-/// Size of the near pool for `k` picks among `n` candidates:
-/// `max(2k, ceil(sqrt(n)))`.
+/// Size of the near pool for `k` picks among `n` candidates with a known
+/// distance: `max(2k, ceil(sqrt(n)))`.
 pub fn near_pool_size(k: usize, n: usize) -> usize {
     let sqrt = (n as f64).sqrt().ceil() as usize;
     (2 * k).max(sqrt)
@@ -162,7 +174,7 @@ pub fn select<R: Rng + ?Sized>(
     let mut known: Vec<(f64, usize)> = (0..n)
         .filter_map(|i| distance(i).filter(|d| d.is_finite()).map(|d| (d, i)))
         .collect();
-    if (known.len() as f64) < cfg.min_known_fraction * n as f64 || known.is_empty() {
+    if (known.len() as f64) < cfg.min_known_fraction * n as f64 || known.len() < k {
         return None;
     }
     // How many slots are near: k * fraction, the fractional part drawn at
@@ -177,7 +189,7 @@ pub fn select<R: Rng + ?Sized>(
     }
     near = near.min(k);
     // Nearest `pool` known candidates (ties by index, for determinism).
-    let pool = near_pool_size(k, n).min(known.len());
+    let pool = near_pool_size(k, known.len()).min(known.len());
     if pool < known.len() {
         known.select_nth_unstable_by(pool - 1, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         known.truncate(pool);
@@ -262,8 +274,8 @@ mod tests {
         let cases: [(TopologyConfig, bool, Distance); 3] = [
             (TopologyConfig::default(), true, dist),
             (on.clone(), false, dist),
-            // Only 1 in 4 known: below min_known_fraction (0.5).
-            (on.clone(), true, |i| (i % 4 == 0).then_some(0.001)),
+            // Only 1 in 25 known: below min_known_fraction (0.05).
+            (on.clone(), true, |i| (i % 25 == 0).then_some(0.001)),
         ];
         for (cfg, settled, d) in cases {
             let mut r = rng();
@@ -394,10 +406,10 @@ mod tests {
             "fresh coordinates have error 1.5"
         );
         a.error = 0.2;
-        b.error = 0.49;
+        b.error = 0.99;
         let d = cfg.distance(&a, &b).unwrap();
         assert!((d - (0.010 + 2.0 * a.height)).abs() < 1e-12, "{d}");
-        b.error = 0.5;
+        b.error = 1.0;
         assert_eq!(cfg.distance(&a, &b), None);
     }
 

@@ -41,6 +41,9 @@ pub use simcore::SimCore;
 /// One-way latency and jitter bound for a datagram `from -> to`.
 pub type LatencyFn = Box<dyn Fn(NodeId, NodeId) -> (Duration, Duration)>;
 
+/// The region a node sits in (see [`Harness::set_regions`]).
+pub type RegionFn = Box<dyn Fn(NodeId) -> u32>;
+
 /// Index of a node in the simulation.
 pub type NodeId = usize;
 
@@ -142,6 +145,9 @@ struct SimNode<C> {
     /// Packets and bytes delivered to this node (datagrams and stream data).
     recv_packets: u64,
     recv_bytes: u64,
+    /// Packets and bytes this node sent to a node of another region.
+    cross_packets: u64,
+    cross_bytes: u64,
 }
 
 struct Scheduled {
@@ -209,6 +215,7 @@ pub struct Harness<C: SimCore> {
     timers: BinaryHeap<Reverse<(Instant, NodeId)>>,
     partition: Partition,
     latency: Option<LatencyFn>,
+    region: Option<RegionFn>,
     /// Per-node extra inbound loss.
     node_loss: Vec<f64>,
     /// Per-link (from, to) extra loss, one direction.
@@ -226,6 +233,7 @@ pub struct Harness<C: SimCore> {
     keep_events: bool,
     classify: bool,
     traffic: Traffic,
+    cross_traffic: Traffic,
     make_core: MakeCore<C>,
     // Scratch buffers reused by `flush`.
     scratch_events: Vec<Event>,
@@ -284,6 +292,7 @@ impl<C: SimCore> Harness<C> {
             timers: BinaryHeap::new(),
             partition: Partition::None,
             latency: None,
+            region: None,
             node_loss: Vec::new(),
             link_loss: HashMap::new(),
             tcp_refused: Default::default(),
@@ -297,6 +306,7 @@ impl<C: SimCore> Harness<C> {
             keep_events: false,
             classify: false,
             traffic: Traffic::default(),
+            cross_traffic: Traffic::default(),
             make_core: Box::new(make_core),
             scratch_events: Vec::new(),
             scratch_cmds: Vec::new(),
@@ -313,6 +323,50 @@ impl<C: SimCore> Harness<C> {
     /// bound of a datagram. It must be a pure function of its arguments.
     pub fn set_latency_model(&mut self, f: LatencyFn) {
         self.latency = Some(f);
+    }
+
+    /// Places the nodes in regions: `f(i)` is node `i`'s region. It must be
+    /// a pure function of its argument. From then on, what a node sends to
+    /// a node of another region is also counted apart (see
+    /// [`Harness::cross_region_sent`] and
+    /// [`Harness::cross_region_traffic`]).
+    pub fn set_regions(&mut self, f: RegionFn) {
+        self.region = Some(f);
+    }
+
+    /// Node `id`'s region (0 when no regions were set).
+    pub fn region_of(&self, id: NodeId) -> u32 {
+        self.region.as_ref().map_or(0, |f| f(id))
+    }
+
+    fn crosses_regions(&self, a: NodeId, b: NodeId) -> bool {
+        self.region.as_ref().is_some_and(|f| f(a) != f(b))
+    }
+
+    /// Packets and bytes node `id` sent so far to nodes of other regions
+    /// (see [`Harness::set_regions`]), whether or not they arrived.
+    pub fn cross_region_sent(&self, id: NodeId) -> (u64, u64) {
+        (self.nodes[id].cross_packets, self.nodes[id].cross_bytes)
+    }
+
+    /// Like [`Harness::traffic`], for what crossed regions only.
+    pub fn cross_region_traffic(&self) -> &Traffic {
+        &self.cross_traffic
+    }
+
+    /// The mean round-trip time of the network model between `a` and `b`:
+    /// both one-way base latencies plus half of each jitter bound (the
+    /// jitter is uniform). Stream retransmissions and processing are not
+    /// counted: this is the time a ping and its ack take.
+    pub fn expected_rtt(&self, a: NodeId, b: NodeId) -> Duration {
+        let one_way = |x, y| {
+            let (base, jitter) = match &self.latency {
+                Some(f) => f(x, y),
+                None => (self.net.latency, self.net.jitter),
+            };
+            base + jitter / 2
+        };
+        one_way(a, b) + one_way(b, a)
     }
 
     /// Counts traffic by message kind (see [`Harness::traffic`]); off by default.
@@ -440,6 +494,8 @@ impl<C: SimCore> Harness<C> {
             sent_bytes: 0,
             recv_packets: 0,
             recv_bytes: 0,
+            cross_packets: 0,
+            cross_bytes: 0,
         });
         self.by_addr.insert(addr, id);
         self.node_loss.push(0.0);
@@ -782,6 +838,13 @@ impl<C: SimCore> Harness<C> {
             let Some(&to) = self.by_addr.get(&t.dst) else {
                 continue;
             };
+            if self.crosses_regions(id, to) {
+                self.nodes[id].cross_packets += 1;
+                self.nodes[id].cross_bytes += t.payload.len() as u64;
+                if self.classify {
+                    kinds::classify_packet(&t.payload, &mut self.cross_traffic);
+                }
+            }
             if !self.reachable(id, to) {
                 continue;
             }
@@ -814,6 +877,9 @@ impl<C: SimCore> Harness<C> {
                         kinds::classify_stream(&data, &mut self.traffic);
                     }
                     let target = self.by_addr.get(&to).copied();
+                    if let Some(t) = target {
+                        self.count_cross_stream(id, t, &data);
+                    }
                     match target {
                         Some(t)
                             if self.stream_reachable(id, t)
@@ -860,6 +926,9 @@ impl<C: SimCore> Harness<C> {
                     if self.classify {
                         kinds::classify_stream(&data, &mut self.traffic);
                     }
+                    if let Some(&(origin, _)) = self.nodes[id].reply_to.get(&sid) {
+                        self.count_cross_stream(id, origin, &data);
+                    }
                     if let Some((origin, oid)) = self.nodes[id].reply_to.remove(&sid) {
                         if self.stream_reachable(id, origin) {
                             if let Some(d) = self.stream_delay(id, origin, false) {
@@ -897,6 +966,16 @@ impl<C: SimCore> Harness<C> {
             }
         }
         self.scratch_events = events;
+    }
+
+    fn count_cross_stream(&mut self, from: NodeId, to: NodeId, data: &[u8]) {
+        if self.crosses_regions(from, to) {
+            self.nodes[from].cross_packets += 1;
+            self.nodes[from].cross_bytes += data.len() as u64;
+            if self.classify {
+                kinds::classify_stream(data, &mut self.cross_traffic);
+            }
+        }
     }
 
     /// The node index of a simulation node name (`node-<i>`).

@@ -170,6 +170,53 @@ pub struct TrafficReport {
     pub bytes_out_by_kind: BTreeMap<String, f64>,
     /// Sent messages per node per second, by message kind.
     pub messages_out_by_kind: BTreeMap<String, f64>,
+    /// What crossed regions (scenarios with `[[network.regions]]` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cross_region: Option<CrossRegion>,
+}
+
+/// Traffic sent to a node of another region, over the same window as the
+/// rest of [`TrafficReport`] (sent, whether or not it arrived).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct CrossRegion {
+    /// Datagrams and stream messages, in total.
+    pub packets: u64,
+    /// Bytes, in total.
+    pub bytes: u64,
+    /// Packets per node per second.
+    pub packets_out_mean: f64,
+    /// Bytes per node per second.
+    pub bytes_out_mean: f64,
+    /// Share of all sent bytes that crossed regions.
+    pub share_of_bytes: f64,
+    /// Bytes per node per second, by message kind (as
+    /// [`TrafficReport::bytes_out_by_kind`]).
+    pub bytes_out_by_kind: BTreeMap<String, f64>,
+    /// Messages per node per second, by message kind.
+    pub messages_out_by_kind: BTreeMap<String, f64>,
+}
+
+/// How well Vivaldi coordinates estimate the modelled round trip times,
+/// at the end of the measured phase, over random pairs of live nodes:
+/// relative error `|estimate - truth| / truth`, where the truth is the
+/// model's mean RTT (base latencies plus half the jitter bounds).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct CoordinateAccuracy {
+    /// Pairs compared with both nodes' current coordinates.
+    pub pairs: usize,
+    /// Median relative error, current coordinates.
+    pub median_rel_error: f64,
+    /// 90th percentile of the relative error, current coordinates.
+    pub p90_rel_error: f64,
+    /// Median over pairs in the same region (short RTTs).
+    pub median_rel_error_same_region: f64,
+    /// Median over pairs in different regions.
+    pub median_rel_error_cross_region: f64,
+    /// Pairs where the first node knew a coordinate of the second (learnt
+    /// from its own probes, as Serf does): what peer selection uses.
+    pub pairs_known: usize,
+    /// Median relative error of those estimates (possibly stale).
+    pub median_rel_error_known: f64,
 }
 
 /// Table convergence figures (NetworkDB scenarios).
@@ -234,6 +281,8 @@ pub struct Report {
     pub dissemination_t100: Dist,
     /// Summary over broadcasts: seconds to 99 %.
     pub dissemination_t99: Dist,
+    /// Summary over broadcasts: seconds to 99.9 %.
+    pub dissemination_t999: Dist,
     /// Crashed nodes and their detection.
     pub detections: Vec<Detection>,
     /// Pooled over crashes: seconds from crash to each observer's dead verdict.
@@ -251,8 +300,15 @@ pub struct Report {
     pub false_suspicions: u64,
     /// Refutations made by nodes.
     pub refutations: u64,
+    /// Peer choices (gossip, indirect-probe helpers, push/pull partners)
+    /// the membership cores made latency-aware during the measured phase
+    /// (0 with topology awareness off, or while coordinates are unsettled).
+    pub topology_choices: u64,
     /// Traffic.
     pub traffic: TrafficReport,
+    /// Coordinate accuracy (absent when coordinates are off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coordinates: Option<CoordinateAccuracy>,
     /// Tables (NetworkDB).
     pub tables: Option<TablesReport>,
     /// Invariant failures; non-empty fails the run.
@@ -363,6 +419,7 @@ impl Report {
                     )),
                 );
             }
+            let _ = writeln!(s, "  to 99.9%: {}", dist(&self.dissemination_t999));
             let _ = writeln!(s, "  to 100%: {}", dist(&self.dissemination_t100));
         }
         if !self.detections.is_empty() {
@@ -392,6 +449,13 @@ impl Report {
             "false positives: {} dead verdicts about {} live nodes (plus {} across partitions); suspicions of live nodes: {}; refutations: {}",
             self.false_positives, self.false_positive_nodes, self.partition_verdicts, self.false_suspicions, self.refutations
         );
+        if self.topology_choices > 0 {
+            let _ = writeln!(
+                s,
+                "latency-aware peer choices (membership core): {}",
+                self.topology_choices
+            );
+        }
         if let Some(t) = self.membership_after_heal_s {
             let _ = writeln!(s, "membership agreed {t:.3} s after the last heal");
         }
@@ -418,6 +482,37 @@ impl Report {
             })
             .collect();
         let _ = writeln!(s, "  by kind (out): {}", parts.join(", "));
+        if let Some(c) = &t.cross_region {
+            let _ = writeln!(
+                s,
+                "cross-region: {} packets, {} bytes ({:.1}% of bytes); per node {:.0} B/s ({:.1} pkt/s)",
+                c.packets,
+                c.bytes,
+                100.0 * c.share_of_bytes,
+                c.bytes_out_mean,
+                c.packets_out_mean
+            );
+            let mut kinds: Vec<(&String, &f64)> = c.bytes_out_by_kind.iter().collect();
+            kinds.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
+            let parts: Vec<String> = kinds
+                .iter()
+                .map(|(k, v)| format!("{k} {v:.0} B/s"))
+                .collect();
+            let _ = writeln!(s, "  by kind (out): {}", parts.join(", "));
+        }
+        if let Some(c) = &self.coordinates {
+            let _ = writeln!(
+                s,
+                "coordinates: median relative RTT error {:.3} (p90 {:.3}; same region {:.3}, across regions {:.3}) over {} pairs; as seen by the first node {:.3} over {} pairs",
+                c.median_rel_error,
+                c.p90_rel_error,
+                c.median_rel_error_same_region,
+                c.median_rel_error_cross_region,
+                c.pairs,
+                c.median_rel_error_known,
+                c.pairs_known
+            );
+        }
         if let Some(tb) = &self.tables {
             let _ = writeln!(
                 s,

@@ -18,8 +18,8 @@ use swimnet_core::{Config, Event, Memberlist, NodeState, NoopDelegate};
 use swimnet_networkdb::{NdbConfig, NetworkDb};
 
 use crate::report::{
-    round6, Detection, Dissemination, Dist, Failure, Floors, HostFigures, Report, TablesReport,
-    TrafficReport,
+    round6, CoordinateAccuracy, CrossRegion, Detection, Dissemination, Dist, Failure, Floors,
+    HostFigures, Report, TablesReport, TrafficReport,
 };
 use crate::{Harness, NetworkModel, NodeId, SimCore};
 
@@ -104,6 +104,10 @@ pub struct Bootstrap {
     /// Give up bootstrapping after this long (the run fails).
     #[serde(default = "default_bootstrap_limit")]
     pub limit: Dur,
+    /// Keep running this long once the bootstrap is done, before the
+    /// measured phase starts (for example to let coordinates settle).
+    #[serde(default)]
+    pub warm: Dur,
 }
 
 fn default_seeds() -> usize {
@@ -123,6 +127,7 @@ impl Default for Bootstrap {
             seeds: default_seeds(),
             spread: Dur::default(),
             limit: default_bootstrap_limit(),
+            warm: Dur::default(),
         }
     }
 }
@@ -155,6 +160,15 @@ pub struct Settings {
     pub disable_tcp_pings: Option<bool>,
     /// Compression of streams and large packets.
     pub enable_compression: Option<bool>,
+    /// Latency-aware peer selection (`Config::topology.enabled`; the
+    /// agent's `--topology-aware`).
+    pub topology_aware: Option<bool>,
+    /// Share of a choice's slots given to near peers
+    /// (`TopologyConfig::near_fraction`).
+    pub topology_near_fraction: Option<f64>,
+    /// Largest Vivaldi error of a usable coordinate
+    /// (`TopologyConfig::max_error`).
+    pub topology_max_error: Option<f64>,
     /// Catch-up push/pull threshold (`0` turns it off; see
     /// `swimnet_core::Config::catch_up_backlog`).
     pub catch_up_backlog: Option<usize>,
@@ -199,6 +213,15 @@ impl Settings {
         }
         if let Some(v) = self.enable_compression {
             c.enable_compression = v;
+        }
+        if let Some(v) = self.topology_aware {
+            c.topology.enabled = v;
+        }
+        if let Some(v) = self.topology_near_fraction {
+            c.topology.near_fraction = v;
+        }
+        if let Some(v) = self.topology_max_error {
+            c.topology.max_error = v;
         }
         if let Some(v) = self.catch_up_backlog {
             c.catch_up_backlog = v;
@@ -552,6 +575,10 @@ impl Scenario {
                 return err("partition.groups must be at least 2".into());
             }
         }
+        let probe = self.config.config("check".into(), crate::node_addr(0));
+        if let Err(e) = probe.validate() {
+            return err(format!("[config]: {e}"));
+        }
         Ok(())
     }
 }
@@ -612,6 +639,9 @@ struct WriteTrace {
     targets: BTreeSet<NodeId>,
     seen: BTreeMap<NodeId, Duration>,
 }
+
+/// Node pairs sampled for [`CoordinateAccuracy`].
+const COORD_PAIRS: usize = 4000;
 
 /// Runs a scenario with either core type.
 pub fn run(sc: &Scenario, opts: &RunOptions) -> RunOutput {
@@ -786,6 +816,7 @@ impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
                     .collect()
             })
             .collect();
+        let regions = zone_region.clone();
         self.h.set_latency_model(Box::new(move |a, b| {
             let (za, zb) = (a % zones, b % zones);
             if za == zb {
@@ -795,6 +826,8 @@ impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
             let base = if ra == rb { cross_zone } else { matrix[ra][rb] };
             (base, base.mul_f64(jf))
         }));
+        self.h
+            .set_regions(Box::new(move |i| regions[i % zones] as u32));
     }
 
     fn config(&self, name: String, addr: SocketAddr) -> Config {
@@ -1262,6 +1295,11 @@ impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
             self.fail("bootstrap did not converge within bootstrap.limit".into());
         }
         let bootstrap_s = (self.h.now() - boot_start).as_secs_f64();
+        if mode != BootstrapMode::Cold && !sc.bootstrap.warm.0.is_zero() {
+            self.h.run_for(sc.bootstrap.warm.0);
+            self.h.take_events();
+            self.h.take_table_changes();
+        }
         let rss_boot = crate::report::proc_status_kib("VmRSS:");
         self.h.take_events();
         self.h.take_table_changes();
@@ -1271,9 +1309,16 @@ impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
         let base: Vec<Counters> = (0..self.h.len())
             .map(|i| (self.h.sent(i), self.h.received(i)))
             .collect();
+        let base_cross: Vec<(u64, u64)> = (0..self.h.len())
+            .map(|i| self.h.cross_region_sent(i))
+            .collect();
         let base_refutations: u64 = (0..self.h.len())
             .filter_map(|i| self.h.core(i))
             .map(|c| c.memberlist().stats().refutations)
+            .sum();
+        let base_topology: u64 = (0..self.h.len())
+            .filter_map(|i| self.h.core(i))
+            .map(|c| c.memberlist().stats().topology_choices)
             .sum();
         let fp_before = self.h.false_positives().len();
         let fs_before = self.h.false_suspicions();
@@ -1313,6 +1358,7 @@ impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
                 break;
             }
         }
+        let coordinates = self.coordinate_accuracy();
         // Settle: lift every fault, then wait for agreement.
         self.h.heal();
         self.h.net.loss = self.base_loss;
@@ -1410,10 +1456,13 @@ impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
             bootstrap_s,
             settle_s,
             &base,
+            &base_cross,
             base_refutations,
+            base_topology,
             fp_before,
             fs_before,
             checked,
+            coordinates,
         );
         let wall_s = wall.elapsed().as_secs_f64();
         let host = HostFigures {
@@ -1479,6 +1528,68 @@ impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
         }
     }
 
+    /// Relative error of Vivaldi RTT estimates against the network model,
+    /// over up to [`COORD_PAIRS`] random pairs of live nodes (its own RNG,
+    /// so sampling changes nothing else). `None` without coordinates.
+    fn coordinate_accuracy(&self) -> Option<CoordinateAccuracy> {
+        let live: Vec<NodeId> = (0..self.h.len())
+            .filter(|&i| {
+                self.h
+                    .core(i)
+                    .is_some_and(|c| c.memberlist().coordinate().is_some())
+            })
+            .collect();
+        if live.len() < 2 {
+            return None;
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0x434f_4f52_4400_0002);
+        let (mut seen, mut current, mut same, mut cross) = (vec![], vec![], vec![], vec![]);
+        for _ in 0..COORD_PAIRS {
+            let a = live[rng.gen_range(0..live.len())];
+            let b = live[rng.gen_range(0..live.len())];
+            if a == b {
+                continue;
+            }
+            let truth = self.h.expected_rtt(a, b).as_secs_f64();
+            let (Some(ca), Some(cb)) = (self.h.core(a), self.h.core(b)) else {
+                continue;
+            };
+            let ca = ca.memberlist();
+            let ours = ca.coordinate().expect("live has coordinates");
+            let rel = |est: f64| (est - truth).abs() / truth;
+            // What `a` itself would estimate: its coordinate and the one
+            // it last heard from `b` (only known once `a` probed `b`).
+            if let Some(theirs) = ca.coordinate_of(&crate::node_name(b)) {
+                if let Ok(d) = ours.distance_secs(theirs) {
+                    seen.push(rel(d));
+                }
+            }
+            // Both nodes' coordinates as they are now.
+            if let Some(now_b) = cb.memberlist().coordinate() {
+                if let Ok(d) = ours.distance_secs(now_b) {
+                    let e = rel(d);
+                    current.push(e);
+                    if self.h.region_of(a) == self.h.region_of(b) {
+                        same.push(e);
+                    } else {
+                        cross.push(e);
+                    }
+                }
+            }
+        }
+        let median = |v: &[f64]| round6(Dist::of(v).p50);
+        let p90 = |v: &[f64]| round6(Dist::of(v).p90);
+        Some(CoordinateAccuracy {
+            pairs: current.len(),
+            median_rel_error: median(&current),
+            p90_rel_error: p90(&current),
+            median_rel_error_same_region: median(&same),
+            median_rel_error_cross_region: median(&cross),
+            pairs_known: seen.len(),
+            median_rel_error_known: median(&seen),
+        })
+    }
+
     fn check_convergence(&mut self) {
         if self.sc.bootstrap.mode == BootstrapMode::Cold && self.membership_converged.is_none() {
             if self.h.converged() {
@@ -1506,10 +1617,13 @@ impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
         bootstrap_s: f64,
         settle_s: Option<f64>,
         base: &[Counters],
+        base_cross: &[(u64, u64)],
         base_refutations: u64,
+        base_topology: u64,
         fp_before: usize,
         fs_before: u64,
         checked: usize,
+        coordinates: Option<CoordinateAccuracy>,
     ) -> Report {
         let sc = self.sc;
         let cfg = self.config("x".into(), crate::node_addr(0));
@@ -1537,6 +1651,7 @@ impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
             .collect();
         let t100: Vec<f64> = broadcasts.iter().filter_map(|b| b.t100_s).collect();
         let t99: Vec<f64> = broadcasts.iter().filter_map(|b| b.t99_s).collect();
+        let t999: Vec<f64> = broadcasts.iter().filter_map(|b| b.t999_s).collect();
         let mut dead_all = Vec::new();
         let mut first_susp = Vec::new();
         let detections: Vec<Detection> = self
@@ -1604,6 +1719,11 @@ impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
                 })
             });
         let fp_nodes: BTreeSet<NodeId> = fps.iter().map(|f| f.target).collect();
+        let topology_choices: u64 = (0..self.h.len())
+            .filter_map(|i| self.h.core(i))
+            .map(|c| c.memberlist().stats().topology_choices)
+            .sum::<u64>()
+            .saturating_sub(base_topology);
         let refutations: u64 = (0..self.h.len())
             .filter_map(|i| self.h.core(i))
             .map(|c| c.memberlist().stats().refutations)
@@ -1648,6 +1768,39 @@ impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
                 .iter()
                 .map(|(k, v)| (k.to_string(), round6(*v as f64 / per)))
                 .collect(),
+            cross_region: (!sc.network.regions.is_empty()).then(|| {
+                let (mut packets, mut bytes) = (0u64, 0u64);
+                for i in 0..n {
+                    let (p0, b0) = base_cross.get(i).copied().unwrap_or_default();
+                    let (p, b) = self.h.cross_region_sent(i);
+                    packets += p - p0;
+                    bytes += b - b0;
+                }
+                let all: u64 = (0..n)
+                    .map(|i| {
+                        let ((_, b0), _) = base.get(i).copied().unwrap_or_default();
+                        self.h.sent(i).1 - b0
+                    })
+                    .sum();
+                let ct = self.h.cross_region_traffic();
+                CrossRegion {
+                    packets,
+                    bytes,
+                    packets_out_mean: round6(packets as f64 / per),
+                    bytes_out_mean: round6(bytes as f64 / per),
+                    share_of_bytes: round6(bytes as f64 / all.max(1) as f64),
+                    bytes_out_by_kind: ct
+                        .bytes
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), round6(*v as f64 / per)))
+                        .collect(),
+                    messages_out_by_kind: ct
+                        .packets
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), round6(*v as f64 / per)))
+                        .collect(),
+                }
+            }),
         };
         let tables = sc.workload.as_ref().map(|w| {
             let mut conv = Vec::new();
@@ -1702,6 +1855,7 @@ impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
             floors,
             dissemination_t100: Dist::of(&t100),
             dissemination_t99: Dist::of(&t99),
+            dissemination_t999: Dist::of(&t999),
             broadcasts,
             detections,
             detection_dead: Dist::of(&dead_all),
@@ -1711,7 +1865,9 @@ impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
             false_positive_nodes: fp_nodes.len(),
             false_suspicions: self.h.false_suspicions() - fs_before,
             refutations,
+            topology_choices,
             traffic,
+            coordinates,
             tables,
             failures: self.failures.clone(),
         }
