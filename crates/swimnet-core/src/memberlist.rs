@@ -27,7 +27,7 @@ use crate::formulas::{push_pull_scale, suspicion_timeout, suspicion_timeout_afte
 use crate::member::{ip_bytes, is_mapped, socket_addr, Member, MemberIndex, Node, NodeState};
 use crate::queue::TransmitLimitedQueue;
 use crate::timer::{TimerKind, Timers};
-use crate::topology::{self, TopologyView};
+use crate::topology::{self, TopologyConfig, TopologyView};
 
 /// Bytes of framing a compound message adds (type byte + count).
 const COMPOUND_HEADER_OVERHEAD: usize = 2;
@@ -1386,6 +1386,10 @@ impl<D: Delegate> Memberlist<D> {
         if now < self.next_probe_at {
             return; // stale entry
         }
+        if let Some(t) = self.near_probe_target() {
+            self.probe_node(now, t);
+            return;
+        }
         let mut checked = 0;
         let target = loop {
             if checked >= self.nodes.len() {
@@ -1412,6 +1416,33 @@ impl<D: Delegate> Memberlist<D> {
                 self.timers.schedule(self.next_probe_at, TimerKind::Probe);
             }
         }
+    }
+
+    /// With latency-aware selection on, in a share
+    /// [`TopologyConfig::probe_near_fraction`] of probe rounds: a random
+    /// alive or suspect member of the near pool, to probe instead of the
+    /// next one in the round-robin order. `None` (the round-robin probe)
+    /// otherwise, or while coordinates are unsettled.
+    fn near_probe_target(&mut self) -> Option<Arc<str>> {
+        let cfg = &self.config.topology;
+        if cfg.probe_near_fraction <= 0.0 || !self.topology_ready(1) {
+            return None;
+        }
+        if self.rng.gen::<f64>() >= self.config.topology.probe_near_fraction {
+            return None;
+        }
+        let me = self.name.clone();
+        let candidates: Vec<usize> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.name != me && !m.state.is_dead_or_left())
+            .map(|(i, _)| i)
+            .collect();
+        let mut always_near = self.config.topology.clone();
+        always_near.near_fraction = 1.0;
+        let picked = self.topology_select_with(&always_near, &candidates, 1, None)?;
+        picked.first().map(|&i| self.nodes[i].name.clone())
     }
 
     /// Drops dead and left nodes whose state changed more than
@@ -1697,7 +1728,7 @@ impl<D: Delegate> Memberlist<D> {
         // when too many draws miss. Not when topology-aware selection is
         // on: it needs the candidates' distances (and falls back to the
         // same uniform choice as the scan when coordinates are unsettled).
-        if n > 64 && k > 0 && !self.config.topology.enabled {
+        if n > 64 && k > 0 && !self.topology_ready(k) {
             let mut out = Vec::with_capacity(k);
             let mut tries = 0;
             while out.len() < k && tries < 4 * k + 16 {
@@ -1734,13 +1765,43 @@ impl<D: Delegate> Memberlist<D> {
     /// then no random number was drawn here). With `via`, a helper's
     /// distance is the round trip us -> helper -> `via` when `via`'s
     /// coordinate is known (for indirect probes of `via`), else us -> helper.
+    /// Cheap test, without looking at each member, of whether a biased
+    /// choice of `k` peers can be made: selection is on, our coordinate is
+    /// settled, and we hold coordinates for at least `k` peers and for
+    /// [`TopologyConfig::min_known_fraction`] of the member table (an
+    /// upper bound on how many candidates have one). When false,
+    /// [`Memberlist::topology_select`] would return `None` too, so the
+    /// callers skip building candidate lists (O(N) per gossip round and per
+    /// probe, which adds up in a simulator of thousands of nodes).
+    fn topology_ready(&self, k: usize) -> bool {
+        let cfg = &self.config.topology;
+        let Some(coords) = self.coords.as_ref().filter(|_| cfg.enabled) else {
+            return false;
+        };
+        let known = coords.peers.len();
+        known >= k
+            && known as f64 >= cfg.min_known_fraction * self.nodes.len().saturating_sub(1) as f64
+            && cfg.is_settled(coords.client.coordinate())
+    }
+
     fn topology_select(
         &mut self,
         candidates: &[usize],
         k: usize,
         via: Option<&str>,
     ) -> Option<Vec<usize>> {
-        let cfg = &self.config.topology;
+        let cfg = self.config.topology.clone();
+        self.topology_select_with(&cfg, candidates, k, via)
+    }
+
+    /// [`Memberlist::topology_select`] with the given settings.
+    fn topology_select_with(
+        &mut self,
+        cfg: &TopologyConfig,
+        candidates: &[usize],
+        k: usize,
+        via: Option<&str>,
+    ) -> Option<Vec<usize>> {
         if !cfg.enabled {
             return None;
         }
@@ -1771,7 +1832,7 @@ impl<D: Delegate> Memberlist<D> {
         // send (most rounds of a quiet cluster), skip it. With the choice
         // off, targets are drawn first, as memberlist does.
         let mut first = None;
-        if self.config.topology.enabled && self.nodes.len() > 1 {
+        if self.nodes.len() > 1 && self.topology_ready(self.config.gossip_nodes) {
             let msgs = self.get_broadcasts(COMPOUND_OVERHEAD, avail);
             if msgs.is_empty() {
                 return;

@@ -169,6 +169,9 @@ pub struct Settings {
     /// Largest Vivaldi error of a usable coordinate
     /// (`TopologyConfig::max_error`).
     pub topology_max_error: Option<f64>,
+    /// Share of probe rounds aimed at a near member
+    /// (`TopologyConfig::probe_near_fraction`).
+    pub topology_probe_near_fraction: Option<f64>,
     /// Catch-up push/pull threshold (`0` turns it off; see
     /// `swimnet_core::Config::catch_up_backlog`).
     pub catch_up_backlog: Option<usize>,
@@ -222,6 +225,9 @@ impl Settings {
         }
         if let Some(v) = self.topology_max_error {
             c.topology.max_error = v;
+        }
+        if let Some(v) = self.topology_probe_near_fraction {
+            c.topology.probe_near_fraction = v;
         }
         if let Some(v) = self.catch_up_backlog {
             c.catch_up_backlog = v;

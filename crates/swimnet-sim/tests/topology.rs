@@ -113,6 +113,11 @@ fn partition_heals_with_biased_choice() {
 /// between regions (10% jitter), 1% loss; a minute of warm-up for the
 /// coordinates, then 6 broadcasts and 2 crashes in 40 s.
 fn regions_scenario(protocol: &str, aware: bool) -> String {
+    regions_scenario_with(protocol, aware, "")
+}
+
+/// [`regions_scenario`] with more `[config]` lines.
+fn regions_scenario_with(protocol: &str, aware: bool, config: &str) -> String {
     let workload = if protocol == "networkdb" {
         "[workload]\nnetworks = 2\nattach_fraction = 0.6\nwriters = 2\nrate = 2\nvalue_size = 64\nuntil = \"35s\"\n"
     } else {
@@ -128,6 +133,7 @@ fn regions_scenario(protocol: &str, aware: bool) -> String {
         warm = "180s"
         [config]
         topology_aware = {aware}
+        {config}
         [network]
         latency = "0.5ms"
         jitter = "0.05ms"
@@ -271,5 +277,42 @@ fn regions_topology_on_networkdb_tables_converge_with_fewer_cross_region_bytes()
         let t = r.tables.as_ref().expect("a table workload");
         assert!(t.writes > 100 && t.entries_checked > 0, "{t:?}");
         assert!(r.settle_s.is_some());
+    }
+}
+
+/// The opt-in near-biased probing (`TopologyConfig::probe_near_fraction`)
+/// moves probes and acks, otherwise uniform, off the wide-area links,
+/// while every broadcast still reaches everyone and crashes are detected
+/// by all.
+#[test]
+fn near_biased_probing_keeps_probes_in_region() {
+    let probe_bytes = |r: &Report| {
+        let c = r.traffic.cross_region.as_ref().unwrap();
+        ["ping", "ack", "nack"]
+            .iter()
+            .map(|k| c.bytes_out_by_kind.get(*k).copied().unwrap_or(0.0))
+            .sum::<f64>()
+    };
+    for seed in [1, 2] {
+        let plain = run_scenario(&regions_scenario("memberlist", true), seed);
+        let near = run_scenario(
+            &regions_scenario_with(
+                "memberlist",
+                true,
+                "topology_probe_near_fraction = 0.5\n        topology_max_error = 1.49",
+            ),
+            seed,
+        );
+        assert_sound(&plain, &format!("seed {seed} plain"));
+        assert_sound(&near, &format!("seed {seed} near probes"));
+        let (p, q) = (probe_bytes(&plain), probe_bytes(&near));
+        eprintln!(
+            "seed {seed}: cross-region probe bytes {q:.1} B/s near-biased vs {p:.1} round-robin; \
+             all cross-region {} vs {}",
+            cross(&near).0,
+            cross(&plain).0
+        );
+        assert!(q < 0.75 * p, "seed {seed}: {q:.1} vs {p:.1} B/s");
+        assert!(cross(&near).0 < cross(&plain).0, "seed {seed}");
     }
 }
