@@ -126,10 +126,17 @@ pub struct Config {
     /// enabled, gossip targets, indirect-probe helpers (of probes and of
     /// the final check of a suspect) and the periodic push/pull partner are
     /// biased toward near peers by Vivaldi distance, always keeping at
-    /// least one uniformly random choice; see [`crate::topology`]. Needs
-    /// [`Config::coordinates`]. **Off by default** (uniform choice, as in
-    /// memberlist) until the simulator shows it helps; with it off the core
-    /// draws exactly the same random numbers as before it existed.
+    /// least one uniformly random choice; see [`crate::topology`]. Uses
+    /// [`Config::coordinates`] (without them every choice stays uniform).
+    /// **On by default**: in the simulator, 4 regions with 50-150 ms between
+    /// them, it cut cross-region bytes by 26 % (1,000 memberlist nodes) and
+    /// 64 % (400 NetworkDB nodes writing tables), with dissemination no
+    /// slower and no false positives (docs/BENCHMARKS.md). Until a node
+    /// holds usable coordinates for 5 % of its members, and on a network
+    /// without latency structure, it behaves nearly as uniform choice.
+    /// [`TopologyConfig::off`] restores memberlist's uniform choice; with it
+    /// off the core draws exactly the same random numbers as before
+    /// selection existed.
     pub topology: TopologyConfig,
 }
 
@@ -271,12 +278,8 @@ impl Config {
         self.topology
             .validate()
             .map_err(crate::Error::InvalidConfig)?;
-        if self.topology.enabled && self.coordinates.is_none() {
-            return bad(
-                "topology-aware peer selection needs coordinates: set `coordinates` or turn `topology.enabled` off"
-                    .into(),
-            );
-        }
+        // Selection on with coordinates off is allowed: with no coordinate
+        // there is nothing to be near to, and every choice stays uniform.
         Ok(())
     }
 }

@@ -311,6 +311,9 @@ pub struct Memberlist<D: Delegate> {
     stats: Stats,
     /// Vivaldi state, when `config.coordinates` is set.
     coords: Option<Coordinates>,
+    /// Cached near pool for latency-aware gossip: when it was computed and
+    /// the names in it (see `refresh_near_pool`).
+    near_pool: Option<(Instant, Vec<Arc<str>>)>,
 }
 
 impl<D: Delegate> std::fmt::Debug for Memberlist<D> {
@@ -322,6 +325,11 @@ impl<D: Delegate> std::fmt::Debug for Memberlist<D> {
             .finish_non_exhaustive()
     }
 }
+
+/// How long a computed near pool is used before it is computed again
+/// (coordinates move slowly; members that joined since are reached by the
+/// uniform picks meanwhile).
+const NEAR_POOL_REFRESH: Duration = Duration::from_secs(5);
 
 /// Gives back the memory of an output queue that a burst grew (a preload or
 /// a join hands out one event per member) once the driver has drained it, so
@@ -372,6 +380,7 @@ impl<D: Delegate> Memberlist<D> {
         };
         let mut ml = Memberlist {
             coords,
+            near_pool: None,
             awareness: Awareness::new(config.awareness_max_multiplier),
             broadcasts: TransmitLimitedQueue::new(config.retransmit_mult),
             name: name.clone(),
@@ -1725,11 +1734,14 @@ impl<D: Delegate> Memberlist<D> {
         // In a large table, draw random members until k eligible distinct
         // ones are found (a uniform sample, like the scan below, without
         // touching every member each gossip round); fall back to the scan
-        // when too many draws miss. Not when topology-aware selection is
-        // on: it needs the candidates' distances (and falls back to the
-        // same uniform choice as the scan when coordinates are unsettled).
-        if n > 64 && k > 0 && !self.topology_ready(k) {
+        // when too many draws miss. With topology-aware selection the near
+        // picks come from the cached near pool, the rest are drawn the same
+        // way.
+        if n > 64 && k > 0 {
             let mut out = Vec::with_capacity(k);
+            if self.topology_ready(k) {
+                out = self.near_picks(now, k, eligible);
+            }
             let mut tries = 0;
             while out.len() < k && tries < 4 * k + 16 {
                 tries += 1;
@@ -1765,6 +1777,87 @@ impl<D: Delegate> Memberlist<D> {
     /// then no random number was drawn here). With `via`, a helper's
     /// distance is the round trip us -> helper -> `via` when `via`'s
     /// coordinate is known (for indirect probes of `via`), else us -> helper.
+    /// The near share of a latency-aware choice of `k` gossip targets:
+    /// `k * near_fraction` of them (at most `k - 1` when `k >= 2`, the
+    /// fractional part drawn at random), drawn from the members of the
+    /// cached near pool that pass `eligible`. The caller draws the rest
+    /// uniformly. Empty when the pool has no eligible member.
+    fn near_picks(
+        &mut self,
+        now: Instant,
+        k: usize,
+        eligible: impl Fn(usize, &Member) -> bool,
+    ) -> Vec<usize> {
+        self.refresh_near_pool(now);
+        let pool: Vec<usize> = self
+            .near_pool
+            .as_ref()
+            .map(|(_, names)| {
+                names
+                    .iter()
+                    .filter_map(|name| self.member_pos(name))
+                    .filter(|&i| eligible(i, &self.nodes[i]))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if pool.is_empty() {
+            return Vec::new();
+        }
+        let want = k as f64 * self.config.topology.near_fraction;
+        let mut near = want.floor() as usize;
+        if self.rng.gen::<f64>() < want - want.floor() {
+            near += 1;
+        }
+        if k >= 2 {
+            near = near.min(k - 1);
+        }
+        near = near.min(pool.len());
+        self.stats.topology_choices += 1;
+        rand::seq::index::sample(&mut self.rng, pool.len(), near)
+            .into_iter()
+            .map(|j| pool[j])
+            .collect()
+    }
+
+    /// Recomputes the near pool (the `max(2k, sqrt(known))` live members
+    /// nearest to us by coordinate, `k` the gossip fanout) when it is older
+    /// than [`NEAR_POOL_REFRESH`]. Costs one distance per member with a
+    /// usable coordinate, so gossip rounds in between cost O(pool), not
+    /// O(members).
+    fn refresh_near_pool(&mut self, now: Instant) {
+        if let Some((at, _)) = &self.near_pool {
+            if now.saturating_duration_since(*at) < NEAR_POOL_REFRESH {
+                return;
+            }
+        }
+        let cfg = &self.config.topology;
+        let Some(coords) = self.coords.as_ref() else {
+            self.near_pool = None;
+            return;
+        };
+        let ours = coords.client.coordinate();
+        let mut known: Vec<(f64, usize)> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.name != self.name && !m.state.is_dead_or_left())
+            .filter_map(|(i, m)| {
+                let theirs = coords.peers.get(&*m.name)?;
+                cfg.distance(ours, theirs).map(|d| (d, i))
+            })
+            .collect();
+        let pool = topology::near_pool_size(self.config.gossip_nodes, known.len()).min(known.len());
+        if pool > 0 && pool < known.len() {
+            known.select_nth_unstable_by(pool - 1, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            known.truncate(pool);
+        }
+        let names = known
+            .into_iter()
+            .map(|(_, i)| self.nodes[i].name.clone())
+            .collect();
+        self.near_pool = Some((now, names));
+    }
+
     /// Cheap test, without looking at each member, of whether a biased
     /// choice of `k` peers can be made: selection is on, our coordinate is
     /// settled, and we hold coordinates for at least `k` peers and for

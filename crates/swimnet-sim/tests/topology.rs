@@ -24,7 +24,10 @@ mod common;
 use common::dead_latencies;
 
 fn uniform(name: String, addr: SocketAddr) -> Config {
-    Config::lan(name, addr)
+    Config {
+        topology: TopologyConfig::off(),
+        ..Config::lan(name, addr)
+    }
 }
 
 fn aware(name: String, addr: SocketAddr) -> Config {
