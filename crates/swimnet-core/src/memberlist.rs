@@ -331,6 +331,10 @@ impl<D: Delegate> std::fmt::Debug for Memberlist<D> {
 /// uniform picks meanwhile).
 const NEAR_POOL_REFRESH: Duration = Duration::from_secs(5);
 
+/// The near pool is used only if its farthest member is at most this
+/// fraction of the median member's distance (see `refresh_near_pool`).
+const NEAR_POOL_CONTRAST: f64 = 0.5;
+
 /// Gives back the memory of an output queue that a burst grew (a preload or
 /// a join hands out one event per member) once the driver has drained it, so
 /// that an idle node does not keep a burst's worth of capacity.
@@ -1847,9 +1851,26 @@ impl<D: Delegate> Memberlist<D> {
             })
             .collect();
         let pool = topology::near_pool_size(self.config.gossip_nodes, known.len()).min(known.len());
+        let by_distance =
+            |a: &(f64, usize), b: &(f64, usize)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
         if pool > 0 && pool < known.len() {
-            known.select_nth_unstable_by(pool - 1, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            // Only where members really differ in distance: the farthest of
+            // the pool must be well below the median member. On a network
+            // without latency structure "nearest" is measurement noise, and
+            // gossiping to the same noise-chosen few for a whole refresh
+            // period spreads news (refutations too) more slowly than
+            // uniform choice (in the simulator, a uniform LAN at 10 % loss
+            // saw nearly twice the suspicions of live nodes).
+            let median = known.len() / 2;
+            known.select_nth_unstable_by(median, by_distance);
+            let median_distance = known[median].0;
+            known.truncate(median + 1);
+            known.select_nth_unstable_by(pool - 1, by_distance);
             known.truncate(pool);
+            let farthest = known.iter().map(|k| k.0).fold(0.0, f64::max);
+            if farthest > NEAR_POOL_CONTRAST * median_distance {
+                known.clear();
+            }
         }
         let names = known
             .into_iter()
