@@ -128,15 +128,17 @@ pub struct Config {
     /// biased toward near peers by Vivaldi distance, always keeping at
     /// least one uniformly random choice; see [`crate::topology`]. Uses
     /// [`Config::coordinates`] (without them every choice stays uniform).
-    /// **On by default**: in the simulator, 4 regions with 50-150 ms between
-    /// them, it cut cross-region bytes by 26 % (1,000 memberlist nodes) and
-    /// 64 % (400 NetworkDB nodes writing tables), with dissemination no
-    /// slower and no false positives (docs/BENCHMARKS.md). Until a node
-    /// holds usable coordinates for 5 % of its members, and on a network
-    /// without latency structure, it behaves nearly as uniform choice.
-    /// [`TopologyConfig::off`] restores memberlist's uniform choice; with it
-    /// off the core draws exactly the same random numbers as before
-    /// selection existed.
+    /// **Off by default.** In the simulator (4 regions, 50-150 ms between
+    /// them) it cut cross-region bytes by 26 % (1,000 memberlist nodes, with
+    /// faster dissemination) and 63-64 % (400 NetworkDB nodes writing
+    /// tables), with no false positives; but with table writes the slowest
+    /// write sometimes reached its last node far later (up to 16 s against
+    /// 1.5 s uniform) and one seed's slowest broadcast was 27 % slower, so
+    /// it is not yet the default (docs/BENCHMARKS.md). Until a node holds
+    /// usable coordinates for 5 % of its members, and on a network without
+    /// latency structure, it behaves nearly as uniform choice. With it off
+    /// the core draws exactly the same random numbers as before selection
+    /// existed.
     pub topology: TopologyConfig,
 }
 

@@ -30,8 +30,7 @@
 //! [`select`] returns `None`, and the caller makes its usual uniform choice
 //! (with exactly the random draws it made before this module existed), when:
 //!
-//! * selection is off ([`TopologyConfig::enabled`] is false; it is on by
-//!   default);
+//! * selection is off ([`TopologyConfig::enabled`] is false, the default);
 //! * `k == 0` or `k >= n` (every candidate is taken anyway);
 //! * our coordinate is unsettled (no coordinate, or its error estimate is
 //!   not below [`TopologyConfig::max_error`]);
@@ -51,15 +50,13 @@ use crate::coordinate::Coordinate;
 
 /// Settings of latency-aware peer selection ([`crate::Config::topology`]).
 ///
-/// On by default (the simulator showed it cuts wide-area bytes with
-/// dissemination no slower and no false positives; see
-/// [`crate::Config::topology`]); [`TopologyConfig::off`] gives memberlist's
-/// and Docker's uniform choice.
+/// Off by default (see [`crate::Config::topology`] for why);
+/// [`TopologyConfig::on`] turns it on with the default settings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TopologyConfig {
     /// Bias gossip targets, indirect-probe helpers, push/pull partners (and
     /// NetworkDB's table gossip and bulk-sync partners) toward near peers.
-    /// Needs [`crate::Config::coordinates`]. Default: true.
+    /// Needs [`crate::Config::coordinates`]. Default: false.
     pub enabled: bool,
     /// Share of the `k` slots of one choice given to near peers, in
     /// `[0, 1]`. With `k >= 2` at most `k - 1` slots are near, so at least
@@ -103,7 +100,7 @@ pub struct TopologyConfig {
 impl Default for TopologyConfig {
     fn default() -> Self {
         TopologyConfig {
-            enabled: true,
+            enabled: false,
             near_fraction: 2.0 / 3.0,
             probe_near_fraction: 0.0,
             max_error: 1.0,
@@ -113,7 +110,7 @@ impl Default for TopologyConfig {
 }
 
 impl TopologyConfig {
-    /// The default settings with selection turned on (as by default).
+    /// The default settings with selection turned on.
     pub fn on() -> Self {
         TopologyConfig {
             enabled: true,
@@ -121,9 +118,8 @@ impl TopologyConfig {
         }
     }
 
-    /// The default settings with selection turned off: uniform choice, as
-    /// memberlist and Docker's NetworkDB make it (the agent's
-    /// `--topology-aware=false`).
+    /// The default settings with selection turned off (as by default):
+    /// uniform choice, as memberlist and Docker's NetworkDB make it.
     pub fn off() -> Self {
         TopologyConfig {
             enabled: false,

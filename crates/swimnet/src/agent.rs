@@ -71,7 +71,7 @@ pub struct AgentOptions {
     /// [`swimnet_core::topology::TopologyConfig::enabled`], which biases
     /// gossip targets, indirect-probe helpers, push/pull partners and
     /// NetworkDB's table-gossip and bulk-sync peers toward near nodes by
-    /// Vivaldi distance. On by default (`--topology-aware=false` turns it off).
+    /// Vivaldi distance. Off by default.
     pub topology_aware: bool,
 }
 
