@@ -1807,15 +1807,7 @@ impl<D: Delegate> Memberlist<D> {
         if pool.is_empty() {
             return Vec::new();
         }
-        let want = k as f64 * self.config.topology.near_fraction;
-        let mut near = want.floor() as usize;
-        if self.rng.gen::<f64>() < want - want.floor() {
-            near += 1;
-        }
-        if k >= 2 {
-            near = near.min(k - 1);
-        }
-        near = near.min(pool.len());
+        let near = topology::near_slots(&self.config.topology, &mut self.rng, k).min(pool.len());
         self.stats.topology_choices += 1;
         rand::seq::index::sample(&mut self.rng, pool.len(), near)
             .into_iter()

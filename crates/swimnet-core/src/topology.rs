@@ -179,6 +179,21 @@ pub fn near_pool_size(k: usize, n: usize) -> usize {
     (2 * k).max(sqrt)
 }
 
+/// How many of `k` slots go to near peers: `k * near_fraction`, the
+/// fractional part drawn at random from `rng` (one draw), never all `k`
+/// when `k >= 2`.
+pub fn near_slots<R: Rng + ?Sized>(cfg: &TopologyConfig, rng: &mut R, k: usize) -> usize {
+    let want = k as f64 * cfg.near_fraction;
+    let mut near = want.floor() as usize;
+    if rng.gen::<f64>() < want - want.floor() {
+        near += 1;
+    }
+    if k >= 2 {
+        near = near.min(k - 1);
+    }
+    near.min(k)
+}
+
 /// Chooses `k` of `n` candidates biased toward near ones, or returns
 /// `None` when the caller should choose uniformly instead (see the module
 /// docs for when). `distance(i)` is the estimated distance (any unit,
@@ -208,17 +223,7 @@ pub fn select<R: Rng + ?Sized>(
     if (known.len() as f64) < cfg.min_known_fraction * n as f64 || known.len() < k {
         return None;
     }
-    // How many slots are near: k * fraction, the fractional part drawn at
-    // random; never all k when k >= 2.
-    let want = k as f64 * cfg.near_fraction;
-    let mut near = want.floor() as usize;
-    if rng.gen::<f64>() < want - want.floor() {
-        near += 1;
-    }
-    if k >= 2 {
-        near = near.min(k - 1);
-    }
-    near = near.min(k);
+    let mut near = near_slots(cfg, rng, k);
     // Nearest `pool` known candidates (ties by index, for determinism).
     let pool = near_pool_size(k, known.len()).min(known.len());
     if pool < known.len() {
