@@ -14,7 +14,7 @@ shift || true
 seeds=("$@")
 [ ${#seeds[@]} -eq 0 ] && seeds=(1 2 3)
 cargo build --release -p swimnet --quiet
-bin=${CARGO_TARGET_DIR:-target}/release/swimnet
+bin=${SWIMNET_BIN:-${CARGO_TARGET_DIR:-target}/release/swimnet}
 mkdir -p "$out"
 for pair in topology-4x250 topology-tables-4x100; do
   for seed in "${seeds[@]}"; do

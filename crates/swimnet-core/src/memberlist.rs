@@ -311,9 +311,9 @@ pub struct Memberlist<D: Delegate> {
     stats: Stats,
     /// Vivaldi state, when `config.coordinates` is set.
     coords: Option<Coordinates>,
-    /// Cached near pool for latency-aware gossip: when it was computed and
-    /// the names in it (see `refresh_near_pool`).
-    near_pool: Option<(Instant, Vec<Arc<str>>)>,
+    /// Cached near cluster for latency-aware gossip and probes: when it was
+    /// computed and the names in it (see `refresh_near_cluster`).
+    near_cluster: Option<(Instant, Vec<Arc<str>>)>,
 }
 
 impl<D: Delegate> std::fmt::Debug for Memberlist<D> {
@@ -326,14 +326,10 @@ impl<D: Delegate> std::fmt::Debug for Memberlist<D> {
     }
 }
 
-/// How long a computed near pool is used before it is computed again
+/// How long a computed near cluster is used before it is computed again
 /// (coordinates move slowly; members that joined since are reached by the
 /// uniform picks meanwhile).
-const NEAR_POOL_REFRESH: Duration = Duration::from_secs(5);
-
-/// The near pool is used only if its farthest member is at most this
-/// fraction of the median member's distance (see `refresh_near_pool`).
-const NEAR_POOL_CONTRAST: f64 = 0.5;
+const NEAR_CLUSTER_REFRESH: Duration = Duration::from_secs(5);
 
 /// Gives back the memory of an output queue that a burst grew (a preload or
 /// a join hands out one event per member) once the driver has drained it, so
@@ -384,7 +380,7 @@ impl<D: Delegate> Memberlist<D> {
         };
         let mut ml = Memberlist {
             coords,
-            near_pool: None,
+            near_cluster: None,
             awareness: Awareness::new(config.awareness_max_multiplier),
             broadcasts: TransmitLimitedQueue::new(config.retransmit_mult),
             name: name.clone(),
@@ -1399,7 +1395,7 @@ impl<D: Delegate> Memberlist<D> {
         if now < self.next_probe_at {
             return; // stale entry
         }
-        if let Some(t) = self.near_probe_target() {
+        if let Some(t) = self.near_probe_target(now) {
             self.probe_node(now, t);
             return;
         }
@@ -1433,29 +1429,29 @@ impl<D: Delegate> Memberlist<D> {
 
     /// With latency-aware selection on, in a share
     /// [`TopologyConfig::probe_near_fraction`] of probe rounds: a random
-    /// alive or suspect member of the near pool, to probe instead of the
+    /// alive or suspect member of the near cluster, to probe instead of the
     /// next one in the round-robin order. `None` (the round-robin probe)
-    /// otherwise, or while coordinates are unsettled.
-    fn near_probe_target(&mut self) -> Option<Arc<str>> {
-        let cfg = &self.config.topology;
-        if cfg.probe_near_fraction <= 0.0 || !self.topology_ready(1) {
+    /// otherwise, while coordinates are unsettled, or where distances show
+    /// no near cluster (see [`topology::near_cluster`]).
+    ///
+    /// Every member of a region is in the near cluster of about every other
+    /// member, so each is still probed about once per probe interval in
+    /// all: a share of the probes from its region, the rest from the
+    /// round-robin of everyone.
+    fn near_probe_target(&mut self, now: Instant) -> Option<Arc<str>> {
+        let share = self.config.topology.probe_near_fraction;
+        if share <= 0.0 || !self.topology_ready(1) {
             return None;
         }
-        if self.rng.gen::<f64>() >= self.config.topology.probe_near_fraction {
+        if self.rng.gen::<f64>() >= share {
             return None;
         }
         let me = self.name.clone();
-        let candidates: Vec<usize> = self
-            .nodes
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| m.name != me && !m.state.is_dead_or_left())
-            .map(|(i, _)| i)
-            .collect();
-        let mut always_near = self.config.topology.clone();
-        always_near.near_fraction = 1.0;
-        let picked = self.topology_select_with(&always_near, &candidates, 1, None)?;
-        picked.first().map(|&i| self.nodes[i].name.clone())
+        let pool =
+            self.near_cluster_members(now, |_, m| m.name != me && !m.state.is_dead_or_left());
+        let &i = pool.choose(&mut self.rng)?;
+        self.stats.topology_choices += 1;
+        Some(self.nodes[i].name.clone())
     }
 
     /// Drops dead and left nodes whose state changed more than
@@ -1784,26 +1780,15 @@ impl<D: Delegate> Memberlist<D> {
     /// The near share of a latency-aware choice of `k` gossip targets:
     /// `k * near_fraction` of them (at most `k - 1` when `k >= 2`, the
     /// fractional part drawn at random), drawn from the members of the
-    /// cached near pool that pass `eligible`. The caller draws the rest
-    /// uniformly. Empty when the pool has no eligible member.
+    /// cached near cluster that pass `eligible`. The caller draws the rest
+    /// uniformly. Empty when the cluster has no eligible member.
     fn near_picks(
         &mut self,
         now: Instant,
         k: usize,
         eligible: impl Fn(usize, &Member) -> bool,
     ) -> Vec<usize> {
-        self.refresh_near_pool(now);
-        let pool: Vec<usize> = self
-            .near_pool
-            .as_ref()
-            .map(|(_, names)| {
-                names
-                    .iter()
-                    .filter_map(|name| self.member_pos(name))
-                    .filter(|&i| eligible(i, &self.nodes[i]))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let pool = self.near_cluster_members(now, eligible);
         if pool.is_empty() {
             return Vec::new();
         }
@@ -1815,20 +1800,40 @@ impl<D: Delegate> Memberlist<D> {
             .collect()
     }
 
-    /// Recomputes the near pool (the `max(2k, sqrt(known))` live members
-    /// nearest to us by coordinate, `k` the gossip fanout) when it is older
-    /// than [`NEAR_POOL_REFRESH`]. Costs one distance per member with a
-    /// usable coordinate, so gossip rounds in between cost O(pool), not
-    /// O(members).
-    fn refresh_near_pool(&mut self, now: Instant) {
-        if let Some((at, _)) = &self.near_pool {
-            if now.saturating_duration_since(*at) < NEAR_POOL_REFRESH {
+    /// Positions in `self.nodes` of the members of the cached near cluster
+    /// (recomputed first when stale) that pass `eligible`. Empty when there
+    /// is no cluster.
+    fn near_cluster_members(
+        &mut self,
+        now: Instant,
+        eligible: impl Fn(usize, &Member) -> bool,
+    ) -> Vec<usize> {
+        self.refresh_near_cluster(now);
+        let Some((_, names)) = self.near_cluster.as_ref() else {
+            return Vec::new();
+        };
+        names
+            .iter()
+            .filter_map(|name| self.member_pos(name))
+            .filter(|&i| eligible(i, &self.nodes[i]))
+            .collect()
+    }
+
+    /// Recomputes the near cluster (the live members within a few times
+    /// the distance of our nearest, see [`topology::near_cluster`]) when it
+    /// is older than
+    /// [`NEAR_CLUSTER_REFRESH`]. Costs one distance per member with a
+    /// usable coordinate, so gossip and probe rounds in between cost
+    /// O(cluster), not O(members).
+    fn refresh_near_cluster(&mut self, now: Instant) {
+        if let Some((at, _)) = &self.near_cluster {
+            if now.saturating_duration_since(*at) < NEAR_CLUSTER_REFRESH {
                 return;
             }
         }
         let cfg = &self.config.topology;
         let Some(coords) = self.coords.as_ref() else {
-            self.near_pool = None;
+            self.near_cluster = None;
             return;
         };
         let ours = coords.client.coordinate();
@@ -1842,33 +1847,13 @@ impl<D: Delegate> Memberlist<D> {
                 cfg.distance(ours, theirs).map(|d| (d, i))
             })
             .collect();
-        let pool = topology::near_pool_size(self.config.gossip_nodes, known.len()).min(known.len());
-        let by_distance =
-            |a: &(f64, usize), b: &(f64, usize)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
-        if pool > 0 && pool < known.len() {
-            // Only where members really differ in distance: the farthest of
-            // the pool must be well below the median member. On a network
-            // without latency structure "nearest" is measurement noise, and
-            // gossiping to the same noise-chosen few for a whole refresh
-            // period spreads news (refutations too) more slowly than
-            // uniform choice (in the simulator, a uniform LAN at 10 % loss
-            // saw nearly twice the suspicions of live nodes).
-            let median = known.len() / 2;
-            known.select_nth_unstable_by(median, by_distance);
-            let median_distance = known[median].0;
-            known.truncate(median + 1);
-            known.select_nth_unstable_by(pool - 1, by_distance);
-            known.truncate(pool);
-            let farthest = known.iter().map(|k| k.0).fold(0.0, f64::max);
-            if farthest > NEAR_POOL_CONTRAST * median_distance {
-                known.clear();
-            }
-        }
+        let min = topology::min_cluster_size(self.config.gossip_nodes, known.len());
+        topology::near_cluster(&mut known, min);
         let names = known
             .into_iter()
             .map(|(_, i)| self.nodes[i].name.clone())
             .collect();
-        self.near_pool = Some((now, names));
+        self.near_cluster = Some((now, names));
     }
 
     /// Cheap test, without looking at each member, of whether a biased
@@ -1916,13 +1901,13 @@ impl<D: Delegate> Memberlist<D> {
         let settled = cfg.is_settled(ours);
         let via = via
             .and_then(|v| coords.peers.get(v))
-            .filter(|c| cfg.is_settled(c));
+            .filter(|c| topology::peer_usable(c));
         let nodes = &self.nodes;
         let picked = topology::select(cfg, &mut self.rng, candidates.len(), k, settled, |i| {
             let theirs = coords.peers.get(&*nodes[candidates[i]].name)?;
             let d = cfg.distance(ours, theirs)?;
             match via {
-                Some(t) => Some(d + cfg.distance(theirs, t)?),
+                Some(t) => Some(d + cfg.between(theirs, t)?),
                 None => Some(d),
             }
         })?;

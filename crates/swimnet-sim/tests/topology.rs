@@ -3,9 +3,10 @@
 //!
 //! The first tests use the harness's uniform network (every pair equally
 //! far), where the bias cannot gain anything; they check that turning it
-//! on costs nothing that matters: coordinates settle so the biased choice
-//! is really used, the cluster converges, a crash is detected by everyone
-//! as fast as with uniform choice, and a partition heals.
+//! on costs nothing that matters: coordinates settle, no near cluster is
+//! found in measurement noise (so choices and probes stay uniform), the
+//! cluster converges, a crash is detected by everyone as fast as with
+//! uniform choice, and a partition heals.
 //!
 //! The scenario tests at the end are the small-size twins of
 //! `scenarios/topology-4x250-{on,off}.toml`: 4 regions of 25 nodes with a
@@ -72,22 +73,36 @@ fn crash_median(s: &mut Sim<NoopDelegate>) -> (Duration, usize) {
 }
 
 #[test]
-fn biased_choice_is_used_and_crash_detection_is_no_slower() {
+fn uniform_network_keeps_uniform_choice_and_crash_detection_is_no_slower() {
     let n = 20;
     for seed in [31, 32, 33] {
         let mut on = cluster(seed, n, aware);
-        let using = (0..n)
-            .filter(|&i| on.core(i).unwrap().stats().topology_choices > 0)
+        // Coordinates settled, but on a network where every pair is
+        // equally far the distances are noise: no near cluster stands out,
+        // so (nearly) every choice stays uniform.
+        let settled = (0..n)
+            .filter(|&i| {
+                on.core(i)
+                    .and_then(|c| c.topology_view())
+                    .is_some_and(|v| v.settled && !v.distances.is_empty())
+            })
             .count();
-        assert!(using >= n * 3 / 4, "seed {seed}: only {using} nodes biased");
+        assert_eq!(settled, n, "seed {seed}: coordinates did not settle");
+        let biased: u64 = (0..n)
+            .map(|i| on.core(i).unwrap().stats().topology_choices)
+            .sum();
         let mut off = cluster(seed, n, uniform);
         assert!((0..n).all(|i| off.core(i).unwrap().stats().topology_choices == 0));
         let (m_on, k_on) = crash_median(&mut on);
         let (m_off, k_off) = crash_median(&mut off);
         eprintln!(
-            "seed {seed}: {using}/{n} nodes biased; crash detected by {k_on} (aware) / \
-             {k_off} (uniform), median {m_on:?} / {m_off:?}"
+            "seed {seed}: {biased} biased choices in 20 nodes x 4 min; crash detected by \
+             {k_on} (aware) / {k_off} (uniform), median {m_on:?} / {m_off:?}"
         );
+        // Each node makes about 5 gossip choices and 1 probe choice per
+        // second: 24,000 in the 4 minutes; noise may pass for a cluster
+        // now and then, rarely.
+        assert!(biased < 1_000, "seed {seed}: {biased} biased choices");
         assert_eq!((k_on, k_off), (n - 1, n - 1), "seed {seed}");
         assert!(
             m_on <= m_off + m_off / 4,
@@ -283,10 +298,10 @@ fn regions_topology_on_networkdb_tables_converge_with_fewer_cross_region_bytes()
     }
 }
 
-/// The opt-in near-biased probing (`TopologyConfig::probe_near_fraction`)
-/// moves probes and acks, otherwise uniform, off the wide-area links,
-/// while every broadcast still reaches everyone and crashes are detected
-/// by all.
+/// Near-biased probing (`TopologyConfig::probe_near_fraction`, 2/3 by
+/// default) moves probes and acks, otherwise uniform round-robin, off the
+/// wide-area links, while every broadcast still reaches everyone and
+/// crashes are detected by all.
 #[test]
 fn near_biased_probing_keeps_probes_in_region() {
     let probe_bytes = |r: &Report| {
@@ -297,25 +312,24 @@ fn near_biased_probing_keeps_probes_in_region() {
             .sum::<f64>()
     };
     for seed in [1, 2] {
-        let plain = run_scenario(&regions_scenario("memberlist", true), seed);
-        let near = run_scenario(
-            &regions_scenario_with(
-                "memberlist",
-                true,
-                "topology_probe_near_fraction = 0.5\n        topology_max_error = 1.49",
-            ),
+        let round_robin = run_scenario(
+            &regions_scenario_with("memberlist", true, "topology_probe_near_fraction = 0.0"),
             seed,
         );
-        assert_sound(&plain, &format!("seed {seed} plain"));
+        let near = run_scenario(&regions_scenario("memberlist", true), seed);
+        assert_sound(&round_robin, &format!("seed {seed} round-robin probes"));
         assert_sound(&near, &format!("seed {seed} near probes"));
-        let (p, q) = (probe_bytes(&plain), probe_bytes(&near));
+        let (p, q) = (probe_bytes(&round_robin), probe_bytes(&near));
         eprintln!(
             "seed {seed}: cross-region probe bytes {q:.1} B/s near-biased vs {p:.1} round-robin; \
              all cross-region {} vs {}",
             cross(&near).0,
-            cross(&plain).0
+            cross(&round_robin).0
         );
-        assert!(q < 0.75 * p, "seed {seed}: {q:.1} vs {p:.1} B/s");
-        assert!(cross(&near).0 < cross(&plain).0, "seed {seed}");
+        // About -37 % and -55 % after this short warm-up (the near
+        // cluster forms as coordinates settle); -62 % on both seeds
+        // after 400 s.
+        assert!(q < 0.7 * p, "seed {seed}: {q:.1} vs {p:.1} B/s");
+        assert!(cross(&near).0 < cross(&round_robin).0, "seed {seed}");
     }
 }

@@ -71,7 +71,8 @@ pub struct AgentOptions {
     /// [`swimnet_core::topology::TopologyConfig::enabled`], which biases
     /// gossip targets, indirect-probe helpers, push/pull partners and
     /// NetworkDB's table-gossip and bulk-sync peers toward near nodes by
-    /// Vivaldi distance. Off by default.
+    /// Vivaldi distance, and a share of probes too. On by default
+    /// (`--topology-aware=false` turns it off).
     pub topology_aware: bool,
 }
 

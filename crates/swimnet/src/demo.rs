@@ -113,7 +113,7 @@ pub async fn run(n: usize) -> Result<(), String> {
             profile: Profile::Local,
             api: None,
             protocol: Protocol::NetworkDb,
-            topology_aware: false,
+            topology_aware: true,
         };
         agents.push(Some(agent::start(opts).await.map_err(|e| e.to_string())?));
     }

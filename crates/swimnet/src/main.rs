@@ -94,11 +94,12 @@ enum Cmd {
         /// Log level (error, warn, info, debug, trace) or a tracing filter.
         #[arg(long, default_value = "info")]
         log_level: String,
-        /// Latency-aware peer selection: bias gossip, indirect-probe,
+        /// Latency-aware peer selection: bias gossip, probes, indirect-probe,
         /// push/pull and NetworkDB table-gossip and bulk-sync peers toward
         /// near nodes (Vivaldi distance), always keeping one uniformly
-        /// random pick. `--topology-aware` alone means true. Default: false.
-        #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+        /// random pick. `--topology-aware=false` restores uniform choice.
+        /// Default: true.
+        #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
         topology_aware: bool,
     },
     /// List the members an agent knows.
@@ -769,8 +770,8 @@ mod tests {
     }
 
     #[test]
-    fn topology_aware_flag_defaults_off_and_takes_an_optional_value() {
-        assert!(!topology_aware(&[]).unwrap());
+    fn topology_aware_flag_defaults_on_and_takes_an_optional_value() {
+        assert!(topology_aware(&[]).unwrap());
         assert!(topology_aware(&["--topology-aware"]).unwrap());
         assert!(topology_aware(&["--topology-aware=true"]).unwrap());
         assert!(!topology_aware(&["--topology-aware=false"]).unwrap());
