@@ -27,7 +27,7 @@ use crate::formulas::{push_pull_scale, suspicion_timeout, suspicion_timeout_afte
 use crate::member::{ip_bytes, is_mapped, socket_addr, Member, MemberIndex, Node, NodeState};
 use crate::queue::TransmitLimitedQueue;
 use crate::timer::{TimerKind, Timers};
-use crate::topology::{self, TopologyConfig, TopologyView};
+use crate::topology::{self, TopologyView};
 
 /// Bytes of framing a compound message adds (type byte + count).
 const COMPOUND_HEADER_OVERHEAD: usize = 2;
@@ -1428,7 +1428,7 @@ impl<D: Delegate> Memberlist<D> {
     }
 
     /// With latency-aware selection on, in a share
-    /// [`TopologyConfig::probe_near_fraction`] of probe rounds: a random
+    /// [`topology::TopologyConfig::probe_near_fraction`] of probe rounds: a random
     /// alive or suspect member of the near cluster, to probe instead of the
     /// next one in the round-robin order. `None` (the round-robin probe)
     /// otherwise, while coordinates are unsettled, or where distances show
@@ -1771,12 +1771,6 @@ impl<D: Delegate> Memberlist<D> {
             .collect()
     }
 
-    /// Latency-aware choice of `k` of `candidates` (indices into
-    /// `self.nodes`) when [`Config::topology`] is on and coordinates are
-    /// settled; `None` tells the caller to make its uniform choice (and
-    /// then no random number was drawn here). With `via`, a helper's
-    /// distance is the round trip us -> helper -> `via` when `via`'s
-    /// coordinate is known (for indirect probes of `via`), else us -> helper.
     /// The near share of a latency-aware choice of `k` gossip targets:
     /// `k * near_fraction` of them (at most `k - 1` when `k >= 2`, the
     /// fractional part drawn at random), drawn from the members of the
@@ -1821,8 +1815,7 @@ impl<D: Delegate> Memberlist<D> {
 
     /// Recomputes the near cluster (the live members within a few times
     /// the distance of our nearest, see [`topology::near_cluster`]) when it
-    /// is older than
-    /// [`NEAR_CLUSTER_REFRESH`]. Costs one distance per member with a
+    /// is older than [`NEAR_CLUSTER_REFRESH`]. Costs one distance per member with a
     /// usable coordinate, so gossip and probe rounds in between cost
     /// O(cluster), not O(members).
     fn refresh_near_cluster(&mut self, now: Instant) {
@@ -1859,7 +1852,7 @@ impl<D: Delegate> Memberlist<D> {
     /// Cheap test, without looking at each member, of whether a biased
     /// choice of `k` peers can be made: selection is on, our coordinate is
     /// settled, and we hold coordinates for at least `k` peers and for
-    /// [`TopologyConfig::min_known_fraction`] of the member table (an
+    /// [`topology::TopologyConfig::min_known_fraction`] of the member table (an
     /// upper bound on how many candidates have one). When false,
     /// [`Memberlist::topology_select`] would return `None` too, so the
     /// callers skip building candidate lists (O(N) per gossip round and per
@@ -1875,24 +1868,19 @@ impl<D: Delegate> Memberlist<D> {
             && cfg.is_settled(coords.client.coordinate())
     }
 
+    /// Latency-aware choice of `k` of `candidates` (indices into
+    /// `self.nodes`) when [`Config::topology`] is on and coordinates are
+    /// settled; `None` tells the caller to make its uniform choice (and
+    /// then no random number was drawn here). With `via`, a helper's
+    /// distance is the round trip us -> helper -> `via` when `via`'s
+    /// coordinate is known (for indirect probes of `via`), else us -> helper.
     fn topology_select(
         &mut self,
         candidates: &[usize],
         k: usize,
         via: Option<&str>,
     ) -> Option<Vec<usize>> {
-        let cfg = self.config.topology.clone();
-        self.topology_select_with(&cfg, candidates, k, via)
-    }
-
-    /// [`Memberlist::topology_select`] with the given settings.
-    fn topology_select_with(
-        &mut self,
-        cfg: &TopologyConfig,
-        candidates: &[usize],
-        k: usize,
-        via: Option<&str>,
-    ) -> Option<Vec<usize>> {
+        let cfg = &self.config.topology;
         if !cfg.enabled {
             return None;
         }

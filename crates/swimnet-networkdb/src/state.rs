@@ -1152,11 +1152,10 @@ impl NdbDelegate {
             self.maybe_push_backlog(&nid, &peers);
             let n_nodes = peers.len() + 1;
             // Events of our own that have not been sent yet go to uniformly
-            // random peers: with the near bias, an event would otherwise
-            // enter a far region only through the one uniform slot of each
-            // round, a round later on average, and the slowest write of a
-            // run came later than with uniform choice. Relays stay biased,
-            // so this costs a few cross-region packets per write.
+            // random peers, so they enter every region on their first round
+            // rather than through the one uniform slot of each round. Relays
+            // stay biased; this costs about 1 % more cross-region bytes (no
+            // effect on write latency could be measured over two seeds).
             let fresh_own = self
                 .local
                 .get(&nid)
