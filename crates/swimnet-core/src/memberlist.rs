@@ -27,7 +27,7 @@ use crate::formulas::{push_pull_scale, suspicion_timeout, suspicion_timeout_afte
 use crate::member::{ip_bytes, is_mapped, socket_addr, Member, MemberIndex, Node, NodeState};
 use crate::queue::TransmitLimitedQueue;
 use crate::timer::{TimerKind, Timers};
-use crate::topology::{self, TopologyView};
+use crate::topology::{self, NearRotation, TopologyView};
 
 /// Bytes of framing a compound message adds (type byte + count).
 const COMPOUND_HEADER_OVERHEAD: usize = 2;
@@ -314,6 +314,10 @@ pub struct Memberlist<D: Delegate> {
     /// Cached near cluster for latency-aware gossip and probes: when it was
     /// computed and the names in it (see `refresh_near_cluster`).
     near_cluster: Option<(Instant, Vec<Arc<str>>)>,
+    /// Where gossip rounds are in their walk through the near cluster.
+    gossip_walk: NearRotation<Arc<str>>,
+    /// Where near probes are in their walk through the near cluster.
+    probe_walk: NearRotation<Arc<str>>,
 }
 
 impl<D: Delegate> std::fmt::Debug for Memberlist<D> {
@@ -381,6 +385,8 @@ impl<D: Delegate> Memberlist<D> {
         let mut ml = Memberlist {
             coords,
             near_cluster: None,
+            gossip_walk: NearRotation::default(),
+            probe_walk: NearRotation::default(),
             awareness: Awareness::new(config.awareness_max_multiplier),
             broadcasts: TransmitLimitedQueue::new(config.retransmit_mult),
             name: name.clone(),
@@ -1428,9 +1434,10 @@ impl<D: Delegate> Memberlist<D> {
     }
 
     /// With latency-aware selection on, in a share
-    /// [`topology::TopologyConfig::probe_near_fraction`] of probe rounds: a random
-    /// alive or suspect member of the near cluster, to probe instead of the
-    /// next one in the round-robin order. `None` (the round-robin probe)
+    /// [`topology::TopologyConfig::probe_near_fraction`] of probe rounds: the
+    /// next alive or suspect member of the near cluster in a shuffled walk
+    /// through it (see [`NearRotation`]), to probe instead of the next one
+    /// in the round-robin order. `None` (the round-robin probe)
     /// otherwise, while coordinates are unsettled, or where distances show
     /// no near cluster (see [`topology::near_cluster`]).
     ///
@@ -1449,7 +1456,7 @@ impl<D: Delegate> Memberlist<D> {
         let me = self.name.clone();
         let pool =
             self.near_cluster_members(now, |_, m| m.name != me && !m.state.is_dead_or_left());
-        let &i = pool.choose(&mut self.rng)?;
+        let &i = walk_pool(&mut self.probe_walk, &mut self.rng, &self.nodes, &pool, 1).first()?;
         self.stats.topology_choices += 1;
         Some(self.nodes[i].name.clone())
     }
@@ -1773,8 +1780,8 @@ impl<D: Delegate> Memberlist<D> {
 
     /// The near share of a latency-aware choice of `k` gossip targets:
     /// `k * near_fraction` of them (at most `k - 1` when `k >= 2`, the
-    /// fractional part drawn at random), drawn from the members of the
-    /// cached near cluster that pass `eligible`. The caller draws the rest
+    /// fractional part drawn at random), the next members of the gossip
+    /// walk through the cached near cluster that pass `eligible`. The caller draws the rest
     /// uniformly. Empty when the cluster has no eligible member.
     fn near_picks(
         &mut self,
@@ -1788,10 +1795,13 @@ impl<D: Delegate> Memberlist<D> {
         }
         let near = topology::near_slots(&self.config.topology, &mut self.rng, k).min(pool.len());
         self.stats.topology_choices += 1;
-        rand::seq::index::sample(&mut self.rng, pool.len(), near)
-            .into_iter()
-            .map(|j| pool[j])
-            .collect()
+        walk_pool(
+            &mut self.gossip_walk,
+            &mut self.rng,
+            &self.nodes,
+            &pool,
+            near,
+        )
     }
 
     /// Positions in `self.nodes` of the members of the cached near cluster
@@ -2805,4 +2815,25 @@ fn vsn6(v: &[u8]) -> Option<[u8; 6]> {
         out.copy_from_slice(s);
         out
     })
+}
+
+/// Up to `n` positions in `nodes` from `pool` (positions of near-cluster
+/// members eligible now), continuing `walk` through the cluster by name.
+fn walk_pool(
+    walk: &mut NearRotation<Arc<str>>,
+    rng: &mut ChaCha8Rng,
+    nodes: &[Member],
+    pool: &[usize],
+    n: usize,
+) -> Vec<usize> {
+    let by_name: HashMap<&str, usize> = pool.iter().map(|&i| (&*nodes[i].name, i)).collect();
+    walk.take(
+        rng,
+        n,
+        |name| by_name.contains_key(&**name),
+        || pool.iter().map(|&i| nodes[i].name.clone()).collect(),
+    )
+    .iter()
+    .map(|name| by_name[&**name])
+    .collect()
 }

@@ -16,14 +16,17 @@
 //! random gossip graph with fanout at least 1 per round, which keeps the
 //! O(log N) bound (with a larger constant) and the reach to far regions.
 //!
-//! Near picks are spread out: they are drawn uniformly from the *near
-//! cluster* ([`near_cluster`]): the candidates within a few times the
-//! distance of our nearest, which is our region where there are regions;
-//! not from the very nearest few, so that every member of a region is
-//! picked by its neighbours about equally often. Only candidates with a known distance
-//! count, so the cluster grows with what is known: a node learns a peer's
-//! coordinate from its own probes (as Serf does), one peer per probe
-//! interval.
+//! Near picks are spread out: they come from the whole *near cluster*
+//! ([`near_cluster`]): the candidates within a few times the distance of
+//! our nearest, with that boundary moved into the gap between the near
+//! and the far distances, which is our region where there are regions;
+//! not from the very nearest few. Callers that pick round after round
+//! (gossip, probes, NetworkDB's table gossip) walk the cluster in a
+//! shuffled order ([`NearRotation`]), so every member of a region is
+//! picked by each neighbour that knows it once per walk, not a Poisson
+//! number of times. Only candidates with a known distance count, so the
+//! cluster grows with what is known: a node learns a peer's coordinate
+//! from its own probes (as Serf does), one peer per probe interval.
 //!
 //! # When it falls back to uniform
 //!
@@ -47,7 +50,7 @@
 //! NetworkDB's), so a seeded run replays. When selection is off no random
 //! number is drawn here, so seeded runs behave exactly as before.
 
-use rand::seq::index;
+use rand::seq::{index, SliceRandom};
 use rand::Rng;
 
 use crate::coordinate::Coordinate;
@@ -217,12 +220,13 @@ pub const NEAR_SPREAD: f64 = 8.0;
 
 /// Reduces `known`, pairs of (distance, candidate), to the *near cluster*:
 /// the candidates at most [`NEAR_SPREAD`] times as far as the `min_size`-th
-/// nearest. Empties it unless at least `min_size` candidates are farther
-/// than that: distances without latency structure (a LAN, where "nearest"
-/// is measurement noise and biasing toward it only slows dissemination
-/// down) differ by much less than a factor of 8, so everyone would be
-/// "near". Linear time; the survivors' order is unspecified but
-/// deterministic.
+/// nearest, with that boundary then moved to where the distances split
+/// into a near and a far group (see `refine_split`). Empties it unless at
+/// least `min_size` candidates are farther than the boundary: distances
+/// without latency structure (a LAN, where "nearest" is measurement noise
+/// and biasing toward it only slows dissemination down) differ by much
+/// less than a factor of 8, so everyone would be "near". Linear time; the
+/// survivors' order is unspecified but deterministic.
 ///
 /// The reference is a low quantile, not the median, on purpose. With
 /// near-biased probing a node learns its own region's coordinates first,
@@ -237,9 +241,9 @@ pub const NEAR_SPREAD: f64 = 8.0;
 /// a jump in the sorted distances instead (tried) fails on real data: a
 /// handful of coordinates still settling fill the gap between regions.
 ///
-/// Near picks are drawn uniformly from the whole cluster, not from the
-/// few nearest: in a region every member then is a near pick of the
-/// others about equally often. With a pool of the nearest few, a member
+/// Near picks come from the whole cluster (in a walk, see
+/// [`NearRotation`]), not from the few nearest: in a region every member
+/// then is a near pick of the others about equally often. With a pool of the nearest few, a member
 /// at the edge of its region in coordinate space was in few pools and was
 /// reached late (in the simulator, one table write reached its last
 /// attached node after 16 s instead of 1.5 s), and near-biased probing
@@ -252,12 +256,62 @@ pub fn near_cluster(known: &mut Vec<(f64, usize)>, min_size: usize) {
     }
     let by_distance = |a: &(f64, usize), b: &(f64, usize)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
     let (_, reference, _) = known.select_nth_unstable_by(min_size - 1, by_distance);
-    let bound = NEAR_SPREAD * reference.0;
+    let start = NEAR_SPREAD * reference.0;
+    let bound = refine_split(known, start, min_size);
     let before = known.len();
     known.retain(|&(d, _)| d <= bound);
     if before - known.len() < min_size {
         known.clear();
     }
+}
+
+/// Most refinement steps [`near_cluster`] takes.
+const REFINE_STEPS: usize = 8;
+
+/// Moves the near/far boundary `bound` to where the candidates split:
+/// the midpoint (in log distance) between the mean log distance of those
+/// within it and of those beyond, repeated until it stops moving (two
+/// means, one dimension). A step that would leave fewer than `min_size`
+/// on either side is not taken, so where there is no split (everyone on
+/// one side) `bound` comes back unchanged.
+///
+/// Why: the starting bound, [`NEAR_SPREAD`] times a near distance, is
+/// right when our region's coordinates sit tightly together, but a region
+/// between two others (in the simulator's 4-region model, the two middle
+/// ones) settles slowly: four minutes into a cluster's life its members
+/// estimated each other 2 to 20 ms apart (truly 1 ms), the starting bound
+/// came out at 40 to 80 ms, and one node in ten took in the nearest other
+/// region (estimated 37 ms and up) as well. Those nodes sent a third of
+/// their near picks across regions and gave their own region's members a
+/// third of the near picks they should have; the members they starved
+/// missed table writes that reached everyone else within a second, and
+/// waited up to 12 s for a bulk sync. The midpoint lands in the gap
+/// between the groups, about 20 ms there, whatever the spread within our
+/// region. Linear time per step.
+fn refine_split(known: &[(f64, usize)], mut bound: f64, min_size: usize) -> f64 {
+    let log = |d: f64| d.max(1e-9).ln();
+    let sides = |b: f64| {
+        let (mut near, mut far) = ((0.0, 0usize), (0.0, 0usize));
+        for &(d, _) in known {
+            let side = if d <= b { &mut near } else { &mut far };
+            side.0 += log(d);
+            side.1 += 1;
+        }
+        (near, far)
+    };
+    for _ in 0..REFINE_STEPS {
+        let ((near_sum, near_n), (far_sum, far_n)) = sides(bound);
+        if near_n < min_size || far_n < min_size {
+            break;
+        }
+        let next = ((near_sum / near_n as f64 + far_sum / far_n as f64) / 2.0).exp();
+        let ((_, near_next), (_, far_next)) = sides(next);
+        if next == bound || near_next < min_size || far_next < min_size {
+            break;
+        }
+        bound = next;
+    }
+    bound
 }
 
 /// How many of `k` slots go to near peers: `k * near_fraction`, the
@@ -285,7 +339,8 @@ pub fn near_slots<R: Rng + ?Sized>(cfg: &TopologyConfig, rng: &mut R, k: usize) 
 /// (random among the near cluster), then the uniform ones (random among
 /// all candidates not yet picked). Draws from `rng` only when it returns
 /// `Some`. Costs one `distance` call per candidate and a linear-time
-/// partial selection.
+/// partial selection. A caller that chooses repeatedly from the same
+/// cluster should use [`select_near_by`] with a [`NearRotation`] instead.
 pub fn select<R: Rng + ?Sized>(
     cfg: &TopologyConfig,
     rng: &mut R,
@@ -293,6 +348,27 @@ pub fn select<R: Rng + ?Sized>(
     k: usize,
     settled: bool,
     distance: impl Fn(usize) -> Option<f64>,
+) -> Option<Vec<usize>> {
+    select_near_by(cfg, rng, n, k, settled, distance, |rng, cluster, m| {
+        index::sample(rng, cluster.len(), m)
+            .into_iter()
+            .map(|j| cluster[j])
+            .collect()
+    })
+}
+
+/// [`select`], with the near picks made by `near(rng, cluster, m)`: up to
+/// `m` distinct indices taken from `cluster` (the near cluster's candidate
+/// indices, `m <= cluster.len()`). Returning fewer leaves more slots to the
+/// uniform picks. Falls back (returns `None`) exactly when [`select`] does.
+pub fn select_near_by<R: Rng + ?Sized>(
+    cfg: &TopologyConfig,
+    rng: &mut R,
+    n: usize,
+    k: usize,
+    settled: bool,
+    distance: impl Fn(usize) -> Option<f64>,
+    near: impl FnOnce(&mut R, &[usize], usize) -> Vec<usize>,
 ) -> Option<Vec<usize>> {
     if !cfg.enabled || !settled || k == 0 || k >= n {
         return None;
@@ -308,11 +384,10 @@ pub fn select<R: Rng + ?Sized>(
     if known.is_empty() {
         return None;
     }
-    let near = near_slots(cfg, rng, k).min(known.len());
-    let mut chosen: Vec<usize> = index::sample(rng, known.len(), near)
-        .into_iter()
-        .map(|j| known[j].1)
-        .collect();
+    let m = near_slots(cfg, rng, k).min(known.len());
+    let cluster: Vec<usize> = known.iter().map(|&(_, i)| i).collect();
+    let mut chosen = near(rng, &cluster, m);
+    chosen.truncate(m);
     // The rest uniformly among every candidate not chosen yet.
     let rest: Vec<usize> = (0..n).filter(|i| !chosen.contains(i)).collect();
     chosen.extend(
@@ -321,6 +396,73 @@ pub fn select<R: Rng + ?Sized>(
             .map(|j| rest[j]),
     );
     Some(chosen)
+}
+
+/// A walk through the near cluster in shuffled order, for a caller that
+/// makes near picks round after round (gossip, probes): every member of
+/// the cluster is picked once before any is picked twice.
+///
+/// Why not independent random picks: a member of our region is then
+/// picked by a neighbour a Poisson number of times, and a member that few
+/// neighbours know yet (in a young cluster a node has probed, and so
+/// knows the coordinate of, only part of its region) can go a whole
+/// dissemination without any near pick. In the simulator (400 NetworkDB
+/// nodes, 4 regions, 4 minutes old) such a node missed table writes that
+/// every other node had within 0.7 s and waited up to 20 s for a bulk
+/// sync. Walking the cluster turns "picked with probability about
+/// `1 - e^(-s/c)`" (for `s` near slots over a cluster of `c`) into
+/// "picked with probability `min(1, s/c)`".
+#[derive(Clone, Debug)]
+pub struct NearRotation<T> {
+    order: Vec<T>,
+    next: usize,
+}
+
+impl<T> Default for NearRotation<T> {
+    fn default() -> Self {
+        NearRotation {
+            order: Vec::new(),
+            next: 0,
+        }
+    }
+}
+
+impl<T: Clone + PartialEq> NearRotation<T> {
+    /// Up to `n` distinct members, continuing the walk where the last call
+    /// stopped. Members reached that fail `keep` (no longer in the cluster,
+    /// or not eligible right now) are passed over. When the walk is used
+    /// up, a new one starts over `cluster()` shuffled with `rng`, at most
+    /// once per call, so a call ends even when nothing passes `keep`.
+    /// Members that joined the cluster during a walk are in the next one.
+    pub fn take<R: Rng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        n: usize,
+        keep: impl Fn(&T) -> bool,
+        cluster: impl FnOnce() -> Vec<T>,
+    ) -> Vec<T> {
+        let mut out = Vec::with_capacity(n);
+        let mut cluster = Some(cluster);
+        while out.len() < n {
+            if self.next >= self.order.len() {
+                let Some(fresh) = cluster.take() else {
+                    break;
+                };
+                self.order = fresh();
+                self.order.shuffle(rng);
+                self.next = 0;
+                if self.order.is_empty() {
+                    break;
+                }
+            }
+            let x = &self.order[self.next];
+            self.next += 1;
+            if keep(x) && !out.contains(x) {
+                out.push(x.clone());
+            }
+        }
+        out
+    }
 }
 
 /// [`select`], with the uniform fallback done here: always returns
@@ -363,6 +505,42 @@ impl TopologyView {
         select(&self.config, rng, names.len(), k, self.settled, |i| {
             self.distances.get(names[i]).copied()
         })
+    }
+
+    /// [`TopologyView::select`] for a caller that chooses round after
+    /// round: the near picks continue `walk` (see [`NearRotation`]), keyed
+    /// by name, so every member of the near cluster is picked once before
+    /// any twice. Keep one walk per pool of candidates (NetworkDB keeps one
+    /// per network).
+    pub fn select_rotating<R: Rng + ?Sized>(
+        &self,
+        rng: &mut R,
+        names: &[&str],
+        k: usize,
+        walk: &mut NearRotation<String>,
+    ) -> Option<Vec<usize>> {
+        let distance = |i: usize| self.distances.get(names[i]).copied();
+        select_near_by(
+            &self.config,
+            rng,
+            names.len(),
+            k,
+            self.settled,
+            distance,
+            |rng, cluster, m| {
+                let index: std::collections::HashMap<&str, usize> =
+                    cluster.iter().map(|&i| (names[i], i)).collect();
+                walk.take(
+                    rng,
+                    m,
+                    |name| index.contains_key(name.as_str()),
+                    || cluster.iter().map(|&i| names[i].to_string()).collect(),
+                )
+                .iter()
+                .map(|name| index[name.as_str()])
+                .collect()
+            },
+        )
     }
 }
 
@@ -468,22 +646,17 @@ mod tests {
         // Seen from the region nearest to another: ours at 0.5 to 3 ms,
         // then 50 members at 45 to 55 ms (straddling half the median distance),
         // 50 at 100 ms and 50 at 150 ms.
-        let mut straddle: Vec<(f64, usize)> = (0..200)
-            .map(|i| {
-                let j = (i % 50) as f64 / 49.0;
-                let d = match i / 50 {
-                    0 => 0.0005 + 0.0025 * j,
-                    1 => 0.045 + 0.010 * j,
-                    2 => 0.100 + 0.001 * j,
-                    _ => 0.150 + 0.001 * j,
-                };
-                (d, i)
-            })
-            .collect();
+        let mut straddle = bands(
+            50,
+            [
+                (0.0005, 0.0025),
+                (0.045, 0.010),
+                (0.100, 0.001),
+                (0.150, 0.001),
+            ],
+        );
         near_cluster(&mut straddle, min_cluster_size(3, 200));
-        let mut ids: Vec<usize> = straddle.iter().map(|k| k.1).collect();
-        ids.sort_unstable();
-        assert_eq!(ids, (0..50).collect::<Vec<_>>());
+        assert_eq!(ids_of(&straddle), (0..50).collect::<Vec<_>>());
 
         // Three outliers (same host, say) are not a cluster.
         let mut few: Vec<(f64, usize)> = (0..200)
@@ -634,5 +807,85 @@ mod tests {
         ] {
             assert!(bad.validate().is_err(), "{bad:?}");
         }
+    }
+
+    /// Four groups of `per` candidates (ids in order), group `g` spread
+    /// evenly over `[lo, lo + width]` seconds for `(lo, width) = groups[g]`.
+    fn bands(per: usize, groups: [(f64, f64); 4]) -> Vec<(f64, usize)> {
+        (0..4 * per)
+            .map(|i| {
+                let (lo, width) = groups[i / per];
+                (lo + width * (i % per) as f64 / (per - 1) as f64, i)
+            })
+            .collect()
+    }
+
+    /// The candidate ids left in `known`, sorted.
+    fn ids_of(known: &[(f64, usize)]) -> Vec<usize> {
+        let mut ids: Vec<usize> = known.iter().map(|k| k.1).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// A region whose members still see each other 2 to 20 ms apart (a
+    /// middle region, young): 8 times its 11th nearest is 66 ms, which
+    /// takes in the next region at 37 to 45 ms. The split moves the
+    /// boundary into the gap, so the cluster is our region alone.
+    #[test]
+    fn near_cluster_leaves_out_the_next_region_when_ours_is_spread() {
+        let mut known = bands(
+            30,
+            [
+                (0.002, 0.018),
+                (0.037, 0.008),
+                (0.070, 0.002),
+                (0.120, 0.005),
+            ],
+        );
+        let min = min_cluster_size(3, known.len());
+        let mut unrefined = known.clone();
+        let (_, reference, _) =
+            unrefined.select_nth_unstable_by(min - 1, |a, b| a.0.total_cmp(&b.0));
+        let start = NEAR_SPREAD * reference.0;
+        assert!(
+            start > 0.045,
+            "the starting bound {start} straddles the next region"
+        );
+        near_cluster(&mut known, min);
+        assert_eq!(ids_of(&known), (0..30).collect::<Vec<_>>());
+    }
+
+    /// A walk takes every member once before any twice, across calls,
+    /// passes over members `keep` rejects, and picks up members that joined
+    /// the cluster when the next walk starts.
+    #[test]
+    fn near_rotation_takes_every_member_once_before_any_twice() {
+        let mut r = rng();
+        let mut walk: NearRotation<u32> = NearRotation::default();
+        let cluster: Vec<u32> = (0..10).collect();
+        let mut first_walk = Vec::new();
+        for _ in 0..5 {
+            let got = walk.take(&mut r, 2, |_| true, || cluster.clone());
+            assert_eq!(got.len(), 2);
+            first_walk.extend(got);
+        }
+        first_walk.sort_unstable();
+        assert_eq!(first_walk, cluster, "one walk covers the cluster exactly");
+
+        // Member 3 left the cluster; 10 and 11 joined. The next walk (this
+        // call starts it) is over the new cluster and never yields 3.
+        let now: Vec<u32> = (0..12).filter(|&m| m != 3).collect();
+        let mut second = Vec::new();
+        for _ in 0..11 {
+            second.extend(walk.take(&mut r, 1, |m| *m != 3, || now.clone()));
+        }
+        second.sort_unstable();
+        assert_eq!(second, now);
+
+        // Nothing passes `keep`: the call ends, empty.
+        assert!(walk.take(&mut r, 2, |_| false, || now.clone()).is_empty());
+        // An empty cluster: empty too.
+        let mut empty: NearRotation<u32> = NearRotation::default();
+        assert!(empty.take(&mut r, 2, |_| true, Vec::new).is_empty());
     }
 }

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use rand::RngCore;
 use swimnet_core::queue::TransmitLimitedQueue;
-use swimnet_core::topology::TopologyView;
+use swimnet_core::topology::{NearRotation, TopologyView};
 use swimnet_core::{Delegate, Node};
 
 use crate::wire::{
@@ -340,6 +340,9 @@ struct LocalNetwork {
     in_sync: bool,
     own: TransmitLimitedQueue,
     relay: TransmitLimitedQueue,
+    /// Where this network's gossip rounds are in their walk through the
+    /// near cluster (see [`NearRotation`]).
+    near_walk: NearRotation<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -643,15 +646,28 @@ impl NdbDelegate {
     /// `k` of `peers`: latency-aware through `view` when it allows (see
     /// [`TopologyView::select`]), else uniformly with [`Self::pick`],
     /// drawing the same numbers as before topology awareness existed.
+    ///
+    /// With `walk_of` (a joined network), the near picks continue that
+    /// network's walk through the near cluster
+    /// ([`TopologyView::select_rotating`]), for gossip rounds.
     fn choose_peers(
         &mut self,
         peers: Vec<(String, SocketAddr)>,
         k: usize,
         view: Option<&TopologyView>,
+        walk_of: Option<&str>,
     ) -> Vec<(String, SocketAddr)> {
         if let Some(view) = view {
             let names: Vec<&str> = peers.iter().map(|(n, _)| n.as_str()).collect();
-            if let Some(idx) = view.select(&mut SplitMix(&mut self.rng), &names, k) {
+            let rng = &mut SplitMix(&mut self.rng);
+            let walk = walk_of
+                .and_then(|nid| self.local.get_mut(nid))
+                .map(|net| &mut net.near_walk);
+            let picked = match walk {
+                Some(walk) => view.select_rotating(rng, &names, k, walk),
+                None => view.select(rng, &names, k),
+            };
+            if let Some(idx) = picked {
                 self.stats.topology_choices += 1;
                 return idx.into_iter().map(|i| peers[i].clone()).collect();
             }
@@ -858,6 +874,7 @@ impl NdbDelegate {
                 in_sync: false,
                 own: TransmitLimitedQueue::new(mult),
                 relay: TransmitLimitedQueue::new(mult),
+                near_walk: NearRotation::default(),
             });
         net.ltime = ltime;
         net.leaving = false;
@@ -1163,7 +1180,7 @@ impl NdbDelegate {
             let chosen = if fresh_own {
                 self.pick(peers, self.cfg.fanout)
             } else {
-                self.choose_peers(peers, self.cfg.fanout, view)
+                self.choose_peers(peers, self.cfg.fanout, view, Some(&nid))
             };
             let Some(net) = self.local.get_mut(&nid) else {
                 continue;
@@ -1246,7 +1263,7 @@ impl NdbDelegate {
                 .into_iter()
                 .filter(|(p, _)| !self.syncs.iter().any(|s| &s.peer == p))
                 .collect();
-            let Some((peer, addr)) = self.choose_peers(peers, 1, view).pop() else {
+            let Some((peer, addr)) = self.choose_peers(peers, 1, view, None).pop() else {
                 continue;
             };
             let common: Vec<String> = self
@@ -2180,6 +2197,35 @@ mod tests {
             );
             assert_eq!(far_seen.len(), 30, "every far peer reached");
             assert_eq!(d.stats.topology_choices > 0, biased);
+        }
+    }
+
+    /// After an event's first round, each gossip round's two near picks
+    /// continue a walk through the near cluster (p0..p9): five rounds
+    /// reach all ten near peers. Independent random picks would leave some
+    /// out almost always (all ten in ten draws: 10!/10^10, about 4 in
+    /// 10,000).
+    #[test]
+    fn table_gossip_walks_the_near_cluster() {
+        let now = Instant::now();
+        let (mut d, view) = attached_with_peers(now);
+        for walk in 0..20 {
+            d.create_entry(now, "n1", "t", &format!("k{walk}"), b"v")
+                .unwrap();
+            d.gossip_tick(Some(&view));
+            d.take_outbox();
+            let mut near = BTreeSet::new();
+            for _ in 0..5 {
+                d.gossip_tick(Some(&view));
+                for o in d.take_outbox() {
+                    if let Outgoing::Packet(a, _) = o {
+                        if is_near(a) {
+                            near.insert(a);
+                        }
+                    }
+                }
+            }
+            assert_eq!(near.len(), 10, "walk {walk}: near peers reached {near:?}");
         }
     }
 
