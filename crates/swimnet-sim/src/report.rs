@@ -236,6 +236,31 @@ pub struct TablesReport {
     pub after_heal_s: Option<f64>,
     /// Entries checked at the end (live owners' latest values).
     pub entries_checked: usize,
+    /// The slowest converged writes, slowest first (at most
+    /// [`SLOWEST_WRITES`]): where a tail comes from.
+    pub slowest: Vec<SlowWrite>,
+}
+
+/// Slowest writes kept in [`TablesReport::slowest`].
+pub const SLOWEST_WRITES: usize = 5;
+
+/// One slow write of [`TablesReport::slowest`].
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SlowWrite {
+    /// Index of the write in the run (its value starts with it).
+    pub write: usize,
+    /// Network index.
+    pub network: usize,
+    /// Virtual seconds into the measured phase when it was made.
+    pub at_s: f64,
+    /// Seconds until the last attached live node saw it.
+    pub seconds: f64,
+    /// The node that saw it last.
+    pub last_node: usize,
+    /// That node's region (0 without regions).
+    pub last_region: u32,
+    /// The writer's region.
+    pub writer_region: u32,
 }
 
 /// An invariant that did not hold.
@@ -521,6 +546,13 @@ impl Report {
             );
             let _ = writeln!(s, "  write -> all nodes: {}", dist(&tb.write_convergence));
             let _ = writeln!(s, "  write -> half:      {}", dist(&tb.write_half));
+            if let Some(w) = tb.slowest.first() {
+                let _ = writeln!(
+                    s,
+                    "  slowest: write {} (network {}, at {:.1} s, region {} -> {}) reached node {} last, after {:.3} s",
+                    w.write, w.network, w.at_s, w.writer_region, w.last_region, w.last_node, w.seconds
+                );
+            }
             if let Some(h) = tb.after_heal_s {
                 let _ = writeln!(s, "  tables agreed {h:.3} s after the last heal");
             }

@@ -19,7 +19,7 @@ use swimnet_networkdb::{NdbConfig, NetworkDb};
 
 use crate::report::{
     round6, CoordinateAccuracy, CrossRegion, Detection, Dissemination, Dist, Failure, Floors,
-    HostFigures, Report, TablesReport, TrafficReport,
+    HostFigures, Report, SlowWrite, TablesReport, TrafficReport, SLOWEST_WRITES,
 };
 use crate::{Harness, NetworkModel, NodeId, SimCore};
 
@@ -642,6 +642,8 @@ struct CrashTrace {
 
 struct WriteTrace {
     at: Duration,
+    net: usize,
+    writer: NodeId,
     targets: BTreeSet<NodeId>,
     seen: BTreeMap<NodeId, Duration>,
 }
@@ -1224,6 +1226,8 @@ impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
                     .collect();
                 self.writes.push(WriteTrace {
                     at: self.t(),
+                    net,
+                    writer: owner,
                     targets,
                     seen: BTreeMap::new(),
                 });
@@ -1811,7 +1815,8 @@ impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
         let tables = sc.workload.as_ref().map(|w| {
             let mut conv = Vec::new();
             let mut half = Vec::new();
-            for wr in &self.writes {
+            let mut slowest: Vec<SlowWrite> = Vec::new();
+            for (index, wr) in self.writes.iter().enumerate() {
                 let mut times: Vec<f64> = wr
                     .seen
                     .values()
@@ -1826,7 +1831,24 @@ impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
                     half.push(round6(times[need_half - 1]));
                 }
                 if times.len() == wr.targets.len() {
-                    conv.push(round6(times[times.len() - 1]));
+                    let last = times[times.len() - 1];
+                    conv.push(round6(last));
+                    let last_node = wr
+                        .seen
+                        .iter()
+                        .max_by_key(|(_, t)| **t)
+                        .map_or(0, |(n, _)| *n);
+                    slowest.push(SlowWrite {
+                        write: index,
+                        network: wr.net,
+                        at_s: round6(wr.at.as_secs_f64()),
+                        seconds: round6(last),
+                        last_node,
+                        last_region: self.h.region_of(last_node),
+                        writer_region: self.h.region_of(wr.writer),
+                    });
+                    slowest.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+                    slowest.truncate(SLOWEST_WRITES);
                 }
             }
             TablesReport {
@@ -1837,6 +1859,7 @@ impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
                 write_half: Dist::of(&half),
                 after_heal_s: self.tables_after_heal,
                 entries_checked: checked,
+                slowest,
             }
         });
         Report {

@@ -295,6 +295,13 @@ fn regions_topology_on_networkdb_tables_converge_with_fewer_cross_region_bytes()
         let t = r.tables.as_ref().expect("a table workload");
         assert!(t.writes > 100 && t.entries_checked > 0, "{t:?}");
         assert!(r.settle_s.is_some());
+        // The slowest writes are reported, slowest first, the first being
+        // the maximum of the convergence times.
+        let slow = &t.slowest;
+        assert!(!slow.is_empty() && slow.len() <= 5, "{slow:?}");
+        assert_eq!(slow[0].seconds, t.write_convergence.max);
+        assert!(slow.windows(2).all(|w| w[0].seconds >= w[1].seconds));
+        assert!(slow.iter().all(|w| w.write < t.writes && w.last_region < 4));
     }
 }
 
