@@ -127,6 +127,42 @@ fn wait_status(
     }
 }
 
+/// What to look at when swimnet detected `subject`'s death late: its
+/// counters, its member list (with incarnations), what the serf agents
+/// show, and every line of its debug log that names `subject`.
+fn slow_detection_report(sw: &Swim, serfs: &[Serf], subject: &str) -> String {
+    let mut out = String::new();
+    match sw.stats() {
+        Ok(v) => out.push_str(&format!("{} /v1/stats: {v}\n", sw.name)),
+        Err(e) => out.push_str(&format!("{} /v1/stats failed: {e}\n", sw.name)),
+    }
+    match sw.members() {
+        Ok(m) => out.push_str(&format!("{} members: {m:?}\n", sw.name)),
+        Err(e) => out.push_str(&format!("{} members failed: {e}\n", sw.name)),
+    }
+    for s in serfs {
+        match s.members() {
+            Ok(m) => out.push_str(&format!(
+                "{} shows {subject} as {:?}\n",
+                s.name,
+                status_of(&m, subject)
+            )),
+            Err(e) => out.push_str(&format!("{} members failed: {e}\n", s.name)),
+        }
+    }
+    let log = sw.proc.log_text();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains(subject)).collect();
+    let from = lines.len().saturating_sub(60);
+    out.push_str(&format!(
+        "{}'s log, last {} of {} lines naming {subject}:\n{}",
+        sw.name,
+        lines.len() - from,
+        lines.len(),
+        lines[from..].join("\n")
+    ));
+    out
+}
+
 fn assert_monitor_clean(rep: MonitorReport, what: &str) {
     assert!(
         rep.violations.is_empty(),
@@ -422,10 +458,15 @@ fn swimnet_detects_killed_serf(enc: bool, net: u8) {
         took.as_secs_f64(),
         bound.as_secs_f64()
     );
+    let why = if took > bound {
+        slow_detection_report(&sw, &serfs, "s3")
+    } else {
+        String::new()
+    };
     assert!(
         took <= bound,
         "swimnet took {took:?} to mark the killed s3 failed; memberlist's bound with a \
-         confirmation is {bound:?} (6 s first failed probe + 3 s suspicion + 2 s final probe + 2 s slack)"
+         confirmation is {bound:?} (6 s first failed probe + 3 s suspicion + 2 s final probe + 2 s slack)\n{why}"
     );
     let serf_bound = LOCAL.dead_bound_confirmed(n, Duration::ZERO) + SLACK;
     for s in &serfs {
