@@ -1456,7 +1456,17 @@ impl<D: Delegate> Memberlist<D> {
         let me = self.name.clone();
         let pool =
             self.near_cluster_members(now, |_, m| m.name != me && !m.state.is_dead_or_left());
-        let &i = walk_pool(&mut self.probe_walk, &mut self.rng, &self.nodes, &pool, 1).first()?;
+        let nodes = &self.nodes;
+        let &i = self
+            .probe_walk
+            .take_from(
+                &mut self.rng,
+                1,
+                &pool,
+                |i| &nodes[i].name,
+                |i| nodes[i].name.clone(),
+            )
+            .first()?;
         self.stats.topology_choices += 1;
         Some(self.nodes[i].name.clone())
     }
@@ -1795,12 +1805,13 @@ impl<D: Delegate> Memberlist<D> {
         }
         let near = topology::near_slots(&self.config.topology, &mut self.rng, k).min(pool.len());
         self.stats.topology_choices += 1;
-        walk_pool(
-            &mut self.gossip_walk,
+        let nodes = &self.nodes;
+        self.gossip_walk.take_from(
             &mut self.rng,
-            &self.nodes,
-            &pool,
             near,
+            &pool,
+            |i| &nodes[i].name,
+            |i| nodes[i].name.clone(),
         )
     }
 
@@ -2815,25 +2826,4 @@ fn vsn6(v: &[u8]) -> Option<[u8; 6]> {
         out.copy_from_slice(s);
         out
     })
-}
-
-/// Up to `n` positions in `nodes` from `pool` (positions of near-cluster
-/// members eligible now), continuing `walk` through the cluster by name.
-fn walk_pool(
-    walk: &mut NearRotation<Arc<str>>,
-    rng: &mut ChaCha8Rng,
-    nodes: &[Member],
-    pool: &[usize],
-    n: usize,
-) -> Vec<usize> {
-    let by_name: HashMap<&str, usize> = pool.iter().map(|&i| (&*nodes[i].name, i)).collect();
-    walk.take(
-        rng,
-        n,
-        |name| by_name.contains_key(&**name),
-        || pool.iter().map(|&i| nodes[i].name.clone()).collect(),
-    )
-    .iter()
-    .map(|name| by_name[&**name])
-    .collect()
 }

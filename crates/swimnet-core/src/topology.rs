@@ -463,6 +463,34 @@ impl<T: Clone + PartialEq> NearRotation<T> {
         }
         out
     }
+
+    /// [`NearRotation::take`] over candidate positions: `pool` holds the
+    /// positions of the cluster members eligible now, `name(i)` names
+    /// position `i` and `owned(i)` is the key the walk keeps for it (the
+    /// same name, owned). Returns up to `n` positions from `pool`.
+    pub fn take_from<'a, R: Rng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        n: usize,
+        pool: &[usize],
+        name: impl Fn(usize) -> &'a str,
+        owned: impl Fn(usize) -> T,
+    ) -> Vec<usize>
+    where
+        T: std::borrow::Borrow<str>,
+    {
+        let index: std::collections::HashMap<&str, usize> =
+            pool.iter().map(|&i| (name(i), i)).collect();
+        self.take(
+            rng,
+            n,
+            |key| index.contains_key(key.borrow()),
+            || pool.iter().map(|&i| owned(i)).collect(),
+        )
+        .iter()
+        .map(|key| index[key.borrow()])
+        .collect()
+    }
 }
 
 /// [`select`], with the uniform fallback done here: always returns
@@ -528,17 +556,7 @@ impl TopologyView {
             self.settled,
             distance,
             |rng, cluster, m| {
-                let index: std::collections::HashMap<&str, usize> =
-                    cluster.iter().map(|&i| (names[i], i)).collect();
-                walk.take(
-                    rng,
-                    m,
-                    |name| index.contains_key(name.as_str()),
-                    || cluster.iter().map(|&i| names[i].to_string()).collect(),
-                )
-                .iter()
-                .map(|name| index[name.as_str()])
-                .collect()
+                walk.take_from(rng, m, cluster, |i| names[i], |i| names[i].to_string())
             },
         )
     }
