@@ -6,10 +6,22 @@ use std::time::Duration;
 use swimnet_wire::security::Keyring;
 
 use crate::coordinate::CoordinateConfig;
+use crate::reply_limit::ReplyLimitConfig;
 use crate::topology::TopologyConfig;
 
 /// Largest node metadata memberlist accepts (`MetaMaxSize`).
 pub const META_MAX_SIZE: usize = 512;
+/// Longest node name, in bytes, for our own name and for names peers
+/// announce (an alive with a longer one is dropped). Memberlist sets none;
+/// 255 is a full DNS name, longer than any hostname-based name real
+/// deployments use.
+pub const NODE_NAME_MAX: usize = 255;
+/// Default [`Config::max_incarnation_jump`].
+pub const DEFAULT_MAX_INCARNATION_JUMP: u32 = 1 << 16;
+/// Default [`Config::max_members`].
+pub const DEFAULT_MAX_MEMBERS: usize = 65_536;
+/// Default [`Config::max_queued_broadcasts`].
+pub const DEFAULT_MAX_QUEUED_BROADCASTS: usize = 65_536;
 /// Lowest memberlist protocol version this core can speak.
 pub const PROTOCOL_VERSION_MIN: u8 = 1;
 /// Highest memberlist protocol version this core understands.
@@ -139,6 +151,30 @@ pub struct Config {
     /// uniform choice; with it off the core draws exactly the same random
     /// numbers as before selection existed.
     pub topology: TopologyConfig,
+    /// swimnet addition: the most an alive, suspect or dead message (or a
+    /// push/pull node state) may raise a node's incarnation above the one we
+    /// know (0 for a node we do not know). Honest incarnations grow by one
+    /// per refutation; larger claims are dropped and counted in
+    /// [`crate::Stats::incarnation_jumps_rejected`]. See
+    /// `crates/swimnet-core/src/validate.rs` for the reasoning, including
+    /// accusations about ourselves. Default: 65,536.
+    pub max_incarnation_jump: u32,
+    /// swimnet addition: the most entries of the member table, counting
+    /// members (ourselves and dead ones not yet reaped included) plus
+    /// tombstones of reaped ones. A new node that would go over it is
+    /// dropped and counted in [`crate::Stats::members_rejected`]; known
+    /// nodes are still updated. Default: 65,536.
+    pub max_members: usize,
+    /// swimnet addition: the most membership broadcasts waiting in the
+    /// gossip queue; the oldest is dropped (and counted in
+    /// [`crate::Stats::broadcasts_dropped`]) to make room. There is at most
+    /// one per node, so this only bites with more nodes than it allows.
+    /// Default: 65,536.
+    pub max_queued_broadcasts: usize,
+    /// swimnet addition: budget for acks and indirect probes aimed at
+    /// addresses that are not members' (reflection); see
+    /// [`crate::reply_limit`].
+    pub reply_limit: ReplyLimitConfig,
 }
 
 impl Config {
@@ -180,6 +216,10 @@ impl Config {
             max_push_pull_requests: 128,
             coordinates: Some(CoordinateConfig::default()),
             topology: TopologyConfig::default(),
+            max_incarnation_jump: DEFAULT_MAX_INCARNATION_JUMP,
+            max_members: DEFAULT_MAX_MEMBERS,
+            max_queued_broadcasts: DEFAULT_MAX_QUEUED_BROADCASTS,
+            reply_limit: ReplyLimitConfig::default(),
         }
     }
 
@@ -234,8 +274,11 @@ impl Config {
         if self.name.is_empty() {
             return bad("the node name must not be empty".into());
         }
-        if self.name.len() > u16::MAX as usize {
-            return bad("the node name is longer than 65535 bytes".into());
+        if self.name.len() > NODE_NAME_MAX {
+            return bad(format!(
+                "the node name is {} bytes, longer than {NODE_NAME_MAX}",
+                self.name.len()
+            ));
         }
         if !(PROTOCOL_VERSION_MIN..=PROTOCOL_VERSION_MAX).contains(&self.protocol_version) {
             return bad(format!(
@@ -273,6 +316,18 @@ impl Config {
         if self.udp_buffer_size < 512 {
             return bad("udp_buffer_size must be at least 512 bytes".into());
         }
+        if self.max_incarnation_jump == 0 {
+            return bad("max_incarnation_jump must be at least 1".into());
+        }
+        if self.max_members < 2 {
+            return bad("max_members must be at least 2".into());
+        }
+        if self.max_queued_broadcasts == 0 {
+            return bad("max_queued_broadcasts must be at least 1".into());
+        }
+        self.reply_limit
+            .validate()
+            .map_err(crate::Error::InvalidConfig)?;
         if let Some(c) = &self.coordinates {
             c.validate().map_err(crate::Error::InvalidConfig)?;
         }

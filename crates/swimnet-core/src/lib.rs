@@ -30,8 +30,10 @@ pub mod formulas;
 mod member;
 mod memberlist;
 pub mod queue;
+pub mod reply_limit;
 mod timer;
 pub mod topology;
+mod validate;
 
 pub use config::Config;
 pub use delegate::{Delegate, NoopDelegate};

@@ -26,8 +26,12 @@ use crate::error::Error;
 use crate::formulas::{push_pull_scale, suspicion_timeout, suspicion_timeout_after};
 use crate::member::{ip_bytes, is_mapped, socket_addr, Member, MemberIndex, Node, NodeState};
 use crate::queue::TransmitLimitedQueue;
+use crate::reply_limit::TokenBucket;
 use crate::timer::{TimerKind, Timers};
 use crate::topology::{self, NearRotation, TopologyView};
+use crate::validate;
+
+mod guard;
 
 /// Bytes of framing a compound message adds (type byte + count).
 const COMPOUND_HEADER_OVERHEAD: usize = 2;
@@ -187,6 +191,25 @@ pub struct Stats {
     /// partners) made latency-aware rather than uniformly; stays 0 while
     /// [`Config::topology`] is off or coordinates are unsettled.
     pub topology_choices: u64,
+    /// Alive messages (and alive push/pull states) dropped for a name
+    /// longer than [`crate::config::NODE_NAME_MAX`] or empty, metadata over
+    /// [`META_MAX_SIZE`], or a version field that is not 6 consistent bytes.
+    pub alives_invalid: u64,
+    /// Alive, suspect and dead claims dropped for an incarnation more than
+    /// [`Config::max_incarnation_jump`] above what we know of the node.
+    pub incarnation_jumps_rejected: u64,
+    /// Accusations about us we could not outbid (our incarnation or theirs
+    /// is already `u32::MAX`); the refutation is not wrapped to 0.
+    pub refutations_impossible: u64,
+    /// New nodes not added because the table was full ([`Config::max_members`]).
+    pub members_rejected: u64,
+    /// Queued broadcasts dropped to stay within [`Config::max_queued_broadcasts`].
+    pub broadcasts_dropped: u64,
+    /// Pings and indirect pings left unanswered because they would have
+    /// sent to addresses of non-members beyond [`Config::reply_limit`].
+    pub replies_limited: u64,
+    /// Indirect pings dropped because `reply_limit.max_relays` were pending.
+    pub relays_rejected: u64,
 }
 
 #[derive(Debug)]
@@ -283,6 +306,8 @@ pub struct Memberlist<D: Delegate> {
     seq_no: u32,
     awareness: Awareness,
     broadcasts: TransmitLimitedQueue,
+    /// Budget for replies to addresses that are not members' (see `guard`).
+    reply_bucket: TokenBucket,
 
     nodes: Vec<Member>,
     index: MemberIndex,
@@ -388,7 +413,9 @@ impl<D: Delegate> Memberlist<D> {
             gossip_walk: NearRotation::default(),
             probe_walk: NearRotation::default(),
             awareness: Awareness::new(config.awareness_max_multiplier),
-            broadcasts: TransmitLimitedQueue::new(config.retransmit_mult),
+            broadcasts: TransmitLimitedQueue::new(config.retransmit_mult)
+                .with_max_len(config.max_queued_broadcasts),
+            reply_bucket: TokenBucket::new(&config.reply_limit, now),
             name: name.clone(),
             incarnation: 0,
             leaving: false,
@@ -1360,6 +1387,7 @@ impl<D: Delegate> Memberlist<D> {
 
     fn broadcast(&mut self, node: &str, msg: &Message) {
         self.broadcasts.queue(Some(node.as_bytes()), encode(msg));
+        self.stats.broadcasts_dropped = self.broadcasts.dropped();
     }
 
     /// Encodes a stream message: `reply` for the responder's side (no label header).
@@ -1658,8 +1686,16 @@ impl<D: Delegate> Memberlist<D> {
         self.timers.schedule(self.next_probe_at, TimerKind::Probe);
     }
 
-    fn on_ping(&mut self, _now: Instant, from: SocketAddr, p: Ping) {
+    fn on_ping(&mut self, now: Instant, from: SocketAddr, p: Ping) {
         if !p.node.is_empty() && p.node != *self.name {
+            return;
+        }
+        let dst = if !p.source_addr.is_empty() && p.source_port > 0 {
+            socket_addr(&p.source_addr, p.source_port).unwrap_or(from)
+        } else {
+            from
+        };
+        if !self.reply_allowed(now, from, &[(&p.source_node, dst)]) {
             return;
         }
         let mut payload = self.delegate.ack_payload();
@@ -1669,11 +1705,6 @@ impl<D: Delegate> Memberlist<D> {
         let ack = AckResp {
             seq_no: p.seq_no,
             payload,
-        };
-        let dst = if !p.source_addr.is_empty() && p.source_port > 0 {
-            socket_addr(&p.source_addr, p.source_port).unwrap_or(from)
-        } else {
-            from
         };
         let node = (!p.source_node.is_empty()).then_some(p.source_node);
         self.send_msg(dst, node.as_deref(), &Message::AckResp(ack));
@@ -1694,6 +1725,13 @@ impl<D: Delegate> Memberlist<D> {
         } else {
             from
         };
+        let dsts = [
+            (ind.node.as_str(), target),
+            (ind.source_node.as_str(), prober),
+        ];
+        if !self.relay_room() || !self.reply_allowed(now, from, &dsts) {
+            return;
+        }
         let local_seq = self.next_seq();
         let (source_addr, source_port, source_node) = self.self_source();
         self.relays.insert(
@@ -2112,60 +2150,6 @@ impl<D: Delegate> Memberlist<D> {
         self.encode_stream(&msg, reply)
     }
 
-    fn verify_protocol(&self, remote: &[PushNodeState]) -> Result<(), String> {
-        let (mut max_pmin, mut min_pmax, mut max_dmin, mut min_dmax) = (0u8, u8::MAX, 0u8, u8::MAX);
-        for r in remote {
-            if r.vsn.is_empty() {
-                continue;
-            }
-            if r.vsn.len() < 6 {
-                return Err(format!(
-                    "node '{}' sent {} version bytes, not 6",
-                    r.name,
-                    r.vsn.len()
-                ));
-            }
-            if r.state != NodeState::Alive as i64 {
-                continue;
-            }
-            max_pmin = max_pmin.max(r.vsn[0]);
-            min_pmax = min_pmax.min(r.vsn[1]);
-            max_dmin = max_dmin.max(r.vsn[3]);
-            min_dmax = min_dmax.min(r.vsn[4]);
-        }
-        for n in self.nodes.iter().filter(|n| n.state == NodeState::Alive) {
-            max_pmin = max_pmin.max(n.vsn[0]);
-            min_pmax = min_pmax.min(n.vsn[1]);
-            max_dmin = max_dmin.max(n.vsn[3]);
-            min_dmax = min_dmax.min(n.vsn[4]);
-        }
-        let check = |name: &str, pcur: u8, dcur: u8| -> Result<(), String> {
-            if pcur < max_pmin || pcur > min_pmax {
-                return Err(format!(
-                    "node '{name}' protocol version ({pcur}) is incompatible: [{max_pmin}, {min_pmax}]"
-                ));
-            }
-            if dcur < max_dmin || dcur > min_dmax {
-                return Err(format!(
-                    "node '{name}' delegate protocol version ({dcur}) is incompatible: [{max_dmin}, {min_dmax}]"
-                ));
-            }
-            Ok(())
-        };
-        for r in remote {
-            let (pcur, dcur) = if r.vsn.len() >= 6 {
-                (r.vsn[2], r.vsn[5])
-            } else {
-                (0, 0)
-            };
-            check(&r.name, pcur, dcur)?;
-        }
-        for n in &self.nodes {
-            check(&n.name, n.vsn[2], n.vsn[5])?;
-        }
-        Ok(())
-    }
-
     /// Merges a peer's push/pull. `direct` is the peer's gossip address when
     /// we dialed it: if it told us we were suspect or dead, our refutation is
     /// also sent straight to it so it learns we are alive at once.
@@ -2262,10 +2246,11 @@ impl<D: Delegate> Memberlist<D> {
     // ------------------------------------------------------ state transitions
 
     fn refute(&mut self, accused_inc: u32) {
-        let mut inc = self.incarnation.wrapping_add(1);
-        if accused_inc >= inc {
-            inc = accused_inc.wrapping_add(1);
-        }
+        // Never wrapped: a refutation at 0 would be ignored by everyone.
+        let Some(inc) = validate::refutation_incarnation(self.incarnation, accused_inc) else {
+            self.stats.refutations_impossible += 1;
+            return;
+        };
         self.incarnation = inc;
         let name = self.name.clone();
         if let Some(me) = self.member_mut(&name) {
@@ -2285,31 +2270,26 @@ impl<D: Delegate> Memberlist<D> {
         if self.leaving && is_local {
             return false;
         }
-        if !a.vsn.is_empty() && a.vsn.len() < 6 {
-            self.stats.messages_malformed += 1;
-            return false; // memberlist 0.2.2 would crash on this; we drop it
-        }
-        if a.vsn.len() >= 3 {
-            let (pmin, pmax) = (a.vsn[0], a.vsn[1]);
-            if pmin == 0 || pmax == 0 || pmin > pmax {
-                return false;
-            }
-        }
+        // Same limits as a local node's name and metadata, and a real
+        // version field: an empty one used to enter as versions 0 and fail
+        // every later join's version check.
+        let Ok(vsn) = validate::check_alive(&a) else {
+            self.stats.alives_invalid += 1;
+            return false;
+        };
         let Some(addr) = socket_addr(&a.addr, a.port) else {
             self.stats.messages_malformed += 1;
             return false;
         };
-        if a.node.is_empty() {
-            self.stats.messages_malformed += 1;
+        if !self.incarnation_claim_plausible(&a.node, a.incarnation) {
             return false;
         }
-        let vsn = vsn6(&a.vsn);
         if !is_local {
             let candidate = Node {
                 name: Arc::from(a.node.as_str()),
                 addr,
                 meta: a.meta.clone(),
-                vsn: vsn.unwrap_or([0; 6]),
+                vsn,
                 incarnation: a.incarnation,
                 state: NodeState::Alive,
             };
@@ -2326,13 +2306,16 @@ impl<D: Delegate> Memberlist<D> {
                 }
             }
         }
+        if is_new && !self.admit_new_member(&a.node) {
+            return false;
+        }
         if is_new {
             let m = Member {
                 name: Arc::from(a.node.as_str()),
                 addr,
                 mapped: is_mapped(&a.addr),
                 meta: a.meta.clone(),
-                vsn: vsn.unwrap_or([0; 6]),
+                vsn,
                 incarnation: 0,
                 state: NodeState::Dead,
                 state_change: now,
@@ -2376,9 +2359,7 @@ impl<D: Delegate> Memberlist<D> {
             unreachable!()
         };
         let m = self.member_mut(&name).expect("present");
-        if let Some(v) = vsn {
-            m.vsn = v;
-        }
+        m.vsn = vsn;
         m.incarnation = a.incarnation;
         m.meta = a.meta;
         m.mapped = is_mapped(&a.addr);
@@ -2426,6 +2407,9 @@ impl<D: Delegate> Memberlist<D> {
     }
 
     fn suspect_node(&mut self, now: Instant, s: Suspect) {
+        if !self.incarnation_claim_plausible(&s.node, s.incarnation) {
+            return;
+        }
         if s.node == *self.name {
             let stale = s.incarnation < self.incarnation;
             if !stale {
@@ -2760,6 +2744,9 @@ impl<D: Delegate> Memberlist<D> {
     }
 
     fn dead_node(&mut self, now: Instant, d: Dead) {
+        if !self.incarnation_claim_plausible(&d.node, d.incarnation) {
+            return;
+        }
         if d.node == *self.name && d.from != d.node && !self.leaving {
             if d.incarnation >= self.incarnation {
                 self.refute(d.incarnation);

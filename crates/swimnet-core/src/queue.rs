@@ -5,9 +5,11 @@
 //! same count, the largest message that still fits, then the newest. A
 //! message queued under a name replaces the one queued under the same name
 //! (a newer alive/suspect/dead about node X makes the older one moot).
+//! With a length cap ([`TransmitLimitedQueue::with_max_len`]), queueing
+//! into a full queue drops the oldest message first.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::formulas::retransmit_limit;
 
@@ -25,9 +27,12 @@ struct Item {
 pub struct TransmitLimitedQueue {
     retransmit_mult: usize,
     order: BTreeSet<Order>,
-    items: HashMap<u64, Item>,
+    /// By id, so the oldest is first.
+    items: BTreeMap<u64, Item>,
     names: HashMap<Vec<u8>, u64>,
     next_id: u64,
+    max_len: usize,
+    dropped: u64,
 }
 
 impl TransmitLimitedQueue {
@@ -36,10 +41,25 @@ impl TransmitLimitedQueue {
         TransmitLimitedQueue {
             retransmit_mult,
             order: BTreeSet::new(),
-            items: HashMap::new(),
+            items: BTreeMap::new(),
             names: HashMap::new(),
             next_id: 0,
+            max_len: usize::MAX,
+            dropped: 0,
         }
+    }
+
+    /// Caps the queue at `max_len` messages (at least 1): queueing into a
+    /// full queue first drops the oldest message and counts it in
+    /// [`Self::dropped`]. Call it when building the queue.
+    pub fn with_max_len(mut self, max_len: usize) -> Self {
+        self.max_len = max_len.max(1);
+        self
+    }
+
+    /// Messages dropped so far to stay within the cap.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
     }
 
     /// Queues `msg`. With a `name`, any queued message of the same name is
@@ -49,6 +69,13 @@ impl TransmitLimitedQueue {
             if let Some(old) = self.names.remove(name) {
                 self.remove_id(old);
             }
+        }
+        while self.items.len() >= self.max_len {
+            let Some(oldest) = self.items.keys().next().copied() else {
+                break;
+            };
+            self.remove_id(oldest);
+            self.dropped += 1;
         }
         self.next_id += 1;
         let id = self.next_id;
@@ -162,8 +189,7 @@ impl TransmitLimitedQueue {
         if self.items.len() <= max_retain {
             return;
         }
-        let mut ids: Vec<u64> = self.items.keys().copied().collect();
-        ids.sort_unstable();
+        let ids: Vec<u64> = self.items.keys().copied().collect();
         let excess = ids.len() - max_retain;
         for id in ids.into_iter().take(excess) {
             self.remove_id(id);
@@ -290,6 +316,22 @@ mod tests {
         let id = q.queue(Some(b"b"), vec![4; 3]);
         assert!(q.contains(id));
         assert_eq!(q.len(), 2);
+    }
+
+    #[test]
+    fn a_capped_queue_drops_the_oldest_and_counts_it() {
+        let mut q = TransmitLimitedQueue::new(4).with_max_len(2);
+        q.queue(Some(b"a"), vec![1; 1]);
+        q.queue(Some(b"b"), vec![2; 1]);
+        // Replacing a named message is not a drop.
+        q.queue(Some(b"b"), vec![3; 1]);
+        assert_eq!((q.len(), q.dropped()), (2, 0));
+        q.queue(Some(b"c"), vec![4; 1]);
+        assert_eq!((q.len(), q.dropped()), (2, 1));
+        assert_eq!(q.take_untransmitted(), vec![vec![3; 1], vec![4; 1]]);
+        // The dropped message's name is free again.
+        q.queue(Some(b"a"), vec![5; 1]);
+        assert_eq!(q.len(), 1);
     }
 
     #[test]

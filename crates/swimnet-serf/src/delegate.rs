@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use regex::RegexBuilder;
 use swimnet_core::queue::TransmitLimitedQueue;
+use swimnet_core::reply_limit::{ReplyLimitConfig, TokenBucket};
 use swimnet_core::Delegate;
 
 use crate::error::TagsError;
@@ -79,6 +80,23 @@ pub struct SerfConfig {
     pub rebroadcast: bool,
     /// Forward relay messages to their destination, as every Serf node does (true).
     pub relay: bool,
+    /// swimnet addition: the furthest a peer's Lamport time may lie ahead of
+    /// the matching clock of ours (member, event or query). A message (or
+    /// push/pull state) with a time further ahead is dropped and counted in
+    /// [`SerfCounters::clock_jumps_rejected`], so one forged time near
+    /// `u64::MAX` cannot stall the clock. The first push/pull state merged
+    /// may move the clocks by up to `u64::MAX / 2`: that is how a new or
+    /// restarted node catches up with a cluster whose clocks have run far
+    /// from 0. Default: 2^20.
+    pub max_clock_jump: u64,
+    /// swimnet addition: budget for what we send to addresses a peer chose
+    /// (a query's reply address, a relay's destination) when that is not
+    /// the packet's sender. This delegate keeps no member table, so every
+    /// such request spends a token (acks and a key response together: one);
+    /// without one it is dropped and counted in
+    /// [`SerfCounters::replies_limited`]. Default: 64 per second, bursts
+    /// of 128 (`max_relays` is not used here).
+    pub reply_limit: ReplyLimitConfig,
 }
 
 impl SerfConfig {
@@ -96,6 +114,8 @@ impl SerfConfig {
             recent_intent_timeout: Duration::from_secs(300),
             rebroadcast: true,
             relay: true,
+            max_clock_jump: 1 << 20,
+            reply_limit: ReplyLimitConfig::default(),
         }
     }
 }
@@ -232,6 +252,20 @@ pub struct SerfCounters {
     pub remote_states: u64,
     /// Push/pull states that could not be decoded.
     pub remote_states_malformed: u64,
+    /// Messages and push/pull states dropped for a Lamport time more than
+    /// [`SerfConfig::max_clock_jump`] ahead of our clock.
+    pub clock_jumps_rejected: u64,
+    /// Queries left unanswered and relays not forwarded because they would
+    /// have sent to a peer-chosen address beyond [`SerfConfig::reply_limit`].
+    pub replies_limited: u64,
+}
+
+/// Which of Serf's three Lamport clocks a time is for.
+#[derive(Debug, Clone, Copy)]
+enum Clock {
+    Member,
+    Event,
+    Query,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -323,6 +357,12 @@ pub struct SerfDelegate {
     event_queue: TransmitLimitedQueue,
     actions: Vec<SerfAction>,
     counters: SerfCounters,
+    /// A push/pull state has been merged: from then on every peer time is
+    /// held to [`SerfConfig::max_clock_jump`].
+    clocks_synced: bool,
+    /// Tokens for sends to peer-chosen addresses; created on first use
+    /// (the delegate is built before it sees a clock).
+    reply_bucket: Option<TokenBucket>,
 }
 
 impl SerfDelegate {
@@ -357,6 +397,8 @@ impl SerfDelegate {
             event_queue: TransmitLimitedQueue::new(config.retransmit_mult),
             actions: Vec::new(),
             counters: SerfCounters::default(),
+            clocks_synced: false,
+            reply_bucket: None,
             config,
         })
     }
@@ -610,6 +652,39 @@ impl SerfDelegate {
         false
     }
 
+    /// Witnesses a peer's time `v` on `which` clock, refusing (and counting)
+    /// one more than `max_ahead` past it; returns whether it was accepted.
+    fn witness_peer(&mut self, which: Clock, v: LamportTime, max_ahead: u64) -> bool {
+        let clock = match which {
+            Clock::Member => &mut self.clock,
+            Clock::Event => &mut self.event_clock,
+            Clock::Query => &mut self.query_clock,
+        };
+        let ok = clock.witness_within(v, max_ahead);
+        if !ok {
+            self.counters.clock_jumps_rejected += 1;
+        }
+        ok
+    }
+
+    /// Whether we may send to `to` at `now` on behalf of a message from
+    /// `from`: free for the sender itself, otherwise one token; a refusal is
+    /// counted in `replies_limited`.
+    fn reply_allowed(&mut self, now: Instant, from: SocketAddr, to: SocketAddr) -> bool {
+        if to == from {
+            return true;
+        }
+        let cfg = self.config.reply_limit;
+        let bucket = self
+            .reply_bucket
+            .get_or_insert_with(|| TokenBucket::new(&cfg, now));
+        let ok = bucket.try_take(now, 1);
+        if !ok {
+            self.counters.replies_limited += 1;
+        }
+        ok
+    }
+
     fn handle_message(&mut self, now: Instant, from: SocketAddr, msg: &[u8]) {
         let Some(&t) = msg.first() else {
             self.counters.ignored += 1;
@@ -634,8 +709,8 @@ impl SerfDelegate {
             Message::Leave(m) => self.handle_leave(now, &m, msg),
             Message::Join(m) => self.handle_join(now, &m, msg),
             Message::UserEvent(m) => self.handle_user_event(&m, msg),
-            Message::Query(q) => self.handle_query(now, q, msg),
-            Message::Relay(r) => self.handle_relay(from, r),
+            Message::Query(q) => self.handle_query(now, from, q, msg),
+            Message::Relay(r) => self.handle_relay(now, from, r),
             Message::PushPull(_)
             | Message::QueryResponse(_)
             | Message::ConflictResponse(_)
@@ -645,7 +720,9 @@ impl SerfDelegate {
     }
 
     fn handle_leave(&mut self, now: Instant, m: &Leave, raw: &[u8]) {
-        self.clock.witness(m.ltime);
+        if !self.witness_peer(Clock::Member, m.ltime, self.config.max_clock_jump) {
+            return;
+        }
         let again = if m.node == self.config.node_name {
             self.leave_about_us(m.ltime)
         } else {
@@ -657,7 +734,9 @@ impl SerfDelegate {
     }
 
     fn handle_join(&mut self, now: Instant, m: &Join, raw: &[u8]) {
-        self.clock.witness(m.ltime);
+        if !self.witness_peer(Clock::Member, m.ltime, self.config.max_clock_jump) {
+            return;
+        }
         let again = if m.node == self.config.node_name {
             let newer = m.ltime > self.own_status_ltime;
             if newer {
@@ -674,7 +753,9 @@ impl SerfDelegate {
 
     /// Witnesses an event time and records the event; true if it is new.
     fn remember_event(&mut self, ltime: LamportTime, name: &str, payload: &[u8]) -> bool {
-        self.event_clock.witness(ltime);
+        if !self.witness_peer(Clock::Event, ltime, self.config.max_clock_jump) {
+            return false;
+        }
         if self.events_seen.too_old(ltime, self.event_clock.time()) {
             return false;
         }
@@ -690,13 +771,16 @@ impl SerfDelegate {
         }
     }
 
-    fn handle_relay(&mut self, _from: SocketAddr, r: Relay) {
+    fn handle_relay(&mut self, now: Instant, from: SocketAddr, r: Relay) {
         if !self.config.relay {
             self.counters.ignored += 1;
             return;
         }
         match r.header.dest_addr() {
             Ok(to) => {
+                if !self.reply_allowed(now, from, to) {
+                    return;
+                }
                 self.counters.relayed += 1;
                 self.push_action(SerfAction::Send {
                     to,
@@ -732,8 +816,10 @@ impl SerfDelegate {
         true
     }
 
-    fn handle_query(&mut self, now: Instant, q: Query, raw: &[u8]) {
-        self.query_clock.witness(q.ltime);
+    fn handle_query(&mut self, now: Instant, from: SocketAddr, q: Query, raw: &[u8]) {
+        if !self.witness_peer(Clock::Query, q.ltime, self.config.max_clock_jump) {
+            return;
+        }
         if self.queries_seen.too_old(q.ltime, self.query_clock.time()) {
             self.counters.queries_too_old += 1;
             return;
@@ -753,6 +839,13 @@ impl SerfDelegate {
             self.counters.malformed += 1;
             return;
         };
+        let key_query = matches!(
+            q.name.as_str(),
+            LIST_KEYS_QUERY | INSTALL_KEY_QUERY | USE_KEY_QUERY | REMOVE_KEY_QUERY
+        );
+        if (q.ack() || key_query) && !self.reply_allowed(now, from, to) {
+            return;
+        }
         if q.ack() {
             let ack = QueryResponse {
                 ltime: q.ltime,
@@ -818,7 +911,25 @@ impl SerfDelegate {
                 return;
             }
         };
+        // The first state may move our clocks far (catching up with the
+        // cluster), later ones only within the window; all-or-nothing.
+        let max_ahead = if self.clocks_synced {
+            self.config.max_clock_jump
+        } else {
+            u64::MAX / 2
+        };
+        let within =
+            |clock: &LamportClock, v: LamportTime| v <= clock.time().saturating_add(max_ahead);
+        let status_max = pp.status_ltimes.values().max().copied().unwrap_or(0);
+        if !within(&self.clock, pp.ltime.max(status_max.saturating_add(1)))
+            || !within(&self.event_clock, pp.event_ltime)
+            || !within(&self.query_clock, pp.query_ltime)
+        {
+            self.counters.clock_jumps_rejected += 1;
+            return;
+        }
         self.counters.remote_states += 1;
+        self.clocks_synced = true;
         // The peer has not sent anything at its current times yet.
         if pp.ltime > 0 {
             self.clock.witness(pp.ltime - 1);

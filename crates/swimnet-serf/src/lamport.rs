@@ -7,8 +7,11 @@ pub type LamportTime = u64;
 /// events ([`LamportClock::increment`]) and jumps past any time seen from a
 /// peer ([`LamportClock::witness`]).
 ///
-/// Serf's counter is a wrapping `uint64`; ours saturates at `u64::MAX`, so a
-/// hostile peer can stop the clock but never wind it back to zero.
+/// Serf's counter is a wrapping `uint64`; ours saturates at `u64::MAX`.
+/// Times from peers should go through [`LamportClock::witness_within`],
+/// which refuses a time far ahead of ours: a single forged `u64::MAX` would
+/// otherwise stop the clock there for good, and everything honest peers send
+/// afterwards would look too old.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct LamportClock {
     counter: LamportTime,
@@ -39,6 +42,17 @@ impl LamportClock {
             self.counter = v.saturating_add(1);
         }
     }
+
+    /// Like [`LamportClock::witness`], for a time from a peer: a `v` more than
+    /// `max_ahead` past our time is refused (the clock does not move) and
+    /// `false` is returned; the caller drops what carried it.
+    pub fn witness_within(&mut self, v: LamportTime, max_ahead: u64) -> bool {
+        if v > self.counter.saturating_add(max_ahead) {
+            return false;
+        }
+        self.witness(v);
+        true
+    }
 }
 
 #[cfg(test)]
@@ -60,5 +74,17 @@ mod tests {
         c.witness(u64::MAX);
         assert_eq!(c.time(), u64::MAX);
         assert_eq!(c.increment(), u64::MAX);
+    }
+
+    #[test]
+    fn far_future_times_are_refused() {
+        let mut c = LamportClock::new();
+        c.witness(10);
+        assert!(!c.witness_within(u64::MAX, 1 << 20));
+        assert_eq!(c.time(), 11);
+        assert!(c.witness_within(11 + (1 << 20), 1 << 20));
+        assert_eq!(c.time(), 12 + (1 << 20));
+        assert!(c.witness_within(3, 1 << 20)); // older: accepted, no change
+        assert_eq!(c.time(), 12 + (1 << 20));
     }
 }

@@ -716,3 +716,124 @@ mod fuzz {
         }
     }
 }
+
+/// One query at Lamport time 2^64-1 used to stop the query clock there, so
+/// that every later honest query looked too old and was dropped.
+#[test]
+fn far_future_query_time_is_refused_and_later_queries_work() {
+    let now = Instant::now();
+    let mut d = rust1();
+    let mut q = query("_serf_ping", vec![], vec![]);
+    q.ltime = u64::MAX;
+    d.notify_msg(now, s1(), &q.encode());
+    assert!(d.take_actions().is_empty());
+    assert_eq!(d.counters().clock_jumps_rejected, 1);
+    assert_eq!(d.query_clock().time(), 0);
+    assert_eq!(d.pending_broadcasts(), 0, "not re-broadcast either");
+    for (i, ltime) in [20u64, 21, 22].into_iter().enumerate() {
+        let mut q = query("_serf_ping", vec![], vec![]);
+        q.ltime = ltime;
+        q.id = i as u32;
+        d.notify_msg(now, s1(), &q.encode());
+        assert_eq!(d.take_actions().len(), 1, "query at {ltime} is acked");
+    }
+    assert_eq!(d.counters().queries_too_old, 0);
+    // The window is the limit: just inside passes, just outside does not.
+    let window = d.config().max_clock_jump;
+    let base = d.query_clock().time();
+    q.ltime = base + window + 1;
+    q.id = 100;
+    d.notify_msg(now, s1(), &q.encode());
+    assert_eq!(d.counters().clock_jumps_rejected, 2);
+    q.ltime = base + window;
+    d.notify_msg(now, s1(), &q.encode());
+    assert_eq!(d.counters().clock_jumps_rejected, 2);
+    assert_eq!(d.query_clock().time(), base + window + 1);
+}
+
+/// Intents and user events far in the future are refused the same way.
+#[test]
+fn far_future_intent_and_event_times_are_refused() {
+    let now = Instant::now();
+    let mut d = rust1();
+    let leave = Leave {
+        ltime: u64::MAX,
+        node: "s1".into(),
+        prune: false,
+    };
+    d.notify_msg(now, s1(), &leave.encode());
+    let ev = UserEvent {
+        ltime: u64::MAX - 1,
+        name: "deploy".into(),
+        payload: b"v2".to_vec(),
+        cc: false,
+    };
+    d.notify_msg(now, s1(), &ev.encode());
+    assert_eq!(d.counters().clock_jumps_rejected, 2);
+    assert_eq!((d.clock().time(), d.event_clock().time()), (0, 0));
+    assert_eq!(d.pending_broadcasts(), 0);
+}
+
+/// The first push/pull state may move the clocks far (a new node catching
+/// up with an old cluster); later ones only within the window.
+#[test]
+fn push_pull_clock_jumps_are_bounded_after_the_first() {
+    let now = Instant::now();
+    let mut d = rust1();
+    let old_cluster = PushPull {
+        ltime: 5_000_000_000,
+        query_ltime: 7_000_000_000,
+        ..Default::default()
+    };
+    d.merge_remote_state(now, &old_cluster.encode(), true);
+    assert_eq!(d.query_clock().time(), 7_000_000_000);
+    let forged = PushPull {
+        ltime: u64::MAX,
+        query_ltime: u64::MAX,
+        ..Default::default()
+    };
+    d.merge_remote_state(now, &forged.encode(), false);
+    assert_eq!(d.counters().clock_jumps_rejected, 1);
+    assert_eq!(d.clock().time(), 5_000_000_000);
+    assert_eq!(d.query_clock().time(), 7_000_000_000);
+    // A forged first state cannot saturate the clocks either.
+    let mut fresh = rust1();
+    fresh.merge_remote_state(now, &forged.encode(), true);
+    assert_eq!(fresh.counters().clock_jumps_rejected, 1);
+    assert_eq!(fresh.clock().time(), 0);
+}
+
+/// Queries whose reply address is not the sender's, and relays, are answered
+/// within a token budget: a flood makes a bounded number of sends.
+#[test]
+fn replies_to_query_addresses_are_rate_limited() {
+    let now = Instant::now();
+    let mut config = SerfConfig::new("rust1");
+    config.reply_limit.per_second = 10;
+    config.reply_limit.burst = 20;
+    let mut d = SerfDelegate::with_config(config).unwrap();
+    let mut sent = 0;
+    for i in 0..500u32 {
+        let mut q = query("_serf_ping", vec![], vec![]);
+        q.id = i;
+        d.notify_msg(now, s1(), &q.encode());
+        sent += d.take_actions().len();
+    }
+    assert_eq!(sent, 20, "the burst, no more");
+    assert_eq!(d.counters().replies_limited, 480);
+    // One second later, ten more tokens.
+    let later = now + Duration::from_secs(1);
+    for i in 500..600u32 {
+        let mut q = query("_serf_ping", vec![], vec![]);
+        q.id = i;
+        d.notify_msg(later, s1(), &q.encode());
+        sent += d.take_actions().len();
+    }
+    assert_eq!(sent, 30);
+    // A query whose reply goes back to its sender is always answered.
+    let mut q = query("_serf_ping", vec![], vec![]);
+    q.id = 1000;
+    let sender: SocketAddr = "10.0.0.5:7000".parse().unwrap();
+    d.notify_msg(later, sender, &q.encode());
+    assert_eq!(d.take_actions().len(), 1);
+}
