@@ -10,7 +10,8 @@
 //!   to) and a well-formed 6-byte version field ([`versions_valid`]);
 //! * no message may claim an incarnation more than
 //!   [`crate::Config::max_incarnation_jump`] above the one we know for that
-//!   node ([`incarnation_plausible`]; for a node we do not know, above 0).
+//!   node ([`incarnation_plausible`]; for a node we do not know, above
+//!   [`STRANGER_INCARNATION_MAX`]).
 //!
 //! Why the incarnation bound. A node's incarnation only grows when the node
 //! itself refutes an accusation, one step at a time, so a claim far above
@@ -71,6 +72,13 @@ pub(crate) fn versions_valid(v: &[u8; 6]) -> bool {
     let [pmin, pmax, pcur, dmin, dmax, dcur] = *v;
     pmin >= 1 && (pmin..=pmax).contains(&pcur) && (dmin..=dmax).contains(&dcur)
 }
+
+/// The highest incarnation accepted for a node we know nothing of: half
+/// the range. A long-lived member may have refuted far more often than
+/// [`crate::Config::max_incarnation_jump`] allows in one step, so a joining
+/// node takes any first sighting below this; above it, the real owner of a
+/// squatted name could not refute.
+pub(crate) const STRANGER_INCARNATION_MAX: u32 = u32::MAX / 2;
 
 /// Whether a peer's claim of incarnation `claimed` for a node we know at
 /// `known` (0 for a node we do not know) is plausible: at most `max_jump`

@@ -17,24 +17,31 @@ use crate::validate;
 
 impl<D: Delegate> Memberlist<D> {
     /// The incarnation we know for `name`: ours for ourselves, the table's
-    /// for a member, a tombstone's for a reaped node, 0 for a stranger.
-    fn known_incarnation(&self, name: &str) -> u32 {
+    /// for a member, a tombstone's for a reaped node, `None` for a stranger.
+    fn known_incarnation(&self, name: &str) -> Option<u32> {
         if name == &*self.name {
-            return self.incarnation;
+            return Some(self.incarnation);
         }
         if let Some(m) = self.member(name) {
-            return m.incarnation;
+            return Some(m.incarnation);
         }
-        self.tombstones.get(name).map_or(0, |t| t.incarnation)
+        self.tombstones.get(name).map(|t| t.incarnation)
     }
 
     /// Whether a claim that `name` is at `claimed` is plausible (at most
-    /// [`crate::Config::max_incarnation_jump`] above what we know). Call it
-    /// before acting on an alive, suspect or dead; an implausible claim is
-    /// counted in `incarnation_jumps_rejected` and must be dropped.
+    /// [`crate::Config::max_incarnation_jump`] above what we know; for a
+    /// stranger, at most [`validate::STRANGER_INCARNATION_MAX`], so a node
+    /// joining an old cluster still learns members that refuted many times,
+    /// while a name squatted at `u32::MAX` stays refutable by its owner).
+    /// Call it before acting on an alive, suspect or dead; an implausible
+    /// claim is counted in `incarnation_jumps_rejected` and must be dropped.
     pub(super) fn incarnation_claim_plausible(&mut self, name: &str, claimed: u32) -> bool {
-        let known = self.known_incarnation(name);
-        let ok = validate::incarnation_plausible(known, claimed, self.config.max_incarnation_jump);
+        let ok = match self.known_incarnation(name) {
+            Some(known) => {
+                validate::incarnation_plausible(known, claimed, self.config.max_incarnation_jump)
+            }
+            None => claimed <= validate::STRANGER_INCARNATION_MAX,
+        };
         if !ok {
             self.stats.incarnation_jumps_rejected += 1;
         }
