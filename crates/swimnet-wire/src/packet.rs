@@ -110,7 +110,18 @@ pub fn open_packet<'b>(
     datagram: &'b [u8],
     opts: &OpenOptions<'_>,
 ) -> Result<Cow<'b, [u8]>, WireError> {
-    open_packet_with_nonce(datagram, opts).map(|(inner, _)| inner)
+    open_packet_with_nonce(datagram, opts).map(|o| o.inner)
+}
+
+/// A datagram with its label, encryption and CRC layers removed, from
+/// [`open_packet_with_nonce`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenedPacket<'b> {
+    /// The inner message bytes, as [`open_packet`] returns them.
+    pub inner: Cow<'b, [u8]>,
+    /// The AES-GCM nonce when the datagram was decrypted and authenticated;
+    /// `None` for plaintext.
+    pub nonce: Option<[u8; NONCE_SIZE]>,
 }
 
 /// [`open_packet`], also returning the AES-GCM nonce of a datagram that was
@@ -120,7 +131,7 @@ pub fn open_packet<'b>(
 pub fn open_packet_with_nonce<'b>(
     datagram: &'b [u8],
     opts: &OpenOptions<'_>,
-) -> Result<(Cow<'b, [u8]>, Option<[u8; NONCE_SIZE]>), WireError> {
+) -> Result<OpenedPacket<'b>, WireError> {
     let (label, rest) = split_label(datagram).map_err(|e| match e {
         WireError::Incomplete => WireError::Truncated {
             what: "label header",
@@ -154,7 +165,7 @@ pub fn open_packet_with_nonce<'b>(
             }
         };
     }
-    Ok((data, nonce))
+    Ok(OpenedPacket { inner: data, nonce })
 }
 
 /// Walks the inner bytes of a packet and calls `f` once per message found:
@@ -473,8 +484,8 @@ mod tests {
             verify_incoming: false,
             label: b"lbl",
         };
-        let (inner, got) = open_packet_with_nonce(&pkt, &open).unwrap();
-        assert_eq!((&inner[..], got), (&p[..], Some(nonce)));
+        let got = open_packet_with_nonce(&pkt, &open).unwrap();
+        assert_eq!((&got.inner[..], got.nonce), (&p[..], Some(nonce)));
         // Plaintext read through the fallback has no nonce.
         let mut plain = Vec::new();
         seal_packet(
@@ -485,7 +496,7 @@ mod tests {
             },
             &mut plain,
         );
-        assert_eq!(open_packet_with_nonce(&plain, &open).unwrap().1, None);
+        assert_eq!(open_packet_with_nonce(&plain, &open).unwrap().nonce, None);
     }
 
     #[test]
