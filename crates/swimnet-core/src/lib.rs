@@ -30,6 +30,7 @@ pub mod formulas;
 mod member;
 mod memberlist;
 pub mod queue;
+mod replay;
 mod timer;
 pub mod topology;
 
