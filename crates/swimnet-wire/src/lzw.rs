@@ -334,6 +334,32 @@ mod tests {
     }
 
     #[test]
+    fn counting_reports_the_work_done() {
+        let input = vec![b'z'; 50_000];
+        let c = lzw(&input);
+        let mut produced = 0;
+        assert_eq!(
+            decompress_counting(&c, 1 << 20, &mut produced).unwrap(),
+            input
+        );
+        assert_eq!(produced, 50_000);
+        // Too large: stopped before the string that would not fit.
+        produced = 0;
+        assert!(matches!(
+            decompress_counting(&c, 20_000, &mut produced),
+            Err(WireError::TooLarge { .. })
+        ));
+        assert!(produced <= 20_000 && produced > 19_000, "{produced}");
+        // Cut short: everything decoded before the end is reported.
+        produced = 0;
+        assert_eq!(
+            decompress_counting(&c[..c.len() - 3], 1 << 20, &mut produced),
+            Err(LzwError::UnexpectedEof.into())
+        );
+        assert!(produced > 40_000, "{produced}");
+    }
+
+    #[test]
     fn empty() {
         let c = lzw(b"");
         // clear (256) then EOI (257), 9 bits each.
