@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use swimnet_wire::budget::DecodeBudget;
+use swimnet_wire::compress::MAX_DECOMPRESSED;
 use swimnet_wire::security::Keyring;
 
 use crate::coordinate::CoordinateConfig;
@@ -26,6 +28,11 @@ pub const DEFAULT_MAX_QUEUED_BROADCASTS: usize = 65_536;
 pub const PROTOCOL_VERSION_MIN: u8 = 1;
 /// Highest memberlist protocol version this core understands.
 pub const PROTOCOL_VERSION_MAX: u8 = 5;
+/// Smallest allowed [`Config::datagram_max_decoded_bytes`]: a whole
+/// datagram's bytes must fit.
+pub const MIN_DATAGRAM_DECODED_BYTES: usize = 65_536;
+/// Smallest allowed [`Config::datagram_max_parts`].
+pub const MIN_DATAGRAM_PARTS: usize = 512;
 
 /// Everything that shapes a [`crate::Memberlist`]'s behaviour.
 ///
@@ -82,6 +89,33 @@ pub struct Config {
     pub enable_compression: bool,
     /// Byte budget for one gossip packet and for piggy-backing.
     pub udp_buffer_size: usize,
+    /// swimnet addition: most bytes one received datagram may decode to:
+    /// its own bytes plus everything decompression makes of it, also when
+    /// decompression fails. What does not fit is dropped and the datagram
+    /// counted in [`crate::Stats::datagrams_over_budget`]. Default
+    /// [`DecodeBudget::DATAGRAM_BYTES`] (1 MiB; memberlist allows 40 MiB);
+    /// at least 65,536 (a whole datagram), at most 40 MiB.
+    pub datagram_max_decoded_bytes: usize,
+    /// swimnet addition: most parts one received datagram may hold: every
+    /// compound and compress wrapper, message, empty or undecodable part,
+    /// and the parts a delegate opens inside user messages
+    /// ([`crate::Delegate::notify_packet_msg`]). The rest is dropped and the
+    /// datagram counted in [`crate::Stats::datagrams_over_budget`]. Default
+    /// [`DecodeBudget::DATAGRAM_PARTS`] (4,096); at least 512 (one compress
+    /// wrapper around a full 255-part compound, with room to spare).
+    pub datagram_max_parts: usize,
+    /// swimnet addition: how long the nonce of an authenticated encrypted
+    /// datagram is remembered to drop exact replays of it (counted in
+    /// [`crate::Stats::packets_replayed`]). Default 60 s; zero turns replay
+    /// protection off. Go peers use a fresh random nonce per datagram, so
+    /// nothing legitimate is dropped.
+    pub replay_window: Duration,
+    /// swimnet addition: most nonces remembered for
+    /// [`Config::replay_window`] (about 50 bytes each); when more
+    /// authenticated datagrams arrive within one window, the oldest are
+    /// forgotten first. Default 32,768 (550 datagrams a second over 60 s,
+    /// about 1.6 MiB); zero turns replay protection off.
+    pub replay_cache_capacity: usize,
     /// After this long dead, a node may come back with another address (0: never).
     pub dead_node_reclaim_time: Duration,
     /// Keyring for AES-GCM; `None` means plaintext.
@@ -204,6 +238,10 @@ impl Config {
             gossip_verify_outgoing: true,
             enable_compression: true,
             udp_buffer_size: 1400,
+            datagram_max_decoded_bytes: DecodeBudget::DATAGRAM_BYTES,
+            datagram_max_parts: DecodeBudget::DATAGRAM_PARTS,
+            replay_window: Duration::from_secs(60),
+            replay_cache_capacity: 32_768,
             dead_node_reclaim_time: Duration::ZERO,
             keyring: None,
             label: Vec::new(),
@@ -328,6 +366,19 @@ impl Config {
         self.reply_limit
             .validate()
             .map_err(crate::Error::InvalidConfig)?;
+        if !(MIN_DATAGRAM_DECODED_BYTES..=MAX_DECOMPRESSED)
+            .contains(&self.datagram_max_decoded_bytes)
+        {
+            return bad(format!(
+                "datagram_max_decoded_bytes must lie in {MIN_DATAGRAM_DECODED_BYTES}..={MAX_DECOMPRESSED} \
+                 (a whole datagram, up to memberlist's decompression cap)"
+            ));
+        }
+        if self.datagram_max_parts < MIN_DATAGRAM_PARTS {
+            return bad(format!(
+                "datagram_max_parts must be at least {MIN_DATAGRAM_PARTS} (a compressed 255-part compound)"
+            ));
+        }
         if let Some(c) = &self.coordinates {
             c.validate().map_err(crate::Error::InvalidConfig)?;
         }

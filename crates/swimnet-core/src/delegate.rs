@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use swimnet_wire::budget::DecodeBudget;
+
 use crate::member::Node;
 
 /// Hooks the core calls synchronously, from inside its input handlers.
@@ -15,6 +17,26 @@ pub trait Delegate {
     /// A user message arrived (packet type 8, or a user stream). `from` is the
     /// UDP source, or the TCP peer address.
     fn notify_msg(&mut self, _now: Instant, _from: SocketAddr, _msg: &[u8]) {}
+
+    /// A user message arrived in a datagram (packet type 8). `budget` is
+    /// what is left of that datagram's decode budget
+    /// ([`crate::Config::datagram_max_decoded_bytes`],
+    /// [`crate::Config::datagram_max_parts`]): the message's bytes are
+    /// already paid for and are within it. A delegate that opens the message
+    /// into parts of its own (NetworkDB compounds) should take one part per
+    /// part it opens ([`DecodeBudget::take_part`]) and stop, dropping the
+    /// rest, once that answers `false`; the core then stops the datagram
+    /// too and counts it in [`crate::Stats::datagrams_over_budget`].
+    /// Default: calls [`Delegate::notify_msg`] and takes nothing.
+    fn notify_packet_msg(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        msg: &[u8],
+        _budget: &mut DecodeBudget,
+    ) {
+        self.notify_msg(now, from, msg)
+    }
 
     /// User broadcasts to piggy-back on an outgoing packet. Each returned
     /// message costs `overhead + len` bytes out of `limit`; the core frames

@@ -31,6 +31,7 @@ mod member;
 mod memberlist;
 pub mod queue;
 pub mod reply_limit;
+mod replay;
 mod timer;
 pub mod topology;
 mod validate;

@@ -1,4 +1,6 @@
 //! The membership state machine: probing, suspicion, gossip, push/pull.
+//!
+//! The datagram path lives in [`inbound`].
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -8,13 +10,14 @@ use std::time::{Duration, Instant};
 use rand::seq::SliceRandom;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use swimnet_wire::budget::DecodeBudget;
 use swimnet_wire::codec::{self, Message};
 use swimnet_wire::compound::encode_compound;
 use swimnet_wire::msg::{
     AckResp, Alive, Dead, ErrResp, IndirectPing, NackResp, Ping, PushNodeState, PushPullHeader,
     Suspect,
 };
-use swimnet_wire::packet::{self, OpenOptions, SealOptions};
+use swimnet_wire::packet::{self, SealOptions};
 use swimnet_wire::security::{EncryptionVersion, Key, Keyring};
 use swimnet_wire::stream::{self, StreamDecodeOptions, StreamEncodeOptions, StreamMessage};
 
@@ -27,11 +30,14 @@ use crate::formulas::{push_pull_scale, suspicion_timeout, suspicion_timeout_afte
 use crate::member::{ip_bytes, is_mapped, socket_addr, Member, MemberIndex, Node, NodeState};
 use crate::queue::TransmitLimitedQueue;
 use crate::reply_limit::TokenBucket;
+use crate::replay::ReplayCache;
 use crate::timer::{TimerKind, Timers};
 use crate::topology::{self, NearRotation, TopologyView};
 use crate::validate;
 
 mod guard;
+
+mod inbound;
 
 /// Bytes of framing a compound message adds (type byte + count).
 const COMPOUND_HEADER_OVERHEAD: usize = 2;
@@ -43,8 +49,6 @@ const USER_MSG_OVERHEAD: usize = 1;
 const MAX_STREAM_BYTES: usize = 20 << 20;
 /// Largest node count in a push/pull (memberlist HEAD's `maxPushStateNodes`).
 const MAX_PUSH_NODES: u32 = 1 << 20;
-/// Largest decompressed packet.
-const MAX_DECOMPRESSED: usize = 40 << 20;
 /// Most broadcasts in one packet: a compound holds at most 127 parts that
 /// memberlist 0.2.2 decodes correctly (it miscounts 128 and more), and one
 /// part is kept for the message they ride on.
@@ -156,6 +160,13 @@ pub struct Stats {
     pub packets_dropped: u64,
     /// Messages inside datagrams that failed to decode.
     pub messages_malformed: u64,
+    /// Datagrams whose decoding ran out of their decode budget
+    /// ([`Config::datagram_max_decoded_bytes`], [`Config::datagram_max_parts`]);
+    /// what did not fit was dropped.
+    pub datagrams_over_budget: u64,
+    /// Encrypted datagrams dropped as exact replays of one authenticated
+    /// within [`Config::replay_window`].
+    pub packets_replayed: u64,
     /// Messages received, by memberlist type code (index = type byte, up to 13).
     pub messages_in: [u64; 14],
     /// Messages sent, by type code.
@@ -324,6 +335,8 @@ pub struct Memberlist<D: Delegate> {
     tombstones: HashMap<Arc<str>, Tombstone>,
     /// Accusers we already sent our current alive to, with the incarnation sent.
     told_accusers: HashMap<String, u32>,
+    /// Nonces of recently authenticated datagrams (see [`crate::replay`]).
+    replays: ReplayCache,
 
     streams: HashMap<StreamId, StreamCtx>,
     next_stream: u64,
@@ -432,6 +445,7 @@ impl<D: Delegate> Memberlist<D> {
             next_generation: 0,
             tombstones: HashMap::new(),
             told_accusers: HashMap::new(),
+            replays: ReplayCache::new(config.replay_window, config.replay_cache_capacity),
             streams: HashMap::new(),
             next_stream: 0,
             inbound_streams: 0,
@@ -940,39 +954,15 @@ impl<D: Delegate> Memberlist<D> {
         self.check_leave_done();
     }
 
-    /// Handles one datagram from `from`: label check, decryption, CRC,
-    /// decompression, then every message inside. Bad input is counted in
-    /// [`Stats`] and dropped.
-    pub fn handle_packet(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
-        self.stats.packets_in += 1;
-        self.stats.bytes_in += datagram.len() as u64;
-        let opts = OpenOptions {
-            keyring: self.config.keyring.as_ref(),
-            verify_incoming: self.config.gossip_verify_incoming,
-            label: &self.config.label,
-        };
-        let inner = match packet::open_packet(datagram, &opts) {
-            Ok(inner) => inner,
-            Err(_) => {
-                self.stats.packets_dropped += 1;
-                return;
-            }
-        };
-        let mut msgs = Vec::new();
-        let mut malformed = 0u64;
-        packet::for_each_message(&inner, MAX_DECOMPRESSED, &mut |m| match m {
-            Ok(m) => msgs.push(m),
-            Err(_) => malformed += 1,
-        });
-        self.stats.messages_malformed += malformed;
-        for msg in msgs {
-            self.stats.messages_in[type_index(&msg)] += 1;
-            self.handle_message(now, from, msg);
-        }
-        self.check_leave_done();
-    }
-
-    fn handle_message(&mut self, now: Instant, from: SocketAddr, msg: Message) {
+    /// Handles one message of a datagram; a user message gets what is left
+    /// of the datagram's `budget` (see [`inbound`]).
+    fn handle_message(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        msg: Message,
+        budget: &mut DecodeBudget,
+    ) {
         match msg {
             Message::Ping(p) => self.on_ping(now, from, p),
             Message::IndirectPing(ind) => self.on_indirect_ping(now, from, ind),
@@ -989,7 +979,7 @@ impl<D: Delegate> Memberlist<D> {
             }
             Message::Suspect(s) => self.suspect_node(now, s),
             Message::Dead(d) => self.dead_node(now, d),
-            Message::User(buf) => self.delegate.notify_msg(now, from, &buf),
+            Message::User(buf) => self.delegate.notify_packet_msg(now, from, &buf, budget),
             Message::ErrResp(_) => {}
         }
     }

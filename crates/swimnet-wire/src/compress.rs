@@ -1,5 +1,6 @@
 //! `compress` messages (type 9): `[0x09] msgpack(compress{Algo: 0, Buf: lzw(inner)})`.
 
+use crate::budget::{BudgetLimit, DecodeBudget};
 use crate::error::WireError;
 use crate::lzw;
 use crate::msg::MessageType;
@@ -60,6 +61,30 @@ pub fn decompress_payload(body: &[u8], max_out: usize) -> Result<Vec<u8>, WireEr
         return Err(WireError::UnsupportedCompression(algo));
     }
     lzw::decompress(&buf, max_out)
+}
+
+/// [`decompress_payload`] paid from `budget`: at most what is left of its
+/// bytes may be decoded, and every byte decoded is taken from it, also when
+/// the stream then turns out malformed. Output that would not fit leaves the
+/// budget exceeded ([`BudgetLimit::Bytes`]) and returns the
+/// [`WireError::TooLarge`].
+pub fn decompress_payload_within(
+    body: &[u8],
+    budget: &mut DecodeBudget,
+) -> Result<Vec<u8>, WireError> {
+    let mut r = Reader::new(body);
+    let (algo, buf) = read_compress(&mut r)?;
+    if algo != LZW_ALGO {
+        return Err(WireError::UnsupportedCompression(algo));
+    }
+    let mut produced = 0;
+    let result = lzw::decompress_counting(&buf, budget.bytes_left(), &mut produced);
+    if matches!(result, Err(WireError::TooLarge { .. })) {
+        budget.exhaust(BudgetLimit::Bytes);
+    } else {
+        budget.take_bytes(produced);
+    }
+    result
 }
 
 /// Reads a `compress` struct, borrowing its buffer when it is a string or

@@ -13,11 +13,13 @@
 //! | [`msgpack`] | the go-msgpack dialect (hand-written writer and reader) |
 //! | [`codec`] | one message ⇄ type byte + msgpack body |
 //! | [`compound`], [`compress`], [`lzw`], [`crc`], [`security`], [`label`] | the framing layers |
-//! | [`packet`] | the UDP pipeline: [`packet::seal_packet`], [`packet::open_packet`], [`packet::for_each_message`] |
+//! | [`packet`] | the UDP pipeline: [`packet::seal_packet`], [`packet::open_packet`], [`packet::for_each_message_within`] |
+//! | [`budget`] | [`DecodeBudget`]: what one datagram may expand into (bytes, parts) |
 //! | [`stream`] | TCP stream messages, incremental decoding |
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod budget;
 pub mod codec;
 pub mod compound;
 pub mod compress;
@@ -31,4 +33,5 @@ pub mod packet;
 pub mod security;
 pub mod stream;
 
+pub use budget::{BudgetLimit, DecodeBudget};
 pub use error::{LzwError, WireError};

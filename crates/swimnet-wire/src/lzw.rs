@@ -140,6 +140,19 @@ pub fn compress(input: &[u8], out: &mut Vec<u8>) {
 /// bytes (memberlist HEAD uses 40 MiB, see
 /// [`crate::compress::MAX_DECOMPRESSED`]).
 pub fn decompress(input: &[u8], max_out: usize) -> Result<Vec<u8>, WireError> {
+    decompress_counting(input, max_out, &mut 0)
+}
+
+/// [`decompress`], also telling how much work was done: `produced` is set
+/// to the number of bytes decoded, on success (the output's length) and on
+/// error alike (the bytes decoded before the stream turned out malformed or
+/// too large). Use it to charge a failed decompression to a
+/// [`crate::budget::DecodeBudget`].
+pub fn decompress_counting(
+    input: &[u8],
+    max_out: usize,
+    produced: &mut usize,
+) -> Result<Vec<u8>, WireError> {
     // Every string in the table has already appeared in the output: a code
     // is defined as "the previous code's string plus the first byte of the
     // next one", and those two are adjacent in the output. So the table
@@ -186,6 +199,7 @@ pub fn decompress(input: &[u8], max_out: usize) -> Result<Vec<u8>, WireError> {
             } else {
                 while bits < width {
                     let Some(&b) = input.get(pos) else {
+                        *produced = end;
                         return Err(LzwError::UnexpectedEof.into());
                     };
                     pos += 1;
@@ -200,10 +214,13 @@ pub fn decompress(input: &[u8], max_out: usize) -> Result<Vec<u8>, WireError> {
 
         let start = end;
         let room = max_out - start;
-        let too_large = |n: usize| WireError::TooLarge {
-            what: "decompressed payload",
-            len: (start + n) as u64,
-            max: max_out as u64,
+        let mut too_large = |n: usize| {
+            *produced = start;
+            WireError::TooLarge {
+                what: "decompressed payload",
+                len: (start + n) as u64,
+                max: max_out as u64,
+            }
         };
         if code < CLEAR {
             if room < 1 {
@@ -222,6 +239,7 @@ pub fn decompress(input: &[u8], max_out: usize) -> Result<Vec<u8>, WireError> {
             last = None;
             continue;
         } else if code == EOI {
+            *produced = end;
             out.truncate(end);
             return Ok(out);
         } else {
@@ -247,6 +265,7 @@ pub fn decompress(input: &[u8], max_out: usize) -> Result<Vec<u8>, WireError> {
                 end += 1;
                 table.push((off, len + 1));
             } else {
+                *produced = end;
                 return Err(LzwError::InvalidCode(code as u16).into());
             }
         }
@@ -312,6 +331,32 @@ mod tests {
             ]
         );
         assert_eq!(decompress(&c, 1000).unwrap(), b"hello hello hello hello");
+    }
+
+    #[test]
+    fn counting_reports_the_work_done() {
+        let input = vec![b'z'; 50_000];
+        let c = lzw(&input);
+        let mut produced = 0;
+        assert_eq!(
+            decompress_counting(&c, 1 << 20, &mut produced).unwrap(),
+            input
+        );
+        assert_eq!(produced, 50_000);
+        // Too large: stopped before the string that would not fit.
+        produced = 0;
+        assert!(matches!(
+            decompress_counting(&c, 20_000, &mut produced),
+            Err(WireError::TooLarge { .. })
+        ));
+        assert!(produced <= 20_000 && produced > 19_000, "{produced}");
+        // Cut short: everything decoded before the end is reported.
+        produced = 0;
+        assert_eq!(
+            decompress_counting(&c[..c.len() - 3], 1 << 20, &mut produced),
+            Err(LzwError::UnexpectedEof.into())
+        );
+        assert!(produced > 40_000, "{produced}");
     }
 
     #[test]

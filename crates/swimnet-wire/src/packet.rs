@@ -11,20 +11,22 @@
 //! ```
 //!
 //! Receiving undoes the steps in reverse with [`open_packet`], then
-//! [`for_each_message`] walks compound and compress wrappers down to single
-//! messages.
+//! [`for_each_message_within`] walks compound and compress wrappers down to
+//! single messages, paid from the datagram's [`DecodeBudget`].
 
 use std::borrow::Cow;
 
+use crate::budget::DecodeBudget;
 use crate::codec::{self, Message};
 use crate::compound::decode_compound;
-use crate::compress::{compress_payload, decompress_payload};
+use crate::compress::{compress_payload, decompress_payload_within};
 use crate::crc::strip_crc;
 use crate::error::WireError;
 use crate::label::{check_label, encode_label_header, split_label};
 use crate::msg::MessageType;
 use crate::security::{
-    begin_encrypt, decrypt_payload, finish_encrypt, EncryptionVersion, Key, Keyring,
+    begin_encrypt, decrypt_payload, finish_encrypt, EncryptionVersion, Key, Keyring, NONCE_SIZE,
+    VERSION_SIZE,
 };
 
 /// How many compound/compress wrappers [`for_each_message`] unwraps inside
@@ -97,7 +99,7 @@ pub struct OpenOptions<'a> {
 
 /// Undoes the label, encryption and CRC layers of a datagram and returns the
 /// inner message bytes (type byte first; maybe a compound or compress
-/// message: pass them to [`for_each_message`]).
+/// message: pass them to [`for_each_message_within`]).
 ///
 /// Returns borrowed bytes when nothing had to be decrypted. Errors:
 /// [`WireError::BadLabel`] / [`WireError::EmptyLabel`] /
@@ -108,6 +110,28 @@ pub fn open_packet<'b>(
     datagram: &'b [u8],
     opts: &OpenOptions<'_>,
 ) -> Result<Cow<'b, [u8]>, WireError> {
+    open_packet_with_nonce(datagram, opts).map(|o| o.inner)
+}
+
+/// A datagram with its label, encryption and CRC layers removed, from
+/// [`open_packet_with_nonce`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenedPacket<'b> {
+    /// The inner message bytes, as [`open_packet`] returns them.
+    pub inner: Cow<'b, [u8]>,
+    /// The AES-GCM nonce when the datagram was decrypted and authenticated;
+    /// `None` for plaintext.
+    pub nonce: Option<[u8; NONCE_SIZE]>,
+}
+
+/// [`open_packet`], also returning the AES-GCM nonce of a datagram that was
+/// decrypted and authenticated (`None` for plaintext). Every encrypted
+/// datagram a peer sends carries a fresh random nonce, so a nonce seen
+/// before marks an exact replay.
+pub fn open_packet_with_nonce<'b>(
+    datagram: &'b [u8],
+    opts: &OpenOptions<'_>,
+) -> Result<OpenedPacket<'b>, WireError> {
     let (label, rest) = split_label(datagram).map_err(|e| match e {
         WireError::Incomplete => WireError::Truncated {
             what: "label header",
@@ -116,9 +140,17 @@ pub fn open_packet<'b>(
     })?;
     check_label(opts.label, label)?;
     let mut data = Cow::Borrowed(rest);
+    let mut nonce = None;
     if let Some(keyring) = opts.keyring {
         match decrypt_payload(keyring, rest, label) {
-            Ok(plain) => data = Cow::Owned(plain),
+            Ok(plain) => {
+                // Decryption succeeded, so `rest` holds a version byte and
+                // a whole nonce.
+                nonce = rest
+                    .get(VERSION_SIZE..VERSION_SIZE + NONCE_SIZE)
+                    .and_then(|n| n.try_into().ok());
+                data = Cow::Owned(plain);
+            }
             Err(e) if opts.verify_incoming => return Err(e),
             Err(_) => {} // plaintext fallback
         }
@@ -133,7 +165,7 @@ pub fn open_packet<'b>(
             }
         };
     }
-    Ok(data)
+    Ok(OpenedPacket { inner: data, nonce })
 }
 
 /// Walks the inner bytes of a packet and calls `f` once per message found:
@@ -142,60 +174,96 @@ pub fn open_packet<'b>(
 /// a compound whose tail was truncated, nesting deeper than
 /// [`MAX_NESTING`]).
 ///
-/// Compound and compress wrappers are unwrapped recursively in any
-/// combination; the decompressed bytes of the whole packet together may not
-/// exceed `max_decompressed` ([`crate::compress::MAX_DECOMPRESSED`] is
-/// memberlist's limit). Never panics, whatever the input.
+/// A budget of `inner.len() + max_decompressed` bytes and
+/// [`DecodeBudget::DATAGRAM_PARTS`] parts is spent as in
+/// [`for_each_message_within`] (`max_decompressed` is the decompressed
+/// bytes allowed: [`crate::compress::MAX_DECOMPRESSED`] is memberlist's
+/// limit). Never panics, whatever the input.
 pub fn for_each_message(
     inner: &[u8],
     max_decompressed: usize,
     f: &mut dyn FnMut(Result<Message, WireError>),
 ) {
-    let mut budget = max_decompressed;
-    walk(inner, 0, &mut budget, f);
+    let mut budget = DecodeBudget::new(
+        inner.len().saturating_add(max_decompressed),
+        DecodeBudget::DATAGRAM_PARTS,
+    );
+    for_each_message_within(inner, &mut budget, &mut |m, _| f(m));
+}
+
+/// Walks the inner bytes of a packet (from [`open_packet`]), paid from
+/// `budget`, and calls `f` once per message found, as soon as it is
+/// decoded: with `Ok` for each message, with `Err` for each part that could
+/// not be decoded (unknown or misplaced type, bad msgpack, bad compression,
+/// a compound whose tail was truncated, nesting deeper than
+/// [`MAX_NESTING`]). `f` also gets the budget, to take parts of its own
+/// from it (see [`crate::budget`]).
+///
+/// Compound and compress wrappers are unwrapped recursively in any
+/// combination. `inner`'s bytes and every decompressed byte are taken from
+/// the budget's bytes; every wrapper, message and undecodable part takes
+/// one part. When the budget runs out the walk stops and the rest of the
+/// packet is dropped without calling `f`: check
+/// [`DecodeBudget::exceeded`] afterwards. Never panics, whatever the input.
+pub fn for_each_message_within(
+    inner: &[u8],
+    budget: &mut DecodeBudget,
+    f: &mut dyn FnMut(Result<Message, WireError>, &mut DecodeBudget),
+) {
+    if budget.take_bytes(inner.len()) {
+        walk(inner, 0, budget, f);
+    }
 }
 
 fn walk(
     bytes: &[u8],
     depth: usize,
-    budget: &mut usize,
-    f: &mut dyn FnMut(Result<Message, WireError>),
+    budget: &mut DecodeBudget,
+    f: &mut dyn FnMut(Result<Message, WireError>, &mut DecodeBudget),
 ) {
+    if !budget.take_part() {
+        return;
+    }
     let Some((&t, body)) = bytes.split_first() else {
-        return f(Err(WireError::Empty));
+        return f(Err(WireError::Empty), budget);
     };
     let wrapper = t == MessageType::Compound as u8 || t == MessageType::Compress as u8;
     if wrapper && depth >= MAX_NESTING {
-        return f(Err(WireError::NestingTooDeep));
+        return f(Err(WireError::NestingTooDeep), budget);
     }
     if t == MessageType::Compound as u8 {
         match decode_compound(body) {
             Ok(c) => {
                 for part in c.parts {
                     walk(part, depth + 1, budget, f);
+                    if budget.exceeded().is_some() {
+                        return;
+                    }
                 }
                 if c.truncated > 0 {
-                    f(Err(WireError::CompoundTruncated { count: c.truncated }));
+                    f(
+                        Err(WireError::CompoundTruncated { count: c.truncated }),
+                        budget,
+                    );
                 }
             }
-            Err(e) => f(Err(e)),
+            Err(e) => f(Err(e), budget),
         }
     } else if t == MessageType::Compress as u8 {
-        match decompress_payload(body, *budget) {
-            Ok(plain) => {
-                *budget -= plain.len();
-                walk(&plain, depth + 1, budget, f);
-            }
-            Err(e) => f(Err(e)),
+        match decompress_payload_within(body, budget) {
+            Ok(plain) => walk(&plain, depth + 1, budget, f),
+            Err(_) if budget.exceeded().is_some() => {}
+            Err(e) => f(Err(e), budget),
         }
     } else {
-        f(codec::decode(bytes));
+        f(codec::decode(bytes), budget);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::budget::BudgetLimit;
     use crate::compound::encode_compound;
     use crate::msg::*;
 
@@ -267,8 +335,78 @@ mod tests {
         encode_compound(&[&z, &z], &mut c);
         let mut got = Vec::new();
         for_each_message(&c, 15_000, &mut |m| got.push(m));
+        // The second decompression does not fit: the walk stops there.
+        assert_eq!(got.len(), 1);
         assert!(got[0].is_ok());
-        assert!(matches!(got[1], Err(WireError::TooLarge { .. })));
+    }
+
+    /// Walks `inner` with a budget of `bytes` and `parts`; answers the
+    /// messages seen (errors included) and the budget afterwards.
+    fn walk_within(inner: &[u8], bytes: usize, parts: usize) -> (usize, DecodeBudget) {
+        let mut budget = DecodeBudget::new(bytes, parts);
+        let mut n = 0;
+        for_each_message_within(inner, &mut budget, &mut |_, _| n += 1);
+        (n, budget)
+    }
+
+    #[test]
+    fn every_part_counts_and_the_rest_is_dropped() {
+        // 255 parts: 100 pings, 100 empty parts, 55 unknown types.
+        let p = ping(1);
+        let mut parts: Vec<&[u8]> = vec![&p; 100];
+        parts.extend([&[] as &[u8]; 100]);
+        parts.extend([&[0x63u8] as &[u8]; 55]);
+        let mut c = Vec::new();
+        encode_compound(&parts, &mut c);
+        // The compound itself is one part, and each of its parts one more.
+        let (n, b) = walk_within(&c, 1 << 20, 256);
+        assert_eq!((n, b.exceeded(), b.parts_left()), (255, None, 0));
+        let (n, b) = walk_within(&c, 1 << 20, 151);
+        assert_eq!((n, b.exceeded()), (150, Some(BudgetLimit::Parts)));
+        // The inner bytes are paid for too.
+        let (n, b) = walk_within(&c, c.len() - 1, 1000);
+        assert_eq!((n, b.exceeded()), (0, Some(BudgetLimit::Bytes)));
+    }
+
+    #[test]
+    fn nested_compress_bombs_share_one_byte_budget() {
+        // compress(compound(255 × compress(1 MiB of zeros))): 255 MiB if
+        // each decompression had its own allowance.
+        let inner = vec![0u8; 1 << 20];
+        let mut z = Vec::new();
+        compress_payload(&inner, &mut z);
+        let mut c = Vec::new();
+        encode_compound(&[&z[..]; 255], &mut c);
+        let mut outer = Vec::new();
+        compress_payload(&c, &mut outer);
+        let budget = 4 << 20;
+        let (n, b) = walk_within(&outer, budget, 1 << 20);
+        // Each whole inner decompression that fits is one (undecodable)
+        // message; the next one does not fit.
+        let fit = (budget - outer.len() - c.len()) / inner.len();
+        assert!(fit >= 3);
+        assert_eq!(n, fit);
+        assert_eq!(b.exceeded(), Some(BudgetLimit::Bytes));
+    }
+
+    #[test]
+    fn failed_decompressions_are_charged() {
+        // An LZW stream that decodes 100 KiB and then hits an undefined code.
+        let mut lz = Vec::new();
+        crate::lzw::compress(&vec![0u8; 100 << 10], &mut lz);
+        lz.truncate(lz.len() - 2);
+        lz.extend_from_slice(&[0xff, 0xff, 0xff]);
+        let mut bad = vec![MessageType::Compress as u8];
+        crate::msgpack::Writer::new(&mut bad).write_encoded(b"\x82\xa4Algo\x00\xa3Buf");
+        bad.push(0xc5);
+        bad.extend_from_slice(&(lz.len() as u16).to_be_bytes());
+        bad.extend_from_slice(&lz);
+        let mut c = Vec::new();
+        encode_compound(&[&bad[..]; 20], &mut c);
+        // 20 × ~100 KiB of output: ten fit 1 MiB, each reported as an error.
+        let (n, b) = walk_within(&c, 1 << 20, 1000);
+        assert!((9..=10).contains(&n), "{n} errors");
+        assert_eq!(b.exceeded(), Some(BudgetLimit::Bytes));
     }
 
     #[test]
@@ -325,6 +463,40 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn nonce_of_authenticated_packets_only() {
+        let key = Key::new(&[9; 16]).unwrap();
+        let kr = Keyring::new(key.clone());
+        let p = ping(5);
+        let nonce = [7u8; 12];
+        let mut pkt = Vec::new();
+        let seal = SealOptions {
+            crc: true,
+            encrypt: Some((&key, nonce, EncryptionVersion::V1)),
+            label: b"lbl",
+            ..Default::default()
+        };
+        seal_packet(&p, &seal, &mut pkt);
+        let open = OpenOptions {
+            keyring: Some(&kr),
+            verify_incoming: false,
+            label: b"lbl",
+        };
+        let got = open_packet_with_nonce(&pkt, &open).unwrap();
+        assert_eq!((&got.inner[..], got.nonce), (&p[..], Some(nonce)));
+        // Plaintext read through the fallback has no nonce.
+        let mut plain = Vec::new();
+        seal_packet(
+            &p,
+            &SealOptions {
+                label: b"lbl",
+                ..Default::default()
+            },
+            &mut plain,
+        );
+        assert_eq!(open_packet_with_nonce(&plain, &open).unwrap().nonce, None);
     }
 
     #[test]

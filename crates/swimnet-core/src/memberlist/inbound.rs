@@ -1,0 +1,68 @@
+//! The datagram path: one UDP datagram in, its messages handled one by one
+//! as they are decoded, within the datagram's decode budget.
+//!
+//! Order of the checks: label, decryption and CRC ([`packet::open_packet_with_nonce`];
+//! failures are counted in [`crate::Stats::packets_dropped`]), then exact replays of
+//! encrypted datagrams ([`crate::replay`], counted in
+//! [`crate::Stats::packets_replayed`]), then the walk over compound and compress
+//! wrappers, paid from a [`DecodeBudget`] of
+//! [`Config::datagram_max_decoded_bytes`] and [`Config::datagram_max_parts`]
+//! (what does not fit is dropped and the datagram counted in
+//! [`crate::Stats::datagrams_over_budget`]). No message is held back: each is
+//! handled before the next one is decoded.
+//!
+//! [`Config::datagram_max_decoded_bytes`]: crate::Config::datagram_max_decoded_bytes
+//! [`Config::datagram_max_parts`]: crate::Config::datagram_max_parts
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use swimnet_wire::budget::DecodeBudget;
+use swimnet_wire::packet::{self, OpenOptions};
+
+use super::{type_index, Memberlist};
+use crate::delegate::Delegate;
+
+impl<D: Delegate> Memberlist<D> {
+    /// Handles one datagram from `from`: label check, decryption, replay
+    /// check, CRC, then every message inside, each as soon as it is decoded
+    /// (user messages go to [`Delegate::notify_packet_msg`] with what is
+    /// left of the budget). Bad input is counted in [`crate::Stats`] and dropped.
+    pub fn handle_packet(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        self.stats.packets_in += 1;
+        self.stats.bytes_in += datagram.len() as u64;
+        let opts = OpenOptions {
+            keyring: self.config.keyring.as_ref(),
+            verify_incoming: self.config.gossip_verify_incoming,
+            label: &self.config.label,
+        };
+        let opened = match packet::open_packet_with_nonce(datagram, &opts) {
+            Ok(opened) => opened,
+            Err(_) => {
+                self.stats.packets_dropped += 1;
+                return;
+            }
+        };
+        if let Some(nonce) = opened.nonce {
+            if self.replays.is_replay(now, nonce) {
+                self.stats.packets_replayed += 1;
+                return;
+            }
+        }
+        let mut budget = DecodeBudget::new(
+            self.config.datagram_max_decoded_bytes,
+            self.config.datagram_max_parts,
+        );
+        packet::for_each_message_within(&opened.inner, &mut budget, &mut |m, budget| match m {
+            Ok(msg) => {
+                self.stats.messages_in[type_index(&msg)] += 1;
+                self.handle_message(now, from, msg, budget);
+            }
+            Err(_) => self.stats.messages_malformed += 1,
+        });
+        if budget.exceeded().is_some() {
+            self.stats.datagrams_over_budget += 1;
+        }
+        self.check_leave_done();
+    }
+}
