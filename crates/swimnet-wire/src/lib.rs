@@ -30,5 +30,6 @@ pub mod msgpack;
 pub mod packet;
 pub mod security;
 pub mod stream;
+pub mod stream_decoder;
 
 pub use error::{LzwError, WireError};
