@@ -111,6 +111,10 @@ pub struct Config {
     pub catch_up_interval: Duration,
     /// Largest number of concurrent inbound push/pull exchanges (memberlist: 128).
     pub max_push_pull_requests: usize,
+    /// Limits on TCP streams: message size, node states, decoded size, and
+    /// the budget over inbound streams not yet complete (see
+    /// [`crate::StreamLimits`] for each knob and its default).
+    pub stream_limits: crate::StreamLimits,
     /// Vivaldi network coordinates, as Serf keeps them (default: on, with
     /// Serf's settings). When set, the core puts our coordinate in the ack
     /// of every direct ping it answers (Serf's ack payload), and updates it
@@ -178,6 +182,7 @@ impl Config {
             catch_up_backlog: 16,
             catch_up_interval: Duration::from_secs(1),
             max_push_pull_requests: 128,
+            stream_limits: crate::StreamLimits::default(),
             coordinates: Some(CoordinateConfig::default()),
             topology: TopologyConfig::default(),
         }
@@ -273,6 +278,9 @@ impl Config {
         if self.udp_buffer_size < 512 {
             return bad("udp_buffer_size must be at least 512 bytes".into());
         }
+        self.stream_limits
+            .validate()
+            .map_err(crate::Error::InvalidConfig)?;
         if let Some(c) = &self.coordinates {
             c.validate().map_err(crate::Error::InvalidConfig)?;
         }
