@@ -193,6 +193,9 @@ impl<D: Delegate> Memberlist<D> {
     /// ([`crate::Stats::streams_over_limit`]); an inbound stream that takes
     /// the inbound budget over its limit closes the biggest holder.
     pub fn handle_stream_data(&mut self, now: Instant, id: StreamId, data: &[u8], fin: bool) {
+        if !self.reserve_inbound(id, data.len()) {
+            return;
+        }
         let opts = decode_options(&self.config);
         let Some(ctx) = self.streams.get_mut(&id) else {
             return;
@@ -223,6 +226,26 @@ impl<D: Delegate> Memberlist<D> {
                 self.fail_stream(id, &e.to_string());
             }
         }
+    }
+
+    /// Before an inbound stream's buffer grows by `more` bytes, counts the
+    /// growth in the inbound budget and closes the biggest holders while it
+    /// is over. Returns false when the stream is gone (unknown, or closed
+    /// itself as the biggest).
+    fn reserve_inbound(&mut self, id: StreamId, more: usize) -> bool {
+        let Some(ctx) = self.streams.get_mut(&id) else {
+            return false;
+        };
+        if !matches!(ctx.kind, StreamKind::In) {
+            return true;
+        }
+        let after = ctx.decoder.memory_after(more);
+        if after > ctx.held {
+            self.inbound.held = self.inbound.held - ctx.held + after;
+            ctx.held = after;
+            self.enforce_inbound_budget();
+        }
+        self.streams.contains_key(&id)
     }
 
     /// Closes the inbound streams holding the most until the inbound budget

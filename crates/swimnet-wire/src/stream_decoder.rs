@@ -174,6 +174,13 @@ impl StreamDecoder {
         self.buf.capacity() + self.decoded_heap + states
     }
 
+    /// What [`Self::memory`] will be at most after pushing `more` bytes and
+    /// before they are parsed: call it to reserve room in a budget before
+    /// the buffer grows.
+    pub fn memory_after(&self, more: usize) -> usize {
+        self.memory() - self.buf.capacity() + self.grown_capacity(more)
+    }
+
     /// True once the frame header is in: the type byte of a plain message,
     /// or the 5-byte header of an encrypted frame (with its length).
     pub fn header_seen(&self) -> bool {
@@ -222,15 +229,24 @@ impl StreamDecoder {
     /// Appends `data`, growing the buffer with what arrived (doubling, but
     /// never past the end of a declared encrypted frame).
     fn append(&mut self, data: &[u8]) {
-        let need = self.buf.len() + data.len();
-        if need > self.buf.capacity() {
-            let mut want = need.max(self.buf.capacity() * 2).max(256);
-            if let Phase::Encrypted { frame_end } = self.phase {
-                want = want.min(frame_end.max(need));
-            }
+        let want = self.grown_capacity(data.len());
+        if want > self.buf.capacity() {
             self.buf.reserve_exact(want - self.buf.len());
         }
         self.buf.extend_from_slice(data);
+    }
+
+    /// The buffer's capacity once `more` bytes are appended.
+    fn grown_capacity(&self, more: usize) -> usize {
+        let need = self.buf.len() + more;
+        if need <= self.buf.capacity() {
+            return self.buf.capacity();
+        }
+        let mut want = need.max(self.buf.capacity() * 2).max(256);
+        if let Phase::Encrypted { frame_end } = self.phase {
+            want = want.min(frame_end.max(need));
+        }
+        want
     }
 
     /// Drops the first `n` bytes (a finished unit); the next unit starts.
