@@ -238,8 +238,11 @@ fn million_node_state_push_pull_costs_little_cpu() {
             .map(|v| v["stats"].to_string())
             .unwrap_or_default()
     );
+    // Parsed once it costs ~50 ms; re-parsed from the start every 64 KiB it
+    // cost 0.8 s before the 1 s stream deadline cut it short (and 10 s with
+    // the LAN profile's deadline).
     assert!(
-        cpu < Duration::from_secs(1),
+        cpu < Duration::from_millis(400),
         "the push/pull cost {cpu:?} CPU"
     );
     assert!(
