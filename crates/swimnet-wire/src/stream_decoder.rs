@@ -11,7 +11,7 @@
 //!   partial state is ever tried again;
 //! - every msgpack unit (a compressed frame, a ping, a push/pull header, a
 //!   node state, a user message header) is first measured by a forward
-//!   scanner that keeps its position between pieces ([`ValueScanner`]) and
+//!   scanner that keeps its position between pieces (`ValueScanner`) and
 //!   parsed once, when its last byte is in; so a unit of `n` bytes fed one
 //!   byte at a time costs O(n) in all.
 //!
