@@ -157,6 +157,10 @@ pub struct Config {
     pub catch_up_interval: Duration,
     /// Largest number of concurrent inbound push/pull exchanges (memberlist: 128).
     pub max_push_pull_requests: usize,
+    /// Limits on TCP streams: message size, node states, decoded size, and
+    /// the budget over inbound streams not yet complete (see
+    /// [`crate::StreamLimits`] for each knob and its default).
+    pub stream_limits: crate::StreamLimits,
     /// Vivaldi network coordinates, as Serf keeps them (default: on, with
     /// Serf's settings). When set, the core puts our coordinate in the ack
     /// of every direct ping it answers (Serf's ack payload), and updates it
@@ -252,6 +256,7 @@ impl Config {
             catch_up_backlog: 16,
             catch_up_interval: Duration::from_secs(1),
             max_push_pull_requests: 128,
+            stream_limits: crate::StreamLimits::default(),
             coordinates: Some(CoordinateConfig::default()),
             topology: TopologyConfig::default(),
             max_incarnation_jump: DEFAULT_MAX_INCARNATION_JUMP,
@@ -379,6 +384,9 @@ impl Config {
                 "datagram_max_parts must be at least {MIN_DATAGRAM_PARTS} (a compressed 255-part compound)"
             ));
         }
+        self.stream_limits
+            .validate()
+            .map_err(crate::Error::InvalidConfig)?;
         if let Some(c) = &self.coordinates {
             c.validate().map_err(crate::Error::InvalidConfig)?;
         }

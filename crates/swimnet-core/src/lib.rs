@@ -40,5 +40,6 @@ pub use config::Config;
 pub use delegate::{Delegate, NoopDelegate};
 pub use error::Error;
 pub use member::{Node, NodeState};
+pub use memberlist::streams::StreamLimits;
 pub use memberlist::{Event, Memberlist, Stats, StreamCommand, StreamId, Transmit};
 pub use swimnet_wire as wire;

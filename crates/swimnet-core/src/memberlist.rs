@@ -19,7 +19,7 @@ use swimnet_wire::msg::{
 };
 use swimnet_wire::packet::{self, SealOptions};
 use swimnet_wire::security::{EncryptionVersion, Key, Keyring};
-use swimnet_wire::stream::{self, StreamDecodeOptions, StreamEncodeOptions, StreamMessage};
+use swimnet_wire::stream::{self, StreamEncodeOptions, StreamMessage};
 
 use crate::awareness::Awareness;
 use crate::config::{Config, META_MAX_SIZE, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN};
@@ -39,16 +39,16 @@ mod guard;
 
 mod inbound;
 
+#[path = "streams.rs"]
+pub(crate) mod streams;
+use streams::{InboundBudget, StreamCtx};
+
 /// Bytes of framing a compound message adds (type byte + count).
 const COMPOUND_HEADER_OVERHEAD: usize = 2;
 /// Bytes each compound part adds (its u16 length).
 const COMPOUND_OVERHEAD: usize = 2;
 /// Bytes the user-message type byte adds.
 const USER_MSG_OVERHEAD: usize = 1;
-/// Largest stream message we accept (memberlist's `maxPushStateBytes`).
-const MAX_STREAM_BYTES: usize = 20 << 20;
-/// Largest node count in a push/pull (memberlist HEAD's `maxPushStateNodes`).
-const MAX_PUSH_NODES: u32 = 1 << 20;
 /// Most broadcasts in one packet: a compound holds at most 127 parts that
 /// memberlist 0.2.2 decodes correctly (it miscounts 128 and more), and one
 /// part is kept for the message they ride on.
@@ -194,6 +194,23 @@ pub struct Stats {
     pub streams_failed: u64,
     /// Inbound streams refused for exceeding the concurrency limit.
     pub streams_refused: u64,
+    /// Inbound streams refused because their source IP already had
+    /// [`crate::StreamLimits::max_unauthenticated_per_source`] streams not
+    /// yet authenticated (only with encryption required).
+    pub streams_refused_per_source: u64,
+    /// Streams failed for a message over a [`crate::StreamLimits`] limit
+    /// (size, node count, decoded size); also in `streams_failed`.
+    pub streams_over_limit: u64,
+    /// Inbound streams closed to keep
+    /// [`crate::StreamLimits::inbound_budget_bytes`] (the biggest holder
+    /// goes first); also in `streams_failed`.
+    pub streams_over_budget: u64,
+    /// Inbound streams closed for not sending their frame header within
+    /// [`crate::StreamLimits::first_bytes_timeout`]; also in `streams_failed`.
+    pub streams_first_bytes_timeout: u64,
+    /// Bytes examined while decoding streams (parsing, decryption,
+    /// decompression): about the bytes received, however they were cut.
+    pub stream_bytes_scanned: u64,
     /// Ack payloads from direct probes that were not a usable coordinate
     /// (undecodable, another version, non-finite or absurd values, an RTT
     /// over 10 s); our coordinate was left as it was.
@@ -293,15 +310,6 @@ enum StreamKind {
     In,
 }
 
-#[derive(Debug)]
-struct StreamCtx {
-    kind: StreamKind,
-    peer: SocketAddr,
-    buf: Vec<u8>,
-    /// Buffer length at the last parse attempt that came up short.
-    tried_at: usize,
-}
-
 /// One node's membership state machine. See the crate docs for how to drive it.
 ///
 /// Methods come in groups: getters; `handle_*` inputs, each taking `now`;
@@ -341,6 +349,7 @@ pub struct Memberlist<D: Delegate> {
     streams: HashMap<StreamId, StreamCtx>,
     next_stream: u64,
     inbound_streams: usize,
+    inbound: InboundBudget,
 
     timers: Timers,
     transmits: VecDeque<Transmit>,
@@ -449,6 +458,7 @@ impl<D: Delegate> Memberlist<D> {
             streams: HashMap::new(),
             next_stream: 0,
             inbound_streams: 0,
+            inbound: InboundBudget::default(),
             timers: Timers::default(),
             transmits: VecDeque::new(),
             stream_cmds: VecDeque::new(),
@@ -942,13 +952,7 @@ impl<D: Delegate> Memberlist<D> {
                 TimerKind::Suspicion { node, generation } => {
                     self.on_suspicion_timeout(now, &node, generation)
                 }
-                TimerKind::Stream { id } => {
-                    if let Some(ctx) = self.streams.remove(&id) {
-                        self.stats.streams_failed += 1;
-                        self.stream_finished(&ctx, Err("timed out".into()));
-                        self.stream_cmds.push_back(StreamCommand::Close { id });
-                    }
-                }
+                TimerKind::Stream { id } => self.on_stream_timer(now, id),
             }
         }
         self.check_leave_done();
@@ -984,91 +988,11 @@ impl<D: Delegate> Memberlist<D> {
         }
     }
 
-    /// A peer opened a TCP connection to us. Returns the handle to use for
-    /// its data; if the core refuses it (too many at once) a
-    /// [`StreamCommand::Close`] for it is queued.
-    pub fn handle_stream_accept(&mut self, now: Instant, from: SocketAddr) -> StreamId {
-        let id = self.new_stream_id();
-        if self.inbound_streams >= self.config.max_push_pull_requests {
-            self.stats.streams_refused += 1;
-            self.stream_cmds.push_back(StreamCommand::Close { id });
-            return id;
-        }
-        self.inbound_streams += 1;
-        self.streams.insert(
-            id,
-            StreamCtx {
-                kind: StreamKind::In,
-                peer: from,
-                buf: Vec::new(),
-                tried_at: 0,
-            },
-        );
-        self.timers
-            .schedule(now + self.config.tcp_timeout, TimerKind::Stream { id });
-        id
-    }
-
-    /// Bytes arrived on a stream (inbound, or the reply on one we opened).
-    /// `fin` says the peer closed its side. Once a whole message is in, the
-    /// core acts on it and queues a reply or a close.
-    pub fn handle_stream_data(&mut self, now: Instant, id: StreamId, data: &[u8], fin: bool) {
-        let Some(ctx) = self.streams.get_mut(&id) else {
-            return;
-        };
-        if ctx.buf.len() + data.len() > MAX_STREAM_BYTES + 64 {
-            self.fail_stream(id, "stream message too large");
-            return;
-        }
-        ctx.buf.extend_from_slice(data);
-        // Re-parse only once enough new bytes arrived (or at the end), so a
-        // large message fed in small pieces is not parsed over and over.
-        let len = ctx.buf.len();
-        if !fin
-            && ctx.tried_at > 0
-            && len < ctx.tried_at.saturating_mul(2)
-            && len - ctx.tried_at < 64 * 1024
-        {
-            return;
-        }
-        let opts = StreamDecodeOptions {
-            keyring: self.config.keyring.as_ref(),
-            verify_incoming: self.config.gossip_verify_incoming,
-            label: &self.config.label,
-            max_nodes: MAX_PUSH_NODES,
-            max_bytes: MAX_STREAM_BYTES,
-        };
-        let decoded = if matches!(ctx.kind, StreamKind::In) {
-            stream::decode_stream_message(&ctx.buf, &opts)
-        } else {
-            stream::decode_stream_reply(&ctx.buf, &opts)
-        };
-        match decoded {
-            Ok(Some((msg, _))) => {
-                let ctx = self.streams.remove(&id).expect("present");
-                self.on_stream_message(now, id, ctx, msg);
-            }
-            Ok(None) => {
-                ctx.tried_at = len;
-                if fin {
-                    self.fail_stream(id, "stream closed before a whole message arrived");
-                }
-            }
-            Err(e) => {
-                let text = e.to_string();
-                self.fail_stream(id, &text);
-            }
-        }
-    }
-
     /// The driver could not connect, write or read a stream, or its own
     /// deadline passed. The exchange is abandoned.
     pub fn handle_stream_error(&mut self, _now: Instant, id: StreamId, error: &str) {
-        if let Some(ctx) = self.streams.remove(&id) {
+        if let Some(ctx) = self.take_stream(id) {
             self.stats.streams_failed += 1;
-            if matches!(ctx.kind, StreamKind::In) {
-                self.inbound_streams = self.inbound_streams.saturating_sub(1);
-            }
             self.stream_finished(&ctx, Err(error.to_string()));
         }
     }
@@ -1122,12 +1046,11 @@ impl<D: Delegate> Memberlist<D> {
     }
 
     fn fail_stream(&mut self, id: StreamId, why: &str) {
-        let Some(ctx) = self.streams.remove(&id) else {
+        let Some(ctx) = self.take_stream(id) else {
             return;
         };
         self.stats.streams_failed += 1;
         if matches!(ctx.kind, StreamKind::In) {
-            self.inbound_streams = self.inbound_streams.saturating_sub(1);
             // Tell the peer, as memberlist does for read errors.
             let data = self.encode_stream(
                 &StreamMessage::ErrResp(ErrResp {
@@ -1164,7 +1087,6 @@ impl<D: Delegate> Memberlist<D> {
     ) {
         match ctx.kind {
             StreamKind::In => {
-                self.inbound_streams = self.inbound_streams.saturating_sub(1);
                 match msg {
                     StreamMessage::PushPull {
                         header,
@@ -2071,12 +1993,7 @@ impl<D: Delegate> Memberlist<D> {
         let deadline = now + self.config.tcp_timeout;
         self.streams.insert(
             id,
-            StreamCtx {
-                kind: StreamKind::OutPushPull { join, to },
-                peer: to,
-                buf: Vec::new(),
-                tried_at: 0,
-            },
+            StreamCtx::outbound(StreamKind::OutPushPull { join, to }, to, deadline),
         );
         self.timers.schedule(deadline, TimerKind::Stream { id });
         self.stream_cmds.push_back(StreamCommand::Open {
@@ -2627,12 +2544,7 @@ impl<D: Delegate> Memberlist<D> {
         let id = self.new_stream_id();
         self.streams.insert(
             id,
-            StreamCtx {
-                kind: StreamKind::OutPing { seq },
-                peer: to,
-                buf: Vec::new(),
-                tried_at: 0,
-            },
+            StreamCtx::outbound(StreamKind::OutPing { seq }, to, deadline),
         );
         self.timers.schedule(deadline, TimerKind::Stream { id });
         self.stream_cmds.push_back(StreamCommand::Open {

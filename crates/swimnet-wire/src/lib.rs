@@ -32,6 +32,7 @@ pub mod msgpack;
 pub mod packet;
 pub mod security;
 pub mod stream;
+pub mod stream_decoder;
 
 pub use budget::{BudgetLimit, DecodeBudget};
 pub use error::{LzwError, WireError};

@@ -28,16 +28,14 @@
 //! understands) both pairs are identical.
 
 use crate::codec::Body;
-use crate::compress::{compress_payload, read_compress, LZW_ALGO, MAX_DECOMPRESSED};
+use crate::compress::compress_payload;
 use crate::error::WireError;
-use crate::label::{check_label, encode_label_header, split_label};
-use crate::lzw;
+use crate::label::encode_label_header;
 use crate::msg::*;
-use crate::msgpack::Reader;
 use crate::security::{
-    begin_encrypt, decrypt_payload, encrypted_length, finish_encrypt, EncryptionVersion, Key,
-    Keyring,
+    begin_encrypt, encrypted_length, finish_encrypt, EncryptionVersion, Key, Keyring,
 };
+pub use crate::stream_decoder::StreamDecoder;
 
 /// Most node states a push/pull may announce (memberlist HEAD's
 /// `maxPushStateNodes`).
@@ -45,6 +43,9 @@ pub const MAX_PUSH_STATE_NODES: u32 = 1_048_576;
 /// Largest encrypted stream frame, push/pull user state and stream user
 /// message (memberlist's `maxPushStateBytes` / `maxUserMsgBytes`, 20 MiB).
 pub const MAX_PUSH_STATE_BYTES: usize = 20 << 20;
+/// Most memory one decoded stream message may take (node states and user
+/// state), 64 MiB: room for every state a 20 MiB push/pull can carry.
+pub const MAX_STREAM_DECODED: usize = 64 << 20;
 
 /// A message that travels on a TCP stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,9 +186,12 @@ pub struct StreamDecodeOptions<'a> {
     /// Most node states a push/pull may announce
     /// (default [`MAX_PUSH_STATE_NODES`]).
     pub max_nodes: u32,
-    /// Largest encrypted frame, user state, user message, or single msgpack
-    /// string (default [`MAX_PUSH_STATE_BYTES`]).
+    /// Largest encrypted frame, plain message, user state, user message, or
+    /// single msgpack string (default [`MAX_PUSH_STATE_BYTES`]).
     pub max_bytes: usize,
+    /// Most memory the decoded message may take: node states (struct and
+    /// heap bytes) plus user state (default [`MAX_STREAM_DECODED`]).
+    pub max_decoded: usize,
 }
 
 impl Default for StreamDecodeOptions<'_> {
@@ -198,6 +202,7 @@ impl Default for StreamDecodeOptions<'_> {
             label: b"",
             max_nodes: MAX_PUSH_STATE_NODES,
             max_bytes: MAX_PUSH_STATE_BYTES,
+            max_decoded: MAX_STREAM_DECODED,
         }
     }
 }
@@ -206,16 +211,17 @@ impl Default for StreamDecodeOptions<'_> {
 /// (the responder's side). A label header must be present exactly when
 /// `opts.label` is non-empty, and carry that label.
 ///
-/// Returns `Ok(None)` when `buf` does not hold the whole message yet: read
-/// more, append, and call again with the longer buffer (each call parses
-/// from the start, so read in reasonably large chunks). Returns
+/// Returns `Ok(None)` when `buf` does not hold the whole message yet (each
+/// call parses from the start: a connection's bytes arriving in pieces are
+/// better fed to a [`StreamDecoder`]). Returns
 /// `Ok(Some((message, consumed)))` once complete, where `consumed` is the
 /// number of bytes of `buf` the message used; later bytes are not looked at.
 ///
 /// Limits are checked as soon as the relevant header is in, before waiting
 /// for the body: the encrypted frame length, node count, user state and user
 /// message lengths, single strings (all against `opts`), and the
-/// decompressed size ([`MAX_DECOMPRESSED`]). Errors are final: close the
+/// decompressed size ([`crate::compress::MAX_DECOMPRESSED`]) and the decoded
+/// size (`opts.max_decoded`). Errors are final: close the
 /// connection (Go answers with an `errResp` when the error is not EOF).
 pub fn decode_stream_message(
     buf: &[u8],
@@ -239,137 +245,10 @@ fn decode(
     opts: &StreamDecodeOptions<'_>,
     header_expected: bool,
 ) -> Result<Option<(StreamMessage, usize)>, WireError> {
-    if buf.is_empty() {
-        return Ok(None);
-    }
-    let (label, rest) = match split_label(buf) {
-        Ok(x) => x,
-        Err(WireError::Incomplete) => return Ok(None),
-        Err(e) => return Err(e),
+    let mut decoder = if header_expected {
+        StreamDecoder::message()
+    } else {
+        StreamDecoder::reply()
     };
-    check_label(if header_expected { opts.label } else { b"" }, label)?;
-    let pos = buf.len() - rest.len();
-    let Some(&t) = rest.first() else {
-        return Ok(None);
-    };
-
-    if t == MessageType::Encrypt as u8 {
-        let keyring = opts.keyring.ok_or(WireError::EncryptionNotConfigured)?;
-        let Some(hdr) = rest.get(..5) else {
-            return Ok(None);
-        };
-        let len = u32::from_be_bytes([hdr[1], hdr[2], hdr[3], hdr[4]]);
-        if len as u64 > opts.max_bytes as u64 {
-            return Err(WireError::TooLarge {
-                what: "encrypted stream message",
-                len: u64::from(len),
-                max: opts.max_bytes as u64,
-            });
-        }
-        let total = (len as usize).saturating_add(5);
-        let Some(frame) = rest.get(5..total) else {
-            return Ok(None);
-        };
-        let mut aad = Vec::with_capacity(5 + opts.label.len());
-        aad.extend_from_slice(hdr);
-        aad.extend_from_slice(opts.label);
-        let plain = decrypt_payload(keyring, frame, &aad)?;
-        let msg = complete(parse(&plain, opts, true))?;
-        return Ok(Some((msg.0, pos + total)));
-    }
-
-    if opts.keyring.is_some() && opts.verify_incoming {
-        return Err(WireError::NotEncrypted);
-    }
-    match parse(rest, opts, true) {
-        Ok((msg, used)) => Ok(Some((msg, pos + used))),
-        Err(WireError::Incomplete) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// For a buffer that is complete by construction (decrypted, decompressed),
-/// running out of bytes means the message was cut short.
-fn complete<T>(r: Result<T, WireError>) -> Result<T, WireError> {
-    r.map_err(|e| match e {
-        WireError::Incomplete => WireError::Truncated {
-            what: "stream message",
-        },
-        e => e,
-    })
-}
-
-/// Parses one plaintext message (type byte first) and returns it with the
-/// number of bytes used. `Incomplete` = more bytes needed.
-fn parse(
-    bytes: &[u8],
-    opts: &StreamDecodeOptions<'_>,
-    allow_compress: bool,
-) -> Result<(StreamMessage, usize), WireError> {
-    let (&t, body) = bytes.split_first().ok_or(WireError::Incomplete)?;
-    let mut r = Reader::new(body).with_max_len(opts.max_bytes);
-    let msg = match MessageType::from_u8(t) {
-        Some(MessageType::Compress) if allow_compress => {
-            let (algo, buf) = read_compress(&mut r)?;
-            if algo != LZW_ALGO {
-                return Err(WireError::UnsupportedCompression(algo));
-            }
-            let plain = lzw::decompress(&buf, MAX_DECOMPRESSED)?;
-            if plain.is_empty() {
-                return Err(WireError::EmptyDecompressed);
-            }
-            complete(parse(&plain, opts, false))?.0
-        }
-        Some(MessageType::PushPull) => {
-            let header = PushPullHeader::decode_body(&mut r)?;
-            if header.nodes > opts.max_nodes {
-                return Err(WireError::TooLarge {
-                    what: "push/pull node count",
-                    len: header.nodes.into(),
-                    max: opts.max_nodes.into(),
-                });
-            }
-            if header.user_state_len as u64 > opts.max_bytes as u64 {
-                return Err(WireError::TooLarge {
-                    what: "push/pull user state",
-                    len: header.user_state_len.into(),
-                    max: opts.max_bytes as u64,
-                });
-            }
-            // Every state takes at least one byte: cap the reservation by
-            // what is actually here.
-            let mut states = Vec::with_capacity((header.nodes as usize).min(r.remaining().len()));
-            for _ in 0..header.nodes {
-                states.push(PushNodeState::decode_body(&mut r)?);
-            }
-            let user_state = r.read_raw_bytes(header.user_state_len as usize)?.to_vec();
-            StreamMessage::PushPull {
-                header,
-                states,
-                user_state,
-            }
-        }
-        Some(MessageType::Ping) => StreamMessage::Ping(Ping::decode_body(&mut r)?),
-        Some(MessageType::AckResp) => StreamMessage::AckResp(AckResp::decode_body(&mut r)?),
-        Some(MessageType::ErrResp) => StreamMessage::ErrResp(ErrResp::decode_body(&mut r)?),
-        Some(MessageType::User) => {
-            let h = UserMsgHeader::decode_body(&mut r)?;
-            if h.user_msg_len as u64 > opts.max_bytes as u64 {
-                return Err(WireError::TooLarge {
-                    what: "stream user message",
-                    len: h.user_msg_len.into(),
-                    max: opts.max_bytes as u64,
-                });
-            }
-            StreamMessage::User(r.read_raw_bytes(h.user_msg_len as usize)?.to_vec())
-        }
-        Some(_) => {
-            return Err(WireError::UnexpectedType {
-                found: t,
-                context: "stream message",
-            })
-        }
-        None => return Err(WireError::UnknownType(t)),
-    };
-    Ok((msg, 1 + r.position()))
+    Ok(decoder.push(buf, opts)?.map(|m| (m, decoder.consumed())))
 }

@@ -59,6 +59,7 @@ fn decode_everything(b: &[u8]) {
             label,
             max_nodes: 1000,
             max_bytes: 1 << 20,
+            max_decoded: 4 << 20,
         };
         let _ = decode_stream_message(b, &opts);
         let _ = decode_stream_reply(b, &opts);

@@ -7,8 +7,11 @@
 //! bytes between the sockets and the core, sleeps until the core's next
 //! deadline, and answers local commands. Everything a peer sends is bounded
 //! here before the core sees it: datagrams are read into a 64 KiB buffer,
-//! streams are capped in size and time, and the number of open connections
-//! is limited; what goes over a bound is counted and logged, never fatal.
+//! streams are read in 64 KiB chunks that go straight to the core (which
+//! keeps the per-stream limits and the inbound budget and says when to
+//! close), with a bounded queue between the sockets and the core and a cap
+//! in size and time, and the number of open connections is limited; what
+//! goes over a bound is counted and logged, never fatal.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -27,9 +30,14 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 /// Largest datagram read (memberlist's receive buffer).
 const UDP_BUFFER: usize = 65_536;
-/// Largest number of bytes read from one TCP connection (20 MiB of
-/// encrypted state plus framing).
-const MAX_STREAM_READ: usize = (20 << 20) + 1024;
+/// Bytes read from one TCP connection beyond the core's largest stream
+/// message (`StreamLimits::max_message_bytes`): label and frame headers.
+/// The core closes a stream over its limits first; this is a backstop.
+const STREAM_READ_SLACK: usize = 1024;
+/// Stream events (each at most one [`STREAM_CHUNK`]) queued for the core:
+/// a reader waits when the core is behind, so at most this many chunks
+/// (4 MiB) are in flight between the sockets and the core.
+const STREAM_QUEUE: usize = 64;
 /// Most TCP connections (inbound and outbound) open at once.
 const MAX_CONNECTIONS: usize = 512;
 /// Read chunk for streams.
@@ -663,7 +671,7 @@ impl<N: SansIo> Driver<N> {
         commands: mpsc::Receiver<Command>,
         leave_plan: impl FnMut(&mut N) -> LeavePlan + Send + 'static,
     ) -> Self {
-        let (stream_tx, stream_rx) = mpsc::channel(1024);
+        let (stream_tx, stream_rx) = mpsc::channel(STREAM_QUEUE);
         Driver {
             core,
             udp: Arc::new(udp),
@@ -966,6 +974,12 @@ impl<N: SansIo> Driver<N> {
         self.spawn_stream(id, stream, None, true, deadline, out_rx);
     }
 
+    /// Most bytes read from one connection (see [`STREAM_READ_SLACK`]).
+    fn max_stream_read(&self) -> usize {
+        let limits = &self.core.config().stream_limits;
+        limits.max_message_bytes.saturating_add(STREAM_READ_SLACK)
+    }
+
     fn spawn_stream(
         &self,
         id: StreamId,
@@ -977,12 +991,12 @@ impl<N: SansIo> Driver<N> {
     ) {
         let tx = self.stream_tx.clone();
         let conns = self.connections.clone();
+        let max_read = self.max_stream_read();
         conns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tokio::spawn(async move {
             let dl = tokio::time::Instant::from_std(deadline);
-            let r =
-                tokio::time::timeout_at(dl, serve_stream(id, stream, initial, read, out_rx, &tx))
-                    .await;
+            let serve = serve_stream(id, stream, initial, read, max_read, out_rx, &tx);
+            let r = tokio::time::timeout_at(dl, serve).await;
             let err = match r {
                 Ok(Ok(())) => None,
                 Ok(Err(e)) => Some(e),
@@ -1009,6 +1023,7 @@ impl<N: SansIo> Driver<N> {
         }
         let tx = self.stream_tx.clone();
         let conns = self.connections.clone();
+        let max_read = self.max_stream_read();
         conns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tokio::spawn(async move {
             let dl = tokio::time::Instant::from_std(deadline);
@@ -1021,7 +1036,7 @@ impl<N: SansIo> Driver<N> {
                     Err(e) => return Err(Some(format!("connect {to}: {e}"))),
                 };
                 let _ = stream.set_nodelay(true);
-                serve_stream(id, stream, Some(data), expect_reply, out_rx, &tx)
+                serve_stream(id, stream, Some(data), expect_reply, max_read, out_rx, &tx)
                     .await
                     .map_err(Some)
             })
@@ -1151,6 +1166,7 @@ async fn serve_stream(
     mut stream: TcpStream,
     initial: Option<Vec<u8>>,
     read: bool,
+    max_read: usize,
     mut out_rx: mpsc::Receiver<StreamOut>,
     tx: &mpsc::Sender<StreamIn>,
 ) -> Result<(), String> {
@@ -1188,8 +1204,8 @@ async fn serve_stream(
                     }
                     Ok(n) => {
                         total += n;
-                        if total > MAX_STREAM_READ {
-                            return Err(format!("stream over {MAX_STREAM_READ} bytes"));
+                        if total > max_read {
+                            return Err(format!("stream over {max_read} bytes"));
                         }
                         if tx.send(StreamIn::Data(id, chunk[..n].to_vec(), false)).await.is_err() {
                             return Ok(());

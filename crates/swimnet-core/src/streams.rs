@@ -1,0 +1,325 @@
+//! TCP streams on the core's side: accepting and reading them within
+//! per-stream limits and a budget over all inbound streams.
+//!
+//! Every stream's bytes go through a [`StreamDecoder`], which parses them
+//! as they arrive (never from the start again) and holds only what arrived.
+//! On top of that, for inbound streams (anyone can open them):
+//!
+//! - all inbound streams whose message is not complete share one memory
+//!   budget ([`StreamLimits::inbound_budget_bytes`]); past it, the stream
+//!   holding the most is closed. On an agent that requires encryption these
+//!   are exactly the unauthenticated bytes;
+//! - with encryption required, one source IP may have at most
+//!   [`StreamLimits::max_unauthenticated_per_source`] such streams;
+//! - a stream must deliver its frame header within
+//!   [`StreamLimits::first_bytes_timeout`].
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use swimnet_wire::stream::{StreamDecodeOptions, StreamDecoder, MAX_PUSH_STATE_NODES};
+use swimnet_wire::WireError;
+
+use super::{Memberlist, StreamCommand, StreamId, StreamKind};
+use crate::config::Config;
+use crate::delegate::Delegate;
+use crate::timer::TimerKind;
+
+/// Limits on TCP streams (see [`Config::stream_limits`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamLimits {
+    /// Largest stream message on the wire: an encrypted frame, a plain
+    /// message, a push/pull user state, a user message, a single string.
+    /// Default: 20 MiB (memberlist's `maxPushStateBytes`).
+    pub max_message_bytes: usize,
+    /// Most node states one push/pull may announce. Default: 2^20
+    /// (memberlist's `maxPushStateNodes`).
+    pub max_node_states: u32,
+    /// Most memory one decoded message may take: its node states (struct
+    /// and heap bytes) and user state. Default: 64 MiB, room for every
+    /// state a 20 MiB push/pull can carry.
+    pub max_decoded_bytes: usize,
+    /// Memory all inbound streams whose message is not complete yet may
+    /// hold together (buffers and decoded states); with encryption required
+    /// these are the unauthenticated bytes. Past it, the inbound stream
+    /// holding the most is closed ([`crate::Stats::streams_over_budget`]).
+    /// Default: 64 MiB.
+    pub inbound_budget_bytes: usize,
+    /// With encryption required (a keyring and
+    /// [`Config::gossip_verify_incoming`]): most inbound streams one source
+    /// IP may have open before their message is complete; more are refused
+    /// at once ([`crate::Stats::streams_refused_per_source`]). Default: 4.
+    pub max_unauthenticated_per_source: usize,
+    /// An inbound stream that has not delivered its frame header (the type
+    /// byte; for an encrypted frame, its 5-byte header with the length)
+    /// this long after it was accepted is closed
+    /// ([`crate::Stats::streams_first_bytes_timeout`]); never later than
+    /// [`Config::tcp_timeout`]. Default: 5 s.
+    pub first_bytes_timeout: Duration,
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        StreamLimits {
+            max_message_bytes: 20 << 20,
+            max_node_states: MAX_PUSH_STATE_NODES,
+            max_decoded_bytes: 64 << 20,
+            inbound_budget_bytes: 64 << 20,
+            max_unauthenticated_per_source: 4,
+            first_bytes_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl StreamLimits {
+    /// Checks the limits: every one positive, and the inbound budget room
+    /// for at least one whole message.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_message_bytes == 0
+            || self.max_node_states == 0
+            || self.max_decoded_bytes == 0
+            || self.max_unauthenticated_per_source == 0
+            || self.first_bytes_timeout.is_zero()
+        {
+            return Err("stream limits must all be positive".into());
+        }
+        if self.inbound_budget_bytes < self.max_message_bytes {
+            return Err(format!(
+                "the inbound stream budget ({} bytes) is smaller than one message ({} bytes)",
+                self.inbound_budget_bytes, self.max_message_bytes
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What inbound streams hold together (see the module docs).
+#[derive(Debug, Default)]
+pub(super) struct InboundBudget {
+    /// Memory held by inbound streams whose message is not complete.
+    held: usize,
+    /// Such streams per source IP, counted only with encryption required.
+    per_source: HashMap<IpAddr, usize>,
+}
+
+/// One stream's state in the core.
+#[derive(Debug)]
+pub(super) struct StreamCtx {
+    pub(super) kind: StreamKind,
+    pub(super) peer: SocketAddr,
+    decoder: StreamDecoder,
+    /// Memory counted in the inbound budget for this stream.
+    held: usize,
+    /// Counted in [`InboundBudget::per_source`].
+    per_source: bool,
+    /// When the exchange is given up.
+    deadline: Instant,
+}
+
+impl StreamCtx {
+    /// A stream we opened (a push/pull or a TCP ping), given up at `deadline`.
+    pub(super) fn outbound(kind: StreamKind, peer: SocketAddr, deadline: Instant) -> Self {
+        StreamCtx {
+            kind,
+            peer,
+            decoder: StreamDecoder::reply(),
+            held: 0,
+            per_source: false,
+            deadline,
+        }
+    }
+}
+
+fn decode_options(config: &Config) -> StreamDecodeOptions<'_> {
+    let limits = &config.stream_limits;
+    StreamDecodeOptions {
+        keyring: config.keyring.as_ref(),
+        verify_incoming: config.gossip_verify_incoming,
+        label: &config.label,
+        max_nodes: limits.max_node_states,
+        max_bytes: limits.max_message_bytes,
+        max_decoded: limits.max_decoded_bytes,
+    }
+}
+
+impl<D: Delegate> Memberlist<D> {
+    /// A peer opened a TCP connection to us. Returns the handle to use for
+    /// its data. The core refuses it (queues a [`StreamCommand::Close`] for
+    /// it) when [`Config::max_push_pull_requests`] inbound streams are open,
+    /// or, with encryption required, when its source IP already has
+    /// [`StreamLimits::max_unauthenticated_per_source`] open.
+    pub fn handle_stream_accept(&mut self, now: Instant, from: SocketAddr) -> StreamId {
+        let id = self.new_stream_id();
+        if self.inbound_streams >= self.config.max_push_pull_requests {
+            self.stats.streams_refused += 1;
+            self.stream_cmds.push_back(StreamCommand::Close { id });
+            return id;
+        }
+        let limits = &self.config.stream_limits;
+        let per_source = self.config.keyring.is_some() && self.config.gossip_verify_incoming;
+        if per_source {
+            let open = self.inbound.per_source.entry(from.ip()).or_insert(0);
+            if *open >= limits.max_unauthenticated_per_source {
+                self.stats.streams_refused_per_source += 1;
+                self.stream_cmds.push_back(StreamCommand::Close { id });
+                return id;
+            }
+            *open += 1;
+        }
+        let deadline = now + self.config.tcp_timeout;
+        let first_check = deadline.min(now + limits.first_bytes_timeout);
+        self.inbound_streams += 1;
+        self.streams.insert(
+            id,
+            StreamCtx {
+                kind: StreamKind::In,
+                peer: from,
+                decoder: StreamDecoder::message(),
+                held: 0,
+                per_source,
+                deadline,
+            },
+        );
+        self.timers.schedule(first_check, TimerKind::Stream { id });
+        id
+    }
+
+    /// Bytes arrived on a stream (inbound, or the reply on one we opened).
+    /// `fin` says the peer closed its side. The bytes are parsed as they
+    /// come (see [`StreamDecoder`]); once a whole message is in, the core
+    /// acts on it and queues a reply or a close. A message over a
+    /// [`StreamLimits`] limit fails the stream
+    /// ([`crate::Stats::streams_over_limit`]); an inbound stream that takes
+    /// the inbound budget over its limit closes the biggest holder.
+    pub fn handle_stream_data(&mut self, now: Instant, id: StreamId, data: &[u8], fin: bool) {
+        if !self.reserve_inbound(id, data.len()) {
+            return;
+        }
+        let opts = decode_options(&self.config);
+        let Some(ctx) = self.streams.get_mut(&id) else {
+            return;
+        };
+        let scanned_before = ctx.decoder.scanned();
+        let mut result = ctx.decoder.push(data, &opts);
+        if fin && matches!(result, Ok(None)) {
+            result = ctx.decoder.finish().map(|()| None);
+        }
+        self.stats.stream_bytes_scanned += ctx.decoder.scanned() - scanned_before;
+        match result {
+            Ok(Some(msg)) => {
+                let ctx = self.take_stream(id).expect("present");
+                self.on_stream_message(now, id, ctx, msg);
+            }
+            Ok(None) => {
+                if matches!(ctx.kind, StreamKind::In) {
+                    let memory = ctx.decoder.memory();
+                    self.inbound.held = self.inbound.held - ctx.held + memory;
+                    ctx.held = memory;
+                    self.enforce_inbound_budget();
+                }
+            }
+            Err(e) => {
+                if matches!(e, WireError::TooLarge { .. }) {
+                    self.stats.streams_over_limit += 1;
+                }
+                self.fail_stream(id, &e.to_string());
+            }
+        }
+    }
+
+    /// Before an inbound stream's buffer grows by `more` bytes, counts the
+    /// growth in the inbound budget and closes the biggest holders while it
+    /// is over. Returns false when the stream is gone (unknown, or closed
+    /// itself as the biggest).
+    fn reserve_inbound(&mut self, id: StreamId, more: usize) -> bool {
+        let Some(ctx) = self.streams.get_mut(&id) else {
+            return false;
+        };
+        if !matches!(ctx.kind, StreamKind::In) {
+            return true;
+        }
+        let after = ctx.decoder.memory_after(more);
+        if after > ctx.held {
+            self.inbound.held = self.inbound.held - ctx.held + after;
+            ctx.held = after;
+            self.enforce_inbound_budget();
+        }
+        self.streams.contains_key(&id)
+    }
+
+    /// Closes the inbound streams holding the most until the inbound budget
+    /// is kept.
+    fn enforce_inbound_budget(&mut self) {
+        while self.inbound.held > self.config.stream_limits.inbound_budget_bytes {
+            let Some(biggest) = self
+                .streams
+                .iter()
+                .filter(|(_, c)| c.held > 0)
+                .max_by_key(|(id, c)| (c.held, std::cmp::Reverse(**id)))
+                .map(|(id, _)| *id)
+            else {
+                return;
+            };
+            self.stats.streams_over_budget += 1;
+            self.drop_stream(biggest);
+        }
+    }
+
+    /// Runs a stream's timer: the first-bytes check, then the deadline.
+    pub(super) fn on_stream_timer(&mut self, now: Instant, id: StreamId) {
+        let Some(ctx) = self.streams.get(&id) else {
+            return;
+        };
+        if now < ctx.deadline {
+            if matches!(ctx.kind, StreamKind::In) && !ctx.decoder.header_seen() {
+                self.stats.streams_first_bytes_timeout += 1;
+                self.drop_stream(id);
+            } else {
+                let deadline = ctx.deadline;
+                self.timers.schedule(deadline, TimerKind::Stream { id });
+            }
+            return;
+        }
+        let ctx = self.take_stream(id).expect("present");
+        self.stats.streams_failed += 1;
+        self.stream_finished(&ctx, Err("timed out".into()));
+        self.stream_cmds.push_back(StreamCommand::Close { id });
+    }
+
+    /// Closes a stream without a word (a hostile or stalled peer): counted
+    /// as failed.
+    fn drop_stream(&mut self, id: StreamId) {
+        if let Some(ctx) = self.take_stream(id) {
+            self.stats.streams_failed += 1;
+            self.stream_finished(&ctx, Err("closed: over a stream budget".into()));
+            self.stream_cmds.push_back(StreamCommand::Close { id });
+        }
+    }
+
+    /// Removes a stream and gives back what it held: its inbound slot, its
+    /// share of the inbound budget and its per-source count.
+    pub(super) fn take_stream(&mut self, id: StreamId) -> Option<StreamCtx> {
+        let ctx = self.streams.remove(&id)?;
+        if matches!(ctx.kind, StreamKind::In) {
+            self.inbound_streams = self.inbound_streams.saturating_sub(1);
+            self.inbound.held -= ctx.held;
+            if ctx.per_source {
+                let ip = ctx.peer.ip();
+                if let Some(open) = self.inbound.per_source.get_mut(&ip) {
+                    *open -= 1;
+                    if *open == 0 {
+                        self.inbound.per_source.remove(&ip);
+                    }
+                }
+            }
+        }
+        Some(ctx)
+    }
+
+    /// Memory held by inbound streams whose message is not complete (what
+    /// [`StreamLimits::inbound_budget_bytes`] bounds).
+    pub fn inbound_stream_memory(&self) -> usize {
+        self.inbound.held
+    }
+}
