@@ -136,7 +136,7 @@ impl Entries {
     pub(super) fn keys_of(&self, owner: &str, nid: Option<&str>) -> Vec<EntryKey> {
         self.by_owner.get(owner).map_or_else(Vec::new, |keys| {
             keys.iter()
-                .filter(|k| nid.is_none_or(|n| k.0 == n))
+                .filter(|k| nid.map_or(true, |n| k.0 == n))
                 .cloned()
                 .collect()
         })
