@@ -495,3 +495,39 @@ fn streaming_reader_reads_what_docker_sends() {
         );
     }
 }
+
+/// A periodic push/pull from the far future is refused whole (no clock
+/// move, no node or attachment learned from it); the push/pull of a
+/// cluster join may move the network clock any distance below the ceiling.
+#[test]
+fn push_pull_times_follow_the_window_except_on_join() {
+    use swimnet_networkdb::state::CLOCK_CEILING;
+    use swimnet_networkdb::wire::{encode_push_pull_state, NetworkEntry, NetworkPushPull};
+    let now = Instant::now();
+    let mut d = db(now);
+    d.on_member_join(now, &node("c", 3));
+    let state = |l_time: u64| {
+        encode_push_pull_state(&NetworkPushPull {
+            l_time,
+            networks: vec![NetworkEntry {
+                network_id: NET.into(),
+                l_time,
+                node_name: "c".into(),
+                leaving: false,
+            }],
+            node_name: "c".into(),
+        })
+    };
+    let clock = d.network_clock();
+    let far = clock + 50 * CLOCK_WINDOW;
+    d.merge_remote_state(now, &state(far), false);
+    assert_eq!(d.network_clock(), clock);
+    assert_eq!(d.stats().clock_far_future, 1);
+    assert_eq!(d.network_peers(NET), vec!["b", "me"]);
+    d.merge_remote_state(now, &state(far), true);
+    assert_eq!(d.network_clock(), far + 1);
+    assert_eq!(d.network_peers(NET), vec!["b", "c", "me"]);
+    d.merge_remote_state(now, &state(CLOCK_CEILING + 1), true);
+    assert_eq!(d.network_clock(), far + 1);
+    assert_eq!(d.stats().clock_far_future, 2);
+}
