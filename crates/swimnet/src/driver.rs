@@ -42,8 +42,7 @@ pub const WATCH_BUFFER: usize = 1024;
 pub struct DriverStats {
     /// Inbound connections refused because too many were open.
     pub connections_refused: u64,
-    /// Outbound connections not opened because too many were open (bulk
-    /// syncs and their answers, push/pulls, user streams).
+    /// Outbound connections not opened because too many were open.
     pub connections_not_opened: u64,
     /// Streams that failed in the driver: size cap, deadline, connect or IO error.
     pub stream_errors: u64,
@@ -1009,17 +1008,11 @@ impl<N: SansIo> Driver<N> {
         let tx = self.stream_tx.clone();
         let conns = self.connections.clone();
         if conns.load(std::sync::atomic::Ordering::Relaxed) >= MAX_CONNECTIONS {
-            // Outbound connections count against the same limit as inbound
-            // ones: a flood of requests that each make this node connect
-            // out must not open a connection per request.
+            // Outbound connections count against the limit too.
             self.stats.connections_not_opened += 1;
-            tracing::debug!(%to, "too many open connections; not opening one");
-            if expect_reply {
-                tokio::spawn(async move {
-                    let e = format!("not connecting to {to}: too many open connections");
-                    let _ = tx.send(StreamIn::Error(id, e)).await;
-                });
-            }
+            let e = format!("not connecting to {to}: too many open connections");
+            let _ = expect_reply
+                .then(|| tokio::spawn(async move { tx.send(StreamIn::Error(id, e)).await }));
             return;
         }
         let (out_tx, out_rx) = mpsc::channel(2);
