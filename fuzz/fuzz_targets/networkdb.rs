@@ -26,10 +26,23 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(m) = Message::decode(data) {
         assert_eq!(Message::decode(&m.encode()), Ok(m));
     }
-    for m in decode_all(data).into_iter().flatten() {
+    // The part caps hold whatever the bytes: a gossip message yields at most
+    // MAX_GOSSIP_PARTS + 1 results, a bulk-sync payload MAX_BULK_SYNC_PARTS + 1,
+    // and each compound is either read whole or refused whole.
+    let mut calls = 0usize;
+    for_each_message_within(data, 3, &mut |_| calls += 1);
+    assert!(calls <= 4, "{calls} results under a cap of 3 parts");
+    let all = decode_all(data);
+    assert!(all.len() <= MAX_GOSSIP_PARTS + 1);
+    if let Ok(parts) = decode_compound(data) {
+        assert!(parts.len() <= MAX_GOSSIP_PARTS);
+    }
+    for m in all.into_iter().flatten() {
         assert_eq!(Message::decode(&m.encode()), Ok(m.clone()));
         if let Message::BulkSync(b) = &m {
-            for p in b.payload_messages().into_iter().flatten() {
+            let payload = b.payload_messages();
+            assert!(payload.len() <= MAX_BULK_SYNC_PARTS + 1);
+            for p in payload.into_iter().flatten() {
                 let _ = p.encode();
             }
         }

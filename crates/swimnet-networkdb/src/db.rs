@@ -111,6 +111,8 @@ impl NetworkDb {
             }
             self.events.push_back(e);
         }
+        // Attachments of nodes that this input did not make members.
+        self.core.delegate_mut().drop_parked_attachments();
         for o in self.core.delegate_mut().take_outbox() {
             match o {
                 Outgoing::Packet(to, msg) => self.core.send_user_packet(to, &msg),

@@ -29,6 +29,12 @@ use swimnet_core::queue::TransmitLimitedQueue;
 use swimnet_core::topology::{NearRotation, TopologyView};
 use swimnet_core::{Delegate, Node};
 
+mod entries;
+mod guard;
+
+use entries::Entries;
+pub use guard::{CLOCK_CEILING, CLOCK_WINDOW};
+
 use crate::wire::{
     self, BulkSyncMessage, GossipPayload, Message, NetworkEvent, NetworkEventType, NetworkPushPull,
     NodeEvent, NodeEventType, TableEvent, TableEventType,
@@ -94,6 +100,30 @@ pub struct NdbConfig {
     /// goes to this many random peers, the events also stay in the gossip
     /// queue, and the receivers relay them like bulk-synced events.
     pub backlog_push_peers: usize,
+    /// Most attachments (node, network) of other nodes kept, in all
+    /// (default 100,000); further network joins are dropped and counted in
+    /// [`NdbStats::attachment_limit_drops`]. Also the most network events
+    /// parked for nodes not yet known as members within one input.
+    pub max_attachments: usize,
+    /// Most networks one other node may be attached to (default 1,024).
+    pub max_networks_per_node: usize,
+    /// Most tables one network may hold (default 64); a remote create in a
+    /// further table is dropped ([`NdbStats::table_limit_drops`]), a local
+    /// one fails with [`NdbError::TooManyTables`].
+    pub max_tables_per_network: usize,
+    /// Most records (live entries, hidden ones and tombstones) kept in all
+    /// (default 500,000); a remote event for a further record is dropped
+    /// ([`NdbStats::entry_limit_drops`]), a local create fails with
+    /// [`NdbError::StoreFull`].
+    pub max_entries: usize,
+    /// Most events one network's relay queue holds (default 4,096); the
+    /// oldest are dropped beyond ([`NdbStats::relay_queue_drops`]).
+    pub max_relay_queue: usize,
+    /// An unsolicited bulk sync from a peer is answered for a network at
+    /// most once per this interval (default 5 s; Docker answers every one).
+    /// Others are applied but not answered
+    /// ([`NdbStats::bulk_sync_answers_limited`]).
+    pub bulk_sync_answer_interval: Duration,
 }
 
 impl Default for NdbConfig {
@@ -119,6 +149,12 @@ impl Default for NdbConfig {
             backlog_push_bytes: 2 * 1400,
             backlog_push_peers: 32,
             rejoin_interval: Duration::from_secs(60),
+            max_attachments: 100_000,
+            max_networks_per_node: 1024,
+            max_tables_per_network: 64,
+            max_entries: 500_000,
+            max_relay_queue: 4096,
+            bulk_sync_answer_interval: Duration::from_secs(5),
         }
     }
 }
@@ -213,6 +249,23 @@ pub enum NdbError {
         /// Limit.
         max: usize,
     },
+    /// The network holds [`NdbConfig::max_tables_per_network`] tables
+    /// already; write to one of them, or raise the limit.
+    #[error("network {nid} has {max} tables already; cannot add table {table}")]
+    TooManyTables {
+        /// Table.
+        table: String,
+        /// Network.
+        nid: String,
+        /// Limit.
+        max: usize,
+    },
+    /// The store holds [`NdbConfig::max_entries`] records already.
+    #[error("the store holds {max} records already; delete some or raise max_entries")]
+    StoreFull {
+        /// Limit.
+        max: usize,
+    },
     /// The table holds [`NdbConfig::max_entries_per_table`] entries already.
     #[error("table {table} of network {nid} is full ({max} entries)")]
     TableFull {
@@ -278,6 +331,32 @@ pub struct NdbStats {
     /// Table-gossip targets and bulk-sync partners chosen latency-aware
     /// (see [`swimnet_core::topology`]) rather than uniformly.
     pub topology_choices: u64,
+    /// Compounds dropped whole for holding more parts than the cap
+    /// ([`wire::MAX_GOSSIP_PARTS`], [`wire::MAX_BULK_SYNC_PARTS`]).
+    pub compounds_too_many_parts: u64,
+    /// Events and states dropped for a Lamport time more than
+    /// [`CLOCK_WINDOW`] ahead of this node's clock (or over
+    /// [`CLOCK_CEILING`]); the clock did not move.
+    pub clock_far_future: u64,
+    /// Remote table events over the local key, value or packet limits.
+    pub table_events_over_limits: u64,
+    /// Remote table events dropped because their network has
+    /// [`NdbConfig::max_tables_per_network`] tables.
+    pub table_limit_drops: u64,
+    /// Remote table events dropped because the store holds
+    /// [`NdbConfig::max_entries`] records.
+    pub entry_limit_drops: u64,
+    /// Network events about nodes that are not members (alive or suspect).
+    pub attachments_unknown_node: u64,
+    /// Network joins dropped by [`NdbConfig::max_attachments`] or
+    /// [`NdbConfig::max_networks_per_node`].
+    pub attachment_limit_drops: u64,
+    /// Events dropped from full relay queues ([`NdbConfig::max_relay_queue`]).
+    pub relay_queue_drops: u64,
+    /// Bulk syncs dropped because their sender is not a member.
+    pub bulk_syncs_unknown_sender: u64,
+    /// Unsolicited bulk syncs not answered (answered too recently).
+    pub bulk_sync_answers_limited: u64,
 }
 
 /// Most events a per-network queue keeps while the network has no peer.
@@ -384,93 +463,7 @@ enum Source {
     Push,
 }
 
-/// The table entries, ordered by (network, table, key), with a running count
-/// of live entries (not tombstones) per (network, table) so the per-table
-/// limit is checked in O(log n) instead of by scanning the table on every
-/// write. Every change goes through the methods below, which keep the counts
-/// right; reads go through `Deref` to the map.
-#[derive(Debug, Default)]
-struct Entries {
-    map: BTreeMap<EntryKey, Entry>,
-    live: BTreeMap<(String, String), usize>,
-}
-
-impl std::ops::Deref for Entries {
-    type Target = BTreeMap<EntryKey, Entry>;
-    fn deref(&self) -> &Self::Target {
-        &self.map
-    }
-}
-
-impl Entries {
-    fn count(&mut self, k: &EntryKey, delta: isize) {
-        let t = (k.0.clone(), k.1.clone());
-        let c = self.live.entry(t.clone()).or_insert(0);
-        *c = c.saturating_add_signed(delta);
-        if *c == 0 {
-            self.live.remove(&t);
-        }
-    }
-
-    /// Live entries of one table.
-    fn live_count(&self, nid: &str, table: &str) -> usize {
-        // The BTreeMap key is an owned pair; a lookup by borrowed parts would
-        // need a custom Borrow impl, so build the key.
-        self.live
-            .get(&(nid.to_string(), table.to_string()))
-            .copied()
-            .unwrap_or(0)
-    }
-
-    fn insert(&mut self, k: EntryKey, e: Entry) {
-        let new_live = !e.deleting;
-        let old_live = self.map.get(&k).is_some_and(|o| !o.deleting);
-        match (old_live, new_live) {
-            (false, true) => self.count(&k, 1),
-            (true, false) => self.count(&k, -1),
-            _ => {}
-        }
-        self.map.insert(k, e);
-    }
-
-    fn remove(&mut self, k: &EntryKey) {
-        if let Some(e) = self.map.remove(k) {
-            if !e.deleting {
-                self.count(k, -1);
-            }
-        }
-    }
-
-    fn retain(&mut self, mut keep: impl FnMut(&EntryKey, &Entry) -> bool) {
-        let mut dropped: Vec<EntryKey> = Vec::new();
-        self.map.retain(|k, e| {
-            let kept = keep(k, e);
-            if !kept && !e.deleting {
-                dropped.push(k.clone());
-            }
-            kept
-        });
-        for k in dropped {
-            self.count(&k, -1);
-        }
-    }
-
-    /// Changes the reap time of every entry `f` picks (the deleting flag
-    /// cannot change through here, so the counts stay right).
-    fn set_reap_where(&mut self, mut f: impl FnMut(&EntryKey, &Entry) -> Option<Option<Instant>>) {
-        for (k, e) in self.map.iter_mut() {
-            if let Some(at) = f(k, e) {
-                e.reap_at = at;
-            }
-        }
-    }
-}
-
-fn witness(clock: &mut u64, v: u64) {
-    if v >= *clock {
-        *clock = v.saturating_add(1);
-    }
-}
+use guard::witness;
 
 fn increment(clock: &mut u64) -> u64 {
     *clock = clock.saturating_add(1);
@@ -488,6 +481,13 @@ pub struct NdbDelegate {
     table_clock: u64,
     nodes: BTreeMap<String, NodeInfo>,
     attachments: BTreeMap<String, BTreeMap<String, Attachment>>,
+    /// Attachments in `attachments`, in all.
+    attachment_count: usize,
+    /// Network events of nodes not (yet) members, for the current input.
+    parked: BTreeMap<String, Vec<NetworkEvent>>,
+    parked_count: usize,
+    /// When each (peer, network) last got an answer to an unsolicited sync.
+    answered: BTreeMap<(String, String), Instant>,
     local: BTreeMap<String, LocalNetwork>,
     entries: Entries,
     held: BTreeMap<(String, String), Vec<(Instant, TableEvent)>>,
@@ -528,6 +528,10 @@ impl NdbDelegate {
             table_clock: 0,
             nodes,
             attachments: BTreeMap::new(),
+            attachment_count: 0,
+            parked: BTreeMap::new(),
+            parked_count: 0,
+            answered: BTreeMap::new(),
             local: BTreeMap::new(),
             entries: Entries::default(),
             held: BTreeMap::new(),
@@ -596,14 +600,6 @@ impl NdbDelegate {
             .get(k)
             .filter(|e| !e.deleting && self.owner_visible(&e.owner))
             .map(|e| e.value.clone())
-    }
-
-    fn keys_where(&self, pred: impl Fn(&EntryKey, &Entry) -> bool) -> Vec<EntryKey> {
-        self.entries
-            .iter()
-            .filter(|(k, e)| pred(k, e))
-            .map(|(k, _)| k.clone())
-            .collect()
     }
 
     /// Runs `f` and records how the visibility of `keys` changed.
@@ -847,7 +843,15 @@ impl NdbDelegate {
             l_time: ltime,
             node_name: self.name.clone(),
         };
-        self.broadcasts.queue(None, ev.encode_gossip());
+        self.queue_node_event(&ev);
+    }
+
+    /// Queues a node event for the cluster, replacing any queued one about
+    /// the same node (only the newest matters: it was applied last).
+    fn queue_node_event(&mut self, ev: &NodeEvent) {
+        let name = format!("node\0{}", ev.node_name);
+        self.broadcasts
+            .queue(Some(name.as_bytes()), ev.encode_gossip());
     }
 
     fn queue_network_event(&mut self, ev: &NetworkEvent) {
@@ -904,7 +908,12 @@ impl NdbDelegate {
         if !self.local.get(nid).is_some_and(|n| !n.leaving) {
             return Err(NdbError::NetworkNotJoined(nid.into()));
         }
-        let keys = self.keys_where(|k, _| k.0 == nid);
+        let keys = self
+            .entries
+            .range((nid.to_string(), String::new(), String::new())..)
+            .take_while(|(k, _)| k.0 == nid)
+            .map(|(k, _)| k.clone())
+            .collect();
         self.watched(keys, |s| s.leave_network_inner(now, nid));
         Ok(())
     }
@@ -1011,6 +1020,20 @@ impl NdbDelegate {
                     key: key.into(),
                 });
             }
+        }
+        if !self.entries.has_table(nid, table)
+            && self.entries.table_count(nid) >= self.cfg.max_tables_per_network
+        {
+            return Err(NdbError::TooManyTables {
+                table: table.into(),
+                nid: nid.into(),
+                max: self.cfg.max_tables_per_network,
+            });
+        }
+        if !self.entries.contains_key(&k) && self.entries.len() >= self.cfg.max_entries {
+            return Err(NdbError::StoreFull {
+                max: self.cfg.max_entries,
+            });
         }
         if self.live_count(nid, table) >= self.cfg.max_entries_per_table {
             return Err(NdbError::TableFull {
@@ -1452,8 +1475,11 @@ impl NdbDelegate {
         for n in gone {
             self.nodes.remove(&n);
             self.attachments.remove(&n);
-            self.entries.retain(|_, e| e.owner != n);
+            self.entries.remove_owner(&n, None);
         }
+        self.attachments.retain(|_, nets| !nets.is_empty());
+        self.recount_attachments();
+        self.forget_old_answers(now);
     }
 
     fn recount_held(&mut self) {
@@ -1473,7 +1499,10 @@ impl NdbDelegate {
             .filter(|(n, i)| **n == *node.name || i.addr == Some(node.addr))
             .map(|(n, _)| n.clone())
             .collect();
-        let keys = self.keys_where(|_, e| owners.contains(&e.owner));
+        let keys = owners
+            .iter()
+            .flat_map(|o| self.entries.keys_of(o, None))
+            .collect();
         self.watched(keys, |s| s.on_member_join_inner(now, node));
     }
 
@@ -1501,12 +1530,17 @@ impl NdbDelegate {
             reap_at: None,
         });
         info.addr = Some(node.addr);
-        if info.state != PeerState::Active {
+        let was_active = info.state == PeerState::Active;
+        info.state = PeerState::Active;
+        self.release_parked_attachments(now, &name);
+        let Some(info) = self.nodes.get_mut(&name) else {
+            return;
+        };
+        if !was_active {
             info.state = PeerState::Active;
             info.reap_at = None;
             // Restore the suspended entries.
-            self.entries
-                .set_reap_where(|_, e| (e.owner == name && !e.deleting).then_some(None));
+            self.entries.set_live_reap_of(&name, None);
             // Like Docker's reconnectNode: resynchronise the shared networks
             // with the returning node at once instead of waiting for the
             // periodic bulk sync.
@@ -1534,7 +1568,7 @@ impl NdbDelegate {
         if name == self.name {
             return;
         }
-        let keys = self.keys_where(|_, e| e.owner == name);
+        let keys = self.entries.keys_of(&name, None);
         self.watched(keys, |s| s.on_member_leave_inner(now, &name));
     }
 
@@ -1545,8 +1579,7 @@ impl NdbDelegate {
             if info.state == PeerState::Active {
                 info.state = PeerState::Failed;
                 info.reap_at = Some(node_reap);
-                self.entries
-                    .set_reap_where(|_, e| (e.owner == name && !e.deleting).then_some(Some(reap)));
+                self.entries.set_live_reap_of(name, Some(reap));
             }
         }
     }
@@ -1557,8 +1590,9 @@ impl NdbDelegate {
             info.state = PeerState::Left;
             info.reap_at = Some(reap);
         }
-        self.entries.retain(|_, e| e.owner != name);
+        self.entries.remove_owner(name, None);
         self.attachments.remove(name);
+        self.recount_attachments();
         self.held.retain(|(o, _), _| o != name);
         self.recount_held();
     }
@@ -1566,12 +1600,15 @@ impl NdbDelegate {
     // ------------------------------------------------------------ handlers
 
     fn handle_node_event(&mut self, now: Instant, ev: &NodeEvent) -> bool {
-        let keys = self.keys_where(|_, e| e.owner == ev.node_name);
+        let keys = self.entries.keys_of(&ev.node_name, None);
         self.watched(keys, |s| s.handle_node_event_inner(now, ev))
     }
 
     fn handle_node_event_inner(&mut self, now: Instant, ev: &NodeEvent) -> bool {
-        witness(&mut self.network_clock, ev.l_time);
+        if !witness(&mut self.network_clock, ev.l_time) {
+            self.stats.clock_far_future += 1;
+            return false;
+        }
         if ev.node_name == self.name {
             return false;
         }
@@ -1592,8 +1629,7 @@ impl NdbDelegate {
                     info.state = PeerState::Active;
                     info.reap_at = None;
                     let name = ev.node_name.clone();
-                    self.entries
-                        .set_reap_where(|_, e| (e.owner == name && !e.deleting).then_some(None));
+                    self.entries.set_live_reap_of(&name, None);
                 }
             }
         }
@@ -1601,7 +1637,10 @@ impl NdbDelegate {
     }
 
     fn handle_network_event(&mut self, now: Instant, ev: &NetworkEvent) -> bool {
-        witness(&mut self.network_clock, ev.l_time);
+        if !witness(&mut self.network_clock, ev.l_time) {
+            self.stats.clock_far_future += 1;
+            return false;
+        }
         if ev.node_name == self.name {
             return false;
         }
@@ -1610,6 +1649,16 @@ impl NdbDelegate {
             self.nodes.get(&ev.node_name).map(|n| n.state),
             Some(PeerState::Left)
         ) {
+            return false;
+        }
+        if !self.attachment_owner_known(ev) {
+            return false;
+        }
+        let known = self
+            .attachments
+            .get(&ev.node_name)
+            .is_some_and(|n| n.contains_key(&ev.network_id));
+        if !known && (leave || !self.attachment_room(&ev.node_name)) {
             return false;
         }
         let reap = now + self.cfg.reap_network_interval;
@@ -1624,12 +1673,6 @@ impl NdbDelegate {
                 a.reap_at = leave.then_some(reap);
             }
             None => {
-                if leave {
-                    if nets.is_empty() {
-                        self.attachments.remove(&ev.node_name);
-                    }
-                    return false;
-                }
                 nets.insert(
                     ev.network_id.clone(),
                     Attachment {
@@ -1638,16 +1681,15 @@ impl NdbDelegate {
                         reap_at: None,
                     },
                 );
+                self.attachment_count += 1;
             }
         }
         let key = (ev.node_name.clone(), ev.network_id.clone());
         if leave {
             // Hard-delete the leaver's entries in that network, drop held ones.
             let (node, nid) = (&ev.node_name, &ev.network_id);
-            let keys = self.keys_where(|k, e| &k.0 == nid && &e.owner == node);
-            self.watched(keys, |s| {
-                s.entries.retain(|k, e| !(&k.0 == nid && &e.owner == node))
-            });
+            let keys = self.entries.keys_of(node, Some(nid));
+            self.watched(keys, |s| s.entries.remove_owner(node, Some(nid)));
             if let Some(v) = self.held.remove(&key) {
                 self.stats.held_dropped += v.len() as u64;
             }
@@ -1671,7 +1713,10 @@ impl NdbDelegate {
         if ev.node_name == self.name {
             return false;
         }
-        witness(&mut self.table_clock, ev.l_time);
+        if !witness(&mut self.table_clock, ev.l_time) {
+            self.stats.clock_far_future += 1;
+            return false;
+        }
         let Some(net) = self.local.get(&ev.network_id) else {
             return false;
         };
@@ -1720,6 +1765,9 @@ impl NdbDelegate {
             }
         }
         let was_live = existing.is_some_and(|e| !e.deleting);
+        if !self.remote_event_within_limits(ev, !known) {
+            return false;
+        }
         if !deleting
             && !was_live
             && self.live_count(&ev.network_id, &ev.table_name) >= self.cfg.max_entries_per_table
@@ -1779,13 +1827,26 @@ impl NdbDelegate {
             if let Some(net) = self.local.get_mut(&ev.network_id) {
                 net.relay.queue(Some(name.as_bytes()), ev.encode_gossip());
                 self.stats.table_events_relayed += 1;
+                self.bound_relay_queue(&ev.network_id);
             }
         }
     }
 
     fn handle_bulk_sync(&mut self, now: Instant, from: SocketAddr, b: BulkSyncMessage) {
-        witness(&mut self.table_clock, b.l_time);
-        if b.node_name == self.name {
+        // The answer to a sync this node asked a member for may move the
+        // clock any distance (a fresh node catching up); anything else only
+        // within the window.
+        let ours = !b.unsolicited && self.syncs.iter().any(|s| s.peer == b.node_name);
+        let clock_ok = if ours {
+            guard::catch_up(&mut self.table_clock, b.l_time)
+        } else {
+            witness(&mut self.table_clock, b.l_time)
+        };
+        if !clock_ok {
+            self.stats.clock_far_future += 1;
+            return;
+        }
+        if b.node_name == self.name || !self.bulk_sync_sender_known(&b.node_name) {
             return;
         }
         if !b.unsolicited && b.networks.is_empty() {
@@ -1805,19 +1866,14 @@ impl NdbDelegate {
             }
         });
         self.stats.bulk_syncs_completed += (before - self.syncs.len()) as u64;
-        for ev in self.apply_bulk_attachments(now, &b) {
-            self.process_table_event(now, ev, Source::Bulk);
-        }
+        self.apply_bulk_attachments(now, &b, Source::Bulk);
         for nid in done.into_iter().flatten() {
             self.maybe_in_sync(&nid);
         }
         if b.unsolicited {
-            let nets: Vec<String> = b
-                .networks
-                .iter()
-                .filter(|n| self.local.get(*n).is_some_and(|l| !l.leaving))
-                .cloned()
-                .collect();
+            let Some(nets) = self.networks_to_answer(now, &b.node_name, &b.networks) else {
+                return;
+            };
             let addr = self
                 .nodes
                 .get(&b.node_name)
@@ -1832,19 +1888,37 @@ impl NdbDelegate {
     /// Applies the network events of a bulk sync's payload (attachments
     /// first, so its entries find their owners attached) and returns its
     /// table events; undecodable parts are counted and skipped.
-    fn apply_bulk_attachments(&mut self, now: Instant, b: &BulkSyncMessage) -> Vec<TableEvent> {
-        let mut tables = Vec::new();
-        for m in b.payload_messages() {
-            match m {
-                Ok(Message::TableEvent(ev)) => tables.push(ev),
-                Ok(Message::NetworkEvent(ev)) => {
-                    self.handle_network_event(now, &ev);
-                }
-                Ok(_) => {}
-                Err(_) => self.stats.decode_errors += 1,
+    ///
+    /// The payload is read twice, attachments on the first pass and table
+    /// events on the second, so nothing of it is collected in memory.
+    fn apply_bulk_attachments(&mut self, now: Instant, b: &BulkSyncMessage, src: Source) {
+        b.for_each_payload_message(&mut |m| match m {
+            Ok(Message::NetworkEvent(ev)) => {
+                self.handle_network_event(now, &ev);
             }
+            Ok(_) => {}
+            Err(e) => self.count_decode_error(&e),
+        });
+        b.for_each_payload_message(&mut |m| {
+            if let Ok(Message::TableEvent(ev)) = m {
+                let src = match src {
+                    Source::Push
+                        if self.peer_addrs(&ev.network_id).len() >= self.cfg.backlog_push_peers =>
+                    {
+                        Source::Bulk
+                    }
+                    other => other,
+                };
+                self.process_table_event(now, ev, src);
+            }
+        });
+    }
+
+    fn count_decode_error(&mut self, e: &wire::DecodeError) {
+        self.stats.decode_errors += 1;
+        if matches!(e, wire::DecodeError::TooManyParts { .. }) {
+            self.stats.compounds_too_many_parts += 1;
         }
-        tables
     }
 
     /// A backlog push (see [`Self::maybe_push_backlog`]): the sender's own
@@ -1853,33 +1927,26 @@ impl NdbDelegate {
     /// network is larger than a push reaches. Answers no pending sync.
     fn handle_backlog_push(&mut self, now: Instant, b: BulkSyncMessage) {
         self.stats.backlog_pushes_received += 1;
-        for ev in self.apply_bulk_attachments(now, &b) {
-            let partial = self.peer_addrs(&ev.network_id).len() >= self.cfg.backlog_push_peers;
-            self.process_table_event(now, ev, if partial { Source::Bulk } else { Source::Push });
-        }
+        self.apply_bulk_attachments(now, &b, Source::Push);
     }
 
     fn handle_message(&mut self, now: Instant, from: SocketAddr, buf: &[u8]) {
-        let mut msgs = Vec::new();
-        wire::for_each_message(buf, &mut |m| msgs.push(m));
-        for m in msgs {
-            match m {
-                Ok(Message::NodeEvent(ev)) => {
-                    if self.handle_node_event(now, &ev) {
-                        self.broadcasts.queue(None, ev.encode_gossip());
-                    }
+        wire::for_each_message(buf, &mut |m| match m {
+            Ok(Message::NodeEvent(ev)) => {
+                if self.handle_node_event(now, &ev) {
+                    self.queue_node_event(&ev);
                 }
-                Ok(Message::NetworkEvent(ev)) => {
-                    if self.handle_network_event(now, &ev) {
-                        self.queue_network_event(&ev);
-                    }
-                }
-                Ok(Message::TableEvent(ev)) => self.process_table_event(now, ev, Source::Gossip),
-                Ok(Message::BulkSync(b)) => self.handle_bulk_sync(now, from, b),
-                Ok(Message::PushPull(_)) | Ok(Message::Compound(_)) => {}
-                Err(_) => self.stats.decode_errors += 1,
             }
-        }
+            Ok(Message::NetworkEvent(ev)) => {
+                if self.handle_network_event(now, &ev) {
+                    self.queue_network_event(&ev);
+                }
+            }
+            Ok(Message::TableEvent(ev)) => self.process_table_event(now, ev, Source::Gossip),
+            Ok(Message::BulkSync(b)) => self.handle_bulk_sync(now, from, b),
+            Ok(Message::PushPull(_)) | Ok(Message::Compound(_)) => {}
+            Err(e) => self.count_decode_error(&e),
+        });
     }
 
     fn push_pull_state(&mut self, join: bool) -> NetworkPushPull {
@@ -1935,12 +2002,22 @@ impl Delegate for NdbDelegate {
         wire::encode_push_pull_state(&pp)
     }
 
-    fn merge_remote_state(&mut self, now: Instant, state: &[u8], _join: bool) {
+    fn merge_remote_state(&mut self, now: Instant, state: &[u8], join: bool) {
         let Ok(pp) = wire::decode_push_pull_state(state) else {
             self.stats.decode_errors += 1;
             return;
         };
-        witness(&mut self.network_clock, pp.l_time);
+        // A join's push/pull may move the clock any distance (a fresh node
+        // catching up with the cluster); a periodic one only within the window.
+        let clock_ok = if join {
+            guard::catch_up(&mut self.network_clock, pp.l_time)
+        } else {
+            witness(&mut self.network_clock, pp.l_time)
+        };
+        if !clock_ok {
+            self.stats.clock_far_future += 1;
+            return;
+        }
         self.handle_node_event(
             now,
             &NodeEvent {
@@ -2116,6 +2193,7 @@ mod tests {
                 _ => d.reap(now),
             }
             assert_eq!(d.entries.live, recount(&d));
+            assert!(d.entries.indexes_agree());
         }
         assert!(d.entries.len() > 10, "the mix left entries behind");
     }

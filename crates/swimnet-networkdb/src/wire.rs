@@ -41,7 +41,10 @@
 //! Inputs are bounded: an envelope over [`MAX_MESSAGE_BYTES`] is refused
 //! before parsing, and compounds nested deeper than [`MAX_NESTING`] are
 //! refused (Go has no such limit, but Docker itself never nests deeper than
-//! a bulk sync holding a compound). Allocation is bounded by the input size.
+//! a bulk sync holding a compound). Compounds are read in place, part by
+//! part, and a compound with more parts than [`MAX_GOSSIP_PARTS`] (bulk-sync
+//! payloads: [`MAX_BULK_SYNC_PARTS`]) is dropped whole before any part is
+//! handled. Allocation is bounded by the input size.
 //!
 //! Differences from gogo-protobuf's decoders, all on inputs Docker never
 //! produces: string fields must be valid UTF-8 (Go accepts any bytes), and a
@@ -56,6 +59,18 @@ use prost::Message as _;
 /// gossip packet is far smaller (`PacketBufferSize`, 1400 bytes by default);
 /// a bulk sync of a large network is the biggest thing NetworkDB sends.
 pub const MAX_MESSAGE_BYTES: usize = 20 << 20;
+
+/// Most compound parts one gossip message may hold, nested parts included
+/// (every part counts, empty or malformed). A NetworkDB gossip packet of
+/// 1,400 bytes holds a few dozen table events, and even a 64 KiB datagram of
+/// empty parts stays under 33,000; a compound over this is dropped whole,
+/// before any part is handled.
+pub const MAX_GOSSIP_PARTS: usize = 4096;
+
+/// Most compound parts one bulk sync's payload may hold (see
+/// [`MAX_GOSSIP_PARTS`]): a bulk sync of [`MAX_MESSAGE_BYTES`] holds at most
+/// about 400,000 real table events.
+pub const MAX_BULK_SYNC_PARTS: usize = 1 << 20;
 
 /// How many compound levels [`for_each_message`] opens. Docker nests at most
 /// two (a bulk sync's payload is a compound of table events), so 8 leaves
@@ -355,6 +370,20 @@ pub enum DecodeError {
         /// The type on the wire.
         found: i32,
     },
+    /// Bytes that are not a protobuf envelope or compound (read without
+    /// prost, so no prost error to show).
+    #[error("malformed protobuf in {what}")]
+    Malformed {
+        /// The message being read (`"GossipMessage"` or `"CompoundMessage"`).
+        what: &'static str,
+    },
+    /// A compound with more parts than the caller's cap
+    /// ([`MAX_GOSSIP_PARTS`], [`MAX_BULK_SYNC_PARTS`]); dropped whole.
+    #[error("compound message with more than {max} parts")]
+    TooManyParts {
+        /// The cap.
+        max: usize,
+    },
     /// Compounds nested more than [`MAX_NESTING`] levels deep.
     #[error("compound messages nested more than {max} levels deep")]
     TooDeep {
@@ -484,12 +513,22 @@ pub fn encode_compound<P: AsRef<[u8]>>(parts: &[P]) -> Vec<u8> {
 
 /// Splits a compound's inner bytes (the `data` of a COMPOUND envelope) into
 /// its parts, each a complete envelope (Docker's `decodeCompoundMessage`).
+/// More than [`MAX_GOSSIP_PARTS`] parts is [`DecodeError::TooManyParts`],
+/// found before anything is allocated.
 pub fn decode_compound(data: &[u8]) -> Result<Vec<Vec<u8>>, DecodeError> {
-    Ok(CompoundMessage::decode_inner(data)?
-        .messages
-        .into_iter()
-        .map(|m| m.payload)
-        .collect())
+    check_len(data)?;
+    let n =
+        crate::scan::count_parts(data, MAX_GOSSIP_PARTS).map_err(|_| DecodeError::Malformed {
+            what: "CompoundMessage",
+        })?;
+    if n > MAX_GOSSIP_PARTS {
+        return Err(DecodeError::TooManyParts {
+            max: MAX_GOSSIP_PARTS,
+        });
+    }
+    let mut parts = Vec::with_capacity(n);
+    crate::scan::for_each_part(data, &mut |p| parts.push(p.to_vec()));
+    Ok(parts)
 }
 
 /// One NetworkDB message with its envelope removed and its type resolved.
@@ -543,8 +582,12 @@ impl Message {
 
     /// Decodes the inner message of an already decoded envelope.
     pub fn from_gossip(env: &GossipMessage) -> Result<Message, DecodeError> {
-        let data = &env.data[..];
-        Ok(match MessageType::try_from(env.r#type) {
+        Message::from_type_and_data(env.r#type, &env.data)
+    }
+
+    /// Decodes the inner message `data` of an envelope of type `t`.
+    fn from_type_and_data(t: i32, data: &[u8]) -> Result<Message, DecodeError> {
+        Ok(match MessageType::try_from(t) {
             Ok(MessageType::NetworkEvent) => {
                 Message::NetworkEvent(GossipPayload::decode_inner(data)?)
             }
@@ -553,9 +596,7 @@ impl Message {
             Ok(MessageType::BulkSync) => Message::BulkSync(GossipPayload::decode_inner(data)?),
             Ok(MessageType::Compound) => Message::Compound(GossipPayload::decode_inner(data)?),
             Ok(MessageType::NodeEvent) => Message::NodeEvent(GossipPayload::decode_inner(data)?),
-            Ok(MessageType::Invalid) | Err(_) => {
-                return Err(DecodeError::UnknownMessageType(env.r#type))
-            }
+            Ok(MessageType::Invalid) | Err(_) => return Err(DecodeError::UnknownMessageType(t)),
         })
     }
 }
@@ -565,27 +606,74 @@ impl Message {
 /// [`MAX_NESTING`] levels). `f` gets every non-compound message, or the
 /// error for an envelope or part that could not be decoded; a bad part does
 /// not stop its siblings. A [`Message::BulkSync`]'s payload is not opened
-/// (the bulk-sync handler does that with [`BulkSyncMessage::payload_messages`]).
+/// (the bulk-sync handler does that with [`BulkSyncMessage::for_each_payload_message`]).
+///
+/// Parts are handled as they are read, nothing is collected first, and at
+/// most [`MAX_GOSSIP_PARTS`] parts are opened in all (see
+/// [`for_each_message_within`]).
 pub fn for_each_message(buf: &[u8], f: &mut dyn FnMut(Result<Message, DecodeError>)) {
-    walk(buf, 0, f);
+    for_each_message_within(buf, MAX_GOSSIP_PARTS, f);
 }
 
-fn walk(buf: &[u8], depth: usize, f: &mut dyn FnMut(Result<Message, DecodeError>)) {
-    match Message::decode(buf) {
-        Ok(Message::Compound(c)) => {
-            if depth >= MAX_NESTING {
-                f(Err(DecodeError::TooDeep { max: MAX_NESTING }));
-                return;
-            }
-            for part in &c.messages {
-                walk(&part.payload, depth + 1, f);
-            }
+/// [`for_each_message`] with a cap of `max_parts` compound parts in all,
+/// nested ones included, every part counted whatever it holds. A compound
+/// whose parts would pass the cap is checked (without allocating) before any
+/// of its parts is handled, and dropped whole: `f` gets one
+/// [`DecodeError::TooManyParts`] for it. A malformed compound is dropped
+/// whole too (one [`DecodeError::Malformed`]), as Go drops it. So `f` is
+/// called at most `max_parts + 1` times.
+pub fn for_each_message_within(
+    buf: &[u8],
+    max_parts: usize,
+    f: &mut dyn FnMut(Result<Message, DecodeError>),
+) {
+    let mut budget = max_parts;
+    walk(buf, 0, max_parts, &mut budget, f);
+}
+
+fn walk(
+    buf: &[u8],
+    depth: usize,
+    max_parts: usize,
+    budget: &mut usize,
+    f: &mut dyn FnMut(Result<Message, DecodeError>),
+) {
+    if buf.is_empty() {
+        return f(Err(DecodeError::Empty));
+    }
+    if let Err(e) = check_len(buf) {
+        return f(Err(e));
+    }
+    let Ok((t, data)) = crate::scan::envelope(buf) else {
+        return f(Err(DecodeError::Malformed {
+            what: "GossipMessage",
+        }));
+    };
+    if t != MessageType::Compound as i32 {
+        return f(Message::from_type_and_data(t, data));
+    }
+    if depth >= MAX_NESTING {
+        return f(Err(DecodeError::TooDeep { max: MAX_NESTING }));
+    }
+    match crate::scan::count_parts(data, *budget) {
+        Err(_) => f(Err(DecodeError::Malformed {
+            what: "CompoundMessage",
+        })),
+        Ok(n) if n > *budget => {
+            *budget = 0;
+            f(Err(DecodeError::TooManyParts { max: max_parts }))
         }
-        other => f(other),
+        Ok(n) => {
+            *budget -= n;
+            crate::scan::for_each_part(data, &mut |part| {
+                walk(part, depth + 1, max_parts, budget, f)
+            });
+        }
     }
 }
 
-/// [`for_each_message`] collected into a vector.
+/// [`for_each_message`] collected into a vector (at most
+/// [`MAX_GOSSIP_PARTS`] + 1 results).
 pub fn decode_all(buf: &[u8]) -> Vec<Result<Message, DecodeError>> {
     let mut out = Vec::new();
     for_each_message(buf, &mut |m| out.push(m));
@@ -615,8 +703,20 @@ impl BulkSyncMessage {
     /// Opens the payload as Docker's `handleBulkSync` does (through
     /// `handleMessage`, so compounds are opened and every message type is
     /// possible; Docker's own payloads hold only table events).
+    /// At most [`MAX_BULK_SYNC_PARTS`] parts are opened; collecting them
+    /// costs memory in proportion, so handlers use
+    /// [`Self::for_each_payload_message`] instead.
     pub fn payload_messages(&self) -> Vec<Result<Message, DecodeError>> {
-        decode_all(&self.payload)
+        let mut out = Vec::new();
+        self.for_each_payload_message(&mut |m| out.push(m));
+        out
+    }
+
+    /// Opens the payload like [`Self::payload_messages`], handing each
+    /// message (or error) to `f` as it is read, with a cap of
+    /// [`MAX_BULK_SYNC_PARTS`] parts ([`for_each_message_within`]).
+    pub fn for_each_payload_message(&self, f: &mut dyn FnMut(Result<Message, DecodeError>)) {
+        for_each_message_within(&self.payload, MAX_BULK_SYNC_PARTS, f);
     }
 }
 

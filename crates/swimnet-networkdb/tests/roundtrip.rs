@@ -121,9 +121,8 @@ fn nesting_is_bounded() {
     assert!(matches!(got[1], Ok(Message::NodeEvent(_))));
     assert!(matches!(
         got[2],
-        Err(DecodeError::Protobuf {
+        Err(DecodeError::Malformed {
             what: "GossipMessage",
-            ..
         })
     ));
     assert!(matches!(got[3], Ok(Message::NodeEvent(_))));

@@ -50,6 +50,8 @@ pub const WATCH_BUFFER: usize = 1024;
 pub struct DriverStats {
     /// Inbound connections refused because too many were open.
     pub connections_refused: u64,
+    /// Outbound connections not opened because too many were open.
+    pub connections_not_opened: u64,
     /// Streams that failed in the driver: size cap, deadline, connect or IO error.
     pub stream_errors: u64,
     /// Datagram socket errors (send, receive) and accept errors.
@@ -1017,12 +1019,20 @@ impl<N: SansIo> Driver<N> {
         expect_reply: bool,
         deadline: Instant,
     ) {
+        let tx = self.stream_tx.clone();
+        let conns = self.connections.clone();
+        if conns.load(std::sync::atomic::Ordering::Relaxed) >= MAX_CONNECTIONS {
+            // Outbound connections count against the limit too.
+            self.stats.connections_not_opened += 1;
+            let e = format!("not connecting to {to}: too many open connections");
+            let _ = expect_reply
+                .then(|| tokio::spawn(async move { tx.send(StreamIn::Error(id, e)).await }));
+            return;
+        }
         let (out_tx, out_rx) = mpsc::channel(2);
         if expect_reply {
             self.streams.insert(id, out_tx);
         }
-        let tx = self.stream_tx.clone();
-        let conns = self.connections.clone();
         let max_read = self.max_stream_read();
         conns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tokio::spawn(async move {
