@@ -20,6 +20,7 @@ use swimnet_core::{
     Config, Delegate, Event, Memberlist, Node, NodeState, Stats, StreamCommand, StreamId, Transmit,
 };
 use swimnet_networkdb::{NetworkDb, TableChange, TableEntry};
+use crate::escape::esc;
 use swimnet_wire::security::Keyring;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -732,7 +733,7 @@ impl<N: SansIo> Driver<N> {
                     StreamIn::Data(id, data, fin) => self.core.handle_stream_data(now(), id, &data, fin),
                     StreamIn::Error(id, e) => {
                         self.stats.stream_errors += 1;
-                        tracing::debug!(stream = id.0, error = %e, "stream failed");
+                        tracing::debug!(stream = id.0, error = %esc(&e), "stream failed");
                         self.streams.remove(&id);
                         self.core.handle_stream_error(now(), id, &e);
                     }
@@ -1096,25 +1097,25 @@ impl<N: SansIo> Driver<N> {
 
     fn on_event(&mut self, e: &Event) {
         match e {
-            Event::Join(n) => tracing::info!(node = %n.name, addr = %n.addr, "member joined"),
-            Event::Update(n) => tracing::info!(node = %n.name, "member updated"),
+            Event::Join(n) => tracing::info!(node = %esc(&n.name), addr = %n.addr, "member joined"),
+            Event::Update(n) => tracing::info!(node = %esc(&n.name), "member updated"),
             Event::Leave(n) if n.state == NodeState::Left => {
-                tracing::info!(node = %n.name, "member left")
+                tracing::info!(node = %esc(&n.name), "member left")
             }
-            Event::Leave(n) => tracing::info!(node = %n.name, "member failed"),
+            Event::Leave(n) => tracing::info!(node = %esc(&n.name), "member failed"),
             Event::Suspect { node, from } => {
-                tracing::info!(node = %node.name, accuser = %from, "member suspected")
+                tracing::info!(node = %esc(&node.name), accuser = %esc(from), "member suspected")
             }
             Event::Refuted { incarnation } => {
                 tracing::warn!(incarnation, "refuted a suspicion about this node")
             }
             Event::MergeRefused { peer, reason } => {
-                tracing::warn!(%peer, %reason, "refused a peer's state")
+                tracing::warn!(peer = %esc(peer), reason = %esc(reason), "refused a peer's state")
             }
             Event::JoinResult { addr, result } => {
                 match result {
                     Ok(n) => tracing::info!(%addr, nodes = n, "joined"),
-                    Err(err) => tracing::warn!(%addr, error = %err, "join failed"),
+                    Err(err) => tracing::warn!(%addr, error = %esc(err), "join failed"),
                 }
                 if let Some(i) = self.joins.iter().position(|w| w.pending.contains(addr)) {
                     let w = &mut self.joins[i];

@@ -24,6 +24,7 @@ fn opts(i: u8, join: Option<SocketAddr>, key: Option<&str>) -> AgentOptions {
         api: None,
         protocol: Protocol::Serf,
         topology_aware: false,
+        http: Default::default(),
     }
 }
 

@@ -20,6 +20,7 @@ fn opts(i: u8, join: Option<SocketAddr>, protocol: Protocol) -> AgentOptions {
         api: Some(format!("127.0.78.{i}:0").parse().unwrap()),
         protocol,
         topology_aware: false,
+        http: Default::default(),
     }
 }
 

@@ -24,6 +24,7 @@ fn opts(i: u8, join: Option<SocketAddr>) -> AgentOptions {
         api: Some(format!("127.0.79.{i}:0").parse().unwrap()),
         protocol: Protocol::NetworkDb,
         topology_aware: false,
+        http: Default::default(),
     }
 }
 
