@@ -86,6 +86,32 @@ pub struct ApiCounters {
 /// What an over-the-cap connection is told before it is closed.
 const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: 64\r\n\r\n{\"error\":\"too many open API connections; try again in a moment\"}";
 
+/// Over-the-cap connections being told [`BUSY`] at once; beyond that they
+/// are closed without a word.
+const REFUSING_MAX: usize = 32;
+
+/// Tells an over-the-cap client [`BUSY`] and closes: the answer is written,
+/// the write side shut, and what the client sent is read and dropped (at
+/// most 64 KiB, for at most a second) so the close does not reset the
+/// connection before the client has read the answer.
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(BUSY).await?;
+        stream.shutdown().await?;
+        let mut buf = [0u8; 4096];
+        let mut drained = 0;
+        while drained < 64 * 1024 {
+            match stream.read(&mut buf).await? {
+                0 => break,
+                n => drained += n,
+            }
+        }
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
+}
+
 /// Accepts connections on `listener` forever, serving each with `app`
 /// under `limits` (the request timeout is applied by the router's guard).
 /// Spawn it as a task; it ends only with the runtime.
@@ -96,6 +122,7 @@ pub async fn serve(
     counters: Arc<ApiCounters>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let refusing = Arc::new(Semaphore::new(REFUSING_MAX));
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -108,7 +135,15 @@ pub async fn serve(
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             counters.connections_refused.fetch_add(1, Ordering::Relaxed);
-            let _ = stream.try_write(BUSY);
+            match refusing.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    tokio::spawn(async move {
+                        refuse(stream).await;
+                        drop(permit);
+                    });
+                }
+                Err(_) => drop(stream),
+            }
             continue;
         };
         counters.connections_open.fetch_add(1, Ordering::Relaxed);
