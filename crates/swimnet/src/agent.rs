@@ -13,8 +13,8 @@ use tokio::sync::{mpsc, Notify};
 
 use crate::api::{self, ApiState};
 use crate::api_server::{ApiCounters, HttpLimits};
-use crate::http_guard::{AccessPolicy, Guard};
 use crate::driver::{Command, Driver, LeavePlan, SansIo};
+use crate::http_guard::{AccessPolicy, Guard};
 use crate::keyfile::{keyring, parse_key, KeyringFile};
 
 /// The protocol family the agent speaks on top of memberlist.

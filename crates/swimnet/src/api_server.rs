@@ -88,15 +88,15 @@ const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: applicat
 
 /// Over-the-cap connections being told [`BUSY`] at once; beyond that they
 /// are closed without a word.
-const REFUSING_MAX: usize = 32;
+const REFUSING_MAX: usize = 64;
 
 /// Tells an over-the-cap client [`BUSY`] and closes: the answer is written,
 /// the write side shut, and what the client sent is read and dropped (at
-/// most 64 KiB, for at most a second) so the close does not reset the
+/// most 64 KiB, for at most 250 ms) so the close does not reset the
 /// connection before the client has read the answer.
 async fn refuse(mut stream: tokio::net::TcpStream) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+    let _ = tokio::time::timeout(Duration::from_millis(250), async {
         stream.write_all(BUSY).await?;
         stream.shutdown().await?;
         let mut buf = [0u8; 4096];

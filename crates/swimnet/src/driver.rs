@@ -20,7 +20,6 @@ use swimnet_core::{
     Config, Delegate, Event, Memberlist, Node, NodeState, Stats, StreamCommand, StreamId, Transmit,
 };
 use swimnet_networkdb::{NetworkDb, TableChange, TableEntry};
-use crate::escape::esc;
 use swimnet_wire::security::Keyring;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -733,7 +732,7 @@ impl<N: SansIo> Driver<N> {
                     StreamIn::Data(id, data, fin) => self.core.handle_stream_data(now(), id, &data, fin),
                     StreamIn::Error(id, e) => {
                         self.stats.stream_errors += 1;
-                        tracing::debug!(stream = id.0, error = %esc(&e), "stream failed");
+                        tracing::debug!(stream = id.0, error = %crate::escape::esc(&e), "stream failed");
                         self.streams.remove(&id);
                         self.core.handle_stream_error(now(), id, &e);
                     }
@@ -1096,27 +1095,9 @@ impl<N: SansIo> Driver<N> {
     }
 
     fn on_event(&mut self, e: &Event) {
+        crate::event_log::log_event(e);
         match e {
-            Event::Join(n) => tracing::info!(node = %esc(&n.name), addr = %n.addr, "member joined"),
-            Event::Update(n) => tracing::info!(node = %esc(&n.name), "member updated"),
-            Event::Leave(n) if n.state == NodeState::Left => {
-                tracing::info!(node = %esc(&n.name), "member left")
-            }
-            Event::Leave(n) => tracing::info!(node = %esc(&n.name), "member failed"),
-            Event::Suspect { node, from } => {
-                tracing::info!(node = %esc(&node.name), accuser = %esc(from), "member suspected")
-            }
-            Event::Refuted { incarnation } => {
-                tracing::warn!(incarnation, "refuted a suspicion about this node")
-            }
-            Event::MergeRefused { peer, reason } => {
-                tracing::warn!(peer = %esc(peer), reason = %esc(reason), "refused a peer's state")
-            }
             Event::JoinResult { addr, result } => {
-                match result {
-                    Ok(n) => tracing::info!(%addr, nodes = n, "joined"),
-                    Err(err) => tracing::warn!(%addr, error = %esc(err), "join failed"),
-                }
                 if let Some(i) = self.joins.iter().position(|w| w.pending.contains(addr)) {
                     let w = &mut self.joins[i];
                     w.pending.retain(|a| a != addr);
@@ -1136,11 +1117,11 @@ impl<N: SansIo> Driver<N> {
                 }
             }
             Event::LeaveComplete => {
-                tracing::info!("left the cluster");
                 if let Some(l) = &mut self.leaving {
                     l.finish();
                 }
             }
+            _ => {}
         }
     }
 }

@@ -131,7 +131,10 @@ pub fn read_private_file(path: &Path, max: u64, what: &str) -> Result<String, St
         .read_to_string(&mut text)
         .map_err(|e| format!("cannot read {what} {}: {e}", path.display()))?;
     if text.len() as u64 > max {
-        return Err(format!("{what} {} is over the {max}-byte limit", path.display()));
+        return Err(format!(
+            "{what} {} is over the {max}-byte limit",
+            path.display()
+        ));
     }
     Ok(text)
 }
@@ -244,7 +247,10 @@ mod tests {
         f.save(&[vec![7u8; 32]]).unwrap();
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
         assert_eq!(f.load().unwrap(), vec![vec![7u8; 32]]);
-        assert!(!std::fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
+        assert!(!std::fs::symlink_metadata(&path)
+            .unwrap()
+            .file_type()
+            .is_symlink());
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         // Only the keyring, the victim and the planted link remain: no temporary file left over.

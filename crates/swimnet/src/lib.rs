@@ -11,6 +11,7 @@ pub mod demo;
 pub mod diag;
 pub mod driver;
 pub mod escape;
+pub mod event_log;
 pub mod fdlimit;
 pub mod http_guard;
 pub mod keyfile;

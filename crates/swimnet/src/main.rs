@@ -7,11 +7,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use swimnet::agent::{self, AgentOptions, HttpOptions, KeySource, Profile, Protocol};
-use swimnet::api_server::{parse_duration, HttpLimits};
 use swimnet::api::{
     parse_addr, CoordinatesView, EntryView, KeysView, MembersView, NetworksView, PeersView,
     RttView, TableView,
 };
+use swimnet::api_server::{parse_duration, HttpLimits};
 use swimnet::client::{segment, Client};
 use swimnet::keyfile::{encode_key, generate_key, load_key_file, load_token_file, parse_key};
 
@@ -59,6 +59,8 @@ enum LogFormat {
     Json,
 }
 
+// Parsed once per run: the size of the `agent` variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Cmd {
     /// Run an agent until SIGINT/SIGTERM, then leave gracefully.
