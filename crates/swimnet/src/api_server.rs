@@ -86,6 +86,13 @@ pub struct ApiCounters {
 /// What an over-the-cap connection is told before it is closed.
 const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: 64\r\n\r\n{\"error\":\"too many open API connections; try again in a moment\"}";
 
+/// Most bytes buffered while reading one request head (hyper's default is
+/// about 400 KiB per connection); a longer head is answered 431.
+const HEAD_BUFFER_MAX: usize = 16 * 1024;
+
+/// Most header fields in one request.
+const HEADERS_MAX: usize = 64;
+
 /// Over-the-cap connections being told [`BUSY`] at once; beyond that they
 /// are closed without a word.
 const REFUSING_MAX: usize = 64;
@@ -154,6 +161,8 @@ pub async fn serve(
             let served = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.idle_timeout)
+                .max_buf_size(HEAD_BUFFER_MAX)
+                .max_headers(HEADERS_MAX)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
             if served.as_ref().is_err_and(|e| e.is_timeout()) {

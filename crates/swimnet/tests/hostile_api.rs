@@ -549,3 +549,60 @@ fn peer_node_names_are_logged_escaped() {
     );
     drop(b);
 }
+
+#[test]
+fn a_table_watch_outlives_the_idle_timeout() {
+    let dir = temp_dir("watch");
+    let a = Agent::start(&dir, 12, &["--api-idle-timeout", "1s"]);
+    let api = a.api;
+    let post = format!(
+        "POST /v1/networks/net/join HTTP/1.1\r\nHost: {api}\r\nContent-Type: application/json\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    assert_eq!(request(api, &post).0, 200);
+    let mut watch = TcpStream::connect(api).unwrap();
+    watch
+        .write_all(get("/v1/tables/net/t?watch=true", api).as_bytes())
+        .unwrap();
+    let mut idle = TcpStream::connect(api).unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    // The idle connection is gone; the watch is not.
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(idle.read(&mut [0u8; 16]).unwrap(), 0);
+    let put = format!(
+        "PUT /v1/tables/net/t/late-key HTTP/1.1\r\nHost: {api}\r\nContent-Type: application/octet-stream\r\nContent-Length: 1\r\nConnection: close\r\n\r\nv"
+    );
+    assert_eq!(request(api, &put).0, 200);
+    watch
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&seen).contains("late-key") {
+        let n = watch.read(&mut buf).expect("the watch stream stays open");
+        assert!(
+            n > 0,
+            "the watch was closed: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&seen).contains("\"event\":\"create\""));
+}
+
+#[test]
+fn oversized_request_heads_are_refused() {
+    let dir = temp_dir("heads");
+    let a = Agent::start(&dir, 13, &[]);
+    let api = a.api;
+    let big = format!(
+        "GET /v1/members HTTP/1.1\r\nHost: {api}\r\nX-Pad: {}\r\nConnection: close\r\n\r\n",
+        "a".repeat(32 * 1024)
+    );
+    let status = try_request(api, &big).map(|r| r.0);
+    assert!(matches!(status, Ok(431) | Err(_)), "{status:?}");
+    let many: String = (0..100).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let raw = format!("GET /v1/members HTTP/1.1\r\nHost: {api}\r\n{many}Connection: close\r\n\r\n");
+    let status = try_request(api, &raw).map(|r| r.0);
+    assert!(matches!(status, Ok(431) | Err(_)), "{status:?}");
+    assert_eq!(request(api, &get("/v1/members", api)).0, 200);
+}
