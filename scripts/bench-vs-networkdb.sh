@@ -261,7 +261,7 @@ start_node() {
             </dev/null >"$W/d$i.log" 2>&1 &
     else
         ip netns exec "$ns" "$SWIM_BIN" agent --node "swim$i" --bind "$addr:7946" \
-            --api "127.0.0.1:$API" --protocol networkdb --profile lan \
+            --api 127.0.0.1:7380 --diagnostic-addr "127.0.0.1:$API" --protocol networkdb --profile lan \
             </dev/null >"$W/$side$i.log" 2>&1 &
     fi
     PIDS+=($!)   # `ip netns exec` execs: $! is the node's own PID

@@ -12,7 +12,9 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, Notify};
 
 use crate::api::{self, ApiState};
+use crate::api_server::{ApiCounters, HttpLimits};
 use crate::driver::{Command, Driver, LeavePlan, SansIo};
+use crate::http_guard::{AccessPolicy, Guard};
 use crate::keyfile::{keyring, parse_key, KeyringFile};
 
 /// The protocol family the agent speaks on top of memberlist.
@@ -74,6 +76,25 @@ pub struct AgentOptions {
     /// Vivaldi distance, and a share of probes too. On by default
     /// (`--topology-aware=false` turns it off).
     pub topology_aware: bool,
+    /// Who may use the HTTP listeners, the diagnostic listener, and their
+    /// budgets.
+    pub http: HttpOptions,
+}
+
+/// The HTTP side of the agent: access rules, the diagnostic listener, limits.
+#[derive(Debug, Clone, Default)]
+pub struct HttpOptions {
+    /// Host names accepted in `Host`/`Origin` besides IP literals and
+    /// `localhost` (`--api-host`).
+    pub api_hosts: Vec<String>,
+    /// Bearer token every API request must carry (`--api-token-file`);
+    /// required when the API is bound to a non-loopback address.
+    pub api_token: Option<String>,
+    /// Address of Docker's diagnostic paths (`--diagnostic-addr`); `None`
+    /// (the default) serves them nowhere.
+    pub diagnostic: Option<SocketAddr>,
+    /// Connection cap and timeouts of each HTTP listener.
+    pub limits: HttpLimits,
 }
 
 /// Why the agent could not start.
@@ -235,6 +256,39 @@ pub struct RunningAgent {
     pub gossip_addr: SocketAddr,
     /// The API address bound (differs from `--api` for port 0).
     pub api_addr: Option<SocketAddr>,
+    /// The diagnostic listener's address bound, when one was asked for.
+    pub diagnostic_addr: Option<SocketAddr>,
+    /// What the HTTP listeners counted (also in `GET /v1/stats`).
+    pub http_counters: Arc<ApiCounters>,
+}
+
+/// Binds one HTTP listener; `flag` names the option in errors.
+async fn bind_http(addr: SocketAddr, flag: &str) -> Result<TcpListener, AgentError> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            AgentError::Bind(format!(
+                "{flag} address {addr} is already in use: pick another {flag}"
+            ))
+        } else {
+            AgentError::Bind(format!("cannot bind {flag} on {addr}: {e}"))
+        }
+    })
+}
+
+/// Refuses settings that would expose the API: a non-loopback API
+/// without a token.
+pub fn check_http_options(opts: &AgentOptions) -> Result<(), AgentError> {
+    if let Some(api) = opts.api {
+        if !api.ip().is_loopback() && opts.http.api_token.is_none() {
+            return Err(AgentError::Config(format!(
+                "--api {api} is not a loopback address: give --api-token-file PATH so only clients with the token can use it"
+            )));
+        }
+    }
+    if opts.http.api_token.as_deref() == Some("") {
+        return Err(AgentError::Config("the API token is empty".into()));
+    }
+    Ok(())
 }
 
 /// Starts an agent: binds its sockets and API, spawns the driver, and
@@ -246,16 +300,13 @@ pub async fn start(opts: AgentOptions) -> Result<RunningAgent, AgentError> {
         .local_addr()
         .map_err(|e| AgentError::Bind(e.to_string()))?;
     let config = core_config(&opts, gossip_addr)?;
+    check_http_options(&opts)?;
     let api_listener = match opts.api {
-        Some(a) => Some(tokio::net::TcpListener::bind(a).await.map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AddrInUse {
-                AgentError::Bind(format!(
-                    "API address {a} is already in use: pick another --api"
-                ))
-            } else {
-                AgentError::Bind(format!("cannot bind the API on {a}: {e}"))
-            }
-        })?),
+        Some(a) => Some(bind_http(a, "--api").await?),
+        None => None,
+    };
+    let diag_listener = match opts.http.diagnostic {
+        Some(a) => Some(bind_http(a, "--diagnostic-addr").await?),
         None => None,
     };
     let keyring_file = match &opts.keys {
@@ -317,18 +368,47 @@ pub async fn start(opts: AgentOptions) -> Result<RunningAgent, AgentError> {
         )
     };
     let api_addr = api_listener.as_ref().and_then(|l| l.local_addr().ok());
-    if let Some(listener) = api_listener {
-        let state = ApiState {
-            commands: cmd_tx.clone(),
-            keyring_file,
-            shutdown: shutdown.clone(),
-        };
-        let app = api::router(state);
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "API server stopped");
-            }
-        });
+    let diagnostic_addr = diag_listener.as_ref().and_then(|l| l.local_addr().ok());
+    let http_counters = Arc::new(ApiCounters::default());
+    let mut limits = opts.http.limits;
+    limits.max_connections = crate::fdlimit::api_connection_cap(
+        limits.max_connections,
+        crate::fdlimit::raise_nofile_limit(),
+    );
+    let state = ApiState {
+        commands: cmd_tx.clone(),
+        keyring_file,
+        shutdown: shutdown.clone(),
+        http_counters: http_counters.clone(),
+    };
+    let guard = |policy: AccessPolicy| Guard {
+        policy: Arc::new(policy),
+        counters: http_counters.clone(),
+        request_timeout: limits.request_timeout,
+    };
+    if let (Some(listener), Some(addr)) = (api_listener, api_addr) {
+        let policy = AccessPolicy::api(
+            &opts.http.api_hosts,
+            opts.http.api_token.clone(),
+            addr.port(),
+        );
+        let app = api::router(state.clone(), guard(policy));
+        tokio::spawn(crate::api_server::serve(
+            listener,
+            app,
+            limits,
+            http_counters.clone(),
+        ));
+    }
+    if let (Some(listener), Some(addr)) = (diag_listener, diagnostic_addr) {
+        let policy = AccessPolicy::diagnostic(&opts.http.api_hosts, addr.port());
+        let app = crate::diag::router(state, guard(policy));
+        tokio::spawn(crate::api_server::serve(
+            listener,
+            app,
+            limits,
+            http_counters.clone(),
+        ));
     }
     if !opts.join.is_empty() {
         let tx = cmd_tx.clone();
@@ -346,7 +426,7 @@ pub async fn start(opts: AgentOptions) -> Result<RunningAgent, AgentError> {
                         return;
                     }
                     Ok(Err(e)) => {
-                        tracing::warn!(error = %e, retry_in = ?backoff, "could not join yet")
+                        tracing::warn!(error = %crate::escape::esc(&e), retry_in = ?backoff, "could not join yet")
                     }
                     Err(_) => return,
                 }
@@ -361,6 +441,8 @@ pub async fn start(opts: AgentOptions) -> Result<RunningAgent, AgentError> {
         shutdown,
         gossip_addr,
         api_addr,
+        diagnostic_addr,
+        http_counters,
     })
 }
 
@@ -383,6 +465,7 @@ mod tests {
                 api: None,
                 protocol: Protocol::NetworkDb,
                 topology_aware: on,
+                http: HttpOptions::default(),
             };
             let c = core_config(&opts, bound).unwrap();
             assert_eq!(c.topology.enabled, on);

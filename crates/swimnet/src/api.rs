@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -100,6 +100,8 @@ pub struct ApiState {
     pub keyring_file: Option<KeyringFile>,
     /// Signalled when a client asks the agent to leave and exit.
     pub shutdown: Arc<Notify>,
+    /// The HTTP listeners' counters (shown by `GET /v1/stats`).
+    pub http_counters: Arc<crate::api_server::ApiCounters>,
 }
 
 /// An API error: a status and a one-line message.
@@ -132,8 +134,9 @@ async fn ask<T>(
     rx.await.map_err(|_| gone())
 }
 
-/// The router with every endpoint.
-pub fn router(state: ApiState) -> Router {
+/// The router with every endpoint, each request checked by `guard` first
+/// (Docker's diagnostic paths are not here: see [`crate::diag::router`]).
+pub fn router(state: ApiState, guard: crate::http_guard::Guard) -> Router {
     Router::new()
         .route("/v1/members", get(members))
         .route("/v1/join", post(join))
@@ -151,9 +154,22 @@ pub fn router(state: ApiState) -> Router {
             "/v1/tables/:nid/:table/:key",
             get(entry_get).put(entry_put).delete(entry_delete),
         )
-        .route("/", any(crate::diag::handle))
-        .fallback(crate::diag::handle)
+        .fallback(no_endpoint)
+        .layer(axum::middleware::from_fn_with_state(
+            guard,
+            crate::http_guard::enforce,
+        ))
         .with_state(state)
+}
+
+async fn no_endpoint(uri: axum::http::Uri) -> ApiError {
+    ApiError(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no endpoint {}: see the README for the API (Docker's diagnostic paths are served on --diagnostic-addr)",
+            uri.path()
+        ),
+    )
 }
 
 async fn members(State(state): State<ApiState>) -> Result<Json<MembersView>, ApiError> {
@@ -291,6 +307,7 @@ async fn stats(State(state): State<ApiState>) -> Result<Json<serde_json::Value>,
             "topology_choices": s.topology_choices,
         },
         "driver": v.driver,
+        "api": &*state.http_counters,
     })))
 }
 

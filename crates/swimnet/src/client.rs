@@ -11,7 +11,12 @@ pub struct Client {
     base: String,
     api: SocketAddr,
     agent: ureq::Agent,
+    /// `Authorization` header value, when the agent wants a token.
+    auth: Option<String>,
 }
+
+/// The environment variable holding the API token for the CLI.
+pub const TOKEN_ENV: &str = "SWIMNET_API_TOKEN";
 
 impl Client {
     /// A client for the API at `api`.
@@ -24,6 +29,37 @@ impl Client {
             base: format!("http://{api}"),
             api,
             agent,
+            auth: None,
+        }
+    }
+
+    /// A client for the API at `api` that sends the token from
+    /// `token_file` (checked like a key file) or else from the
+    /// `SWIMNET_API_TOKEN` environment variable, if either is given.
+    pub fn connect(api: SocketAddr, token_file: Option<&std::path::Path>) -> Result<Self, String> {
+        let token = match token_file {
+            Some(p) => Some(crate::keyfile::load_token_file(p)?),
+            None => std::env::var(TOKEN_ENV)
+                .ok()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty()),
+        };
+        Ok(Client::new(api).with_token(token))
+    }
+
+    /// The same client sending `Authorization: Bearer TOKEN` when `token`
+    /// is given.
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.auth = token.map(|t| format!("Bearer {t}"));
+        self
+    }
+
+    /// A request with the headers every call carries.
+    fn request(&self, agent: &ureq::Agent, method: &str, path: &str) -> ureq::Request {
+        let req = agent.request(method, &format!("{}{path}", self.base));
+        match &self.auth {
+            Some(a) => req.set("Authorization", a),
+            None => req,
         }
     }
 
@@ -46,8 +82,7 @@ impl Client {
     /// `GET path`, decoded.
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, String> {
         let resp = self
-            .agent
-            .get(&format!("{}{path}", self.base))
+            .request(&self.agent, "GET", path)
             .call()
             .map_err(|e| self.error(e))?;
         resp.into_json()
@@ -61,8 +96,7 @@ impl Client {
         body: serde_json::Value,
     ) -> Result<T, String> {
         let resp = self
-            .agent
-            .post(&format!("{}{path}", self.base))
+            .request(&self.agent, "POST", path)
             .send_json(body)
             .map_err(|e| self.error(e))?;
         resp.into_json()
@@ -72,8 +106,7 @@ impl Client {
     /// `PUT path` with a raw body, decoded.
     pub fn put_bytes<T: DeserializeOwned>(&self, path: &str, body: &[u8]) -> Result<T, String> {
         let resp = self
-            .agent
-            .put(&format!("{}{path}", self.base))
+            .request(&self.agent, "PUT", path)
             .set("Content-Type", "application/octet-stream")
             .send_bytes(body)
             .map_err(|e| self.error(e))?;
@@ -90,8 +123,8 @@ impl Client {
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(Duration::from_secs(2))
             .build();
-        let resp = agent
-            .get(&format!("{}{path}", self.base))
+        let resp = self
+            .request(&agent, "GET", path)
             .call()
             .map_err(|e| self.error(e))?;
         Ok(std::io::BufReader::new(resp.into_reader()))
@@ -100,8 +133,8 @@ impl Client {
     /// `DELETE path`, decoded.
     pub fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, String> {
         let resp = self
-            .agent
-            .delete(&format!("{}{path}", self.base))
+            .request(&self.agent, "DELETE", path)
+            .set("Content-Type", "application/json")
             .call()
             .map_err(|e| self.error(e))?;
         resp.into_json()

@@ -114,6 +114,7 @@ pub async fn run(n: usize) -> Result<(), String> {
             api: None,
             protocol: Protocol::NetworkDb,
             topology_aware: true,
+            http: Default::default(),
         };
         agents.push(Some(agent::start(opts).await.map_err(|e| e.to_string())?));
     }

@@ -1,6 +1,7 @@
 //! Docker's NetworkDB diagnostic API (`libnetwork/diagnostic` and
-//! `networkdb/networkdbdiagnostic.go`), served on the agent's API listener
-//! with the same paths, parameters and response shapes, so Docker's
+//! `networkdb/networkdbdiagnostic.go`), served on its own listener
+//! (`--diagnostic-addr`, off by default, like Docker's
+//! network-diagnostic-port) with the same paths, parameters and response shapes, so Docker's
 //! `networkdb-test` client and `diagnosticClient` can drive a swimnet agent.
 //!
 //! Every answer is HTTP 200, failures included. Text by default
@@ -238,6 +239,20 @@ fn show(value: &[u8], unsafe_: bool) -> String {
     } else {
         base64::engine::general_purpose::STANDARD.encode(value)
     }
+}
+
+/// The diagnostic listener's router (`--diagnostic-addr`): every path goes
+/// to [`handle`], each request checked by `guard` (Host and Origin) first.
+/// Its GETs change state, as Docker's do, so it is off unless asked for.
+pub fn router(state: ApiState, guard: crate::http_guard::Guard) -> axum::Router {
+    axum::Router::new()
+        .route("/", axum::routing::any(handle))
+        .fallback(handle)
+        .layer(axum::middleware::from_fn_with_state(
+            guard,
+            crate::http_guard::enforce,
+        ))
+        .with_state(state)
 }
 
 /// Every diagnostic path: dispatches on the URL path. Unknown paths answer

@@ -742,7 +742,7 @@ impl<N: SansIo> Driver<N> {
                     StreamIn::Data(id, data, fin) => self.core.handle_stream_data(now(), id, &data, fin),
                     StreamIn::Error(id, e) => {
                         self.stats.stream_errors += 1;
-                        tracing::debug!(stream = id.0, error = %e, "stream failed");
+                        tracing::debug!(stream = id.0, error = %crate::escape::esc(&e), "stream failed");
                         self.streams.remove(&id);
                         self.core.handle_stream_error(now(), id, &e);
                     }
@@ -1120,27 +1120,9 @@ impl<N: SansIo> Driver<N> {
     }
 
     fn on_event(&mut self, e: &Event) {
+        crate::event_log::log_event(e);
         match e {
-            Event::Join(n) => tracing::info!(node = %n.name, addr = %n.addr, "member joined"),
-            Event::Update(n) => tracing::info!(node = %n.name, "member updated"),
-            Event::Leave(n) if n.state == NodeState::Left => {
-                tracing::info!(node = %n.name, "member left")
-            }
-            Event::Leave(n) => tracing::info!(node = %n.name, "member failed"),
-            Event::Suspect { node, from } => {
-                tracing::info!(node = %node.name, accuser = %from, "member suspected")
-            }
-            Event::Refuted { incarnation } => {
-                tracing::warn!(incarnation, "refuted a suspicion about this node")
-            }
-            Event::MergeRefused { peer, reason } => {
-                tracing::warn!(%peer, %reason, "refused a peer's state")
-            }
             Event::JoinResult { addr, result } => {
-                match result {
-                    Ok(n) => tracing::info!(%addr, nodes = n, "joined"),
-                    Err(err) => tracing::warn!(%addr, error = %err, "join failed"),
-                }
                 if let Some(i) = self.joins.iter().position(|w| w.pending.contains(addr)) {
                     let w = &mut self.joins[i];
                     w.pending.retain(|a| a != addr);
@@ -1160,11 +1142,11 @@ impl<N: SansIo> Driver<N> {
                 }
             }
             Event::LeaveComplete => {
-                tracing::info!("left the cluster");
                 if let Some(l) = &mut self.leaving {
                     l.finish();
                 }
             }
+            _ => {}
         }
     }
 }

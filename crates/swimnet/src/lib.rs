@@ -1,13 +1,18 @@
 //! The swimnet agent: the membership core driven on real sockets, with a
 //! local HTTP API, Serf compatibility, and the CLI's client.
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod agent;
 pub mod api;
+pub mod api_server;
 pub mod client;
 pub mod demo;
 pub mod diag;
 pub mod driver;
+pub mod escape;
+pub mod event_log;
+pub mod fdlimit;
+pub mod http_guard;
 pub mod keyfile;
 pub mod serf_hook;

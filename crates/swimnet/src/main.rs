@@ -6,13 +6,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use swimnet::agent::{self, AgentOptions, KeySource, Profile, Protocol};
+use swimnet::agent::{self, AgentOptions, HttpOptions, KeySource, Profile, Protocol};
 use swimnet::api::{
     parse_addr, CoordinatesView, EntryView, KeysView, MembersView, NetworksView, PeersView,
     RttView, TableView,
 };
+use swimnet::api_server::{parse_duration, HttpLimits};
 use swimnet::client::{segment, Client};
-use swimnet::keyfile::{generate_key, parse_key};
+use swimnet::keyfile::{encode_key, generate_key, load_key_file, load_token_file, parse_key};
 
 /// Default address of the local API.
 const DEFAULT_API: &str = "127.0.0.1:7380";
@@ -26,6 +27,10 @@ const DEFAULT_API: &str = "127.0.0.1:7380";
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
+    /// File holding the agent's API token (client commands; mode 0600).
+    /// `SWIMNET_API_TOKEN` gives the token itself instead.
+    #[arg(long, global = true)]
+    token_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -54,6 +59,8 @@ enum LogFormat {
     Json,
 }
 
+// Parsed once per run: the size of the `agent` variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Cmd {
     /// Run an agent until SIGINT/SIGTERM, then leave gracefully.
@@ -70,9 +77,14 @@ enum Cmd {
         /// A node to join at start (repeatable); retried until one answers.
         #[arg(long, value_parser = parse_addr)]
         join: Vec<SocketAddr>,
-        /// Encryption key, base64 of 16, 24 or 32 bytes (`swimnet keygen` makes one).
-        #[arg(long, conflicts_with = "keyring_file")]
+        /// Encryption key, base64 of 16, 24 or 32 bytes (`swimnet keygen` makes
+        /// one). Visible to every local user in `ps`: prefer --encrypt-file or
+        /// the SWIMNET_ENCRYPT_KEY environment variable.
+        #[arg(long, env = "SWIMNET_ENCRYPT_KEY", hide_env_values = true, conflicts_with_all = ["keyring_file", "encrypt_file"])]
         encrypt: Option<String>,
+        /// File holding one base64 encryption key (mode 0600).
+        #[arg(long, conflicts_with = "keyring_file")]
+        encrypt_file: Option<PathBuf>,
         /// Keyring file (JSON list of base64 keys, primary first); rewritten on key changes.
         #[arg(long)]
         keyring_file: Option<PathBuf>,
@@ -82,9 +94,31 @@ enum Cmd {
         /// Timer preset (memberlist's LAN, WAN or local defaults).
         #[arg(long, value_enum, default_value = "lan")]
         profile: ProfileArg,
-        /// Local API address.
+        /// Local API address. A non-loopback address needs --api-token-file.
         #[arg(long, default_value = DEFAULT_API, value_parser = parse_addr)]
         api: SocketAddr,
+        /// A host name the API answers to besides IP addresses and localhost
+        /// (repeatable); requests naming any other host are refused.
+        #[arg(long = "api-host")]
+        api_hosts: Vec<String>,
+        /// File holding the API's bearer token (mode 0600); every request must
+        /// then send `Authorization: Bearer TOKEN`.
+        #[arg(long)]
+        api_token_file: Option<PathBuf>,
+        /// Serve Docker's NetworkDB diagnostic paths on this IP:PORT (off by
+        /// default: their GETs change state, so any web page could drive them).
+        #[arg(long, value_parser = parse_addr)]
+        diagnostic_addr: Option<SocketAddr>,
+        /// Most HTTP connections served at once per listener.
+        #[arg(long, default_value_t = 256)]
+        api_max_connections: usize,
+        /// Close an HTTP connection whose next request has not arrived in this
+        /// time (`30s`, `500ms`).
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        api_idle_timeout: std::time::Duration,
+        /// Answer 408 to a request not answered in this time.
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        api_request_timeout: std::time::Duration,
         /// Protocol on top of memberlist: Docker NetworkDB tables (the default), a Serf member, or plain memberlist.
         #[arg(long, value_enum, default_value = "networkdb")]
         protocol: ProtocolArg,
@@ -322,8 +356,7 @@ fn printable(v: &[u8], b64: &str) -> String {
     }
 }
 
-fn run_network(api: SocketAddr, op: NetworkCmd) -> Result<(), String> {
-    let client = Client::new(api);
+fn run_network(client: Client, op: NetworkCmd) -> Result<(), String> {
     match op {
         NetworkCmd::Join { network } => {
             let _: serde_json::Value = client.post(
@@ -370,8 +403,7 @@ fn run_network(api: SocketAddr, op: NetworkCmd) -> Result<(), String> {
     Ok(())
 }
 
-fn run_table(api: SocketAddr, op: TableCmd) -> Result<(), String> {
-    let client = Client::new(api);
+fn run_table(client: Client, op: TableCmd) -> Result<(), String> {
     let path = |n: &str, t: &str, k: &str| {
         format!("/v1/tables/{}/{}/{}", segment(n), segment(t), segment(k))
     };
@@ -513,6 +545,8 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), String> {
+    let token_file = cli.token_file.clone();
+    let connect = |api: SocketAddr| Client::connect(api, token_file.as_deref());
     match cli.command {
         Cmd::Agent {
             node,
@@ -520,10 +554,17 @@ fn run(cli: Cli) -> Result<(), String> {
             advertise,
             join,
             encrypt,
+            encrypt_file,
             keyring_file,
             tags,
             profile,
             api,
+            api_hosts,
+            api_token_file,
+            diagnostic_addr,
+            api_max_connections,
+            api_idle_timeout,
+            api_request_timeout,
             protocol,
             log_format,
             log_level,
@@ -533,10 +574,24 @@ fn run(cli: Cli) -> Result<(), String> {
             if let Some(k) = &encrypt {
                 parse_key(k).map_err(|e| format!("--encrypt: {e}"))?;
             }
+            let encrypt = match encrypt_file {
+                Some(p) => Some(encode_key(&load_key_file(&p)?)),
+                None => encrypt,
+            };
             let keys = match (encrypt, keyring_file) {
                 (Some(k), None) => Some(KeySource::Key(k)),
                 (None, Some(p)) => Some(KeySource::File(p)),
                 _ => None,
+            };
+            let http = HttpOptions {
+                api_hosts,
+                api_token: api_token_file.as_deref().map(load_token_file).transpose()?,
+                diagnostic: diagnostic_addr,
+                limits: HttpLimits {
+                    max_connections: api_max_connections,
+                    idle_timeout: api_idle_timeout,
+                    request_timeout: api_request_timeout,
+                },
             };
             let opts = AgentOptions {
                 node,
@@ -557,6 +612,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     ProtocolArg::Networkdb => Protocol::NetworkDb,
                 },
                 topology_aware,
+                http,
             };
             // One thread runs everything: the protocol work of an agent is a
             // few packets per second, and each extra worker thread costs a
@@ -567,7 +623,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             rt.block_on(async move {
                 let running = agent::start(opts).await.map_err(|e| e.to_string())?;
-                tracing::info!(addr = %running.gossip_addr, api = %api, "agent started");
+                tracing::info!(addr = %running.gossip_addr, api = %api, diagnostic = ?running.diagnostic_addr, "agent started");
                 let stop = running.shutdown.clone();
                 tokio::spawn(async move {
                     wait_for_signal().await;
@@ -582,7 +638,7 @@ fn run(cli: Cli) -> Result<(), String> {
             })
         }
         Cmd::Members { api, format } => {
-            let v: MembersView = Client::new(api).get("/v1/members")?;
+            let v: MembersView = connect(api)?.get("/v1/members")?;
             if format == Format::Json {
                 println!(
                     "{}",
@@ -608,12 +664,12 @@ fn run(cli: Cli) -> Result<(), String> {
             if let Some(b) = &other {
                 path.push_str(&format!("&b={}", segment(b)));
             }
-            let v: RttView = Client::new(api).get(&path)?;
+            let v: RttView = connect(api)?.get(&path)?;
             println!("Estimated {} <-> {} rtt: {:.3} ms", v.a, v.b, v.rtt_ms);
             Ok(())
         }
         Cmd::Coordinates { api, format } => {
-            let v: CoordinatesView = Client::new(api).get("/v1/coordinate")?;
+            let v: CoordinatesView = connect(api)?.get("/v1/coordinate")?;
             if format == Format::Json {
                 println!(
                     "{}",
@@ -647,17 +703,17 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Join { api, addrs } => {
             let addrs: Vec<String> = addrs.iter().map(ToString::to_string).collect();
             let v: serde_json::Value =
-                Client::new(api).post("/v1/join", serde_json::json!({ "addrs": addrs }))?;
+                connect(api)?.post("/v1/join", serde_json::json!({ "addrs": addrs }))?;
             println!("joined {} node(s)", v["joined"]);
             Ok(())
         }
         Cmd::Leave { api } => {
-            let _: serde_json::Value = Client::new(api).post("/v1/leave", serde_json::json!({}))?;
+            let _: serde_json::Value = connect(api)?.post("/v1/leave", serde_json::json!({}))?;
             println!("left the cluster");
             Ok(())
         }
         Cmd::Keys { api, op } => {
-            let client = Client::new(api);
+            let client = connect(api)?;
             let (path, key, verb) = match op {
                 KeysCmd::List { format } => {
                     let v: KeysView = client.get("/v1/keys")?;
@@ -682,8 +738,8 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("key {verb}");
             Ok(())
         }
-        Cmd::Network { api, op } => run_network(api, op),
-        Cmd::Table { api, op } => run_table(api, op),
+        Cmd::Network { api, op } => run_network(connect(api)?, op),
+        Cmd::Table { api, op } => run_table(connect(api)?, op),
         Cmd::Keygen => {
             println!("{}", generate_key());
             Ok(())

@@ -39,7 +39,7 @@ pub fn apply(core: &mut Memberlist<AgentDelegate>, keyring_file: Option<&Keyring
                     tracing::info!(op = op.name(), "keyring changed by a Serf key query");
                     if let Some(f) = keyring_file {
                         if let Err(e) = f.save(&keys) {
-                            tracing::error!(error = %e, "could not persist the keyring");
+                            tracing::error!(error = %crate::escape::esc(&e), "could not persist the keyring");
                             result = Err(e);
                         }
                     }

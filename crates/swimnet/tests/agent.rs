@@ -24,6 +24,7 @@ fn opts(i: u8, join: Option<SocketAddr>, key: Option<&str>) -> AgentOptions {
         api: None,
         protocol: Protocol::Serf,
         topology_aware: false,
+        http: Default::default(),
     }
 }
 
@@ -289,6 +290,8 @@ fn cli_drives_an_agent_and_keeps_the_keyring_file() {
     let k1 = swimnet::keyfile::generate_key();
     let k2 = swimnet::keyfile::generate_key();
     std::fs::write(&file, format!("[\"{k1}\"]")).unwrap();
+    // Key files open to group or others are refused, as ssh refuses keys.
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let api = "127.0.77.30:17380";
     let child = swimnet()
         .args([

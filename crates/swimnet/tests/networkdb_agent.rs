@@ -20,6 +20,10 @@ fn opts(i: u8, join: Option<SocketAddr>, protocol: Protocol) -> AgentOptions {
         api: Some(format!("127.0.78.{i}:0").parse().unwrap()),
         protocol,
         topology_aware: false,
+        http: agent::HttpOptions {
+            diagnostic: Some(format!("127.0.78.{i}:0").parse().unwrap()),
+            ..Default::default()
+        },
     }
 }
 
@@ -27,6 +31,15 @@ fn opts(i: u8, join: Option<SocketAddr>, protocol: Protocol) -> AgentOptions {
 async fn http(method: &'static str, url: String, body: Option<Vec<u8>>) -> (u16, String) {
     tokio::task::spawn_blocking(move || {
         let req = ureq::request(method, &url).timeout(Duration::from_secs(10));
+        // The API takes state changes only with a content type a web page
+        // cannot send cross-origin without a preflight.
+        let req = match method {
+            "GET" => req,
+            "PUT" if url.contains("/v1/tables/") => {
+                req.set("Content-Type", "application/octet-stream")
+            }
+            _ => req.set("Content-Type", "application/json"),
+        };
         let r = match body {
             Some(b) => req.send_bytes(&b),
             None => req.call(),
@@ -48,9 +61,11 @@ fn base(a: &RunningAgent) -> String {
     format!("http://{}", a.api_addr.expect("API bound"))
 }
 
-/// A Docker diagnostic request: always HTTP 200.
+/// A Docker diagnostic request (on the `--diagnostic-addr` listener):
+/// always HTTP 200.
 async fn diag(a: &RunningAgent, path_and_query: &str) -> String {
-    let (status, body) = http("GET", format!("{}{path_and_query}", base(a)), None).await;
+    let at = a.diagnostic_addr.expect("diagnostic listener bound");
+    let (status, body) = http("GET", format!("http://{at}{path_and_query}"), None).await;
     assert_eq!(status, 200, "{path_and_query}: {body}");
     body
 }

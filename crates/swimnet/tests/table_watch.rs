@@ -24,6 +24,7 @@ fn opts(i: u8, join: Option<SocketAddr>) -> AgentOptions {
         api: Some(format!("127.0.79.{i}:0").parse().unwrap()),
         protocol: Protocol::NetworkDb,
         topology_aware: false,
+        http: Default::default(),
     }
 }
 
@@ -35,6 +36,15 @@ fn base(a: &RunningAgent) -> String {
 async fn http(method: &'static str, url: String, body: Option<Vec<u8>>) -> (u16, String) {
     tokio::task::spawn_blocking(move || {
         let req = ureq::request(method, &url).timeout(Duration::from_secs(10));
+        // The API takes state changes only with a content type a web page
+        // cannot send cross-origin without a preflight.
+        let req = match method {
+            "GET" => req,
+            "PUT" if url.contains("/v1/tables/") => {
+                req.set("Content-Type", "application/octet-stream")
+            }
+            _ => req.set("Content-Type", "application/json"),
+        };
         let r = match body {
             Some(b) => req.send_bytes(&b),
             None => req.call(),

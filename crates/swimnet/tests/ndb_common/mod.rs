@@ -19,8 +19,12 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Diagnostic API port inside every namespace (loopback).
+/// Diagnostic API port inside every namespace (loopback): Docker's
+/// `networkdb-test` server, and swimnet's `--diagnostic-addr`.
 pub const API_PORT: u16 = 8000;
+
+/// swimnet's JSON API port inside a swimnet node's namespace (loopback).
+pub const JSON_API_PORT: u16 = 7380;
 
 const HINT: &str = "run scripts/build-networkdb-test.sh as root";
 
@@ -209,7 +213,8 @@ impl Env {
     /// (Re)starts the swimnet agent for an existing swimnet node.
     pub fn start_swim(&mut self, n: &Node) {
         let bind = format!("{}:7946", n.ip);
-        let api = format!("127.0.0.1:{API_PORT}");
+        let api = format!("127.0.0.1:{JSON_API_PORT}");
+        let diagnostic = format!("127.0.0.1:{API_PORT}");
         self.spawn(
             &format!("s{}", n.idx),
             &n.ns.clone(),
@@ -223,6 +228,8 @@ impl Env {
                 &bind,
                 "--api",
                 &api,
+                "--diagnostic-addr",
+                &diagnostic,
                 "--protocol",
                 "networkdb",
             ],
@@ -233,7 +240,7 @@ impl Env {
     /// Runs the swimnet CLI inside n's namespace against its API; answers
     /// stdout, panics on a non-zero exit.
     pub fn cli(&self, n: &Node, args: &[&str]) -> String {
-        let api = format!("127.0.0.1:{API_PORT}");
+        let api = format!("127.0.0.1:{JSON_API_PORT}");
         let (sub, rest) = args.split_first().expect("subcommand");
         let out = Command::new("ip")
             .args([
