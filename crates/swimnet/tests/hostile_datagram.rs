@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::procstat::{cpu_time, peak_rss_kib};
 use common::{http, Env, Proc, GOSSIP_PORT, SWIM_API_PORT};
 use swimnet_networkdb::wire::{encode_compound as ndb_compound, encode_gossip, MessageType};
 use swimnet_wire::codec::{self, Message};
@@ -108,35 +109,6 @@ fn hostile_datagrams() -> Vec<(&'static str, Vec<u8>)> {
         );
     }
     kinds
-}
-
-/// Peak RSS (`VmHWM`) of a process, in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/PID/status")
-}
-
-/// CPU time (user + system) a process has used.
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
-    // Fields after the command name (which may contain spaces) start at
-    // field 3; utime and stime are fields 14 and 15.
-    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
-    Duration::from_millis(ticks * 1000 / clock_ticks())
-}
-
-fn clock_ticks() -> u64 {
-    let out = std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .expect("getconf");
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
 /// `stats.<key>` of the agent's `/v1/stats`.

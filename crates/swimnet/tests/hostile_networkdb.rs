@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::procstat::{cpu_time, peak_rss_kib};
 use common::{http, Env, Proc, GOSSIP_PORT, SWIM_API_PORT};
 use swimnet_networkdb::wire::{
     encode_gossip, BulkSyncMessage, GossipPayload, MessageType, NetworkEvent, NetworkEventType,
@@ -124,30 +125,14 @@ impl Agent {
         ));
     }
 
-    fn status(&self, field: &str) -> u64 {
-        let text = std::fs::read_to_string(format!("/proc/{}/status", self.proc.pid())).unwrap();
-        text.lines()
-            .find(|l| l.starts_with(field))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no {field} in /proc/{}/status", self.proc.pid()))
-    }
-
     /// Peak resident set size, in KiB.
     fn hwm_kib(&self) -> u64 {
-        self.status("VmHWM:")
+        peak_rss_kib(self.proc.pid())
     }
 
     /// CPU time used so far (user + system).
     fn cpu(&self) -> Duration {
-        let text = std::fs::read_to_string(format!("/proc/{}/stat", self.proc.pid())).unwrap();
-        let after = &text[text.rfind(')').unwrap() + 2..];
-        let f: Vec<u64> = after
-            .split_whitespace()
-            .map(|x| x.parse().unwrap_or(0))
-            .collect();
-        // Fields 14 and 15 of stat(5), in clock ticks of 1/100 s on Linux.
-        Duration::from_millis((f[11] + f[12]) * 10)
+        cpu_time(self.proc.pid())
     }
 
     /// Time for one API request, which must succeed.

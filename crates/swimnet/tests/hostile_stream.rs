@@ -13,42 +13,11 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::procstat::{cpu_time, peak_rss_kib};
 use common::*;
 
 /// 32 bytes 0x00..0x1f, base64 (an AES-256 key).
 const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-
-/// A field of `/proc/<pid>/status`, in KiB (`VmHWM`, `VmRSS`).
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
-    text.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
-}
-
-/// CPU time (user + system) the process used so far.
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
-    // Fields after the command name (which is in parentheses).
-    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    // utime and stime are fields 14 and 15 of the line: 11 and 12 here.
-    let ticks = f[11] + f[12];
-    let hz = run_cmd(
-        std::path::Path::new("/usr/bin/getconf"),
-        &["CLK_TCK".to_string()],
-        Duration::from_secs(5),
-    )
-    .stdout
-    .trim()
-    .parse::<u64>()
-    .unwrap_or(100);
-    Duration::from_millis(ticks * 1000 / hz)
-}
 
 /// Polls `GET /v1/members` every 100 ms until `stop`, returning the slowest
 /// answer (a failed request counts as 10 s).
@@ -138,7 +107,7 @@ fn unauthenticated_streams_stay_within_the_memory_budget() {
     wait_alive(&b, "a", Duration::from_secs(10));
     wait_alive(&a, "b", Duration::from_secs(10));
     let pid = a.proc.pid();
-    let peak_before = status_kib(pid, "VmHWM");
+    let peak_before = peak_rss_kib(pid);
 
     let stop = Arc::new(AtomicBool::new(false));
     let api = watch_api(a.api(), stop.clone());
@@ -165,7 +134,7 @@ fn unauthenticated_streams_stay_within_the_memory_budget() {
     });
     drop(rt);
     let worst_api = api.join().unwrap();
-    let peak_after = status_kib(pid, "VmHWM");
+    let peak_after = peak_rss_kib(pid);
     let grown_mib = (peak_after.saturating_sub(peak_before)) / 1024;
     eprintln!(
         "peak RSS {peak_before} KiB -> {peak_after} KiB (+{grown_mib} MiB); slowest /v1/members \

@@ -30,6 +30,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod procstat;
+
 /// Gossip port of every agent (memberlist's default).
 pub const GOSSIP_PORT: u16 = 7946;
 /// serf's RPC port (on the agent's own IP).
