@@ -28,6 +28,7 @@ use rand::RngCore;
 use swimnet_core::queue::TransmitLimitedQueue;
 use swimnet_core::topology::{NearRotation, TopologyView};
 use swimnet_core::{Delegate, Node};
+use swimnet_wire::budget::DecodeBudget;
 
 mod entries;
 mod guard;
@@ -1930,8 +1931,17 @@ impl NdbDelegate {
         self.apply_bulk_attachments(now, &b, Source::Push);
     }
 
-    fn handle_message(&mut self, now: Instant, from: SocketAddr, buf: &[u8]) {
-        wire::for_each_message(buf, &mut |m| match m {
+    /// Handles every message in `buf`, paying its compound parts from
+    /// `budget` when it came in a datagram (see
+    /// [`wire::for_each_message_in_budget`]).
+    fn handle_message(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        buf: &[u8],
+        budget: Option<&mut DecodeBudget>,
+    ) {
+        let mut handle = |m| match m {
             Ok(Message::NodeEvent(ev)) => {
                 if self.handle_node_event(now, &ev) {
                     self.queue_node_event(&ev);
@@ -1946,7 +1956,11 @@ impl NdbDelegate {
             Ok(Message::BulkSync(b)) => self.handle_bulk_sync(now, from, b),
             Ok(Message::PushPull(_)) | Ok(Message::Compound(_)) => {}
             Err(e) => self.count_decode_error(&e),
-        });
+        };
+        match budget {
+            Some(budget) => wire::for_each_message_in_budget(buf, budget, &mut handle),
+            None => wire::for_each_message(buf, &mut handle),
+        }
     }
 
     fn push_pull_state(&mut self, join: bool) -> NetworkPushPull {
@@ -1990,7 +2004,17 @@ impl NdbDelegate {
 
 impl Delegate for NdbDelegate {
     fn notify_msg(&mut self, now: Instant, from: SocketAddr, msg: &[u8]) {
-        self.handle_message(now, from, msg);
+        self.handle_message(now, from, msg, None);
+    }
+
+    fn notify_packet_msg(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        msg: &[u8],
+        budget: &mut DecodeBudget,
+    ) {
+        self.handle_message(now, from, msg, Some(budget));
     }
 
     fn get_broadcasts(&mut self, overhead: usize, limit: usize, num_nodes: usize) -> Vec<Vec<u8>> {

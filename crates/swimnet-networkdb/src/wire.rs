@@ -53,6 +53,7 @@
 //! decoded message drops them.
 
 use prost::Message as _;
+use swimnet_wire::budget::{BudgetLimit, DecodeBudget};
 
 /// Largest envelope any decoder here accepts: 20 MiB, memberlist's cap on
 /// push/pull state and stream user messages (`maxPushStateBytes`). A UDP
@@ -669,6 +670,44 @@ fn walk(
                 walk(part, depth + 1, max_parts, budget, f)
             });
         }
+    }
+}
+
+/// [`for_each_message`] for a message that arrived in a datagram, paying
+/// from what is left of that datagram's decode budget: every compound part,
+/// nested ones included, takes one part of `budget` (the envelope itself
+/// was paid for by the layer below). Call it from
+/// [`swimnet_core::Delegate::notify_packet_msg`] so that a datagram's
+/// memberlist parts and NetworkDB parts share one cap.
+///
+/// At most [`MAX_GOSSIP_PARTS`] parts are opened, as with
+/// [`for_each_message`]. When the budget holds fewer, a compound whose parts
+/// would pass what is left is dropped whole (`f` gets one
+/// [`DecodeError::TooManyParts`]) and `budget` is marked exceeded
+/// ([`DecodeBudget::exhaust`]), so the caller drops the rest of the
+/// datagram. An already exceeded budget opens nothing and calls `f` never.
+pub fn for_each_message_in_budget(
+    buf: &[u8],
+    budget: &mut DecodeBudget,
+    f: &mut dyn FnMut(Result<Message, DecodeError>),
+) {
+    if budget.exceeded().is_some() {
+        return;
+    }
+    let budget_binds = budget.parts_left() < MAX_GOSSIP_PARTS;
+    let max_parts = budget.parts_left().min(MAX_GOSSIP_PARTS);
+    let mut left = max_parts;
+    let mut refused = false;
+    walk(buf, 0, max_parts, &mut left, &mut |m| {
+        refused |= matches!(m, Err(DecodeError::TooManyParts { .. }));
+        f(m)
+    });
+    if refused && budget_binds {
+        budget.exhaust(BudgetLimit::Parts);
+        return;
+    }
+    for _ in left..max_parts {
+        budget.take_part();
     }
 }
 

@@ -16,6 +16,7 @@ use swimnet_networkdb::wire::{
     MAX_GOSSIP_PARTS,
 };
 use swimnet_networkdb::{NdbConfig, NdbDelegate, NdbError};
+use swimnet_wire::budget::{BudgetLimit, DecodeBudget};
 
 const NET: &str = "n1";
 const T: &str = "t";
@@ -125,6 +126,50 @@ fn compound_parts_are_capped_and_counted() {
     send(&mut d, now, &empty_parts(1_000_000));
     assert_eq!(d.stats().compounds_too_many_parts, 1);
     assert_eq!(d.stats().decode_errors, 1);
+}
+
+/// A NetworkDB message in a datagram pays its compound parts from the
+/// datagram's decode budget: parts within what is left are handled and
+/// taken, a compound with more parts than are left is dropped whole and
+/// marks the budget exceeded (so the core drops the rest of the datagram),
+/// and nested compounds pay too.
+#[test]
+fn datagram_parts_share_the_decode_budget() {
+    let now = Instant::now();
+    let mut d = db(now);
+    // What a datagram's memberlist layer left: 100 parts.
+    let mut budget = DecodeBudget::new(1 << 20, 100);
+    d.notify_packet_msg(now, addr(9), &empty_parts(60), &mut budget);
+    assert_eq!(budget.parts_left(), 40);
+    assert_eq!(budget.exceeded(), None);
+    assert_eq!(d.stats().decode_errors, 60);
+    // 41 parts do not fit the 40 left: refused whole, none handled.
+    d.notify_packet_msg(now, addr(9), &empty_parts(41), &mut budget);
+    assert_eq!(budget.exceeded(), Some(BudgetLimit::Parts));
+    assert_eq!(d.stats().compounds_too_many_parts, 1);
+    assert_eq!(d.stats().decode_errors, 61);
+    // Once exceeded, nothing more is opened.
+    d.notify_packet_msg(now, addr(9), &empty_parts(1), &mut budget);
+    assert_eq!(d.stats().decode_errors, 61);
+
+    // Nested: 2 outer parts + 2 x 30 inner parts = 62 of 100.
+    let inner = empty_parts(30);
+    let mut budget = DecodeBudget::new(1 << 20, 100);
+    let nested = encode_compound(&[inner.clone(), inner]);
+    d.notify_packet_msg(now, addr(9), &nested, &mut budget);
+    assert_eq!(budget.parts_left(), 38);
+    assert_eq!(budget.exceeded(), None);
+
+    // The table events in a compound within the budget are applied.
+    let events: Vec<Vec<u8>> = (0..3)
+        .map(|i| table_event("b", 10 + i, T, &format!("k{i}"), b"v").encode_gossip())
+        .collect();
+    let mut budget = DecodeBudget::new(1 << 20, 3);
+    d.notify_packet_msg(now, addr(9), &encode_compound(&events), &mut budget);
+    assert_eq!(budget.parts_left(), 0);
+    assert_eq!(budget.exceeded(), None);
+    assert_eq!(d.stats().compounds_too_many_parts, 1);
+    assert_eq!(d.stored_records(NET, T), 3);
 }
 
 /// A table event stamped 2^64-1 is dropped and does not move the clock, so
