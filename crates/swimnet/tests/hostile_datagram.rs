@@ -93,6 +93,9 @@ fn hostile_datagrams() -> Vec<(&'static str, Vec<u8>)> {
     let kinds = vec![
         // The datagram of the issue: ~10 million empty NetworkDB parts.
         ("ndb_compound_10m_parts", ndb_empty_parts(10_000_000)),
+        // ~1 MB of empty NetworkDB parts: within the byte budget, over the
+        // part budget that memberlist and NetworkDB parts share.
+        ("ndb_compound_1mib", ndb_empty_parts(500_000)),
         // 65,025 nacks in nested compound/compress wrappers.
         ("nested_wrappers_nacks", nested(&nack)),
         // 255 compressed user messages of 16 KiB each in one compound.
