@@ -30,6 +30,8 @@ use swimnet_wire::stream::{encode_stream_message, StreamEncodeOptions, StreamMes
 
 const NET: &str = "hostile-net";
 const TABLE: &str = "t";
+/// Port of the diagnostic listener (`--diagnostic-addr`) on each agent's IP.
+const DIAG_PORT: u16 = 7390;
 
 /// One agent on `127.0.<net>.<host>`, with its API on the same address.
 struct Agent {
@@ -48,6 +50,8 @@ impl Agent {
             format!("{ip}:{GOSSIP_PORT}"),
             "--api".into(),
             format!("{ip}:{SWIM_API_PORT}"),
+            "--diagnostic-addr".into(),
+            format!("{ip}:{DIAG_PORT}"),
             "--profile".into(),
             "local".into(),
             "--protocol".into(),
@@ -77,12 +81,13 @@ impl Agent {
         SocketAddr::from((self.ip, GOSSIP_PORT))
     }
 
-    fn api(&self) -> String {
-        format!("{}:{SWIM_API_PORT}", self.ip)
+    /// The listener of Docker's diagnostic paths.
+    fn diag_addr(&self) -> String {
+        format!("{}:{DIAG_PORT}", self.ip)
     }
 
     fn try_diag(&self, path: &str) -> Result<String, String> {
-        match http(&self.api(), "GET", path, None) {
+        match http(&self.diag_addr(), "GET", path, None) {
             Ok((200, body)) => Ok(body),
             Ok((code, body)) => Err(format!("{path} -> {code}: {body}")),
             Err(e) => Err(format!("{path}: {e}")),
