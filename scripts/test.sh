@@ -37,7 +37,7 @@ scripts/build-networkdb-test.sh >/dev/null
 tools/ndbref/build.sh >/dev/null
 
 echo "== cargo test (unit, property, harness, Go reference)"
-cargo test --workspace --release 2>&1 | tee target/test-output.txt | grep -E '^(test result|running|test .*FAILED|failures:|---- )' || true
+cargo test --workspace --release --no-fail-fast 2>&1 | tee target/test-output.txt | grep -E '^(test result|running|test .*FAILED|failures:|---- )' || true
 if grep -qE 'test result: FAILED|error(\[E[0-9]+\])?:' target/test-output.txt; then
   echo "cargo test failed; full output in target/test-output.txt" >&2
   grep -E -A30 '^failures:$' target/test-output.txt | head -200 >&2 || true
