@@ -24,9 +24,10 @@ use swimnet_core::{
 };
 use swimnet_networkdb::{NetworkDb, TableChange, TableEntry};
 use swimnet_wire::security::Keyring;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::stream_io::{serve_stream, StreamIn, StreamOut};
 
 /// Largest datagram read (memberlist's receive buffer).
 const UDP_BUFFER: usize = 65_536;
@@ -41,7 +42,7 @@ const STREAM_QUEUE: usize = 64;
 /// Most TCP connections (inbound and outbound) open at once.
 const MAX_CONNECTIONS: usize = 512;
 /// Read chunk for streams.
-const STREAM_CHUNK: usize = 64 * 1024;
+pub(crate) const STREAM_CHUNK: usize = 64 * 1024;
 /// Table changes buffered per watcher; a watcher further behind is dropped.
 pub const WATCH_BUFFER: usize = 1024;
 
@@ -604,18 +605,6 @@ pub struct LeavePlan {
     pub timeout: Duration,
 }
 
-enum StreamIn {
-    Data(StreamId, Vec<u8>, bool),
-    Error(StreamId, String),
-    /// The connection attempt got a reset: nothing listens there.
-    Refused(StreamId),
-}
-
-enum StreamOut {
-    Reply(Vec<u8>),
-    Close,
-}
-
 struct Leaving {
     waiters: Vec<oneshot::Sender<()>>,
     leave_at: Option<Instant>,
@@ -1147,65 +1136,6 @@ impl<N: SansIo> Driver<N> {
                 }
             }
             _ => {}
-        }
-    }
-}
-
-/// Serves one TCP connection: writes `initial` (if any), then reads chunks
-/// into the core until EOF or a reply/close command, within the size cap.
-async fn serve_stream(
-    id: StreamId,
-    mut stream: TcpStream,
-    initial: Option<Vec<u8>>,
-    read: bool,
-    max_read: usize,
-    mut out_rx: mpsc::Receiver<StreamOut>,
-    tx: &mpsc::Sender<StreamIn>,
-) -> Result<(), String> {
-    if let Some(data) = initial {
-        stream
-            .write_all(&data)
-            .await
-            .map_err(|e| format!("write: {e}"))?;
-        stream.flush().await.map_err(|e| format!("write: {e}"))?;
-    }
-    if !read {
-        let _ = stream.shutdown().await;
-        return Ok(());
-    }
-    let mut total = 0usize;
-    let mut eof = false;
-    let mut chunk = vec![0u8; STREAM_CHUNK];
-    loop {
-        tokio::select! {
-            out = out_rx.recv() => {
-                match out {
-                    Some(StreamOut::Reply(data)) => {
-                        stream.write_all(&data).await.map_err(|e| format!("write: {e}"))?;
-                        let _ = stream.shutdown().await;
-                    }
-                    Some(StreamOut::Close) | None => {}
-                }
-                return Ok(());
-            }
-            r = stream.read(&mut chunk), if !eof => {
-                match r {
-                    Ok(0) => {
-                        eof = true;
-                        let _ = tx.send(StreamIn::Data(id, Vec::new(), true)).await;
-                    }
-                    Ok(n) => {
-                        total += n;
-                        if total > max_read {
-                            return Err(format!("stream over {max_read} bytes"));
-                        }
-                        if tx.send(StreamIn::Data(id, chunk[..n].to_vec(), false)).await.is_err() {
-                            return Ok(());
-                        }
-                    }
-                    Err(e) => return Err(format!("read: {e}")),
-                }
-            }
         }
     }
 }

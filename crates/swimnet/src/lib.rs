@@ -16,3 +16,4 @@ pub mod fdlimit;
 pub mod http_guard;
 pub mod keyfile;
 pub mod serf_hook;
+mod stream_io;
