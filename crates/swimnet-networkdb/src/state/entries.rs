@@ -17,11 +17,17 @@ use std::time::Instant;
 
 use super::{Entry, EntryKey};
 
+/// The keys one owner holds, by (network, table).
+type OwnerKeys = BTreeMap<(String, String), BTreeSet<String>>;
+
 #[derive(Debug, Default)]
 pub(super) struct Entries {
     map: BTreeMap<EntryKey, Entry>,
     pub(super) live: BTreeMap<(String, String), usize>,
-    by_owner: BTreeMap<String, BTreeSet<EntryKey>>,
+    /// Per owner, per (network, table), the keys it holds: the network and
+    /// table names are stored once per owner, so the index costs about one
+    /// key string per entry.
+    by_owner: BTreeMap<String, OwnerKeys>,
     /// Stored records (tombstones included) per table, per network.
     tables: BTreeMap<String, BTreeMap<String, usize>>,
 }
@@ -67,9 +73,15 @@ impl Entries {
         if !old.deleting {
             self.count(k, -1);
         }
-        if let Some(keys) = self.by_owner.get_mut(&old.owner) {
-            keys.remove(k);
-            if keys.is_empty() {
+        if let Some(tables) = self.by_owner.get_mut(&old.owner) {
+            let t = (k.0.clone(), k.1.clone());
+            if let Some(keys) = tables.get_mut(&t) {
+                keys.remove(&k.2);
+                if keys.is_empty() {
+                    tables.remove(&t);
+                }
+            }
+            if tables.is_empty() {
                 self.by_owner.remove(&old.owner);
             }
         }
@@ -93,7 +105,9 @@ impl Entries {
         self.by_owner
             .entry(e.owner.clone())
             .or_default()
-            .insert(k.clone());
+            .entry((k.0.clone(), k.1.clone()))
+            .or_default()
+            .insert(k.2.clone());
         *self
             .tables
             .entry(k.0.clone())
@@ -134,12 +148,14 @@ impl Entries {
 
     /// The keys `owner` holds, in network `nid` only if given.
     pub(super) fn keys_of(&self, owner: &str, nid: Option<&str>) -> Vec<EntryKey> {
-        self.by_owner.get(owner).map_or_else(Vec::new, |keys| {
-            keys.iter()
-                .filter(|k| nid.map_or(true, |n| k.0 == n))
-                .cloned()
-                .collect()
-        })
+        let Some(tables) = self.by_owner.get(owner) else {
+            return Vec::new();
+        };
+        tables
+            .iter()
+            .filter(|((n, _), _)| nid.map_or(true, |want| n == want))
+            .flat_map(|((n, t), keys)| keys.iter().map(|k| (n.clone(), t.clone(), k.clone())))
+            .collect()
     }
 
     /// Drops every entry of `owner` (in network `nid` only if given).
@@ -152,11 +168,8 @@ impl Entries {
     /// Sets the reap time of `owner`'s live entries (the deleting flag does
     /// not change, so the counts stay right).
     pub(super) fn set_live_reap_of(&mut self, owner: &str, at: Option<Instant>) {
-        let Some(keys) = self.by_owner.get(owner) else {
-            return;
-        };
-        for k in keys {
-            if let Some(e) = self.map.get_mut(k) {
+        for k in self.keys_of(owner, None) {
+            if let Some(e) = self.map.get_mut(&k) {
                 if !e.deleting {
                     e.reap_at = at;
                 }
