@@ -4,11 +4,9 @@
 //! built from remote input is bounded, and bulk syncs are answered only to
 //! members, at a bounded rate.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use swimnet_core::{Delegate, Node, NodeState};
+use swimnet_core::Delegate;
 use swimnet_networkdb::state::{Outgoing, CLOCK_WINDOW};
 use swimnet_networkdb::wire::{
     decode_all, encode_compound, for_each_message, BulkSyncMessage, DecodeError, GossipPayload,
@@ -21,20 +19,8 @@ use swimnet_wire::budget::{BudgetLimit, DecodeBudget};
 const NET: &str = "n1";
 const T: &str = "t";
 
-fn addr(i: u8) -> SocketAddr {
-    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, i)), 7946)
-}
-
-fn node(name: &str, i: u8) -> Node {
-    Node {
-        name: Arc::from(name),
-        addr: addr(i),
-        meta: Vec::new(),
-        vsn: [1, 5, 2, 0, 0, 0],
-        incarnation: 1,
-        state: NodeState::Alive,
-    }
-}
+mod fixture;
+use fixture::{addr, node};
 
 /// "me" attached to NET, with member "b" attached too.
 fn db_with(now: Instant, cfg: NdbConfig) -> NdbDelegate {

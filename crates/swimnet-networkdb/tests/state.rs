@@ -1,10 +1,8 @@
 //! Single-node NetworkDB rules, driven message by message.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use swimnet_core::{Delegate, Node, NodeState};
+use swimnet_core::Delegate;
 use swimnet_networkdb::wire::{
     encode_compound, BulkSyncMessage, GossipPayload, NetworkEntry, NetworkEvent, NetworkEventType,
     NetworkPushPull, NodeEvent, NodeEventType, TableEvent, TableEventType,
@@ -14,20 +12,8 @@ use swimnet_networkdb::{NdbConfig, NdbDelegate, NdbError, PeerState};
 const NET: &str = "n1";
 const T: &str = "t";
 
-fn addr(i: u8) -> SocketAddr {
-    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, i)), 7946)
-}
-
-fn node(name: &str, i: u8) -> Node {
-    Node {
-        name: Arc::from(name),
-        addr: addr(i),
-        meta: Vec::new(),
-        vsn: [1, 5, 2, 0, 0, 0],
-        incarnation: 1,
-        state: NodeState::Alive,
-    }
-}
+mod fixture;
+use fixture::{addr, node};
 
 fn db(now: Instant) -> NdbDelegate {
     let mut d = NdbDelegate::new("me".into(), addr(1), NdbConfig::default(), 4, 1);
