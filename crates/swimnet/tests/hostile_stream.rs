@@ -223,3 +223,74 @@ fn million_node_state_push_pull_costs_little_cpu() {
     wait_alive(&d, "c", Duration::from_secs(5));
     wait_alive(&c, "d", Duration::from_secs(5));
 }
+
+/// Open file descriptors of process `pid`.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+#[test]
+fn outbound_connections_count_against_the_connection_limit() {
+    let env = Env::new("outbound_connection_limit", 133);
+    // The LAN profile's 10 s stream deadline keeps the unanswered
+    // connections open for the whole check (local's is 1 s).
+    let node = env.swim(
+        "node",
+        1,
+        &SwimOpts {
+            profile: Some("lan"),
+            ..Default::default()
+        },
+    );
+    let pid = node.proc.pid();
+    // 600 listeners that never answer: a join through all of them wants
+    // 600 push/pull connections at once, more than the agent's 512.
+    let sinks: Vec<std::net::TcpListener> = (0..600u16)
+        .map(|i| {
+            let ip = env.ip(20 + (i / 100) as u8);
+            std::net::TcpListener::bind((ip, 21000 + i % 100)).expect("bind sink")
+        })
+        .collect();
+    let addrs: Vec<String> = sinks
+        .iter()
+        .map(|l| format!("\"{}\"", l.local_addr().unwrap()))
+        .collect();
+    let body = format!(r#"{{"addrs":[{}]}}"#, addrs.join(","));
+    let fds_before = open_fds(pid);
+    let started = Instant::now();
+    let api = node.api();
+    let join = thread::spawn(move || http(&api, "POST", "/v1/join", Some(&body)).expect("join"));
+    let mut most_fds = open_fds(pid);
+    while started.elapsed() < Duration::from_secs(3) {
+        most_fds = most_fds.max(open_fds(pid));
+        thread::sleep(Duration::from_millis(20));
+    }
+    let (code, reply) = join.join().unwrap();
+    drop(sinks);
+    let log = node.log();
+    let not_opened = log.matches("too many open connections").count();
+    eprintln!(
+        "join through 600 silent peers: {code} {reply}; fds {fds_before} -> at most {most_fds}; \
+         {not_opened} connections not opened"
+    );
+    assert!(
+        not_opened >= 88,
+        "only {not_opened} of the 600 connections were held back"
+    );
+    // 512 connections, plus the API's own connection for the join.
+    assert!(
+        most_fds <= fds_before + 516,
+        "the agent held {most_fds} descriptors ({fds_before} before the join)"
+    );
+    // The agent is still healthy: the API answers and a real peer joins.
+    let peer = env.swim(
+        "peer",
+        2,
+        &SwimOpts {
+            join: vec![node.addr()],
+            ..Default::default()
+        },
+    );
+    wait_alive(&node, "peer", Duration::from_secs(20));
+    wait_alive(&peer, "node", Duration::from_secs(20));
+}

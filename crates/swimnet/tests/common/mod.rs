@@ -564,7 +564,7 @@ impl Env {
             "--api".into(),
             format!("{ip}:{SWIM_API_PORT}"),
             "--profile".into(),
-            "local".into(),
+            opts.profile.unwrap_or("local").into(),
             "--protocol".into(),
             "serf".into(),
             "--log-level".into(),
@@ -645,6 +645,8 @@ pub struct SwimOpts {
     pub key: Option<String>,
     pub tags: Vec<(String, String)>,
     pub join: Vec<String>,
+    /// Timer profile (`--profile`); `local` when unset.
+    pub profile: Option<&'static str>,
 }
 
 pub fn tags(kv: &[(&str, &str)]) -> Vec<(String, String)> {
