@@ -358,6 +358,10 @@ pub struct NdbStats {
     pub bulk_syncs_unknown_sender: u64,
     /// Unsolicited bulk syncs not answered (answered too recently).
     pub bulk_sync_answers_limited: u64,
+    /// Bulk syncs that came in a datagram and were dropped: peers send them
+    /// over TCP only, and a datagram's decode budget does not stretch to a
+    /// whole table dump.
+    pub bulk_syncs_in_datagram: u64,
 }
 
 /// Most events a per-network queue keeps while the network has no peer.
@@ -1933,7 +1937,10 @@ impl NdbDelegate {
 
     /// Handles every message in `buf`, paying its compound parts from
     /// `budget` when it came in a datagram (see
-    /// [`wire::for_each_message_in_budget`]).
+    /// [`wire::for_each_message_in_budget`]). A bulk sync in a datagram is
+    /// dropped and counted ([`NdbStats::bulk_syncs_in_datagram`]): Docker
+    /// and this crate send them over TCP only, and its payload would be a
+    /// second walk the datagram's budget does not pay for.
     fn handle_message(
         &mut self,
         now: Instant,
@@ -1941,6 +1948,7 @@ impl NdbDelegate {
         buf: &[u8],
         budget: Option<&mut DecodeBudget>,
     ) {
+        let in_datagram = budget.is_some();
         let mut handle = |m| match m {
             Ok(Message::NodeEvent(ev)) => {
                 if self.handle_node_event(now, &ev) {
@@ -1953,6 +1961,7 @@ impl NdbDelegate {
                 }
             }
             Ok(Message::TableEvent(ev)) => self.process_table_event(now, ev, Source::Gossip),
+            Ok(Message::BulkSync(_)) if in_datagram => self.stats.bulk_syncs_in_datagram += 1,
             Ok(Message::BulkSync(b)) => self.handle_bulk_sync(now, from, b),
             Ok(Message::PushPull(_)) | Ok(Message::Compound(_)) => {}
             Err(e) => self.count_decode_error(&e),

@@ -213,6 +213,27 @@ fn far_future_lamport_times_are_refused() {
     assert_eq!(d.stats().clock_far_future, 4);
 }
 
+/// A bulk sync that comes in a datagram is dropped and counted; the same
+/// message over a stream is applied. Its payload (a whole table dump) is
+/// not a second walk the datagram's decode budget pays for.
+#[test]
+fn bulk_syncs_in_datagrams_are_dropped() {
+    let now = Instant::now();
+    let mut d = db(now);
+    let events: Vec<TableEvent> = (0..50)
+        .map(|i| table_event("b", 10 + i, T, &format!("k{i}"), b"v"))
+        .collect();
+    let sync = BulkSyncMessage::with_events(20, true, "b", vec![NET.into()], &events);
+    let mut budget = DecodeBudget::new(1 << 20, 4096);
+    d.notify_packet_msg(now, addr(9), &sync.encode_gossip(), &mut budget);
+    assert_eq!(d.stats().bulk_syncs_in_datagram, 1);
+    assert_eq!(d.stats().bulk_syncs_received, 0);
+    assert_eq!(d.stored_records(NET, T), 0);
+    send(&mut d, now, &sync.encode_gossip());
+    assert_eq!(d.stats().bulk_syncs_received, 1);
+    assert_eq!(d.stored_records(NET, T), 50);
+}
+
 /// A fresh node still catches up with a long-lived cluster: the answer to
 /// a bulk sync it asked for moves its clock any distance (below the
 /// ceiling); an unsolicited one from the far future is refused.
