@@ -30,6 +30,7 @@
 #   DEADLINE     seconds to wait for convergence (default 600)
 #   NDB_BIN      Docker's networkdb-test (default: last stdout line of
 #                scripts/build-networkdb-test.sh)
+#   SWIMNET_BIN  the agent binary (default target/release/swimnet)
 #   NO_BUILD=1   do not run `cargo build --release` for target/release/swimnet
 #   KEEP=1       keep the work directory (logs) under target/bench-vs-networkdb
 #   STRICT=1     exit 1 when a target is missed (default: report only)
@@ -53,7 +54,7 @@ API=8000
 die() { echo "bench-vs-networkdb: $*" >&2; exit 1; }
 note() { echo "== $*" >&2; }
 
-case "${1:-}" in -h|--help) sed -n '2,37p' "$0"; exit 0 ;; esac
+case "${1:-}" in -h|--help) sed -n '2,38p' "$0"; exit 0 ;; esac
 [ $# -eq 0 ] || die "no arguments accepted (use environment variables; see --help)"
 for v in NODES ENTRIES MEM_ENTRIES DEADLINE; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer"
@@ -74,7 +75,7 @@ if [ -z "${NDB_BIN:-}" ]; then
 fi
 [ -x "$NDB_BIN" ] || die "Docker's networkdb-test not found at '$NDB_BIN'"
 
-SWIM_BIN=$ROOT/target/release/swimnet
+SWIM_BIN=${SWIMNET_BIN:-$ROOT/target/release/swimnet}
 if [ "$NO_BUILD" != 1 ]; then
     note "cargo build --release -p swimnet"
     cargo build --release -q -p swimnet --bin swimnet || die "cargo build failed"
