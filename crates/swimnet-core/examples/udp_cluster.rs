@@ -259,7 +259,8 @@ fn describe(event: &Event) -> String {
     }
 }
 
-fn main() -> std::io::Result<()> {
+/// Runs the example; `pub` so that the test in `tests/` can run it too.
+pub fn main() -> std::io::Result<()> {
     let start = Instant::now();
     let mut peers = vec![
         Peer::bind("a", 1, start)?,

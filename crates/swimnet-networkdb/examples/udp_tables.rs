@@ -261,7 +261,8 @@ fn run_until(peers: &mut [Peer], start: Instant, done: impl Fn(&Peer) -> bool) -
     false
 }
 
-fn main() -> std::io::Result<()> {
+/// Runs the example; `pub` so that the test in `tests/` can run it too.
+pub fn main() -> std::io::Result<()> {
     let fail = |what: &str| std::io::Error::other(what.to_string());
     let start = Instant::now();
     let mut peers = vec![
