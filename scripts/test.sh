@@ -31,6 +31,9 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+echo "== publishable crates (cargo package)"
+scripts/package-check.sh
+
 echo "== Go reference programs and Docker's networkdb-test"
 scripts/build-goref.sh >/dev/null
 scripts/build-networkdb-test.sh >/dev/null
