@@ -15,7 +15,7 @@
 #   * memory of one swimnet node (own namespace, own network) before and after
 #     writing MEM_ENTRIES entries: VmRSS and Pss_Anon (smaps_rollup)
 #
-# Network layout (spec/interop-peers.md §3): every node is its own network
+# Network layout: every node is its own network
 # namespace with an `eth0` veth whose peer sits on a bridge living in a
 # namespace of its own; Docker nodes use 10.80.0.<i>/24, swimnet nodes
 # 10.81.0.<i>/24, the memory node 10.82.0.1/24. These addresses exist only

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Builds Docker 20.10's `networkdb-test` (libnetwork/cmd/networkdb-test: one
 # real NetworkDB node serving Docker's diagnostic HTTP API) from Debian
-# bookworm's docker.io *source* package, with Debian's Go packages, as
-# spec/interop-peers.md §3 describes.
+# bookworm's docker.io *source* package, with Debian's Go packages.
 #
 #   * Go library packages are apt-get installed when missing (only as root).
 #   * The docker.io source package is fetched with a private deb-src sources
