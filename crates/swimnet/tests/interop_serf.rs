@@ -77,6 +77,7 @@ fn swim_opts(key: &Option<String>, join: Vec<String>) -> SwimOpts {
         key: key.clone(),
         tags: tags(&[("role", "swim"), ("dc", "lo")]),
         join,
+        ..Default::default()
     }
 }
 
