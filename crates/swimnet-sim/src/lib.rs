@@ -1,22 +1,70 @@
-//! Deterministic multi-node harness for swimnet cores.
+//! A deterministic simulator for swimnet: many nodes in one process, on a
+//! virtual clock, over a modelled network.
 //!
-//! Many [`Memberlist`] cores run in one process on a virtual clock over a
-//! modelled network: per-packet latency with jitter, uniform or per-node
-//! packet loss, partitions, crashes, restarts, and stalled nodes (a process
-//! that stops running for a while, its socket buffers filling up). Every
-//! random choice, in the network model and in the cores, comes from the seed,
-//! so a run replays exactly. UDP datagrams may be lost; streams (TCP) are
-//! reliable but blocked by partitions and refused by crashed nodes.
+//! # What it runs
 //!
-//! The harness also watches every run for the invariants of SWIM:
-//! incarnations seen for a node never decrease, and no node is declared
-//! alive again with an incarnation it was already declared dead with. It
-//! counts "false positives": live nodes declared dead.
+//! The nodes are the shipping code: the same sans-IO cores the agent drives
+//! over real sockets ([`Memberlist`], or [`swimnet_networkdb::NetworkDb`]
+//! for tables), driven here through the trait [`SimCore`]. A core never
+//! reads a clock: every input carries `now`, so the harness hands it
+//! virtual time, and a simulated minute of a thousand nodes takes seconds.
+//! [`Harness`] is the cluster; [`Sim`] is a cluster of plain memberlist
+//! nodes.
 //!
-//! The harness drives anything with the sans-IO surface of [`SimCore`]: a
-//! plain [`Memberlist`] (see [`Sim`]) or a [`swimnet_networkdb::NetworkDb`].
-//! The [`scenario`] module runs whole scenarios described in TOML and writes
-//! reports (see `swimnet sim`).
+//! The network model ([`NetworkModel`], [`Harness::set_latency_model`])
+//! gives each datagram a latency with jitter and may lose it (uniform,
+//! per receiver or per link loss); partitions may be symmetric or one-way.
+//! Streams (TCP) are reliable but pay for lost segments in retransmission
+//! time, are blocked by partitions and refused by crashed nodes. Nodes may
+//! crash, restart, leave, or stall (a process that stops running for a
+//! while, its socket buffers filling up). Every random choice, in the
+//! network model and in the cores, comes from the seed, so a run replays
+//! exactly.
+//!
+//! While it runs, the harness checks the invariants of SWIM: incarnations
+//! seen for a node never decrease, and no node is declared alive again with
+//! an incarnation it was already declared dead with
+//! ([`Harness::violations`]). It counts false positives (live nodes
+//! declared dead) and suspicions of live nodes.
+//!
+//! # A cluster in code
+//!
+//! Three memberlist nodes join through the first one; after ten virtual
+//! seconds each sees the others alive:
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! use swimnet_core::{Config, NodeState, NoopDelegate};
+//! use swimnet_sim::{NetworkModel, Sim};
+//!
+//! let mut sim = Sim::new(1, NetworkModel::default(), |_| NoopDelegate);
+//! let nodes: Vec<_> = (0..3).map(|_| sim.add_node(Config::lan)).collect();
+//! for &n in &nodes[1..] {
+//!     sim.join(n, &[nodes[0]]);
+//! }
+//! sim.run_for(Duration::from_secs(10));
+//! for &a in &nodes {
+//!     for &b in &nodes {
+//!         assert_eq!(sim.view(a, b), Some(NodeState::Alive));
+//!     }
+//! }
+//! assert!(sim.converged());
+//! assert!(sim.violations().is_empty());
+//! ```
+//!
+//! A command given to a node through [`Harness::core_mut`] is followed by
+//! [`Harness::flush`], which puts what the node sends on the network.
+//!
+//! # Scenarios
+//!
+//! Larger experiments are written as TOML scenarios: the cluster, its
+//! network, the faults and the table workload over time. The [`scenario`]
+//! module reads and runs them into a deterministic [`report::Report`]
+//! (`report.json`, a text summary and SVG charts); `swimnet sim FILE.toml`
+//! runs one from the command line. The files in the repository's
+//! `scenarios/` directory are examples of every section (`smoke.toml` is
+//! the smallest), and `docs/BENCHMARKS.md` has the figures they give.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 

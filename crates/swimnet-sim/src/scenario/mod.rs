@@ -1,11 +1,44 @@
 //! Scenarios: a TOML description of a cluster, its network and the faults
 //! and workload to apply, run on the harness into a [`Report`].
 //!
-//! Times are strings with a unit (`"250ms"`, `"10s"`, `"2m"`), counted from
-//! the start of the measured phase, which begins once the bootstrap is
-//! done. See `scenarios/*.toml` for examples.
+//! # Writing a scenario
 //!
-//! The module is in three parts:
+//! A scenario names its cluster (`nodes`, `protocol`, `[bootstrap]`,
+//! `[config]` overrides of the memberlist settings), its network
+//! (`[network]`: latency, jitter, loss, regions with a latency matrix), and
+//! what happens during the measured phase: `[[broadcast]]` (traced metadata
+//! changes), `[[crash]]`, `[[stall]]`, `[[partition]]`, `[[loss]]`,
+//! `[[churn]]`, and for NetworkDB a `[workload]` of table writes. Each
+//! section is a type of this module ([`Broadcast`], [`Crash`], ...) whose
+//! fields are the keys it takes; unknown keys are refused. Times are
+//! strings with a unit (`"250ms"`, `"10s"`, `"2m"`), counted from the start
+//! of the measured phase, which begins once the bootstrap is done. After
+//! the measured phase every fault is lifted and the cluster must agree
+//! again within `settle`. The repository's `scenarios/*.toml` are examples.
+//!
+//! ```
+//! use swimnet_sim::scenario::{run, RunOptions, Scenario};
+//!
+//! let sc = Scenario::from_toml(r#"
+//!     name = "tiny"
+//!     nodes = 8
+//!     duration = "20s"
+//!
+//!     [[broadcast]]
+//!     at = "1s"
+//!
+//!     [[crash]]
+//!     at = "5s"
+//!     count = 1
+//! "#).unwrap();
+//! let out = run(&sc, &RunOptions { seed: Some(3), progress: false });
+//! let r = &out.report;
+//! assert!(r.failures.is_empty(), "{:?}", r.failures);
+//! assert_eq!(r.broadcasts[0].informed, 7);
+//! assert_eq!(r.detections[0].undetected_by, 0);
+//! ```
+//!
+//! # How it is built
 //!
 //! * the file format ([`Scenario`] and its sections, checked by
 //!   [`Scenario::from_toml`]);
