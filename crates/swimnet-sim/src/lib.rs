@@ -1,134 +1,115 @@
-//! Deterministic multi-node harness for swimnet cores.
+//! A deterministic simulator for swimnet: many nodes in one process, on a
+//! virtual clock, over a modelled network.
 //!
-//! Many [`Memberlist`] cores run in one process on a virtual clock over a
-//! modelled network: per-packet latency with jitter, uniform or per-node
-//! packet loss, partitions, crashes, restarts, and stalled nodes (a process
-//! that stops running for a while, its socket buffers filling up). Every
-//! random choice, in the network model and in the cores, comes from the seed,
-//! so a run replays exactly. UDP datagrams may be lost; streams (TCP) are
-//! reliable but blocked by partitions and refused by crashed nodes.
+//! # What it runs
 //!
-//! The harness also watches every run for the invariants of SWIM:
-//! incarnations seen for a node never decrease, and no node is declared
-//! alive again with an incarnation it was already declared dead with. It
-//! counts "false positives": live nodes declared dead.
+//! The nodes are the shipping code: the same sans-IO cores the agent drives
+//! over real sockets ([`Memberlist`], or [`swimnet_networkdb::NetworkDb`]
+//! for tables), driven here through the trait [`SimCore`]. A core never
+//! reads a clock: every input carries `now`, so the harness hands it
+//! virtual time, and a simulated minute of a thousand nodes takes seconds.
+//! [`Harness`] is the cluster; [`Sim`] is a cluster of plain memberlist
+//! nodes.
 //!
-//! The harness drives anything with the sans-IO surface of [`SimCore`]: a
-//! plain [`Memberlist`] (see [`Sim`]) or a [`swimnet_networkdb::NetworkDb`].
-//! The [`scenario`] module runs whole scenarios described in TOML and writes
-//! reports (see `swimnet sim`).
+//! The network model ([`NetworkModel`], [`Harness::set_latency_model`])
+//! gives each datagram a latency with jitter and may lose it (uniform,
+//! per receiver or per link loss); partitions may be symmetric or one-way.
+//! Streams (TCP) are reliable but pay for lost segments in retransmission
+//! time, are blocked by partitions and refused by crashed nodes. Nodes may
+//! crash, restart, leave, or stall (a process that stops running for a
+//! while, its socket buffers filling up). Every random choice, in the
+//! network model and in the cores, comes from the seed, so a run replays
+//! exactly.
+//!
+//! While it runs, the harness checks the invariants of SWIM: incarnations
+//! seen for a node never decrease, and no node is declared alive again with
+//! an incarnation it was already declared dead with
+//! ([`Harness::violations`]). It counts false positives (live nodes
+//! declared dead) and suspicions of live nodes.
+//!
+//! # A cluster in code
+//!
+//! Three memberlist nodes join through the first one; after ten virtual
+//! seconds each sees the others alive:
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! use swimnet_core::{Config, NodeState, NoopDelegate};
+//! use swimnet_sim::{NetworkModel, Sim};
+//!
+//! let mut sim = Sim::new(1, NetworkModel::default(), |_| NoopDelegate);
+//! let nodes: Vec<_> = (0..3).map(|_| sim.add_node(Config::lan)).collect();
+//! for &n in &nodes[1..] {
+//!     sim.join(n, &[nodes[0]]);
+//! }
+//! sim.run_for(Duration::from_secs(10));
+//! for &a in &nodes {
+//!     for &b in &nodes {
+//!         assert_eq!(sim.view(a, b), Some(NodeState::Alive));
+//!     }
+//! }
+//! assert!(sim.converged());
+//! assert!(sim.violations().is_empty());
+//! ```
+//!
+//! A command given to a node through [`Harness::core_mut`] is followed by
+//! [`Harness::flush`], which puts what the node sends on the network.
+//!
+//! # Scenarios
+//!
+//! Larger experiments are written as TOML scenarios: the cluster, its
+//! network, the faults and the table workload over time. The [`scenario`]
+//! module reads and runs them into a deterministic [`report::Report`]
+//! (`report.json`, a text summary and SVG charts); `swimnet sim FILE.toml`
+//! runs one from the command line. The files in the repository's
+//! `scenarios/` directory are examples of every section (`smoke.toml` is
+//! the smallest), and `docs/BENCHMARKS.md` has the figures they give.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod charts;
 pub mod kinds;
+mod network;
+mod observe;
 pub mod report;
 pub mod scenario;
 mod simcore;
+mod transport;
 
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use rand::{Rng, RngCore, SeedableRng};
+use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use swimnet_core::{Config, Delegate, Event, Memberlist, NodeState, StreamCommand, StreamId};
 use swimnet_networkdb::TableChange;
 
+pub use network::{LatencyFn, NetworkModel, RegionFn};
+pub use observe::{FalsePositive, Violation};
 pub use simcore::SimCore;
 
-/// One-way latency and jitter bound for a datagram `from -> to`.
-pub type LatencyFn = Box<dyn Fn(NodeId, NodeId) -> (Duration, Duration)>;
-
-/// The region a node sits in (see [`Harness::set_regions`]).
-pub type RegionFn = Box<dyn Fn(NodeId) -> u32>;
+use network::Partition;
+use transport::{Delivery, Scheduled};
 
 /// Index of a node in the simulation.
 pub type NodeId = usize;
 
-/// How packets travel between nodes.
-#[derive(Debug, Clone)]
-pub struct NetworkModel {
-    /// One-way base latency.
-    pub latency: Duration,
-    /// Extra uniform random delay in `0..jitter`.
-    pub jitter: Duration,
-    /// Probability that a datagram is lost.
-    pub loss: f64,
-}
-
-impl Default for NetworkModel {
-    fn default() -> Self {
-        NetworkModel {
-            latency: Duration::from_micros(500),
-            jitter: Duration::from_micros(200),
-            loss: 0.0,
-        }
-    }
-}
-
-/// What happened that breaks SWIM's rules, with the time it was seen.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Violation {
-    /// Virtual time since the start of the run.
-    pub at: Duration,
-    /// What went wrong.
-    pub what: String,
-}
-
-/// A live node declared dead by another node.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FalsePositive {
-    /// Virtual time since the start of the run.
-    pub at: Duration,
-    /// Who declared it.
-    pub observer: NodeId,
-    /// Who was declared dead while running.
-    pub target: NodeId,
-}
-
+/// Whether a node runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Status {
+    /// Handles its traffic and timers.
     Running,
+    /// Gone (kill -9): its core is dropped.
     Crashed,
+    /// Not running until `until`; inbound traffic waits in its buffer.
     Stalled { until: Instant },
 }
 
-enum Delivery {
-    Stop {
-        node: NodeId,
-    },
-    Packet {
-        to: NodeId,
-        from: SocketAddr,
-        bytes: Vec<u8>,
-    },
-    StreamOpen {
-        to: NodeId,
-        from: SocketAddr,
-        origin: Option<(NodeId, StreamId)>,
-        data: Vec<u8>,
-    },
-    StreamReply {
-        to: NodeId,
-        id: StreamId,
-        data: Vec<u8>,
-    },
-    StreamError {
-        to: NodeId,
-        id: StreamId,
-    },
-    /// The connection attempt was reset: nobody listens at the address.
-    StreamRefused {
-        to: NodeId,
-        id: StreamId,
-    },
-    Resume {
-        node: NodeId,
-    },
-}
-
+/// One simulated node: its core (none while crashed), address, state,
+/// pending inbound traffic and counters.
 struct SimNode<C> {
     core: Option<C>,
     addr: SocketAddr,
@@ -150,39 +131,6 @@ struct SimNode<C> {
     cross_bytes: u64,
 }
 
-struct Scheduled {
-    at: Instant,
-    seq: u64,
-    d: Delivery,
-}
-
-impl PartialEq for Scheduled {
-    fn eq(&self, o: &Self) -> bool {
-        (self.at, self.seq) == (o.at, o.seq)
-    }
-}
-impl Eq for Scheduled {}
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Scheduled {
-    fn cmp(&self, o: &Self) -> Ordering {
-        // Reversed: the earliest delivery is the heap's maximum.
-        (o.at, o.seq).cmp(&(self.at, self.seq))
-    }
-}
-
-/// Which packets may flow between partition groups.
-enum Partition {
-    None,
-    /// Packets flow only within a group.
-    Symmetric(Vec<u32>),
-    /// Packets flow except from a group to a group listed as blocked.
-    Directed(Vec<u32>, HashSet<(u32, u32)>),
-}
-
 /// Traffic counters by message kind, cluster-wide (see [`kinds`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Traffic {
@@ -191,9 +139,6 @@ pub struct Traffic {
     /// Bytes sent, by kind (framing attributed to `compound`/`crc`).
     pub bytes: BTreeMap<&'static str, u64>,
 }
-
-/// Most datagrams a stalled node's socket buffers hold before dropping more.
-const STALL_BUFFER: usize = 4096;
 
 /// A simulated cluster of plain memberlist cores whose delegate type is `D`.
 pub type Sim<D> = Harness<Memberlist<D>>;
@@ -318,31 +263,6 @@ impl<C: SimCore> Harness<C> {
         self.rng = ChaCha8Rng::seed_from_u64(seed);
     }
 
-    /// Replaces the uniform latency of [`NetworkModel`] with a per-link
-    /// model: `f(from, to)` gives the base one-way latency and the jitter
-    /// bound of a datagram. It must be a pure function of its arguments.
-    pub fn set_latency_model(&mut self, f: LatencyFn) {
-        self.latency = Some(f);
-    }
-
-    /// Places the nodes in regions: `f(i)` is node `i`'s region. It must be
-    /// a pure function of its argument. From then on, what a node sends to
-    /// a node of another region is also counted apart (see
-    /// [`Harness::cross_region_sent`] and
-    /// [`Harness::cross_region_traffic`]).
-    pub fn set_regions(&mut self, f: RegionFn) {
-        self.region = Some(f);
-    }
-
-    /// Node `id`'s region (0 when no regions were set).
-    pub fn region_of(&self, id: NodeId) -> u32 {
-        self.region.as_ref().map_or(0, |f| f(id))
-    }
-
-    fn crosses_regions(&self, a: NodeId, b: NodeId) -> bool {
-        self.region.as_ref().is_some_and(|f| f(a) != f(b))
-    }
-
     /// Packets and bytes node `id` sent so far to nodes of other regions
     /// (see [`Harness::set_regions`]), whether or not they arrived.
     pub fn cross_region_sent(&self, id: NodeId) -> (u64, u64) {
@@ -352,21 +272,6 @@ impl<C: SimCore> Harness<C> {
     /// Like [`Harness::traffic`], for what crossed regions only.
     pub fn cross_region_traffic(&self) -> &Traffic {
         &self.cross_traffic
-    }
-
-    /// The mean round-trip time of the network model between `a` and `b`:
-    /// both one-way base latencies plus half of each jitter bound (the
-    /// jitter is uniform). Stream retransmissions and processing are not
-    /// counted: this is the time a ping and its ack take.
-    pub fn expected_rtt(&self, a: NodeId, b: NodeId) -> Duration {
-        let one_way = |x, y| {
-            let (base, jitter) = match &self.latency {
-                Some(f) => f(x, y),
-                None => (self.net.latency, self.net.jitter),
-            };
-            base + jitter / 2
-        };
-        one_way(a, b) + one_way(b, a)
     }
 
     /// Counts traffic by message kind (see [`Harness::traffic`]); off by default.
@@ -388,11 +293,6 @@ impl<C: SimCore> Harness<C> {
     /// [`Harness::record_events`] on), leaving none.
     pub fn take_table_changes(&mut self) -> Vec<(Duration, NodeId, TableChange)> {
         std::mem::take(&mut self.table_changes)
-    }
-
-    /// Suspicions raised about nodes that were running, counted per observer.
-    pub fn false_suspicions(&self) -> u64 {
-        self.false_suspicions
     }
 
     /// Packets and bytes delivered to node `id` so far.
@@ -578,56 +478,6 @@ impl<C: SimCore> Harness<C> {
         }
     }
 
-    /// Splits the nodes into groups that cannot reach each other:
-    /// `group_of(i)` is node i's group. Replaces any earlier partition.
-    pub fn partition(&mut self, group_of: impl Fn(NodeId) -> u32) {
-        self.partition = Partition::Symmetric((0..self.nodes.len()).map(group_of).collect());
-    }
-
-    /// A one-way partition: datagrams and stream segments from a node of
-    /// group `a` to a node of group `b` are dropped for every `(a, b)` in
-    /// `blocked`; everything else flows. (A TCP connection needs both
-    /// directions.) Replaces any earlier partition.
-    pub fn partition_directed(
-        &mut self,
-        group_of: impl Fn(NodeId) -> u32,
-        blocked: impl IntoIterator<Item = (u32, u32)>,
-    ) {
-        self.partition = Partition::Directed(
-            (0..self.nodes.len()).map(group_of).collect(),
-            blocked.into_iter().collect(),
-        );
-    }
-
-    /// Ends any partition.
-    pub fn heal(&mut self) {
-        self.partition = Partition::None;
-    }
-
-    /// Refuses TCP connections to node `id` (as a firewall that only lets UDP through).
-    pub fn set_tcp_refused(&mut self, id: NodeId, refused: bool) {
-        if refused {
-            self.tcp_refused.insert(id);
-        } else {
-            self.tcp_refused.remove(&id);
-        }
-    }
-
-    /// Sets extra loss on datagrams arriving at node `id` (UDP only; TCP still passes).
-    pub fn set_node_loss(&mut self, id: NodeId, loss: f64) {
-        self.node_loss[id] = loss;
-    }
-
-    /// Live nodes declared dead so far.
-    pub fn false_positives(&self) -> &[FalsePositive] {
-        &self.false_positives
-    }
-
-    /// Broken invariants seen so far.
-    pub fn violations(&self) -> &[Violation] {
-        &self.violations
-    }
-
     /// Recorded events (see [`Sim::record_events`]).
     pub fn events(&self) -> &[(Duration, NodeId, Event)] {
         &self.events
@@ -648,488 +498,12 @@ impl<C: SimCore> Harness<C> {
             .map(|n| n.state)
     }
 
-    /// True when every running node sees exactly the running nodes as alive
-    /// (and no others as alive).
-    pub fn converged(&self) -> bool {
-        self.disagreeing_nodes(1).is_empty()
-    }
-
-    /// Up to `limit` running nodes whose view is not exactly "every running
-    /// node alive, nobody else alive".
-    pub fn disagreeing_nodes(&self, limit: usize) -> Vec<NodeId> {
-        let running: Vec<bool> = (0..self.nodes.len()).map(|i| self.is_running(i)).collect();
-        let n_running = running.iter().filter(|r| **r).count();
-        let mut out = Vec::new();
-        for o in 0..self.nodes.len() {
-            if !running[o] {
-                continue;
-            }
-            let ml = self.nodes[o].core.as_ref().expect("running").memberlist();
-            let mut alive = 0;
-            let mut ok = true;
-            for m in ml.members() {
-                if m.state != NodeState::Alive {
-                    continue;
-                }
-                alive += 1;
-                match self.node_of(&m.name) {
-                    Some(t) if running[t] => {}
-                    _ => {
-                        ok = false;
-                        break;
-                    }
-                }
-            }
-            if !ok || alive != n_running {
-                out.push(o);
-                if out.len() >= limit {
-                    break;
-                }
-            }
-        }
-        out
-    }
-
-    fn push_delivery(&mut self, at: Instant, d: Delivery) {
-        self.seq += 1;
-        self.queue.push(Scheduled {
-            at,
-            seq: self.seq,
-            d,
-        });
-    }
-
-    /// Whether a packet from `a` reaches `b` under the current partition.
-    pub fn reachable(&self, a: NodeId, b: NodeId) -> bool {
-        match &self.partition {
-            Partition::None => true,
-            Partition::Symmetric(g) => g.get(a) == g.get(b),
-            Partition::Directed(g, blocked) => match (g.get(a), g.get(b)) {
-                (Some(x), Some(y)) => !blocked.contains(&(*x, *y)),
-                _ => true,
-            },
-        }
-    }
-
-    fn stream_reachable(&self, a: NodeId, b: NodeId) -> bool {
-        self.reachable(a, b) && self.reachable(b, a)
-    }
-
-    /// Loss for a datagram `from -> to`: the network's, the link's and the
-    /// receiver's (a UDP-only filter).
-    fn link_loss(&self, from: NodeId, to: NodeId) -> f64 {
-        1.0 - (1.0 - self.segment_loss(from, to)) * (1.0 - self.node_loss[to])
-    }
-
-    /// Loss for a TCP segment `from -> to`: the network's and the link's.
-    fn segment_loss(&self, from: NodeId, to: NodeId) -> f64 {
-        let link = self.link_loss.get(&(from, to)).copied().unwrap_or(0.0);
-        1.0 - (1.0 - self.net.loss) * (1.0 - link)
-    }
-
-    /// Sets extra loss on the one-way link `from -> to` (1.0 cuts it). Applies
-    /// to datagrams and to TCP segments alike.
-    pub fn set_link_loss(&mut self, from: NodeId, to: NodeId, loss: f64) {
-        if loss <= 0.0 {
-            self.link_loss.remove(&(from, to));
-        } else {
-            self.link_loss.insert((from, to), loss);
-        }
-    }
-
-    /// Time for a TCP exchange step toward `to` under the link's loss: a lost
-    /// SYN costs the initial 1 s retransmission timeout (then 2 s, 4 s), a lost
-    /// data segment the minimum 200 ms one. `None`: the connection gives up.
-    fn stream_delay(&mut self, from: NodeId, to: NodeId, connect: bool) -> Option<Duration> {
-        let loss = self.segment_loss(from, to).max(self.segment_loss(to, from));
-        if loss >= 1.0 {
-            return None;
-        }
-        let mut d = self.delay(from, to);
-        if connect {
-            // SYN and SYN-ACK.
-            d += self.delay(to, from);
-            let mut rto = Duration::from_secs(1);
-            let mut tries = 0;
-            while loss > 0.0 && self.rng.gen::<f64>() < 1.0 - (1.0 - loss) * (1.0 - loss) {
-                tries += 1;
-                if tries > 3 {
-                    return None;
-                }
-                d += rto;
-                rto *= 2;
-            }
-        }
-        let mut rto = Duration::from_millis(200);
-        while loss > 0.0 && self.rng.gen::<f64>() < loss {
-            d += rto;
-            rto *= 2;
-            if rto > Duration::from_secs(60) {
-                return None;
-            }
-        }
-        Some(d)
-    }
-
-    fn delay(&mut self, from: NodeId, to: NodeId) -> Duration {
-        let (base, jitter) = match &self.latency {
-            Some(f) => f(from, to),
-            None => (self.net.latency, self.net.jitter),
-        };
-        let j = jitter.as_nanos() as u64;
-        let extra = if j == 0 { 0 } else { self.rng.gen_range(0..j) };
-        base + Duration::from_nanos(extra)
-    }
-
-    /// Drains node `id`'s outputs into the network and records its events.
-    /// Call it after giving a node a command through [`Harness::core_mut`].
-    pub fn flush(&mut self, id: NodeId) {
-        let now = self.now;
-        let elapsed = self.elapsed();
-        let mut cmds = std::mem::take(&mut self.scratch_cmds);
-        let mut events = std::mem::take(&mut self.scratch_events);
-        let Some(core) = self.nodes[id].core.as_mut() else {
-            cmds.clear();
-            self.scratch_cmds = cmds;
-            return;
-        };
-        let mut transmits = Vec::new();
-        while let Some(t) = core.poll_transmit() {
-            transmits.push(t);
-        }
-        while let Some(c) = core.poll_stream() {
-            cmds.push(c);
-        }
-        while let Some(e) = core.poll_event() {
-            events.push(e);
-        }
-        if self.keep_events {
-            while let Some(c) = core.poll_table_change() {
-                self.table_changes.push((elapsed, id, c));
-            }
-        } else {
-            while core.poll_table_change().is_some() {}
-        }
-        let inc = core.memberlist().incarnation();
-        let deadline = core.poll_timeout();
-        if inc < self.nodes[id].last_incarnation {
-            self.violations.push(Violation {
-                at: elapsed,
-                what: format!(
-                    "node {id}'s own incarnation went from {} to {inc}",
-                    self.nodes[id].last_incarnation
-                ),
-            });
-        }
-        self.nodes[id].last_incarnation = inc;
-        if deadline != self.nodes[id].deadline {
-            self.nodes[id].deadline = deadline;
-            if let Some(d) = deadline {
-                self.timers.push(Reverse((d, id)));
-            }
-        }
-        let from = self.nodes[id].addr;
-        for t in transmits {
-            self.nodes[id].sent_packets += 1;
-            self.nodes[id].sent_bytes += t.payload.len() as u64;
-            if self.classify {
-                kinds::classify_packet(&t.payload, &mut self.traffic);
-            }
-            let Some(&to) = self.by_addr.get(&t.dst) else {
-                continue;
-            };
-            if self.crosses_regions(id, to) {
-                self.nodes[id].cross_packets += 1;
-                self.nodes[id].cross_bytes += t.payload.len() as u64;
-                if self.classify {
-                    kinds::classify_packet(&t.payload, &mut self.cross_traffic);
-                }
-            }
-            if !self.reachable(id, to) {
-                continue;
-            }
-            let loss = self.link_loss(id, to);
-            if loss > 0.0 && self.rng.gen::<f64>() < loss {
-                continue;
-            }
-            let at = now + self.delay(id, to);
-            self.push_delivery(
-                at,
-                Delivery::Packet {
-                    to,
-                    from,
-                    bytes: t.payload,
-                },
-            );
-        }
-        for c in cmds.drain(..) {
-            match c {
-                StreamCommand::Open {
-                    id: sid,
-                    to,
-                    data,
-                    expect_reply,
-                    ..
-                } => {
-                    self.nodes[id].sent_packets += 1;
-                    self.nodes[id].sent_bytes += data.len() as u64;
-                    if self.classify {
-                        kinds::classify_stream(&data, &mut self.traffic);
-                    }
-                    let target = self.by_addr.get(&to).copied();
-                    if let Some(t) = target {
-                        self.count_cross_stream(id, t, &data);
-                    }
-                    match target {
-                        Some(t)
-                            if self.stream_reachable(id, t)
-                                && self.is_running(t)
-                                && !self.tcp_refused.contains(&t) =>
-                        {
-                            let origin = expect_reply.then_some((id, sid));
-                            match self.stream_delay(id, t, true) {
-                                Some(d) => self.push_delivery(
-                                    now + d,
-                                    Delivery::StreamOpen {
-                                        to: t,
-                                        from,
-                                        origin,
-                                        data,
-                                    },
-                                ),
-                                None if expect_reply => {
-                                    let at = now + Duration::from_secs(7);
-                                    self.push_delivery(
-                                        at,
-                                        Delivery::StreamError { to: id, id: sid },
-                                    );
-                                }
-                                None => {}
-                            }
-                        }
-                        Some(t) if !self.stream_reachable(id, t) => {
-                            // Partitioned: the connection attempt hangs until the core's own deadline.
-                        }
-                        other => {
-                            // Nobody listening: refused after a round trip.
-                            if expect_reply {
-                                let t = other.unwrap_or(id);
-                                let at = now + self.delay(id, t) + self.delay(t, id);
-                                self.push_delivery(at, Delivery::StreamRefused { to: id, id: sid });
-                            }
-                        }
-                    }
-                }
-                StreamCommand::Reply { id: sid, data } => {
-                    self.nodes[id].sent_packets += 1;
-                    self.nodes[id].sent_bytes += data.len() as u64;
-                    if self.classify {
-                        kinds::classify_stream(&data, &mut self.traffic);
-                    }
-                    if let Some(&(origin, _)) = self.nodes[id].reply_to.get(&sid) {
-                        self.count_cross_stream(id, origin, &data);
-                    }
-                    if let Some((origin, oid)) = self.nodes[id].reply_to.remove(&sid) {
-                        if self.stream_reachable(id, origin) {
-                            if let Some(d) = self.stream_delay(id, origin, false) {
-                                self.push_delivery(
-                                    now + d,
-                                    Delivery::StreamReply {
-                                        to: origin,
-                                        id: oid,
-                                        data,
-                                    },
-                                );
-                            }
-                        }
-                    }
-                }
-                StreamCommand::Close { id: sid } => {
-                    if let Some((origin, oid)) = self.nodes[id].reply_to.remove(&sid) {
-                        let at = now + self.delay(id, origin);
-                        self.push_delivery(
-                            at,
-                            Delivery::StreamError {
-                                to: origin,
-                                id: oid,
-                            },
-                        );
-                    }
-                }
-            }
-        }
-        self.scratch_cmds = cmds;
-        for e in events.drain(..) {
-            self.observe(id, &e);
-            if self.keep_events {
-                self.events.push((elapsed, id, e));
-            }
-        }
-        self.scratch_events = events;
-    }
-
-    fn count_cross_stream(&mut self, from: NodeId, to: NodeId, data: &[u8]) {
-        if self.crosses_regions(from, to) {
-            self.nodes[from].cross_packets += 1;
-            self.nodes[from].cross_bytes += data.len() as u64;
-            if self.classify {
-                kinds::classify_stream(data, &mut self.cross_traffic);
-            }
-        }
-    }
-
     /// The node index of a simulation node name (`node-<i>`).
     pub fn node_of(&self, name: &str) -> Option<NodeId> {
         name.strip_prefix("node-")?
             .parse()
             .ok()
             .filter(|&i: &usize| i < self.nodes.len())
-    }
-
-    fn observe(&mut self, observer: NodeId, e: &Event) {
-        let elapsed = self.elapsed();
-        let (node, alive_again) = match e {
-            Event::Join(n) | Event::Update(n) => (n, true),
-            Event::Leave(n) => (n, false),
-            Event::Suspect { node, .. } => (node, false),
-            _ => return,
-        };
-        let Some(target) = self.node_of(&node.name) else {
-            return;
-        };
-        if matches!(e, Event::Suspect { .. }) && self.is_running(target) {
-            self.false_suspicions += 1;
-        }
-        let key = (observer, target);
-        let view = &mut self.views[observer];
-        if view.len() <= target {
-            view.resize(target + 1, 0);
-        }
-        let prev = view[target];
-        if prev > 0 && node.incarnation < prev - 1 {
-            self.violations.push(Violation {
-                at: elapsed,
-                what: format!(
-                    "node {observer} saw node {target}'s incarnation go from {} to {}",
-                    prev - 1,
-                    node.incarnation
-                ),
-            });
-        }
-        view[target] = node.incarnation.saturating_add(1);
-        if alive_again {
-            if let Some(&dead_inc) = self.dead_at.get(&key) {
-                if node.incarnation <= dead_inc {
-                    self.violations.push(Violation {
-                        at: elapsed,
-                        what: format!(
-                            "node {observer} took node {target} back alive at incarnation {} after declaring it dead at {dead_inc}",
-                            node.incarnation
-                        ),
-                    });
-                }
-            }
-        }
-        if let Event::Leave(n) = e {
-            if n.state == NodeState::Dead {
-                self.dead_at.insert(key, n.incarnation);
-                if self.is_running(target) {
-                    self.false_positives.push(FalsePositive {
-                        at: elapsed,
-                        observer,
-                        target,
-                    });
-                }
-            }
-        }
-    }
-
-    fn deliver(&mut self, d: Delivery) {
-        let now = self.now;
-        let to = match &d {
-            Delivery::Packet { to, .. }
-            | Delivery::StreamOpen { to, .. }
-            | Delivery::StreamReply { to, .. }
-            | Delivery::StreamError { to, .. }
-            | Delivery::StreamRefused { to, .. } => *to,
-            Delivery::Stop { node } => {
-                self.crash(*node);
-                return;
-            }
-            Delivery::Resume { node } => {
-                let node = *node;
-                if let Status::Stalled { until } = self.nodes[node].status {
-                    if until <= now {
-                        self.nodes[node].status = Status::Running;
-                        while let Some(d) = self.nodes[node].inbox.pop_front() {
-                            self.apply(node, d);
-                        }
-                        if let Some(core) = self.nodes[node].core.as_mut() {
-                            core.handle_timeout(now);
-                        }
-                        self.flush(node);
-                    }
-                }
-                return;
-            }
-        };
-        match self.nodes[to].status {
-            Status::Crashed => {
-                if let Delivery::StreamOpen {
-                    origin: Some((o, oid)),
-                    ..
-                } = d
-                {
-                    let at = now + self.delay(to, o);
-                    self.push_delivery(at, Delivery::StreamError { to: o, id: oid });
-                }
-            }
-            Status::Stalled { .. } => {
-                if self.nodes[to].inbox.len() < STALL_BUFFER {
-                    self.nodes[to].inbox.push_back(d);
-                }
-            }
-            Status::Running => {
-                self.apply(to, d);
-                self.flush(to);
-            }
-        }
-    }
-
-    fn apply(&mut self, to: NodeId, d: Delivery) {
-        let now = self.now;
-        let node = &mut self.nodes[to];
-        let Some(core) = node.core.as_mut() else {
-            return;
-        };
-        match d {
-            Delivery::Packet { from, bytes, .. } => {
-                node.recv_packets += 1;
-                node.recv_bytes += bytes.len() as u64;
-                core.handle_packet(now, from, &bytes)
-            }
-            Delivery::StreamOpen {
-                from, origin, data, ..
-            } => {
-                node.recv_packets += 1;
-                node.recv_bytes += data.len() as u64;
-                let sid = core.handle_stream_accept(now, from);
-                if let Some(o) = origin {
-                    node.reply_to.insert(sid, o);
-                }
-                core.handle_stream_data(now, sid, &data, true);
-            }
-            Delivery::StreamReply { id, data, .. } => {
-                node.recv_packets += 1;
-                node.recv_bytes += data.len() as u64;
-                core.handle_stream_data(now, id, &data, true)
-            }
-            Delivery::StreamError { id, .. } => {
-                core.handle_stream_error(now, id, "connection lost")
-            }
-            Delivery::StreamRefused { id, .. } => core.handle_stream_refused(now, id),
-            Delivery::Resume { .. } | Delivery::Stop { .. } => {}
-        }
     }
 
     /// Runs the simulation until virtual time `until`.

@@ -67,12 +67,19 @@ pub struct Floors {
     pub fanout: usize,
     /// Gossip interval, seconds (one round).
     pub round_s: f64,
-    /// Push-gossip floor, rounds: log_{f+1} N + ln N / f (anchor 18).
+    /// Push-gossip floor, rounds: log_{f+1} N + ln N / f. Rumour spreading
+    /// by push with fanout f needs about this many rounds to reach all N
+    /// nodes: the informed set grows at most (f+1)-fold per round, then each
+    /// last straggler is missed with probability about e^-f per round. (For
+    /// f = 1 this is the classic log2 N + ln N result of Frieze and
+    /// Grimmett, and of Pittel, on rumour spreading.)
     pub push_floor_rounds: f64,
     /// The same in seconds.
     pub push_floor_s: f64,
-    /// Serf's convergence model (anchor 15), rounds to reach 50 %, 99 %
-    /// and 99.9 % of nodes, with the scenario's uniform loss.
+    /// Rounds to reach 50 %, 99 % and 99.9 % of nodes in the epidemic model
+    /// of Serf's gossip convergence simulator, with the scenario's uniform
+    /// loss: the informed share after x rounds is
+    /// 1 / (1 + (N+1) e^(-(f/2)(1-loss) x)), solved here for x.
     pub serf_model_rounds: BTreeMap<String, f64>,
 }
 
@@ -381,9 +388,23 @@ fn dist(d: &Dist) -> String {
 }
 
 impl Report {
-    /// A readable summary (with the host figures when given).
+    /// A readable summary (with the host figures when given), one section
+    /// per part of the report that has something to say.
     pub fn summary(&self, host: Option<&HostFigures>) -> String {
         let mut s = String::new();
+        self.write_header(&mut s, host);
+        self.write_dissemination(&mut s);
+        self.write_detection(&mut s);
+        self.write_accuracy(&mut s);
+        self.write_traffic(&mut s);
+        self.write_coordinates(&mut s);
+        self.write_tables(&mut s);
+        self.write_outcome(&mut s);
+        s
+    }
+
+    /// The run, the host, the reference floors and a cold start's convergence.
+    fn write_header(&self, s: &mut String, host: Option<&HostFigures>) {
         let _ = writeln!(
             s,
             "scenario {} (seed {}, {}, {} nodes, {} s measured, bootstrap {} took {:.1} s)",
@@ -424,51 +445,66 @@ impl Report {
                 "membership converged (every node sees every other) after {t:.3} s"
             );
         }
-        if !self.broadcasts.is_empty() {
-            let _ = writeln!(s, "dissemination ({} broadcasts):", self.broadcasts.len());
-            for b in &self.broadcasts {
-                let _ = writeln!(
-                    s,
-                    "  {} at {:.3} s: {}/{} informed; 50% {} 99% {} 99.9% {} 100% {}{}",
-                    b.what,
-                    b.at_s,
-                    b.informed,
-                    b.targets,
-                    opt(b.t50_s),
-                    opt(b.t99_s),
-                    opt(b.t999_s),
-                    opt(b.t100_s),
-                    b.t100_rounds.map_or(String::new(), |r| format!(
-                        " = {r:.1} rounds ({:.2}x push floor)",
-                        r / f.push_floor_rounds
-                    )),
-                );
-            }
-            let _ = writeln!(s, "  to 99.9%: {}", dist(&self.dissemination_t999));
-            let _ = writeln!(s, "  to 100%: {}", dist(&self.dissemination_t100));
+    }
+
+    /// Each traced broadcast and the pooled times to 99.9 % and 100 %.
+    fn write_dissemination(&self, s: &mut String) {
+        if self.broadcasts.is_empty() {
+            return;
         }
-        if !self.detections.is_empty() {
-            let _ = writeln!(s, "failure detection ({} crashes):", self.detections.len());
+        let _ = writeln!(s, "dissemination ({} broadcasts):", self.broadcasts.len());
+        for b in &self.broadcasts {
             let _ = writeln!(
                 s,
-                "  first suspicion: {}",
-                dist(&self.detection_first_suspicion)
+                "  {} at {:.3} s: {}/{} informed; 50% {} 99% {} 99.9% {} 100% {}{}",
+                b.what,
+                b.at_s,
+                b.informed,
+                b.targets,
+                opt(b.t50_s),
+                opt(b.t99_s),
+                opt(b.t999_s),
+                opt(b.t100_s),
+                b.t100_rounds.map_or(String::new(), |r| format!(
+                    " = {r:.1} rounds ({:.2}x push floor)",
+                    r / self.floors.push_floor_rounds
+                )),
             );
-            let _ = writeln!(s, "  dead verdicts:   {}", dist(&self.detection_dead));
-            let all: Vec<f64> = self
-                .detections
-                .iter()
-                .filter_map(|d| d.all_dead_s)
-                .collect();
-            let _ = writeln!(s, "  everyone knows:  {}", dist(&Dist::of(&all)));
-            let und: usize = self.detections.iter().map(|d| d.undetected_by).sum();
-            if und > 0 {
-                let _ = writeln!(
-                    s,
-                    "  observers that never declared the crashed node dead: {und}"
-                );
-            }
         }
+        let _ = writeln!(s, "  to 99.9%: {}", dist(&self.dissemination_t999));
+        let _ = writeln!(s, "  to 100%: {}", dist(&self.dissemination_t100));
+    }
+
+    /// How fast crashes were suspected and declared dead.
+    fn write_detection(&self, s: &mut String) {
+        if self.detections.is_empty() {
+            return;
+        }
+        let _ = writeln!(s, "failure detection ({} crashes):", self.detections.len());
+        let _ = writeln!(
+            s,
+            "  first suspicion: {}",
+            dist(&self.detection_first_suspicion)
+        );
+        let _ = writeln!(s, "  dead verdicts:   {}", dist(&self.detection_dead));
+        let all: Vec<f64> = self
+            .detections
+            .iter()
+            .filter_map(|d| d.all_dead_s)
+            .collect();
+        let _ = writeln!(s, "  everyone knows:  {}", dist(&Dist::of(&all)));
+        let und: usize = self.detections.iter().map(|d| d.undetected_by).sum();
+        if und > 0 {
+            let _ = writeln!(
+                s,
+                "  observers that never declared the crashed node dead: {und}"
+            );
+        }
+    }
+
+    /// False positives, suspicions, refutations, latency-aware choices and
+    /// agreement after the last heal.
+    fn write_accuracy(&self, s: &mut String) {
         let _ = writeln!(
             s,
             "false positives: {} dead verdicts about {} live nodes (plus {} across partitions); suspicions of live nodes: {}; refutations: {}",
@@ -484,6 +520,10 @@ impl Report {
         if let Some(t) = self.membership_after_heal_s {
             let _ = writeln!(s, "membership agreed {t:.3} s after the last heal");
         }
+    }
+
+    /// Traffic per node, by message kind, and what crossed regions.
+    fn write_traffic(&self, s: &mut String) {
         let t = &self.traffic;
         let _ = writeln!(
             s,
@@ -495,14 +535,12 @@ impl Report {
             t.bytes_out_max,
             t.bytes_in_max
         );
-        let mut kinds: Vec<(&String, &f64)> = t.bytes_out_by_kind.iter().collect();
-        kinds.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
-        let parts: Vec<String> = kinds
-            .iter()
+        let parts: Vec<String> = by_size(&t.bytes_out_by_kind)
+            .into_iter()
             .map(|(k, v)| {
                 format!(
                     "{k} {v:.0} B/s ({:.2} msg/s)",
-                    t.messages_out_by_kind.get(*k).copied().unwrap_or(0.0)
+                    t.messages_out_by_kind.get(k).copied().unwrap_or(0.0)
                 )
             })
             .collect();
@@ -517,47 +555,59 @@ impl Report {
                 c.bytes_out_mean,
                 c.packets_out_mean
             );
-            let mut kinds: Vec<(&String, &f64)> = c.bytes_out_by_kind.iter().collect();
-            kinds.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
-            let parts: Vec<String> = kinds
-                .iter()
+            let parts: Vec<String> = by_size(&c.bytes_out_by_kind)
+                .into_iter()
                 .map(|(k, v)| format!("{k} {v:.0} B/s"))
                 .collect();
             let _ = writeln!(s, "  by kind (out): {}", parts.join(", "));
         }
-        if let Some(c) = &self.coordinates {
+    }
+
+    /// Vivaldi coordinate accuracy, when coordinates were on.
+    fn write_coordinates(&self, s: &mut String) {
+        let Some(c) = &self.coordinates else {
+            return;
+        };
+        let _ = writeln!(
+            s,
+            "coordinates: median relative RTT error {:.3} (p90 {:.3}; same region {:.3}, across regions {:.3}) over {} pairs; as seen by the first node {:.3} over {} pairs",
+            c.median_rel_error,
+            c.p90_rel_error,
+            c.median_rel_error_same_region,
+            c.median_rel_error_cross_region,
+            c.pairs,
+            c.median_rel_error_known,
+            c.pairs_known
+        );
+    }
+
+    /// Table convergence (NetworkDB scenarios).
+    fn write_tables(&self, s: &mut String) {
+        let Some(tb) = &self.tables else {
+            return;
+        };
+        let _ = writeln!(
+            s,
+            "tables: {} networks, {} writes, {} reached every attached node",
+            tb.networks, tb.writes, tb.writes_converged
+        );
+        let _ = writeln!(s, "  write -> all nodes: {}", dist(&tb.write_convergence));
+        let _ = writeln!(s, "  write -> half:      {}", dist(&tb.write_half));
+        if let Some(w) = tb.slowest.first() {
             let _ = writeln!(
                 s,
-                "coordinates: median relative RTT error {:.3} (p90 {:.3}; same region {:.3}, across regions {:.3}) over {} pairs; as seen by the first node {:.3} over {} pairs",
-                c.median_rel_error,
-                c.p90_rel_error,
-                c.median_rel_error_same_region,
-                c.median_rel_error_cross_region,
-                c.pairs,
-                c.median_rel_error_known,
-                c.pairs_known
+                "  slowest: write {} (network {}, at {:.1} s, region {} -> {}) reached node {} last, after {:.3} s",
+                w.write, w.network, w.at_s, w.writer_region, w.last_region, w.last_node, w.seconds
             );
         }
-        if let Some(tb) = &self.tables {
-            let _ = writeln!(
-                s,
-                "tables: {} networks, {} writes, {} reached every attached node",
-                tb.networks, tb.writes, tb.writes_converged
-            );
-            let _ = writeln!(s, "  write -> all nodes: {}", dist(&tb.write_convergence));
-            let _ = writeln!(s, "  write -> half:      {}", dist(&tb.write_half));
-            if let Some(w) = tb.slowest.first() {
-                let _ = writeln!(
-                    s,
-                    "  slowest: write {} (network {}, at {:.1} s, region {} -> {}) reached node {} last, after {:.3} s",
-                    w.write, w.network, w.at_s, w.writer_region, w.last_region, w.last_node, w.seconds
-                );
-            }
-            if let Some(h) = tb.after_heal_s {
-                let _ = writeln!(s, "  tables agreed {h:.3} s after the last heal");
-            }
-            let _ = writeln!(s, "  entries checked at the end: {}", tb.entries_checked);
+        if let Some(h) = tb.after_heal_s {
+            let _ = writeln!(s, "  tables agreed {h:.3} s after the last heal");
         }
+        let _ = writeln!(s, "  entries checked at the end: {}", tb.entries_checked);
+    }
+
+    /// Settling and the invariants (with the seed to replay a failure).
+    fn write_outcome(&self, s: &mut String) {
         let _ = writeln!(
             s,
             "settled (all live nodes agree, faults lifted): {}",
@@ -572,6 +622,12 @@ impl Report {
             }
             let _ = writeln!(s, "replay with --seed {}", self.seed);
         }
-        s
     }
+}
+
+/// The entries of a per-kind map, largest first (ties by name).
+fn by_size(m: &BTreeMap<String, f64>) -> Vec<(&String, &f64)> {
+    let mut kinds: Vec<(&String, &f64)> = m.iter().collect();
+    kinds.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
+    kinds
 }
