@@ -1,10 +1,10 @@
 //! Interop tests between swimnet's NetworkDB mode (`swimnet agent --protocol
 //! networkdb`) and Docker's real NetworkDB (`networkdb-test` from Debian's
-//! docker.io 20.10.24 source; spec/interop-peers.md §3).
+//! docker.io 20.10.24 source, built by scripts/build-networkdb-test.sh).
 //!
 //! Every node runs in its own network namespace (`swn<pid>-<test>-h<i>`, eth0
 //! = 10.79.0.<i>/24 on a bridge in `swn<pid>-<test>-br`); both sides are driven
-//! through Docker's diagnostic API (spec/networkdb.md §6.1) on 127.0.0.1:8000
+//! through Docker's diagnostic API (served by swimnet from src/diag.rs) on 127.0.0.1:8000
 //! inside the node's namespace, with `ip netns exec <ns> curl`. Logs go to
 //! `target/tmp/interop_networkdb/<test>/`; a failing test prints their tails.
 //!
@@ -318,8 +318,8 @@ fn mixed_cluster_1000_entries() {
 }
 
 /// kill -9 of the swimnet node: Docker nodes mark it failed and drop its
-/// entries (Docker 20.10 hard-deletes a failed node's entries, spec
-/// networkdb.md §1.6); restarted, it rejoins and its new entries propagate.
+/// entries (Docker 20.10 hard-deletes a failed node's entries rather than
+/// keeping them as tombstones); restarted, it rejoins and its new entries propagate.
 #[test]
 fn swimnet_kill9_and_restart() {
     let mut env = Env::new("kill");
@@ -428,7 +428,8 @@ fn docker_kill9_and_reincarnation() {
     eprintln!("reincarnated Docker node synced in {:?}", t.elapsed());
 }
 
-/// Leaving net1 (spec networkdb.md §1.5): peers drop the leaver's entries
+/// Leaving net1 (a NetworkDB network leave, gossiped to the network's
+/// peers): peers drop the leaver's entries
 /// for that network, both when swimnet leaves and when Docker leaves; a
 /// graceful swimnet shutdown (SIGTERM) makes Docker mark it left and delete
 /// its entries.
