@@ -465,33 +465,37 @@ fn run_table(client: Client, op: TableCmd) -> Result<(), String> {
                 Ok(())
             })?;
         }
-        TableCmd::Watch { network, table } => {
-            use std::io::{BufRead, Write};
-            let lines = client.watch(&format!(
-                "/v1/tables/{}/{}?watch=true",
-                segment(&network),
-                segment(&table)
-            ))?;
-            let stdout = std::io::stdout();
-            for line in lines.lines() {
-                let line = line.map_err(|e| format!("the watch stream broke: {e}"))?;
-                if line.is_empty() {
-                    continue;
-                }
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                    if let Some(err) = v.get("error").and_then(|e| e.as_str()) {
-                        return Err(err.to_string());
-                    }
-                }
-                let mut out = stdout.lock();
-                writeln!(out, "{line}")
-                    .and_then(|()| out.flush())
-                    .map_err(|e| format!("cannot write to stdout: {e}"))?;
-            }
-            return Err("the agent closed the watch (it stopped)".into());
-        }
+        TableCmd::Watch { network, table } => return watch_table(&client, &network, &table),
     }
     Ok(())
+}
+
+/// `swimnet table watch`: prints the table's change events as JSON lines
+/// until the agent ends the stream; an `error` line ends it with that error.
+fn watch_table(client: &Client, network: &str, table: &str) -> Result<(), String> {
+    use std::io::{BufRead, Write};
+    let lines = client.watch(&format!(
+        "/v1/tables/{}/{}?watch=true",
+        segment(network),
+        segment(table)
+    ))?;
+    let stdout = std::io::stdout();
+    for line in lines.lines() {
+        let line = line.map_err(|e| format!("the watch stream broke: {e}"))?;
+        if line.is_empty() {
+            continue;
+        }
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+            if let Some(err) = v.get("error").and_then(|e| e.as_str()) {
+                return Err(err.to_string());
+            }
+        }
+        let mut out = stdout.lock();
+        writeln!(out, "{line}")
+            .and_then(|()| out.flush())
+            .map_err(|e| format!("cannot write to stdout: {e}"))?;
+    }
+    Err("the agent closed the watch (it stopped)".into())
 }
 
 fn parse_tag(s: &str) -> Result<(String, String), String> {
