@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds swimnet-goref, the Go memberlist 0.2.2 reference program used by
-# crates/swimnet-wire/tests/goref.rs, from Debian's memberlist source.
+# crates/swimnet-wire/tests/goref/, from Debian's memberlist source.
 #
 # Nothing is downloaded: GO111MODULE=off, GOPATH = a private tree under
 # target/goref (holding a copy of the memberlist package plus our export shim)

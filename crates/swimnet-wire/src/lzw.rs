@@ -1,5 +1,5 @@
 //! LZW exactly as Go's `compress/lzw` does it with LSB bit order and 8-bit
-//! literals (spec §5.6), which is what memberlist's `compress` messages carry.
+//! literals, which is what memberlist's `compress` messages carry.
 //!
 //! The format is the GIF flavour of LZW: codes 0-255 are literals, 256 is
 //! *clear*, 257 is *end of information* (EOI); new strings get codes from
@@ -153,134 +153,233 @@ pub fn decompress_counting(
     max_out: usize,
     produced: &mut usize,
 ) -> Result<Vec<u8>, WireError> {
-    // Every string in the table has already appeared in the output: a code
-    // is defined as "the previous code's string plus the first byte of the
-    // next one", and those two are adjacent in the output. So the table
-    // stores where each string sits in `out` and decoding a code is a copy
-    // from earlier output. Codes are defined in order from 258, so the
-    // table is a Vec indexed by `code - 258`, emptied on clear.
-    let mut table: Vec<(usize, usize)> =
-        Vec::with_capacity(input.len().min((MAX_CODE - 257) as usize));
-    // `out[..end]` is the output so far. The vector is kept at least SLACK
-    // bytes longer than `end` so that short strings are copied with one
-    // fixed-size move (the bytes past the string are overwritten later).
-    const SLACK: usize = 16;
-    let mut out: Vec<u8> =
-        vec![0; input.len().saturating_mul(3).min(max_out).min(1 << 20) + SLACK + MAX_STRING];
-    let mut end = 0usize;
-    let mut acc: u64 = 0;
-    let mut bits: u32 = 0;
-    let mut pos = 0usize;
-
-    let mut width = MIN_WIDTH;
-    let mut hi = EOI; // next code to define, as Go counts it
-    let mut overflow = 1u32 << MIN_WIDTH;
-    // (offset, length) in `out` of the previous code's string; None right
-    // after a clear and while the table is full.
-    let mut last: Option<(usize, usize)> = None;
-
+    let mut codes = CodeTable::new(input.len());
+    let mut out = Output::new(input.len(), max_out);
+    let mut reader = CodeReader {
+        input,
+        pos: 0,
+        acc: 0,
+        bits: 0,
+    };
     loop {
-        if out.len() < end + SLACK + MAX_STRING {
-            // Room for the longest possible next string plus the slack; grow
-            // geometrically but never far past `max_out`.
-            let want = (out.len() * 2).min(max_out.saturating_add(SLACK + MAX_STRING));
-            out.resize(want.max(end + SLACK + MAX_STRING), 0);
+        out.reserve_string();
+        let Some(code) = reader.read(codes.width) else {
+            *produced = out.end;
+            return Err(LzwError::UnexpectedEof.into());
+        };
+        if code == CLEAR {
+            codes.clear();
+            continue;
         }
-        // Read one code, refilling the bit buffer 7 bytes at a time when we can.
-        if bits < width {
-            if let Some(chunk) = input.get(pos..pos + 8) {
+        if code == EOI {
+            *produced = out.end;
+            return Ok(out.finish());
+        }
+        let start = out.end;
+        if let Err(e) = out.decode(code, &mut codes) {
+            *produced = start;
+            return Err(e);
+        }
+        codes.define_after(start, out.end);
+    }
+}
+
+/// Reads codes LSB-first, refilling its bit buffer 7 bytes at a time when
+/// the input has 8 left.
+struct CodeReader<'a> {
+    input: &'a [u8],
+    pos: usize,
+    acc: u64,
+    bits: u32,
+}
+
+impl CodeReader<'_> {
+    /// The next `width`-bit code, or None when the input ends first.
+    #[inline(always)]
+    fn read(&mut self, width: u32) -> Option<u32> {
+        if self.bits < width {
+            if let Some(chunk) = self.input.get(self.pos..self.pos + 8) {
                 let mut b = [0u8; 8];
                 b.copy_from_slice(chunk);
-                let take = (63 - bits) / 8;
-                acc |= u64::from_le_bytes(b) << bits;
-                bits += take * 8;
-                acc &= (1u64 << bits) - 1;
-                pos += take as usize;
+                let take = (63 - self.bits) / 8;
+                self.acc |= u64::from_le_bytes(b) << self.bits;
+                self.bits += take * 8;
+                self.acc &= (1u64 << self.bits) - 1;
+                self.pos += take as usize;
             } else {
-                while bits < width {
-                    let Some(&b) = input.get(pos) else {
-                        *produced = end;
-                        return Err(LzwError::UnexpectedEof.into());
-                    };
-                    pos += 1;
-                    acc |= u64::from(b) << bits;
-                    bits += 8;
+                while self.bits < width {
+                    let &b = self.input.get(self.pos)?;
+                    self.pos += 1;
+                    self.acc |= u64::from(b) << self.bits;
+                    self.bits += 8;
                 }
             }
         }
-        let code = (acc & ((1 << width) - 1)) as u32;
-        acc >>= width;
-        bits -= width;
+        let code = (self.acc & ((1 << width) - 1)) as u32;
+        self.acc >>= width;
+        self.bits -= width;
+        Some(code)
+    }
+}
 
-        let start = end;
-        let room = max_out - start;
-        let mut too_large = |n: usize| {
-            *produced = start;
-            WireError::TooLarge {
-                what: "decompressed payload",
-                len: (start + n) as u64,
-                max: max_out as u64,
+/// The strings defined since the last clear, and the code width.
+///
+/// Every string in the table has already appeared in the output: a code
+/// is defined as "the previous code's string plus the first byte of the
+/// next one", and those two are adjacent in the output. So the table
+/// stores where each string sits in the output and decoding a code is a
+/// copy from earlier output. Codes are defined in order from 258, so the
+/// table is a Vec indexed by `code - 258`, emptied on clear.
+struct CodeTable {
+    /// (offset, length) in the output of the string of code `258 + i`.
+    strings: Vec<(usize, usize)>,
+    width: u32,
+    /// Next code to define, as Go counts it.
+    hi: u32,
+    overflow: u32,
+    /// (offset, length) in the output of the previous code's string; None
+    /// right after a clear and while the table is full.
+    last: Option<(usize, usize)>,
+}
+
+impl CodeTable {
+    fn new(input_len: usize) -> Self {
+        CodeTable {
+            strings: Vec::with_capacity(input_len.min((MAX_CODE - 257) as usize)),
+            width: MIN_WIDTH,
+            hi: EOI,
+            overflow: 1 << MIN_WIDTH,
+            last: None,
+        }
+    }
+
+    /// A clear code: forget every string, back to 9-bit codes.
+    #[inline(always)]
+    fn clear(&mut self) {
+        self.strings.clear();
+        self.width = MIN_WIDTH;
+        self.hi = EOI;
+        self.overflow = 1 << MIN_WIDTH;
+        self.last = None;
+    }
+
+    /// Defines the string "previous string plus the first byte of the
+    /// string just decoded", if there is a previous string.
+    #[inline(always)]
+    fn extend_last(&mut self) {
+        if let Some((off, len)) = self.last {
+            self.strings.push((off, len + 1));
+        }
+    }
+
+    /// After a code decoded to `out[start..end]`: it becomes the previous
+    /// string, and the code width grows when the next code needs it (at 12
+    /// bits the table is full and defines nothing until the next clear).
+    #[inline(always)]
+    fn define_after(&mut self, start: usize, end: usize) {
+        self.last = Some((start, end - start));
+        self.hi += 1;
+        if self.hi >= self.overflow {
+            if self.width == MAX_WIDTH {
+                self.last = None;
+                self.hi -= 1;
+            } else {
+                self.width += 1;
+                self.overflow <<= 1;
             }
-        };
+        }
+    }
+}
+
+/// The decoded bytes: `out[..end]`, within `max_out`.
+struct Output {
+    /// Kept at least `SLACK` bytes longer than `end` so that short strings
+    /// are copied with one fixed-size move (the bytes past the string are
+    /// overwritten later).
+    out: Vec<u8>,
+    end: usize,
+    max_out: usize,
+}
+
+/// Room kept past the output's end for fixed-size copies.
+const SLACK: usize = 16;
+
+impl Output {
+    fn new(input_len: usize, max_out: usize) -> Self {
+        Output {
+            out: vec![
+                0;
+                input_len.saturating_mul(3).min(max_out).min(1 << 20) + SLACK + MAX_STRING
+            ],
+            end: 0,
+            max_out,
+        }
+    }
+
+    /// Makes room for the longest possible next string plus the slack;
+    /// grows geometrically but never far past `max_out`.
+    #[inline(always)]
+    fn reserve_string(&mut self) {
+        if self.out.len() < self.end + SLACK + MAX_STRING {
+            let want = (self.out.len() * 2).min(self.max_out.saturating_add(SLACK + MAX_STRING));
+            self.out.resize(want.max(self.end + SLACK + MAX_STRING), 0);
+        }
+    }
+
+    /// Appends the string of `code` (a literal or a defined code), defining
+    /// the string the previous code implies. Errors when the code is
+    /// undefined or the output would pass `max_out`.
+    #[inline(always)]
+    fn decode(&mut self, code: u32, codes: &mut CodeTable) -> Result<(), WireError> {
+        let room = self.max_out - self.end;
         if code < CLEAR {
             if room < 1 {
-                return Err(too_large(1));
+                return Err(self.too_large(1));
             }
-            out[end] = code as u8;
-            end += 1;
-            if let Some((off, len)) = last {
-                table.push((off, len + 1));
+            self.out[self.end] = code as u8;
+            self.end += 1;
+            codes.extend_last();
+            return Ok(());
+        }
+        let idx = (code - 258) as usize;
+        if let Some(&(off, len)) = codes.strings.get(idx) {
+            if room < len {
+                return Err(self.too_large(len));
             }
-        } else if code == CLEAR {
-            table.clear();
-            width = MIN_WIDTH;
-            hi = EOI;
-            overflow = 1 << MIN_WIDTH;
-            last = None;
-            continue;
-        } else if code == EOI {
-            *produced = end;
-            out.truncate(end);
-            return Ok(out);
+            copy_back(&mut self.out, off, len, self.end);
+            self.end += len;
+            codes.extend_last();
+        } else if let (true, Some((off, len))) = (idx == codes.strings.len(), codes.last) {
+            // The code being defined right now ("KwKwK"): the previous
+            // string plus its own first byte.
+            if room < len + 1 {
+                return Err(self.too_large(len + 1));
+            }
+            copy_back(&mut self.out, off, len, self.end);
+            self.end += len;
+            self.out[self.end] = self.out[off];
+            self.end += 1;
+            codes.strings.push((off, len + 1));
         } else {
-            let idx = (code - 258) as usize;
-            if let Some(&(off, len)) = table.get(idx) {
-                if room < len {
-                    return Err(too_large(len));
-                }
-                copy_back(&mut out, off, len, end);
-                end += len;
-                if let Some((off, len)) = last {
-                    table.push((off, len + 1));
-                }
-            } else if let (true, Some((off, len))) = (idx == table.len(), last) {
-                // The code being defined right now ("KwKwK"): the previous
-                // string plus its own first byte.
-                if room < len + 1 {
-                    return Err(too_large(len + 1));
-                }
-                copy_back(&mut out, off, len, end);
-                end += len;
-                out[end] = out[off];
-                end += 1;
-                table.push((off, len + 1));
-            } else {
-                *produced = end;
-                return Err(LzwError::InvalidCode(code as u16).into());
-            }
+            return Err(LzwError::InvalidCode(code as u16).into());
         }
-        last = Some((start, end - start));
-        hi += 1;
-        if hi >= overflow {
-            if width == MAX_WIDTH {
-                // Table full: stop defining strings until the next clear.
-                last = None;
-                hi -= 1;
-            } else {
-                width += 1;
-                overflow <<= 1;
-            }
+        Ok(())
+    }
+
+    /// The error for a string of `n` more bytes that would pass `max_out`.
+    #[cold]
+    fn too_large(&self, n: usize) -> WireError {
+        WireError::TooLarge {
+            what: "decompressed payload",
+            len: (self.end + n) as u64,
+            max: self.max_out as u64,
         }
+    }
+
+    /// The decoded bytes.
+    fn finish(mut self) -> Vec<u8> {
+        self.out.truncate(self.end);
+        self.out
     }
 }
 

@@ -99,8 +99,28 @@ pub async fn run(n: usize) -> Result<(), String> {
         addr(0),
         addr(n - 1)
     );
-    let mut agents: Vec<Option<RunningAgent>> = Vec::new();
     let t0 = Instant::now();
+    let mut agents = start_agents(n, addr).await?;
+    println!("started {n} agents; each joins demo-0 ...");
+    wait_converged(&agents, t0).await?;
+    crash_one(&mut agents, t0).await?;
+    let remaining = leave_one(agents).await;
+    tables(&remaining).await?;
+    for (_, a) in remaining {
+        a.shutdown.notify_waiters();
+        let _ = a.done.await;
+    }
+    println!("all agents stopped; demo finished in {:.2?}", t0.elapsed());
+    Ok(())
+}
+
+/// Starts `n` NetworkDB agents on `addr(0)..addr(n-1)`, each joining the
+/// first.
+async fn start_agents(
+    n: usize,
+    addr: impl Fn(usize) -> SocketAddr,
+) -> Result<Vec<Option<RunningAgent>>, String> {
+    let mut agents = Vec::new();
     for i in 0..n {
         let opts = AgentOptions {
             node: format!("demo-{i}"),
@@ -118,9 +138,13 @@ pub async fn run(n: usize) -> Result<(), String> {
         };
         agents.push(Some(agent::start(opts).await.map_err(|e| e.to_string())?));
     }
-    println!("started {n} agents; each joins demo-0 ...");
+    Ok(agents)
+}
 
-    // Convergence: every agent sees every other alive.
+/// Convergence: polls every 200 ms until every agent sees every other alive
+/// (30 s at most), printing the counts.
+async fn wait_converged(agents: &[Option<RunningAgent>], t0: Instant) -> Result<(), String> {
+    let n = agents.len();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let mut counts = Vec::new();
@@ -137,16 +161,19 @@ pub async fn run(n: usize) -> Result<(), String> {
                 "converged: all {n} agents see {n} alive members after {:.2?}",
                 t0.elapsed()
             );
-            break;
+            return Ok(());
         }
         if Instant::now() > deadline {
             return Err("the demo cluster did not converge in 30 s".into());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
 
-    // Crash one agent: its sockets close, it says nothing.
-    let victim = n / 2;
+/// Crashes the middle agent (its sockets close, it says nothing) and polls
+/// every 250 ms until every other agent marks it failed (60 s at most).
+async fn crash_one(agents: &mut [Option<RunningAgent>], t0: Instant) -> Result<(), String> {
+    let victim = agents.len() / 2;
     let name = format!("demo-{victim}");
     let dead = agents[victim].take().expect("running");
     dead.done.abort();
@@ -183,15 +210,19 @@ pub async fn run(n: usize) -> Result<(), String> {
                 first_suspect.unwrap_or_default(),
                 crash.elapsed()
             );
-            break;
+            return Ok(());
         }
         if Instant::now() > deadline {
             return Err(format!("{name} was not declared failed within 60 s"));
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
 
-    // One more leaves gracefully.
+/// The last agent leaves gracefully; answers the agents still running,
+/// with their names.
+async fn leave_one(agents: Vec<Option<RunningAgent>>) -> Vec<(String, RunningAgent)> {
+    let n = agents.len();
     let mut remaining: Vec<(String, RunningAgent)> = agents
         .into_iter()
         .enumerate()
@@ -211,15 +242,7 @@ pub async fn run(n: usize) -> Result<(), String> {
         n - 1,
         left.map(status).unwrap_or("gone")
     );
-
-    tables(&remaining).await?;
-
-    for (_, a) in remaining {
-        a.shutdown.notify_waiters();
-        let _ = a.done.await;
-    }
-    println!("all agents stopped; demo finished in {:.2?}", t0.elapsed());
-    Ok(())
+    remaining
 }
 
 /// The table part: every remaining agent attaches to [`NET`], writes one

@@ -277,218 +277,260 @@ pub async fn handle(
     form.reply(r)
 }
 
-async fn dispatch(state: &ApiState, path: &str, form: &Form) -> DiagResult {
-    let unsafe_ = form.has("unsafe");
-    let need = |names: &[&str], usage: &str| -> Result<Vec<String>, DiagResult> {
-        let mut out = Vec::new();
-        for n in names {
-            match form.get(n) {
-                Some(v) => out.push(v.to_string()),
+/// What a handler answers: `Err` carries the answer for a request that
+/// stopped early (a missing parameter, a failed command), so handlers can
+/// use `?`; both sides are sent as they are.
+type Answer = Result<DiagResult, DiagResult>;
+
+/// One diagnostic request as a handler sees it: the agent, the URL path and
+/// the query's form.
+struct Request<'a> {
+    state: &'a ApiState,
+    path: &'a str,
+    form: &'a Form,
+}
+
+impl Request<'_> {
+    /// The values of the parameters `names`, in order; a missing one answers
+    /// Docker's "missing parameter" with the path's `usage`.
+    fn params<const N: usize>(
+        &self,
+        names: [&str; N],
+        usage: &str,
+    ) -> Result<[String; N], DiagResult> {
+        let mut out: [String; N] = std::array::from_fn(|_| String::new());
+        for (slot, name) in out.iter_mut().zip(names) {
+            match self.form.get(name) {
+                Some(v) => *slot = v.to_string(),
                 None => {
                     return Err(DiagResult::wrong(
                         MISSING_PARAMETER,
-                        format!("{path}{usage}"),
+                        format!("{}{usage}", self.path),
                     ))
                 }
             }
         }
         Ok(out)
-    };
-    macro_rules! params {
-        ($names:expr, $usage:expr) => {
-            match need($names, $usage) {
-                Ok(v) => v,
-                Err(r) => return r,
-            }
-        };
     }
-    let done = |r: Result<TableReply, String>| match r {
-        Ok(_) => DiagResult::ok(None),
-        Err(e) => DiagResult::fail(e),
-    };
-    match path {
-        "/ready" => DiagResult::ok(Some(Details::Info { info: "OK".into() })),
-        "/help" => {
-            let info: String = PATHS.iter().map(|p| format!("{p}\n")).collect();
-            DiagResult::ok(Some(Details::Info { info }))
-        }
-        "/join" => {
-            let p = params!(&["members"], "?members=ip1,ip2,...");
-            let addrs: Result<Vec<_>, String> = p[0].split(',').map(parse_addr).collect();
-            let addrs = match addrs {
-                Ok(a) => a,
-                Err(e) => return DiagResult::fail(format!("{path} error in the DB join {e}")),
-            };
-            // Only a NetworkDB agent answers /join, as in Docker.
-            if let Err(e) = table(state, TableCommand::Networks).await {
-                return DiagResult::fail(e);
-            }
-            let (tx, rx) = oneshot::channel();
-            if state.commands.send(Command::Join(addrs, tx)).await.is_err() {
-                return DiagResult::fail(DB_NOT_AVAILABLE);
-            }
-            match rx.await {
-                Ok(Ok(_)) => DiagResult::ok(None),
-                Ok(Err(e)) => DiagResult::fail(format!("{path} error in the DB join {e}")),
-                Err(_) => DiagResult::fail(DB_NOT_AVAILABLE),
-            }
-        }
-        "/joinnetwork" | "/leavenetwork" => {
-            let p = params!(&["nid"], "?nid=network_id");
-            let nid = p[0].clone();
-            let cmd = if path == "/joinnetwork" {
-                TableCommand::JoinNetwork(nid)
-            } else {
-                TableCommand::LeaveNetwork(nid)
-            };
-            done(table(state, cmd).await)
-        }
-        "/networkpeers" | "/clusterpeers" => {
-            let cmd = if path == "/networkpeers" {
-                let p = params!(&["nid"], "?nid=test");
-                TableCommand::NetworkPeers(p[0].clone())
-            } else {
-                TableCommand::ClusterPeers
-            };
-            match table(state, cmd).await {
-                Ok(TableReply::Peers(peers)) => {
-                    let orphans = path == "/networkpeers";
-                    let entries: Vec<PeerObj> = peers
-                        .into_iter()
-                        .map(|(name, ip)| match ip {
-                            Some(ip) => PeerObj {
-                                name,
-                                ip: ip.to_string(),
-                            },
-                            None => PeerObj {
-                                name: if orphans {
-                                    format!("orphan-{name}")
-                                } else {
-                                    name
-                                },
-                                ip: "unknown".into(),
-                            },
-                        })
-                        .collect();
-                    DiagResult::ok(Some(Details::Peers {
-                        size: entries.len(),
-                        entries: (!entries.is_empty()).then_some(entries),
-                    }))
-                }
-                Ok(_) => DiagResult::fail(DB_NOT_AVAILABLE),
-                Err(e) => DiagResult::fail(e),
-            }
-        }
-        "/createentry" | "/updateentry" => {
-            let p = params!(
-                &["tname", "nid", "key", "value"],
-                "?tname=table_name&nid=network_id&key=k&value=v"
-            );
-            let value = if unsafe_ {
-                p[3].clone().into_bytes()
-            } else {
-                match base64::engine::general_purpose::STANDARD.decode(&p[3]) {
-                    Ok(v) => v,
-                    Err(e) => return DiagResult::fail(go_base64_error(e)),
-                }
-            };
-            let (table_name, nid, key) = (p[0].clone(), p[1].clone(), p[2].clone());
-            let cmd = if path == "/createentry" {
-                TableCommand::Create {
-                    nid,
-                    table: table_name,
-                    key,
-                    value,
-                }
-            } else {
-                TableCommand::Update {
-                    nid,
-                    table: table_name,
-                    key,
-                    value,
-                }
-            };
-            done(table(state, cmd).await)
-        }
-        "/deleteentry" => {
-            let p = params!(
-                &["tname", "nid", "key"],
-                "?tname=table_name&nid=network_id&key=k"
-            );
-            done(
-                table(
-                    state,
-                    TableCommand::Delete {
-                        table: p[0].clone(),
-                        nid: p[1].clone(),
-                        key: p[2].clone(),
-                    },
-                )
-                .await,
-            )
-        }
-        "/getentry" => {
-            let p = params!(
-                &["tname", "nid", "key"],
-                "?tname=table_name&nid=network_id&key=k"
-            );
-            let cmd = TableCommand::Get {
-                table: p[0].clone(),
-                nid: p[1].clone(),
-                key: p[2].clone(),
-            };
-            match table(state, cmd).await {
-                Ok(TableReply::Value(v)) => DiagResult::ok(Some(Details::Entry(EntryObj {
-                    key: p[2].clone(),
-                    value: show(&v, unsafe_),
-                    owner: String::new(),
-                }))),
-                Ok(_) => DiagResult::fail(DB_NOT_AVAILABLE),
-                Err(e) => DiagResult::fail(e),
-            }
-        }
-        "/gettable" => {
-            let p = params!(&["tname", "nid"], "?tname=table_name&nid=network_id");
-            let cmd = TableCommand::List {
-                table: p[0].clone(),
-                nid: p[1].clone(),
-            };
-            match table(state, cmd).await {
-                Ok(TableReply::Entries(es)) => {
-                    let entries: Vec<EntryObj> = es
-                        .into_iter()
-                        .map(|e| EntryObj {
-                            key: e.key,
-                            value: show(&e.value, unsafe_),
-                            owner: e.owner,
-                        })
-                        .collect();
-                    DiagResult::ok(Some(Details::Entries {
-                        size: entries.len(),
-                        entries: (!entries.is_empty()).then_some(entries),
-                    }))
-                }
-                Ok(_) => DiagResult::fail(DB_NOT_AVAILABLE),
-                Err(e) => DiagResult::fail(e),
-            }
-        }
-        "/networkstats" => {
-            let p = params!(&["nid"], "?nid=test");
-            match table(state, TableCommand::NetworkStats(p[0].clone())).await {
-                Ok(TableReply::Stats(s)) => {
-                    let (entries, queue_len) = match s {
-                        Some((e, q)) => (e as i64, q as i64),
-                        None => (-1, -1),
-                    };
-                    DiagResult::ok(Some(Details::Stats { entries, queue_len }))
-                }
-                Ok(_) => DiagResult::fail(DB_NOT_AVAILABLE),
-                Err(e) => DiagResult::fail(e),
-            }
-        }
-        other => DiagResult::wrong(
+
+    /// Whether `?unsafe` asks for raw table values instead of base64.
+    fn raw_values(&self) -> bool {
+        self.form.has("unsafe")
+    }
+
+    /// Sends `cmd` to the agent's NetworkDB; a failure becomes a "FAIL" answer.
+    async fn table(&self, cmd: TableCommand) -> Result<TableReply, DiagResult> {
+        table(self.state, cmd).await.map_err(DiagResult::fail)
+    }
+}
+
+/// Answers one diagnostic request: picks the handler for `path` (Docker's
+/// "not implemented" for an unknown one).
+async fn dispatch(state: &ApiState, path: &str, form: &Form) -> DiagResult {
+    let req = Request { state, path, form };
+    let answer = match path {
+        "/ready" => ready(),
+        "/help" => help(),
+        "/join" => join(&req).await,
+        "/joinnetwork" | "/leavenetwork" => join_or_leave_network(&req).await,
+        "/networkpeers" | "/clusterpeers" => peers(&req).await,
+        "/createentry" | "/updateentry" => write_entry(&req).await,
+        "/deleteentry" => delete_entry(&req).await,
+        "/getentry" => get_entry(&req).await,
+        "/gettable" => get_table(&req).await,
+        "/networkstats" => network_stats(&req).await,
+        other => Err(DiagResult::wrong(
             "not implemented",
             format!("URL path: {other} no method implemented check /help\n"),
-        ),
+        )),
+    };
+    answer.unwrap_or_else(|stopped| stopped)
+}
+
+/// `OK` once a table command went through.
+fn done(r: Result<TableReply, DiagResult>) -> Answer {
+    r.map(|_| DiagResult::ok(None))
+}
+
+/// `/ready`: always OK.
+fn ready() -> Answer {
+    Ok(DiagResult::ok(Some(Details::Info { info: "OK".into() })))
+}
+
+/// `/help`: the paths served, one a line.
+fn help() -> Answer {
+    let info: String = PATHS.iter().map(|p| format!("{p}\n")).collect();
+    Ok(DiagResult::ok(Some(Details::Info { info })))
+}
+
+/// `/join?members=ip1,ip2,...`: joins those nodes (a NetworkDB agent only).
+async fn join(req: &Request<'_>) -> Answer {
+    let [members] = req.params(["members"], "?members=ip1,ip2,...")?;
+    let path = req.path;
+    let addrs = members
+        .split(',')
+        .map(parse_addr)
+        .collect::<Result<Vec<_>, String>>()
+        .map_err(|e| DiagResult::fail(format!("{path} error in the DB join {e}")))?;
+    // Only a NetworkDB agent answers /join, as in Docker.
+    req.table(TableCommand::Networks).await?;
+    let (tx, rx) = oneshot::channel();
+    if req
+        .state
+        .commands
+        .send(Command::Join(addrs, tx))
+        .await
+        .is_err()
+    {
+        return Err(DiagResult::fail(DB_NOT_AVAILABLE));
     }
+    match rx.await {
+        Ok(Ok(_)) => Ok(DiagResult::ok(None)),
+        Ok(Err(e)) => Err(DiagResult::fail(format!("{path} error in the DB join {e}"))),
+        Err(_) => Err(DiagResult::fail(DB_NOT_AVAILABLE)),
+    }
+}
+
+/// `/joinnetwork?nid=` and `/leavenetwork?nid=`.
+async fn join_or_leave_network(req: &Request<'_>) -> Answer {
+    let [nid] = req.params(["nid"], "?nid=network_id")?;
+    let cmd = if req.path == "/joinnetwork" {
+        TableCommand::JoinNetwork(nid)
+    } else {
+        TableCommand::LeaveNetwork(nid)
+    };
+    done(req.table(cmd).await)
+}
+
+/// `/networkpeers?nid=` (a peer with no known IP shown as `orphan-NAME`)
+/// and `/clusterpeers`.
+async fn peers(req: &Request<'_>) -> Answer {
+    let network_peers = req.path == "/networkpeers";
+    let cmd = if network_peers {
+        let [nid] = req.params(["nid"], "?nid=test")?;
+        TableCommand::NetworkPeers(nid)
+    } else {
+        TableCommand::ClusterPeers
+    };
+    let TableReply::Peers(peers) = req.table(cmd).await? else {
+        return Err(DiagResult::fail(DB_NOT_AVAILABLE));
+    };
+    let entries: Vec<PeerObj> = peers
+        .into_iter()
+        .map(|(name, ip)| match ip {
+            Some(ip) => PeerObj {
+                name,
+                ip: ip.to_string(),
+            },
+            None => PeerObj {
+                name: if network_peers {
+                    format!("orphan-{name}")
+                } else {
+                    name
+                },
+                ip: "unknown".into(),
+            },
+        })
+        .collect();
+    Ok(DiagResult::ok(Some(Details::Peers {
+        size: entries.len(),
+        entries: (!entries.is_empty()).then_some(entries),
+    })))
+}
+
+/// `/createentry` and `/updateentry` (`?tname=&nid=&key=&value=`, the value
+/// base64 unless `?unsafe`).
+async fn write_entry(req: &Request<'_>) -> Answer {
+    let [table, nid, key, value] = req.params(
+        ["tname", "nid", "key", "value"],
+        "?tname=table_name&nid=network_id&key=k&value=v",
+    )?;
+    let value = if req.raw_values() {
+        value.into_bytes()
+    } else {
+        base64::engine::general_purpose::STANDARD
+            .decode(&value)
+            .map_err(|e| DiagResult::fail(go_base64_error(e)))?
+    };
+    let cmd = if req.path == "/createentry" {
+        TableCommand::Create {
+            nid,
+            table,
+            key,
+            value,
+        }
+    } else {
+        TableCommand::Update {
+            nid,
+            table,
+            key,
+            value,
+        }
+    };
+    done(req.table(cmd).await)
+}
+
+/// `/deleteentry?tname=&nid=&key=`.
+async fn delete_entry(req: &Request<'_>) -> Answer {
+    let [table, nid, key] = req.params(
+        ["tname", "nid", "key"],
+        "?tname=table_name&nid=network_id&key=k",
+    )?;
+    done(req.table(TableCommand::Delete { table, nid, key }).await)
+}
+
+/// `/getentry?tname=&nid=&key=`: one entry (no owner shown, as in Docker).
+async fn get_entry(req: &Request<'_>) -> Answer {
+    let [table, nid, key] = req.params(
+        ["tname", "nid", "key"],
+        "?tname=table_name&nid=network_id&key=k",
+    )?;
+    let cmd = TableCommand::Get {
+        table,
+        nid,
+        key: key.clone(),
+    };
+    let TableReply::Value(v) = req.table(cmd).await? else {
+        return Err(DiagResult::fail(DB_NOT_AVAILABLE));
+    };
+    Ok(DiagResult::ok(Some(Details::Entry(EntryObj {
+        key,
+        value: show(&v, req.raw_values()),
+        owner: String::new(),
+    }))))
+}
+
+/// `/gettable?tname=&nid=`: every live entry of the table.
+async fn get_table(req: &Request<'_>) -> Answer {
+    let [table, nid] = req.params(["tname", "nid"], "?tname=table_name&nid=network_id")?;
+    let TableReply::Entries(es) = req.table(TableCommand::List { table, nid }).await? else {
+        return Err(DiagResult::fail(DB_NOT_AVAILABLE));
+    };
+    let raw = req.raw_values();
+    let entries: Vec<EntryObj> = es
+        .into_iter()
+        .map(|e| EntryObj {
+            key: e.key,
+            value: show(&e.value, raw),
+            owner: e.owner,
+        })
+        .collect();
+    Ok(DiagResult::ok(Some(Details::Entries {
+        size: entries.len(),
+        entries: (!entries.is_empty()).then_some(entries),
+    })))
+}
+
+/// `/networkstats?nid=`: the network's entry count and queue length (-1
+/// each when the agent is not on it).
+async fn network_stats(req: &Request<'_>) -> Answer {
+    let [nid] = req.params(["nid"], "?nid=test")?;
+    let TableReply::Stats(s) = req.table(TableCommand::NetworkStats(nid)).await? else {
+        return Err(DiagResult::fail(DB_NOT_AVAILABLE));
+    };
+    let (entries, queue_len) = match s {
+        Some((e, q)) => (e as i64, q as i64),
+        None => (-1, -1),
+    };
+    Ok(DiagResult::ok(Some(Details::Stats { entries, queue_len })))
 }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use swimnet::agent::{self, AgentOptions, HttpOptions, KeySource, Profile, Protocol};
 use swimnet::api::{
     parse_addr, CoordinatesView, EntryView, KeysView, MembersView, NetworksView, PeersView,
@@ -59,83 +59,87 @@ enum LogFormat {
     Json,
 }
 
+/// The `agent` subcommand's flags.
+#[derive(Args)]
+struct AgentArgs {
+    /// Unique node name.
+    #[arg(long)]
+    node: String,
+    /// Address for gossip (UDP and TCP), IP:PORT.
+    #[arg(long, default_value = "127.0.0.1:7946", value_parser = parse_addr)]
+    bind: SocketAddr,
+    /// Address peers use to reach this node (default: --bind).
+    #[arg(long, value_parser = parse_addr)]
+    advertise: Option<SocketAddr>,
+    /// A node to join at start (repeatable); retried until one answers.
+    #[arg(long, value_parser = parse_addr)]
+    join: Vec<SocketAddr>,
+    /// Encryption key, base64 of 16, 24 or 32 bytes (`swimnet keygen` makes
+    /// one). Visible to every local user in `ps`: prefer --encrypt-file or
+    /// the SWIMNET_ENCRYPT_KEY environment variable.
+    #[arg(long, env = "SWIMNET_ENCRYPT_KEY", hide_env_values = true, conflicts_with_all = ["keyring_file", "encrypt_file"])]
+    encrypt: Option<String>,
+    /// File holding one base64 encryption key (mode 0600).
+    #[arg(long, conflicts_with = "keyring_file")]
+    encrypt_file: Option<PathBuf>,
+    /// Keyring file (JSON list of base64 keys, primary first); rewritten on key changes.
+    #[arg(long)]
+    keyring_file: Option<PathBuf>,
+    /// A tag KEY=VALUE (repeatable), carried in the node metadata the way Serf does.
+    #[arg(long = "tag", value_parser = parse_tag)]
+    tags: Vec<(String, String)>,
+    /// Timer preset (memberlist's LAN, WAN or local defaults).
+    #[arg(long, value_enum, default_value = "lan")]
+    profile: ProfileArg,
+    /// Local API address. A non-loopback address needs --api-token-file.
+    #[arg(long, default_value = DEFAULT_API, value_parser = parse_addr)]
+    api: SocketAddr,
+    /// A host name the API answers to besides IP addresses and localhost
+    /// (repeatable); requests naming any other host are refused.
+    #[arg(long = "api-host")]
+    api_hosts: Vec<String>,
+    /// File holding the API's bearer token (mode 0600); every request must
+    /// then send `Authorization: Bearer TOKEN`.
+    #[arg(long)]
+    api_token_file: Option<PathBuf>,
+    /// Serve Docker's NetworkDB diagnostic paths on this IP:PORT (off by
+    /// default: their GETs change state, so any web page could drive them).
+    #[arg(long, value_parser = parse_addr)]
+    diagnostic_addr: Option<SocketAddr>,
+    /// Most HTTP connections served at once per listener.
+    #[arg(long, default_value_t = 256)]
+    api_max_connections: usize,
+    /// Close an HTTP connection whose next request has not arrived in this
+    /// time (`30s`, `500ms`).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    api_idle_timeout: std::time::Duration,
+    /// Answer 408 to a request not answered in this time.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    api_request_timeout: std::time::Duration,
+    /// Protocol on top of memberlist: Docker NetworkDB tables (the default), a Serf member, or plain memberlist.
+    #[arg(long, value_enum, default_value = "networkdb")]
+    protocol: ProtocolArg,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Log level (error, warn, info, debug, trace) or a tracing filter.
+    #[arg(long, default_value = "info")]
+    log_level: String,
+    /// Latency-aware peer selection: bias gossip, probes, indirect-probe,
+    /// push/pull and NetworkDB table-gossip and bulk-sync peers toward
+    /// near nodes (Vivaldi distance), always keeping one uniformly
+    /// random pick. `--topology-aware=false` restores uniform choice.
+    /// Default: true.
+    #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    topology_aware: bool,
+}
+
 // Parsed once per run: the size of the `agent` variant costs nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Cmd {
     /// Run an agent until SIGINT/SIGTERM, then leave gracefully.
-    Agent {
-        /// Unique node name.
-        #[arg(long)]
-        node: String,
-        /// Address for gossip (UDP and TCP), IP:PORT.
-        #[arg(long, default_value = "127.0.0.1:7946", value_parser = parse_addr)]
-        bind: SocketAddr,
-        /// Address peers use to reach this node (default: --bind).
-        #[arg(long, value_parser = parse_addr)]
-        advertise: Option<SocketAddr>,
-        /// A node to join at start (repeatable); retried until one answers.
-        #[arg(long, value_parser = parse_addr)]
-        join: Vec<SocketAddr>,
-        /// Encryption key, base64 of 16, 24 or 32 bytes (`swimnet keygen` makes
-        /// one). Visible to every local user in `ps`: prefer --encrypt-file or
-        /// the SWIMNET_ENCRYPT_KEY environment variable.
-        #[arg(long, env = "SWIMNET_ENCRYPT_KEY", hide_env_values = true, conflicts_with_all = ["keyring_file", "encrypt_file"])]
-        encrypt: Option<String>,
-        /// File holding one base64 encryption key (mode 0600).
-        #[arg(long, conflicts_with = "keyring_file")]
-        encrypt_file: Option<PathBuf>,
-        /// Keyring file (JSON list of base64 keys, primary first); rewritten on key changes.
-        #[arg(long)]
-        keyring_file: Option<PathBuf>,
-        /// A tag KEY=VALUE (repeatable), carried in the node metadata the way Serf does.
-        #[arg(long = "tag", value_parser = parse_tag)]
-        tags: Vec<(String, String)>,
-        /// Timer preset (memberlist's LAN, WAN or local defaults).
-        #[arg(long, value_enum, default_value = "lan")]
-        profile: ProfileArg,
-        /// Local API address. A non-loopback address needs --api-token-file.
-        #[arg(long, default_value = DEFAULT_API, value_parser = parse_addr)]
-        api: SocketAddr,
-        /// A host name the API answers to besides IP addresses and localhost
-        /// (repeatable); requests naming any other host are refused.
-        #[arg(long = "api-host")]
-        api_hosts: Vec<String>,
-        /// File holding the API's bearer token (mode 0600); every request must
-        /// then send `Authorization: Bearer TOKEN`.
-        #[arg(long)]
-        api_token_file: Option<PathBuf>,
-        /// Serve Docker's NetworkDB diagnostic paths on this IP:PORT (off by
-        /// default: their GETs change state, so any web page could drive them).
-        #[arg(long, value_parser = parse_addr)]
-        diagnostic_addr: Option<SocketAddr>,
-        /// Most HTTP connections served at once per listener.
-        #[arg(long, default_value_t = 256)]
-        api_max_connections: usize,
-        /// Close an HTTP connection whose next request has not arrived in this
-        /// time (`30s`, `500ms`).
-        #[arg(long, default_value = "30s", value_parser = parse_duration)]
-        api_idle_timeout: std::time::Duration,
-        /// Answer 408 to a request not answered in this time.
-        #[arg(long, default_value = "30s", value_parser = parse_duration)]
-        api_request_timeout: std::time::Duration,
-        /// Protocol on top of memberlist: Docker NetworkDB tables (the default), a Serf member, or plain memberlist.
-        #[arg(long, value_enum, default_value = "networkdb")]
-        protocol: ProtocolArg,
-        /// Log format.
-        #[arg(long, value_enum, default_value = "text")]
-        log_format: LogFormat,
-        /// Log level (error, warn, info, debug, trace) or a tracing filter.
-        #[arg(long, default_value = "info")]
-        log_level: String,
-        /// Latency-aware peer selection: bias gossip, probes, indirect-probe,
-        /// push/pull and NetworkDB table-gossip and bulk-sync peers toward
-        /// near nodes (Vivaldi distance), always keeping one uniformly
-        /// random pick. `--topology-aware=false` restores uniform choice.
-        /// Default: true.
-        #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
-        topology_aware: bool,
-    },
+    Agent(AgentArgs),
     /// List the members an agent knows.
     Members {
         /// Agent API address.
@@ -374,30 +378,22 @@ fn run_network(client: Client, op: NetworkCmd) -> Result<(), String> {
         }
         NetworkCmd::List { format } => {
             let v: NetworksView = client.get("/v1/networks")?;
-            if format == Format::Json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&v).expect("serializable")
-                );
-            } else {
+            print_view(format, &v, |v| {
                 for n in &v.networks {
                     println!("{n}");
                 }
-            }
+                Ok(())
+            })?;
         }
         NetworkCmd::Peers { network, format } => {
             let v: PeersView = client.get(&format!("/v1/networks/{}/peers", segment(&network)))?;
-            if format == Format::Json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&v).expect("serializable")
-                );
-            } else {
+            print_view(format, &v, |v| {
                 for p in &v.peers {
                     let ip = if p.ip.is_empty() { "unknown" } else { &p.ip };
                     println!("{:<20} {ip}", p.name);
                 }
-            }
+                Ok(())
+            })?;
         }
     }
     Ok(())
@@ -456,12 +452,7 @@ fn run_table(client: Client, op: TableCmd) -> Result<(), String> {
                 segment(&network),
                 segment(&table)
             ))?;
-            if format == Format::Json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&v).expect("serializable")
-                );
-            } else {
+            print_view(format, &v, |v| {
                 for e in &v.entries {
                     let bytes = decode_b64(&e.value)?;
                     println!(
@@ -471,35 +462,40 @@ fn run_table(client: Client, op: TableCmd) -> Result<(), String> {
                         printable(&bytes, &e.value)
                     );
                 }
-            }
+                Ok(())
+            })?;
         }
-        TableCmd::Watch { network, table } => {
-            use std::io::{BufRead, Write};
-            let lines = client.watch(&format!(
-                "/v1/tables/{}/{}?watch=true",
-                segment(&network),
-                segment(&table)
-            ))?;
-            let stdout = std::io::stdout();
-            for line in lines.lines() {
-                let line = line.map_err(|e| format!("the watch stream broke: {e}"))?;
-                if line.is_empty() {
-                    continue;
-                }
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                    if let Some(err) = v.get("error").and_then(|e| e.as_str()) {
-                        return Err(err.to_string());
-                    }
-                }
-                let mut out = stdout.lock();
-                writeln!(out, "{line}")
-                    .and_then(|()| out.flush())
-                    .map_err(|e| format!("cannot write to stdout: {e}"))?;
-            }
-            return Err("the agent closed the watch (it stopped)".into());
-        }
+        TableCmd::Watch { network, table } => return watch_table(&client, &network, &table),
     }
     Ok(())
+}
+
+/// `swimnet table watch`: prints the table's change events as JSON lines
+/// until the agent ends the stream; an `error` line ends it with that error.
+fn watch_table(client: &Client, network: &str, table: &str) -> Result<(), String> {
+    use std::io::{BufRead, Write};
+    let lines = client.watch(&format!(
+        "/v1/tables/{}/{}?watch=true",
+        segment(network),
+        segment(table)
+    ))?;
+    let stdout = std::io::stdout();
+    for line in lines.lines() {
+        let line = line.map_err(|e| format!("the watch stream broke: {e}"))?;
+        if line.is_empty() {
+            continue;
+        }
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+            if let Some(err) = v.get("error").and_then(|e| e.as_str()) {
+                return Err(err.to_string());
+            }
+        }
+        let mut out = stdout.lock();
+        writeln!(out, "{line}")
+            .and_then(|()| out.flush())
+            .map_err(|e| format!("cannot write to stdout: {e}"))?;
+    }
+    Err("the agent closed the watch (it stopped)".into())
 }
 
 fn parse_tag(s: &str) -> Result<(String, String), String> {
@@ -544,200 +540,22 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs the parsed command line: one function per subcommand.
 fn run(cli: Cli) -> Result<(), String> {
     let token_file = cli.token_file.clone();
     let connect = |api: SocketAddr| Client::connect(api, token_file.as_deref());
     match cli.command {
-        Cmd::Agent {
-            node,
-            bind,
-            advertise,
-            join,
-            encrypt,
-            encrypt_file,
-            keyring_file,
-            tags,
-            profile,
-            api,
-            api_hosts,
-            api_token_file,
-            diagnostic_addr,
-            api_max_connections,
-            api_idle_timeout,
-            api_request_timeout,
-            protocol,
-            log_format,
-            log_level,
-            topology_aware,
-        } => {
-            init_logs(log_format, &log_level)?;
-            if let Some(k) = &encrypt {
-                parse_key(k).map_err(|e| format!("--encrypt: {e}"))?;
-            }
-            let encrypt = match encrypt_file {
-                Some(p) => Some(encode_key(&load_key_file(&p)?)),
-                None => encrypt,
-            };
-            let keys = match (encrypt, keyring_file) {
-                (Some(k), None) => Some(KeySource::Key(k)),
-                (None, Some(p)) => Some(KeySource::File(p)),
-                _ => None,
-            };
-            let http = HttpOptions {
-                api_hosts,
-                api_token: api_token_file.as_deref().map(load_token_file).transpose()?,
-                diagnostic: diagnostic_addr,
-                limits: HttpLimits {
-                    max_connections: api_max_connections,
-                    idle_timeout: api_idle_timeout,
-                    request_timeout: api_request_timeout,
-                },
-            };
-            let opts = AgentOptions {
-                node,
-                bind,
-                advertise,
-                join,
-                keys,
-                tags: tags.into_iter().collect::<BTreeMap<_, _>>(),
-                profile: match profile {
-                    ProfileArg::Lan => Profile::Lan,
-                    ProfileArg::Wan => Profile::Wan,
-                    ProfileArg::Local => Profile::Local,
-                },
-                api: Some(api),
-                protocol: match protocol {
-                    ProtocolArg::Serf => Protocol::Serf,
-                    ProtocolArg::Memberlist => Protocol::Memberlist,
-                    ProtocolArg::Networkdb => Protocol::NetworkDb,
-                },
-                topology_aware,
-                http,
-            };
-            // One thread runs everything: the protocol work of an agent is a
-            // few packets per second, and each extra worker thread costs a
-            // stack and a malloc arena of resident memory.
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            rt.block_on(async move {
-                let running = agent::start(opts).await.map_err(|e| e.to_string())?;
-                tracing::info!(addr = %running.gossip_addr, api = %api, diagnostic = ?running.diagnostic_addr, "agent started");
-                let stop = running.shutdown.clone();
-                tokio::spawn(async move {
-                    wait_for_signal().await;
-                    tracing::info!("signal received: leaving");
-                    stop.notify_waiters();
-                });
-                running.done.await.map_err(|e| e.to_string())?;
-                // Let the API finish the answer to the request that asked for
-                // the leave before the process exits.
-                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-                Ok::<(), String>(())
-            })
-        }
-        Cmd::Members { api, format } => {
-            let v: MembersView = connect(api)?.get("/v1/members")?;
-            if format == Format::Json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&v).expect("serializable")
-                );
-            } else {
-                for m in &v.members {
-                    let tags: Vec<String> =
-                        m.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                    println!(
-                        "{:<20} {:<22} {:<8} {}",
-                        m.name,
-                        m.addr,
-                        m.status,
-                        tags.join(",")
-                    );
-                }
-            }
-            Ok(())
-        }
-        Cmd::Rtt { api, node, other } => {
-            let mut path = format!("/v1/rtt?a={}", segment(&node));
-            if let Some(b) = &other {
-                path.push_str(&format!("&b={}", segment(b)));
-            }
-            let v: RttView = connect(api)?.get(&path)?;
-            println!("Estimated {} <-> {} rtt: {:.3} ms", v.a, v.b, v.rtt_ms);
-            Ok(())
-        }
-        Cmd::Coordinates { api, format } => {
-            let v: CoordinatesView = connect(api)?.get("/v1/coordinate")?;
-            if format == Format::Json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&v).expect("serializable")
-                );
-            } else {
-                for c in &v.coordinates {
-                    let vec: Vec<String> = c
-                        .coord
-                        .vec
-                        .iter()
-                        .map(|x| format!("{:.6}", x * 1e3))
-                        .collect();
-                    println!(
-                        "{:<20} error {:.3} height {:.3} ms adjustment {:.3} ms vec [{}] ms{}",
-                        c.node,
-                        c.coord.error,
-                        c.coord.height * 1e3,
-                        c.coord.adjustment * 1e3,
-                        vec.join(" "),
-                        if c.node == v.node {
-                            "  (this agent)"
-                        } else {
-                            ""
-                        }
-                    );
-                }
-            }
-            Ok(())
-        }
-        Cmd::Join { api, addrs } => {
-            let addrs: Vec<String> = addrs.iter().map(ToString::to_string).collect();
-            let v: serde_json::Value =
-                connect(api)?.post("/v1/join", serde_json::json!({ "addrs": addrs }))?;
-            println!("joined {} node(s)", v["joined"]);
-            Ok(())
-        }
+        Cmd::Agent(args) => run_agent(args),
+        Cmd::Members { api, format } => run_members(connect(api)?, format),
+        Cmd::Rtt { api, node, other } => run_rtt(connect(api)?, &node, other.as_deref()),
+        Cmd::Coordinates { api, format } => run_coordinates(connect(api)?, format),
+        Cmd::Join { api, addrs } => run_join(connect(api)?, &addrs),
         Cmd::Leave { api } => {
             let _: serde_json::Value = connect(api)?.post("/v1/leave", serde_json::json!({}))?;
             println!("left the cluster");
             Ok(())
         }
-        Cmd::Keys { api, op } => {
-            let client = connect(api)?;
-            let (path, key, verb) = match op {
-                KeysCmd::List { format } => {
-                    let v: KeysView = client.get("/v1/keys")?;
-                    if format == Format::Json {
-                        println!(
-                            "{}",
-                            serde_json::to_string_pretty(&v).expect("serializable")
-                        );
-                    } else {
-                        for (i, k) in v.keys.iter().enumerate() {
-                            println!("{k}{}", if i == 0 { "  (primary)" } else { "" });
-                        }
-                    }
-                    return Ok(());
-                }
-                KeysCmd::Install { key } => ("/v1/keys/install", key, "installed"),
-                KeysCmd::Use { key } => ("/v1/keys/use", key, "now primary"),
-                KeysCmd::Remove { key } => ("/v1/keys/remove", key, "removed"),
-            };
-            parse_key(&key)?;
-            let _: KeysView = client.post(path, serde_json::json!({ "key": key }))?;
-            println!("key {verb}");
-            Ok(())
-        }
+        Cmd::Keys { api, op } => run_keys(connect(api)?, op),
         Cmd::Network { api, op } => run_network(connect(api)?, op),
         Cmd::Table { api, op } => run_table(connect(api)?, op),
         Cmd::Keygen => {
@@ -760,6 +578,195 @@ fn run(cli: Cli) -> Result<(), String> {
             rt.block_on(swimnet::demo::run(nodes))
         }
     }
+}
+
+/// Prints `view` as indented JSON when `format` asks for it, otherwise as
+/// `text` prints it.
+fn print_view<T: serde::Serialize>(
+    format: Format,
+    view: &T,
+    text: impl FnOnce(&T) -> Result<(), String>,
+) -> Result<(), String> {
+    if format == Format::Json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(view).expect("serializable")
+        );
+        Ok(())
+    } else {
+        text(view)
+    }
+}
+
+impl AgentArgs {
+    /// The agent's options from the flags; reads the key and token files.
+    fn options(self) -> Result<AgentOptions, String> {
+        if let Some(k) = &self.encrypt {
+            parse_key(k).map_err(|e| format!("--encrypt: {e}"))?;
+        }
+        let encrypt = match self.encrypt_file {
+            Some(p) => Some(encode_key(&load_key_file(&p)?)),
+            None => self.encrypt,
+        };
+        let keys = match (encrypt, self.keyring_file) {
+            (Some(k), None) => Some(KeySource::Key(k)),
+            (None, Some(p)) => Some(KeySource::File(p)),
+            _ => None,
+        };
+        let http = HttpOptions {
+            api_hosts: self.api_hosts,
+            api_token: self
+                .api_token_file
+                .as_deref()
+                .map(load_token_file)
+                .transpose()?,
+            diagnostic: self.diagnostic_addr,
+            limits: HttpLimits {
+                max_connections: self.api_max_connections,
+                idle_timeout: self.api_idle_timeout,
+                request_timeout: self.api_request_timeout,
+            },
+        };
+        Ok(AgentOptions {
+            node: self.node,
+            bind: self.bind,
+            advertise: self.advertise,
+            join: self.join,
+            keys,
+            tags: self.tags.into_iter().collect::<BTreeMap<_, _>>(),
+            profile: match self.profile {
+                ProfileArg::Lan => Profile::Lan,
+                ProfileArg::Wan => Profile::Wan,
+                ProfileArg::Local => Profile::Local,
+            },
+            api: Some(self.api),
+            protocol: match self.protocol {
+                ProtocolArg::Serf => Protocol::Serf,
+                ProtocolArg::Memberlist => Protocol::Memberlist,
+                ProtocolArg::Networkdb => Protocol::NetworkDb,
+            },
+            topology_aware: self.topology_aware,
+            http,
+        })
+    }
+}
+
+/// `swimnet agent`: starts the logs and the agent, runs it until a signal
+/// makes it leave.
+fn run_agent(args: AgentArgs) -> Result<(), String> {
+    init_logs(args.log_format, &args.log_level)?;
+    let api = args.api;
+    let opts = args.options()?;
+    // One thread runs everything: the protocol work of an agent is a
+    // few packets per second, and each extra worker thread costs a
+    // stack and a malloc arena of resident memory.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let running = agent::start(opts).await.map_err(|e| e.to_string())?;
+        tracing::info!(addr = %running.gossip_addr, api = %api, diagnostic = ?running.diagnostic_addr, "agent started");
+        let stop = running.shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("signal received: leaving");
+            stop.notify_waiters();
+        });
+        running.done.await.map_err(|e| e.to_string())?;
+        // Let the API finish the answer to the request that asked for
+        // the leave before the process exits.
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        Ok::<(), String>(())
+    })
+}
+
+/// `swimnet members`: one line per member (name, address, status, tags).
+fn run_members(client: Client, format: Format) -> Result<(), String> {
+    let v: MembersView = client.get("/v1/members")?;
+    print_view(format, &v, |v| {
+        for m in &v.members {
+            let tags: Vec<String> = m.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            println!(
+                "{:<20} {:<22} {:<8} {}",
+                m.name,
+                m.addr,
+                m.status,
+                tags.join(",")
+            );
+        }
+        Ok(())
+    })
+}
+
+/// `swimnet rtt NODE [OTHER]`.
+fn run_rtt(client: Client, node: &str, other: Option<&str>) -> Result<(), String> {
+    let mut path = format!("/v1/rtt?a={}", segment(node));
+    if let Some(b) = other {
+        path.push_str(&format!("&b={}", segment(b)));
+    }
+    let v: RttView = client.get(&path)?;
+    println!("Estimated {} <-> {} rtt: {:.3} ms", v.a, v.b, v.rtt_ms);
+    Ok(())
+}
+
+/// `swimnet coordinates`: one line per node, in milliseconds.
+fn run_coordinates(client: Client, format: Format) -> Result<(), String> {
+    let v: CoordinatesView = client.get("/v1/coordinate")?;
+    print_view(format, &v, |v| {
+        for c in &v.coordinates {
+            let vec: Vec<String> = c
+                .coord
+                .vec
+                .iter()
+                .map(|x| format!("{:.6}", x * 1e3))
+                .collect();
+            println!(
+                "{:<20} error {:.3} height {:.3} ms adjustment {:.3} ms vec [{}] ms{}",
+                c.node,
+                c.coord.error,
+                c.coord.height * 1e3,
+                c.coord.adjustment * 1e3,
+                vec.join(" "),
+                if c.node == v.node {
+                    "  (this agent)"
+                } else {
+                    ""
+                }
+            );
+        }
+        Ok(())
+    })
+}
+
+/// `swimnet join ADDR...`.
+fn run_join(client: Client, addrs: &[SocketAddr]) -> Result<(), String> {
+    let addrs: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+    let v: serde_json::Value = client.post("/v1/join", serde_json::json!({ "addrs": addrs }))?;
+    println!("joined {} node(s)", v["joined"]);
+    Ok(())
+}
+
+/// `swimnet keys list|install|use|remove`.
+fn run_keys(client: Client, op: KeysCmd) -> Result<(), String> {
+    let (path, key, verb) = match op {
+        KeysCmd::List { format } => {
+            let v: KeysView = client.get("/v1/keys")?;
+            return print_view(format, &v, |v| {
+                for (i, k) in v.keys.iter().enumerate() {
+                    println!("{k}{}", if i == 0 { "  (primary)" } else { "" });
+                }
+                Ok(())
+            });
+        }
+        KeysCmd::Install { key } => ("/v1/keys/install", key, "installed"),
+        KeysCmd::Use { key } => ("/v1/keys/use", key, "now primary"),
+        KeysCmd::Remove { key } => ("/v1/keys/remove", key, "removed"),
+    };
+    parse_key(&key)?;
+    let _: KeysView = client.post(path, serde_json::json!({ "key": key }))?;
+    println!("key {verb}");
+    Ok(())
 }
 
 #[cfg(feature = "sim")]
@@ -820,7 +827,7 @@ mod tests {
         let mut argv = vec!["swimnet", "agent", "--node", "a"];
         argv.extend_from_slice(args);
         match Cli::try_parse_from(argv)?.command {
-            Cmd::Agent { topology_aware, .. } => Ok(topology_aware),
+            Cmd::Agent(args) => Ok(args.topology_aware),
             _ => unreachable!("parsed an agent command"),
         }
     }

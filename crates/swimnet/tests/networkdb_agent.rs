@@ -126,25 +126,66 @@ async fn networkdb_agents_replicate_tables() {
         .unwrap();
     let all = [&a1, &a2, &a3];
 
-    // Docker's simple paths.
-    assert_eq!(diag(&a1, "/ready").await, "OK\nOK");
+    docker_simple_paths(&a1).await;
+    cluster_forms_and_docker_join(all).await;
+    join_network_through_both_apis(all).await;
+    write_entries_through_both_apis(all).await;
+    entries_replicate(all).await;
+    deletes_replicate(all).await;
+
+    // Leaving the network.
+    let (status, _) = api_json(&a3, "POST", "/v1/networks/net1/leave", Some(Vec::new())).await;
+    assert_eq!(status, 200);
+    let (_, v) = api_json(&a3, "GET", "/v1/networks", None).await;
+    assert_eq!(v["networks"], serde_json::json!([]));
+
+    // Graceful leaves, one after the other: the others see each leave.
+    a1.shutdown.notify_waiters();
+    tokio::time::timeout(Duration::from_secs(10), a1.done)
+        .await
+        .expect("agent stops")
+        .unwrap();
+    wait_for("a leave seen", Duration::from_secs(10), || async {
+        diag(&a2, "/clusterpeers")
+            .await
+            .starts_with("OK\ntotal entries: 2\n0) ndb-2 -> 127.0.78.2\n")
+    })
+    .await;
+    for a in [a2, a3] {
+        a.shutdown.notify_waiters();
+        tokio::time::timeout(Duration::from_secs(10), a.done)
+            .await
+            .expect("agent stops")
+            .unwrap();
+    }
+}
+
+/// Docker's simple paths: /ready, an unknown path, a missing parameter,
+/// stats of a network the agent is not on (text and JSON).
+async fn docker_simple_paths(a1: &RunningAgent) {
+    assert_eq!(diag(a1, "/ready").await, "OK\nOK");
     assert_eq!(
-        diag(&a1, "/nosuchpath").await,
+        diag(a1, "/nosuchpath").await,
         "not implemented\nUsage: URL path: /nosuchpath no method implemented check /help\n"
     );
     assert_eq!(
-        diag(&a1, "/createentry?tname=t&nid=net1&key=k").await,
+        diag(a1, "/createentry?tname=t&nid=net1&key=k").await,
         "missing parameter\nUsage: /createentry?tname=table_name&nid=network_id&key=k&value=v"
     );
     assert_eq!(
-        diag(&a1, "/networkstats?nid=nope").await,
+        diag(a1, "/networkstats?nid=nope").await,
         "OK\nentries: -1, qlen: -1\n"
     );
     assert_eq!(
-        diag(&a1, "/networkstats?nid=nope&json").await,
+        diag(a1, "/networkstats?nid=nope&json").await,
         r#"{"message":"OK","details":{"entries":-1,"QueueLen":-1}}"#
     );
+}
 
+/// The three agents see each other on /clusterpeers; Docker's /join works
+/// (again, through the seed) and fails with Docker's messages.
+async fn cluster_forms_and_docker_join(all: [&RunningAgent; 3]) {
+    let [a1, _, a3] = all;
     wait_for("cluster of 3", Duration::from_secs(20), || async {
         let mut ok = true;
         for a in all {
@@ -155,7 +196,7 @@ async fn networkdb_agents_replicate_tables() {
         ok
     })
     .await;
-    let peers = diag_json(&a1, "/clusterpeers").await;
+    let peers = diag_json(a1, "/clusterpeers").await;
     assert_eq!(peers["details"]["size"], 3);
     let names: Vec<&str> = peers["details"]["entries"]
         .as_array()
@@ -168,35 +209,39 @@ async fn networkdb_agents_replicate_tables() {
 
     // Docker's /join (again, through the seed), and a failing one.
     assert_eq!(
-        diag(&a3, &format!("/join?members={}", a1.gossip_addr)).await,
+        diag(a3, &format!("/join?members={}", a1.gossip_addr)).await,
         "OK"
     );
-    let v = diag_json(&a3, "/join?members=127.0.78.1:1").await;
+    let v = diag_json(a3, "/join?members=127.0.78.1:1").await;
     assert_eq!(v["message"], "FAIL", "{v}");
     assert!(v["details"]["error"]
         .as_str()
         .unwrap()
         .starts_with("/join error in the DB join 127.0.78.1:1: "));
-    assert!(diag(&a3, "/join?members=127.0.78.1:1")
+    assert!(diag(a3, "/join?members=127.0.78.1:1")
         .await
         .starts_with("FAIL\nError: /join error in the DB join 127.0.78.1:1: "));
     assert_eq!(
-        diag(&a3, "/join").await,
+        diag(a3, "/join").await,
         "missing parameter\nUsage: /join?members=ip1,ip2,..."
     );
+}
 
-    // Join the network: Docker's path on two, swimnet's on the third.
-    assert_eq!(diag(&a1, "/joinnetwork?nid=net1").await, "OK");
+/// Joins net1: Docker's path on two agents, swimnet's on the third; a
+/// second join fails; every agent sees the three peers.
+async fn join_network_through_both_apis(all: [&RunningAgent; 3]) {
+    let [a1, a2, a3] = all;
+    assert_eq!(diag(a1, "/joinnetwork?nid=net1").await, "OK");
     assert_eq!(
-        diag(&a2, "/joinnetwork?nid=net1&json").await,
+        diag(a2, "/joinnetwork?nid=net1&json").await,
         r#"{"message":"OK","details":null}"#
     );
-    let (status, v) = api_json(&a3, "POST", "/v1/networks/net1/join", Some(Vec::new())).await;
+    let (status, v) = api_json(a3, "POST", "/v1/networks/net1/join", Some(Vec::new())).await;
     assert_eq!(status, 200, "{v}");
-    let (_, v) = api_json(&a3, "GET", "/v1/networks", None).await;
+    let (_, v) = api_json(a3, "GET", "/v1/networks", None).await;
     assert_eq!(v["networks"], serde_json::json!(["net1"]));
     // Joining twice fails, with HTTP 200 on the diagnostic path.
-    assert!(diag(&a1, "/joinnetwork?nid=net1")
+    assert!(diag(a1, "/joinnetwork?nid=net1")
         .await
         .starts_with("FAIL\nError: "));
 
@@ -209,36 +254,44 @@ async fn networkdb_agents_replicate_tables() {
         ok
     })
     .await;
-    let np = diag(&a2, "/networkpeers?nid=net1").await;
+    let np = diag(a2, "/networkpeers?nid=net1").await;
     assert!(
         np.starts_with("OK\ntotal entries: 3\n0) ndb-1 -> 127.0.78.1\n"),
         "{np}"
     );
+}
 
-    // Writes on two nodes, through both APIs.
+/// Writes on two nodes, through both APIs; the non-owner's update fails.
+async fn write_entries_through_both_apis(all: [&RunningAgent; 3]) {
+    let [a1, a2, a3] = all;
     assert_eq!(
-        diag(&a1, "/createentry?tname=t&nid=net1&key=k1&value=djE=").await,
+        diag(a1, "/createentry?tname=t&nid=net1&key=k1&value=djE=").await,
         "OK"
     );
-    let (status, v) = api_json(&a2, "PUT", "/v1/tables/net1/t/k2", Some(b"v2".to_vec())).await;
+    let (status, v) = api_json(a2, "PUT", "/v1/tables/net1/t/k2", Some(b"v2".to_vec())).await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(
-        diag(&a2, "/createentry?tname=t&nid=net1&key=k3&value=aGVsbG8=").await,
+        diag(a2, "/createentry?tname=t&nid=net1&key=k3&value=aGVsbG8=").await,
         "OK"
     );
     assert_eq!(
         diag(
-            &a2,
+            a2,
             "/updateentry?tname=t&nid=net1&key=k3&value=world&unsafe"
         )
         .await,
         "OK"
     );
     // Not the owner.
-    assert!(diag(&a3, "/updateentry?tname=t&nid=net1&key=k1&value=eA==")
+    assert!(diag(a3, "/updateentry?tname=t&nid=net1&key=k1&value=eA==")
         .await
         .starts_with("FAIL\nError: "));
+}
 
+/// The three entries reach every agent, shown the same by both APIs in
+/// every format.
+async fn entries_replicate(all: [&RunningAgent; 3]) {
+    let [a1, _, a3] = all;
     wait_for("3 entries everywhere", Duration::from_secs(30), || async {
         let mut ok = true;
         for a in all {
@@ -281,20 +334,21 @@ async fn networkdb_agents_replicate_tables() {
         assert_eq!(status, 200);
         assert_eq!(v["value"], "djI=");
     }
-    let pretty = diag(&a3, "/getentry?nid=net1&tname=t&key=k1&json=pretty").await;
+    let pretty = diag(a3, "/getentry?nid=net1&tname=t&key=k1&json=pretty").await;
     assert_eq!(
         pretty,
         "{\n  \"message\": \"OK\",\n  \"details\": {\n    \"key\": \"k1\",\n    \"value\": \"djE=\",\n    \"owner\": \"\"\n  }\n}"
     );
-    let stats = diag(&a1, "/networkstats?nid=net1").await;
+    let stats = diag(a1, "/networkstats?nid=net1").await;
     assert!(stats.starts_with("OK\nentries: 3, qlen: "), "{stats}");
+}
 
-    // Deletes propagate (one through each API).
-    assert_eq!(
-        diag(&a1, "/deleteentry?tname=t&nid=net1&key=k1").await,
-        "OK"
-    );
-    let (status, v) = api_json(&a2, "DELETE", "/v1/tables/net1/t/k2", None).await;
+/// Deletes propagate (one through each API); deleting again, or an entry
+/// owned by another agent, fails.
+async fn deletes_replicate(all: [&RunningAgent; 3]) {
+    let [a1, a2, _] = all;
+    assert_eq!(diag(a1, "/deleteentry?tname=t&nid=net1&key=k1").await, "OK");
+    let (status, v) = api_json(a2, "DELETE", "/v1/tables/net1/t/k2", None).await;
     assert_eq!(status, 200, "{v}");
     wait_for("deletes everywhere", Duration::from_secs(30), || async {
         let mut ok = true;
@@ -304,9 +358,9 @@ async fn networkdb_agents_replicate_tables() {
         ok
     })
     .await;
-    let (status, _) = api_json(&a2, "DELETE", "/v1/tables/net1/t/k2", None).await;
+    let (status, _) = api_json(a2, "DELETE", "/v1/tables/net1/t/k2", None).await;
     assert_eq!(status, 404);
-    let (status, _) = api_json(&a1, "DELETE", "/v1/tables/net1/t/k3", None).await;
+    let (status, _) = api_json(a1, "DELETE", "/v1/tables/net1/t/k3", None).await;
     assert_eq!(status, 400);
     for a in all {
         let (status, _) = api_json(a, "GET", "/v1/tables/net1/t/k1", None).await;
@@ -318,32 +372,6 @@ async fn networkdb_agents_replicate_tables() {
             diag(a, "/gettable?nid=net1&tname=t").await,
             "OK\ntotal entries: 1\n0) k:`k3` -> v:`d29ybGQ=` owner:`ndb-2`\n"
         );
-    }
-
-    // Leaving the network.
-    let (status, _) = api_json(&a3, "POST", "/v1/networks/net1/leave", Some(Vec::new())).await;
-    assert_eq!(status, 200);
-    let (_, v) = api_json(&a3, "GET", "/v1/networks", None).await;
-    assert_eq!(v["networks"], serde_json::json!([]));
-
-    // Graceful leaves, one after the other: the others see each leave.
-    a1.shutdown.notify_waiters();
-    tokio::time::timeout(Duration::from_secs(10), a1.done)
-        .await
-        .expect("agent stops")
-        .unwrap();
-    wait_for("a leave seen", Duration::from_secs(10), || async {
-        diag(&a2, "/clusterpeers")
-            .await
-            .starts_with("OK\ntotal entries: 2\n0) ndb-2 -> 127.0.78.2\n")
-    })
-    .await;
-    for a in [a2, a3] {
-        a.shutdown.notify_waiters();
-        tokio::time::timeout(Duration::from_secs(10), a.done)
-            .await
-            .expect("agent stops")
-            .unwrap();
     }
 }
 
