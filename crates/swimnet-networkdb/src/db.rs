@@ -16,14 +16,14 @@ use swimnet_core::topology::TopologyView;
 use swimnet_core::{Config, Event, Memberlist, StreamCommand, StreamId, Transmit};
 
 use crate::state::{
-    NdbConfig, NdbDelegate, NdbError, NdbStats, Outgoing, PeerState, TableChange, TableEntry,
+    NdbConfig, NdbError, NdbStats, Outgoing, PeerState, TableChange, TableEntry, TableState,
 };
 use crate::wire::NodeEventType;
 
 /// One NetworkDB node.
 #[derive(Debug)]
 pub struct NetworkDb {
-    core: Memberlist<NdbDelegate>,
+    core: Memberlist<TableState>,
     events: VecDeque<Event>,
     next_gossip: Instant,
     next_bulk_sync: Instant,
@@ -45,7 +45,7 @@ impl NetworkDb {
         now: Instant,
         seed: u64,
     ) -> Result<Self, swimnet_core::Error> {
-        let mut delegate = NdbDelegate::new(
+        let mut delegate = TableState::new(
             config.name.clone(),
             config.advertise,
             ndb,
@@ -74,19 +74,19 @@ impl NetworkDb {
     }
 
     /// The membership core.
-    pub fn core(&self) -> &Memberlist<NdbDelegate> {
+    pub fn core(&self) -> &Memberlist<TableState> {
         &self.core
     }
 
     /// The membership core, mutably, for membership commands
     /// ([`Memberlist::set_meta`] and the like). Table state changes go
     /// through this type's own commands.
-    pub fn core_mut(&mut self) -> &mut Memberlist<NdbDelegate> {
+    pub fn core_mut(&mut self) -> &mut Memberlist<TableState> {
         &mut self.core
     }
 
     /// The table state.
-    pub fn state(&self) -> &NdbDelegate {
+    pub fn state(&self) -> &TableState {
         self.core.delegate()
     }
 

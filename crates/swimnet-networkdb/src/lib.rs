@@ -8,4 +8,4 @@ pub mod state;
 pub mod wire;
 
 pub use db::NetworkDb;
-pub use state::{NdbConfig, NdbDelegate, NdbError, NdbStats, PeerState, TableChange, TableEntry};
+pub use state::{NdbConfig, NdbError, NdbStats, PeerState, TableChange, TableEntry, TableState};

@@ -7,7 +7,7 @@ use swimnet_networkdb::wire::{
     encode_compound, BulkSyncMessage, GossipPayload, NetworkEntry, NetworkEvent, NetworkEventType,
     NetworkPushPull, NodeEvent, NodeEventType, TableEvent, TableEventType,
 };
-use swimnet_networkdb::{NdbConfig, NdbDelegate, NdbError, PeerState};
+use swimnet_networkdb::{NdbConfig, NdbError, PeerState, TableState};
 
 const NET: &str = "n1";
 const T: &str = "t";
@@ -15,8 +15,8 @@ const T: &str = "t";
 mod fixture;
 use fixture::{addr, node};
 
-fn db(now: Instant) -> NdbDelegate {
-    let mut d = NdbDelegate::new("me".into(), addr(1), NdbConfig::default(), 4, 1);
+fn db(now: Instant) -> TableState {
+    let mut d = TableState::new("me".into(), addr(1), NdbConfig::default(), 4, 1);
     d.join_network(now, NET).unwrap();
     d.on_member_join(now, &node("b", 2));
     d.on_member_join(now, &node("c", 3));
@@ -56,7 +56,7 @@ fn table_event(
     }
 }
 
-fn send(d: &mut NdbDelegate, now: Instant, msg: &[u8]) {
+fn send(d: &mut TableState, now: Instant, msg: &[u8]) {
     d.notify_msg(now, addr(9), msg);
 }
 
@@ -238,7 +238,7 @@ fn api_errors_and_limits() {
         max_key_len: 8,
         ..NdbConfig::default()
     };
-    let mut d = NdbDelegate::new("me".into(), addr(1), cfg, 4, 1);
+    let mut d = TableState::new("me".into(), addr(1), cfg, 4, 1);
     assert!(matches!(
         d.create_entry(now, NET, T, "k", b"v"),
         Err(NdbError::NetworkNotJoined(_))
@@ -306,7 +306,7 @@ fn push_pull_state_round_trip() {
     let mut a = db(now);
     send(&mut a, now, &net_event("b", NetworkEventType::Join, 2));
     let state = a.local_state(true);
-    let mut fresh = NdbDelegate::new("c".into(), addr(3), NdbConfig::default(), 4, 2);
+    let mut fresh = TableState::new("c".into(), addr(3), NdbConfig::default(), 4, 2);
     fresh.on_member_join(now, &node("me", 1));
     fresh.on_member_join(now, &node("b", 2));
     fresh.merge_remote_state(now, &state, true);
