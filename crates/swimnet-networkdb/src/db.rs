@@ -8,8 +8,8 @@
 //! tables want sent into the core (user packets for gossip, user streams
 //! for bulk syncs).
 
-use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use swimnet_core::topology::TopologyView;
@@ -85,9 +85,25 @@ impl NetworkDb {
         &mut self.core
     }
 
-    /// The table state.
+    /// The table state (read-only; change it through this type's commands).
     pub fn state(&self) -> &TableState {
         self.core.delegate()
+    }
+
+    /// The table state, for this type's own commands and timers. Whatever
+    /// traffic they queue is sent by [`Self::after`].
+    fn tables_mut(&mut self) -> &mut TableState {
+        self.core.delegate_mut()
+    }
+
+    /// Docker's memberlist settings for NetworkDB, applied to `config` (a
+    /// LAN, WAN or local profile): retransmit multiplier 4 and no node
+    /// metadata. Call it on the [`Config`] given to [`Self::new`] to run
+    /// as Docker 20.10 does; the table settings are [`NdbConfig::default`].
+    pub fn docker_memberlist(mut config: Config) -> Config {
+        config.retransmit_mult = 4;
+        config.meta = Vec::new();
+        config
     }
 
     /// This node's name.
@@ -103,17 +119,17 @@ impl NetworkDb {
     fn after(&mut self, now: Instant) {
         while let Some(e) = self.core.poll_event() {
             match &e {
-                Event::Join(n) | Event::Update(n) => {
-                    self.core.delegate_mut().on_member_join(now, n)
-                }
-                Event::Leave(n) => self.core.delegate_mut().on_member_leave(now, n),
+                Event::Join(n) | Event::Update(n) => self.tables_mut().on_member_join(now, n),
+                Event::Leave(n) => self.tables_mut().on_member_leave(now, n),
                 _ => {}
             }
             self.events.push_back(e);
         }
         // Attachments of nodes that this input did not make members.
-        self.core.delegate_mut().drop_parked_attachments();
-        for o in self.core.delegate_mut().take_outbox() {
+        self.tables_mut().drop_parked_attachments();
+        // The one way table traffic leaves: what the table state queued
+        // (during this input's hooks, timers or commands) goes to the core.
+        for o in self.tables_mut().take_outbox() {
             match o {
                 Outgoing::Packet(to, msg) => self.core.send_user_packet(to, &msg),
                 Outgoing::Stream(to, msg) => self.core.send_user_stream(now, to, msg),
@@ -177,7 +193,7 @@ impl NetworkDb {
             }
         }
         let view = self.topology.as_ref().map(|(_, v)| v);
-        let d = self.core.delegate_mut();
+        let d = self.core.delegate_mut(); // not tables_mut: `view` borrows self.topology
         d.expire_syncs(now);
         if gossip_due {
             d.gossip_tick(view);
@@ -218,7 +234,7 @@ impl NetworkDb {
     /// Next change to the visible tables made by a remote node (Docker's
     /// watch events; see [`TableChange`]).
     pub fn poll_table_change(&mut self) -> Option<TableChange> {
-        self.core.delegate_mut().poll_table_change()
+        self.tables_mut().poll_table_change()
     }
 
     /// Docker's `rejoinClusterBootStrap`: when none of the addresses given
@@ -247,7 +263,7 @@ impl NetworkDb {
         if addrs.is_empty() {
             return;
         }
-        self.core.delegate_mut().count_rejoin();
+        self.tables_mut().count_rejoin();
         // An error here means no address was usable; the next round retries.
         let _ = self.core.join(now, &addrs);
     }
@@ -272,9 +288,7 @@ impl NetworkDb {
     pub fn join(&mut self, now: Instant, addrs: &[SocketAddr]) -> Result<(), swimnet_core::Error> {
         self.core.join(now, addrs)?;
         self.bootstrap = addrs.to_vec();
-        self.core
-            .delegate_mut()
-            .send_node_event(NodeEventType::Join);
+        self.tables_mut().send_node_event(NodeEventType::Join);
         self.after(now);
         Ok(())
     }
@@ -282,23 +296,21 @@ impl NetworkDb {
     /// Leaves the cluster: a NodeEvent LEAVE, then memberlist's leave.
     pub fn leave(&mut self, now: Instant) {
         self.leaving = true;
-        self.core
-            .delegate_mut()
-            .send_node_event(NodeEventType::Leave);
+        self.tables_mut().send_node_event(NodeEventType::Leave);
         self.core.leave(now);
         self.after(now);
     }
 
     /// Attaches this node to network `nid` and bulk syncs with its peers.
     pub fn join_network(&mut self, now: Instant, nid: &str) -> Result<(), NdbError> {
-        let r = self.core.delegate_mut().join_network(now, nid);
+        let r = self.tables_mut().join_network(now, nid);
         self.after(now);
         r
     }
 
     /// Detaches this node from network `nid`.
     pub fn leave_network(&mut self, now: Instant, nid: &str) -> Result<(), NdbError> {
-        let r = self.core.delegate_mut().leave_network(now, nid);
+        let r = self.tables_mut().leave_network(now, nid);
         self.after(now);
         r
     }
@@ -312,10 +324,7 @@ impl NetworkDb {
         key: &str,
         value: &[u8],
     ) -> Result<(), NdbError> {
-        let r = self
-            .core
-            .delegate_mut()
-            .create_entry(now, nid, table, key, value);
+        let r = self.tables_mut().create_entry(now, nid, table, key, value);
         self.after(now);
         r
     }
@@ -329,10 +338,22 @@ impl NetworkDb {
         key: &str,
         value: &[u8],
     ) -> Result<(), NdbError> {
-        let r = self
-            .core
-            .delegate_mut()
-            .update_entry(now, nid, table, key, value);
+        let r = self.tables_mut().update_entry(now, nid, table, key, value);
+        self.after(now);
+        r
+    }
+
+    /// Creates the entry, or updates it when a live one is visible (see
+    /// [`TableState::put_entry`]).
+    pub fn put_entry(
+        &mut self,
+        now: Instant,
+        nid: &str,
+        table: &str,
+        key: &str,
+        value: &[u8],
+    ) -> Result<(), NdbError> {
+        let r = self.tables_mut().put_entry(now, nid, table, key, value);
         self.after(now);
         r
     }
@@ -345,7 +366,7 @@ impl NetworkDb {
         table: &str,
         key: &str,
     ) -> Result<(), NdbError> {
-        let r = self.core.delegate_mut().delete_entry(now, nid, table, key);
+        let r = self.tables_mut().delete_entry(now, nid, table, key);
         self.after(now);
         r
     }
@@ -368,6 +389,33 @@ impl NetworkDb {
     /// Active nodes of the cluster, this one included.
     pub fn cluster_peers(&self) -> Vec<String> {
         self.state().cluster_peers()
+    }
+
+    /// [`Self::network_peers`], each with the IP address memberlist knows
+    /// for it (`None`: not a member any more).
+    pub fn network_peer_ips(&self, nid: &str) -> Vec<(String, Option<IpAddr>)> {
+        self.with_ips(self.network_peers(nid))
+    }
+
+    /// [`Self::cluster_peers`], each with the IP address memberlist knows
+    /// for it (`None`: not a member any more).
+    pub fn cluster_peer_ips(&self) -> Vec<(String, Option<IpAddr>)> {
+        self.with_ips(self.cluster_peers())
+    }
+
+    fn with_ips(&self, names: Vec<String>) -> Vec<(String, Option<IpAddr>)> {
+        let addrs: HashMap<String, IpAddr> = self
+            .core
+            .members()
+            .map(|m| (m.name.to_string(), m.addr.ip()))
+            .collect();
+        names
+            .into_iter()
+            .map(|n| {
+                let ip = addrs.get(&n).copied();
+                (n, ip)
+            })
+            .collect()
     }
 
     /// Adds a gossip encryption key (Docker's `SetKey`).

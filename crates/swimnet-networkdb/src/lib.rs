@@ -8,4 +8,7 @@ pub mod state;
 pub mod wire;
 
 pub use db::NetworkDb;
-pub use state::{NdbConfig, NdbError, NdbStats, PeerState, TableChange, TableEntry, TableState};
+pub use state::{
+    ChangeOrigin, NdbConfig, NdbError, NdbErrorKind, NdbStats, PeerState, TableChange, TableEntry,
+    TableState,
+};

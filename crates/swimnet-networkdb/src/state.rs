@@ -44,7 +44,7 @@ mod sync;
 
 pub use config::{NdbConfig, COMPOUND_PART_OVERHEAD, PACKET_OVERHEAD};
 use entries::Entries;
-pub use error::NdbError;
+pub use error::{NdbError, NdbErrorKind};
 pub use guard::{CLOCK_CEILING, CLOCK_WINDOW};
 pub use stats::NdbStats;
 
@@ -71,11 +71,24 @@ pub const LONE_QUEUE_MAX: usize = 4096;
 /// ones are dropped (and counted) when nobody polls.
 pub const MAX_PENDING_CHANGES: usize = 65_536;
 
-/// A change to the locally visible store caused by a remote node (Docker's
-/// `WatchEvent`, local point of view): `prev == None` is a create,
-/// `value == None` a delete, both set an update. An entry becoming hidden
-/// because its owner failed is a delete; coming back, a create. Writes made
-/// through this node's own API are not reported.
+/// Who made a [`TableChange`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeOrigin {
+    /// A write through this node's own API (reported only with
+    /// [`NdbConfig::report_local_changes`]).
+    Local,
+    /// An event from a remote node, or a remote node failing, leaving or
+    /// coming back.
+    Remote,
+}
+
+/// A change to the locally visible store (Docker's `WatchEvent`, local
+/// point of view): `prev == None` is a create, `value == None` a delete,
+/// both set an update. An entry becoming hidden because its owner failed is
+/// a delete; coming back, a create. Changes made by remote nodes are always
+/// reported; writes made through this node's own API only when
+/// [`NdbConfig::report_local_changes`] is on, with
+/// [`ChangeOrigin::Local`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableChange {
     /// Network.
@@ -88,6 +101,8 @@ pub struct TableChange {
     pub value: Option<Vec<u8>>,
     /// The value visible before (`None`: there was none).
     pub prev: Option<Vec<u8>>,
+    /// Whether this node's API or a remote node made the change.
+    pub origin: ChangeOrigin,
 }
 
 /// One live entry, as returned by reads.
@@ -300,6 +315,8 @@ impl TableState {
         self.changes.pop_front()
     }
 
+    /// The value of `k` as reads see it (`None`: missing, deleted, or its
+    /// owner failed or left).
     fn visible(&self, k: &EntryKey) -> Option<Vec<u8>> {
         self.entries
             .get(k)
@@ -313,21 +330,36 @@ impl TableState {
         let r = f(self);
         for (k, prev) in keys.into_iter().zip(before) {
             let value = self.visible(&k);
-            if value != prev {
-                if self.changes.len() >= MAX_PENDING_CHANGES {
-                    self.changes.pop_front();
-                    self.stats.changes_dropped += 1;
-                }
-                self.changes.push_back(TableChange {
-                    network_id: k.0,
-                    table: k.1,
-                    key: k.2,
-                    value,
-                    prev,
-                });
-            }
+            self.record_change(k, prev, value, ChangeOrigin::Remote);
         }
         r
+    }
+
+    /// Queues a [`TableChange`] for `k` when the visible value moved from
+    /// `prev` to `value`; the oldest one is dropped (and counted) when
+    /// [`MAX_PENDING_CHANGES`] are waiting.
+    fn record_change(
+        &mut self,
+        k: EntryKey,
+        prev: Option<Vec<u8>>,
+        value: Option<Vec<u8>>,
+        origin: ChangeOrigin,
+    ) {
+        if value == prev {
+            return;
+        }
+        if self.changes.len() >= MAX_PENDING_CHANGES {
+            self.changes.pop_front();
+            self.stats.changes_dropped += 1;
+        }
+        self.changes.push_back(TableChange {
+            network_id: k.0,
+            table: k.1,
+            key: k.2,
+            value,
+            prev,
+            origin,
+        });
     }
 
     /// Counts one bootstrap rejoin ([`crate::NetworkDb`] runs it).

@@ -444,6 +444,7 @@ fn table_changes_report_the_local_point_of_view() {
         key: key.into(),
         value: value.map(<[u8]>::to_vec),
         prev: prev.map(<[u8]>::to_vec),
+        origin: swimnet_networkdb::ChangeOrigin::Remote,
     };
     // Own writes are not reported.
     d.create_entry(now, NET, T, "mine", b"m").unwrap();
@@ -482,4 +483,63 @@ fn table_changes_report_the_local_point_of_view() {
     send(&mut d, now, &net_event("b", NetworkEventType::Leave, 9));
     assert_eq!(d.poll_table_change(), Some(change("k", None, Some(b"w"))));
     assert_eq!(d.poll_table_change(), None);
+}
+
+#[test]
+fn local_writes_are_reported_with_their_origin_when_asked() {
+    use swimnet_networkdb::{ChangeOrigin, TableChange};
+    let now = Instant::now();
+    let cfg = NdbConfig {
+        report_local_changes: true,
+        ..NdbConfig::default()
+    };
+    let mut d = TableState::new("me".into(), addr(1), cfg, 4, 1);
+    d.join_network(now, NET).unwrap();
+    let local = |value: Option<&[u8]>, prev: Option<&[u8]>| TableChange {
+        network_id: NET.into(),
+        table: T.into(),
+        key: "k".into(),
+        value: value.map(<[u8]>::to_vec),
+        prev: prev.map(<[u8]>::to_vec),
+        origin: ChangeOrigin::Local,
+    };
+    // put creates, then updates; a refused write and a same-value update
+    // report nothing; delete reports the value that went away.
+    d.put_entry(now, NET, T, "k", b"v").unwrap();
+    assert_eq!(d.poll_table_change(), Some(local(Some(b"v"), None)));
+    d.put_entry(now, NET, T, "k", b"w").unwrap();
+    assert_eq!(d.poll_table_change(), Some(local(Some(b"w"), Some(b"v"))));
+    assert!(d.create_entry(now, NET, T, "k", b"x").is_err());
+    d.update_entry(now, NET, T, "k", b"w").unwrap();
+    assert_eq!(d.poll_table_change(), None);
+    d.delete_entry(now, NET, T, "k").unwrap();
+    assert_eq!(d.poll_table_change(), Some(local(None, Some(b"w"))));
+    // put over a tombstone creates again.
+    d.put_entry(now, NET, T, "k", b"y").unwrap();
+    assert_eq!(d.poll_table_change(), Some(local(Some(b"y"), None)));
+    assert_eq!(d.get_entry(NET, T, "k").unwrap(), b"y");
+    assert_eq!(d.poll_table_change(), None);
+}
+
+#[test]
+fn error_kinds_sort_refusals_without_reading_messages() {
+    use swimnet_networkdb::NdbErrorKind as K;
+    let now = Instant::now();
+    let mut d = db(now);
+    let kind = |r: Result<(), NdbError>| r.unwrap_err().kind();
+    assert_eq!(kind(d.get_entry(NET, T, "nope").map(drop)), K::NotFound);
+    assert_eq!(kind(d.delete_entry(now, NET, T, "nope")), K::NotFound);
+    assert_eq!(kind(d.update_entry(now, NET, T, "nope", b"v")), K::Conflict);
+    assert_eq!(kind(d.join_network(now, NET)), K::Conflict);
+    assert_eq!(
+        kind(d.create_entry(now, "other", T, "k", b"v")),
+        K::Conflict
+    );
+    d.create_entry(now, NET, T, "k", b"v").unwrap();
+    assert_eq!(kind(d.create_entry(now, NET, T, "k", b"v")), K::Conflict);
+    d.delete_entry(now, NET, T, "k").unwrap();
+    assert_eq!(kind(d.get_entry(NET, T, "k").map(drop)), K::NotFound);
+    assert_eq!(kind(d.create_entry(now, NET, T, "", b"v")), K::Invalid);
+    let big = vec![0u8; 1 << 16];
+    assert_eq!(kind(d.create_entry(now, NET, T, "k2", &big)), K::Invalid);
 }

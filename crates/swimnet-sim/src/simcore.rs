@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use swimnet_core::{Delegate, Event, Memberlist, StreamCommand, StreamId, Transmit};
-use swimnet_networkdb::{TableState, NetworkDb, TableChange};
+use swimnet_networkdb::{NetworkDb, TableChange, TableState};
 
 /// A node the harness can run: inputs with `now`, pulled outputs, and a
 /// way to read its membership. Implemented for [`Memberlist`] and

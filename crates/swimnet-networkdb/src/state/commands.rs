@@ -216,6 +216,24 @@ impl TableState {
         self.local_write(now, k, TableEventType::Create, value.to_vec())
     }
 
+    /// Creates the entry, or updates it when a live one is visible (the
+    /// agent's `put`): [`Self::update_entry`] if [`Self::get_entry`] finds
+    /// it, else [`Self::create_entry`], with their errors.
+    pub fn put_entry(
+        &mut self,
+        now: Instant,
+        nid: &str,
+        table: &str,
+        key: &str,
+        value: &[u8],
+    ) -> Result<(), NdbError> {
+        if self.get_entry(nid, table, key).is_ok() {
+            self.update_entry(now, nid, table, key, value)
+        } else {
+            self.create_entry(now, nid, table, key, value)
+        }
+    }
+
     /// Docker's `UpdateEntry`: only the owner may update a live entry.
     pub fn update_entry(
         &mut self,
@@ -313,6 +331,7 @@ impl TableState {
                 max: budget.saturating_sub(bytes.len() - value.len()),
             });
         }
+        let prev = self.cfg.report_local_changes.then(|| self.visible(&k));
         self.table_clock = ltime;
         self.entries.insert(
             k.clone(),
@@ -327,6 +346,10 @@ impl TableState {
         if let Some(net) = self.local.get_mut(&k.0) {
             let name = format!("{}\0{}", k.1, k.2);
             net.own.queue(Some(name.as_bytes()), bytes);
+        }
+        if let Some(prev) = prev {
+            let value = self.visible(&k);
+            self.record_change(k, prev, value, ChangeOrigin::Local);
         }
         Ok(())
     }

@@ -87,6 +87,11 @@ pub struct NdbConfig {
     /// Others are applied but not answered
     /// ([`NdbStats::bulk_sync_answers_limited`]).
     pub bulk_sync_answer_interval: Duration,
+    /// Whether writes made through this node's own API are reported by
+    /// [`crate::NetworkDb::poll_table_change`] too (with
+    /// [`crate::ChangeOrigin::Local`]), so that one stream of changes feeds
+    /// watchers. Off by default: only remote changes are reported.
+    pub report_local_changes: bool,
 }
 
 impl Default for NdbConfig {
@@ -118,6 +123,7 @@ impl Default for NdbConfig {
             max_entries: 500_000,
             max_relay_queue: 4096,
             bulk_sync_answer_interval: Duration::from_secs(5),
+            report_local_changes: false,
         }
     }
 }

@@ -118,3 +118,40 @@ pub enum NdbError {
         max: usize,
     },
 }
+
+/// The class of an [`NdbError`], for callers that map errors to their own
+/// codes (an HTTP status, an exit code) without reading the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NdbErrorKind {
+    /// A read or delete of an entry that is not there (missing, deleted,
+    /// or its owner failed).
+    NotFound,
+    /// The command contradicts the current state: the network is (not)
+    /// joined, the entry exists already or is missing for an update, or
+    /// another node owns it.
+    Conflict,
+    /// The key or value is outside the configured limits.
+    Invalid,
+    /// A store, table or network limit is reached.
+    LimitReached,
+}
+
+impl NdbError {
+    /// The class of this error (see [`NdbErrorKind`]).
+    pub fn kind(&self) -> NdbErrorKind {
+        match self {
+            NdbError::NotFound { .. }
+            | NdbError::Deleted { .. }
+            | NdbError::DeleteMissing { .. } => NdbErrorKind::NotFound,
+            NdbError::AlreadyJoined(_)
+            | NdbError::NetworkNotJoined(_)
+            | NdbError::EntryExists { .. }
+            | NdbError::UpdateMissing { .. }
+            | NdbError::NotOwner { .. } => NdbErrorKind::Conflict,
+            NdbError::BadKey { .. } | NdbError::ValueTooLarge { .. } => NdbErrorKind::Invalid,
+            NdbError::TooManyTables { .. }
+            | NdbError::StoreFull { .. }
+            | NdbError::TableFull { .. } => NdbErrorKind::LimitReached,
+        }
+    }
+}
