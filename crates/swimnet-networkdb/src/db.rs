@@ -3,10 +3,20 @@
 //! It is driven like [`swimnet_core::Memberlist`]: feed inputs with `now`,
 //! then drain [`NetworkDb::poll_transmit`], [`NetworkDb::poll_stream`] and
 //! [`NetworkDb::poll_event`], and sleep until [`NetworkDb::poll_timeout`].
-//! On top of the core it runs the per-network table gossip, the periodic
-//! bulk sync and the reaper, and after every input moves the traffic the
-//! tables want sent into the core (user packets for gossip, user streams
-//! for bulk syncs).
+//!
+//! Who calls whom:
+//!
+//! - `NetworkDb` owns the core (`Memberlist<TableState>`) and, through it,
+//!   the [`TableState`]. Every input goes to the core first.
+//! - The core calls the table state only through memberlist's synchronous
+//!   [`swimnet_core::Delegate`] hooks (a user message arrived, broadcasts
+//!   to piggyback, push/pull state). A hook never calls the core back:
+//!   what it wants sent (a bulk-sync answer) is queued in the table state.
+//! - `NetworkDb` runs the table state's timers (gossip, bulk sync, reaper)
+//!   and commands itself, and feeds it the core's membership events.
+//! - After every input, `NetworkDb::after` moves the queued table traffic
+//!   into the core it owns: user packets (gossip) and user streams (bulk
+//!   syncs). That is the one way NetworkDB traffic leaves.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -116,6 +126,9 @@ impl NetworkDb {
         self.state().stats()
     }
 
+    /// Ends every input: passes the core's membership events to the table
+    /// state (and keeps them for [`Self::poll_event`]), then sends the
+    /// traffic the table state queued through the core.
     fn after(&mut self, now: Instant) {
         while let Some(e) = self.core.poll_event() {
             match &e {

@@ -23,6 +23,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::RngCore;
@@ -170,7 +171,9 @@ pub enum Outgoing {
     Stream(SocketAddr, Vec<u8>),
 }
 
-type EntryKey = (String, String, String);
+/// (network, table, key) of an entry. The key is shared with the owner
+/// index (see `entries`), so it is stored once per entry.
+type EntryKey = (String, String, Arc<str>);
 
 /// How a table event arrived, which decides whether it is relayed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,6 +223,7 @@ pub struct TableState {
 }
 
 impl TableState {
+    #[doc(hidden)]
     /// A fresh state for node `name` reachable at `addr`; `retransmit_mult`
     /// is memberlist's (for the cluster-wide node and network events).
     pub fn new(
@@ -355,18 +359,20 @@ impl TableState {
         self.changes.push_back(TableChange {
             network_id: k.0,
             table: k.1,
-            key: k.2,
+            key: k.2.to_string(),
             value,
             prev,
             origin,
         });
     }
 
+    #[doc(hidden)]
     /// Counts one bootstrap rejoin ([`crate::NetworkDb`] runs it).
     pub fn count_rejoin(&mut self) {
         self.stats.bootstrap_rejoins += 1;
     }
 
+    #[doc(hidden)]
     /// Takes the traffic queued since the last call.
     pub fn take_outbox(&mut self) -> Vec<Outgoing> {
         self.outbox.drain(..).collect()
@@ -383,7 +389,7 @@ impl TableState {
 
     /// Docker's `GetEntry`: the value of a live entry.
     pub fn get_entry(&self, nid: &str, table: &str, key: &str) -> Result<Vec<u8>, NdbError> {
-        let k = (nid.to_string(), table.to_string(), key.to_string());
+        let k = (nid.to_string(), table.to_string(), Arc::from(key));
         match self.entries.get(&k) {
             Some(e) if !self.owner_visible(&e.owner) => Err(NdbError::NotFound {
                 table: table.into(),
@@ -410,7 +416,7 @@ impl TableState {
         self.table_range(nid, table)
             .filter(|(_, e)| !e.deleting && self.owner_visible(&e.owner))
             .map(|(k, e)| TableEntry {
-                key: k.2.clone(),
+                key: k.2.to_string(),
                 value: e.value.clone(),
                 owner: e.owner.clone(),
             })
@@ -427,7 +433,7 @@ impl TableState {
         nid: &str,
         table: &str,
     ) -> impl Iterator<Item = (&'a EntryKey, &'a Entry)> + 'a {
-        let start = (nid.to_string(), table.to_string(), String::new());
+        let start = (nid.to_string(), table.to_string(), Arc::from(""));
         let (n, t) = (nid.to_string(), table.to_string());
         self.entries
             .range(start..)
@@ -474,7 +480,7 @@ impl TableState {
         let net = self.local.get(nid)?;
         let entries = self
             .entries
-            .range((nid.to_string(), String::new(), String::new())..)
+            .range((nid.to_string(), String::new(), Arc::from(""))..)
             .take_while(|(k, _)| k.0 == nid)
             .count();
         Some((entries, net.own.len()))

@@ -7,13 +7,13 @@
 use std::time::{Duration, Instant};
 
 use swimnet_core::Delegate;
-use swimnet_networkdb::state::{Outgoing, CLOCK_WINDOW};
 use swimnet_networkdb::wire::{
     decode_all, encode_compound, for_each_message, BulkSyncMessage, DecodeError, GossipPayload,
     Message, NetworkEvent, NetworkEventType, NodeEvent, NodeEventType, TableEvent, TableEventType,
     MAX_GOSSIP_PARTS,
 };
 use swimnet_networkdb::{NdbConfig, NdbError, TableState};
+use swimnet_networkdb::{Outgoing, CLOCK_WINDOW};
 use swimnet_wire::budget::{BudgetLimit, DecodeBudget};
 
 const NET: &str = "n1";
@@ -532,8 +532,8 @@ fn streaming_reader_reads_what_docker_sends() {
 /// cluster join may move the network clock any distance below the ceiling.
 #[test]
 fn push_pull_times_follow_the_window_except_on_join() {
-    use swimnet_networkdb::state::CLOCK_CEILING;
     use swimnet_networkdb::wire::{encode_push_pull_state, NetworkEntry, NetworkPushPull};
+    use swimnet_networkdb::CLOCK_CEILING;
     let now = Instant::now();
     let mut d = db(now);
     d.on_member_join(now, &node("c", 3));

@@ -356,7 +356,7 @@ fn bulk_sync_is_answered_and_applies_attachments_first() {
     assert_eq!(d.get_entry(NET, T, "k").unwrap(), b"v");
     let out = d.take_outbox();
     assert_eq!(out.len(), 1, "an unsolicited sync is answered");
-    assert!(matches!(&out[0], swimnet_networkdb::state::Outgoing::Stream(a, _) if *a == addr(2)));
+    assert!(matches!(&out[0], swimnet_networkdb::Outgoing::Stream(a, _) if *a == addr(2)));
 }
 
 #[test]

@@ -3,6 +3,7 @@
 use super::*;
 
 impl TableState {
+    #[doc(hidden)]
     /// Queues a NodeEvent about this node (JOIN on cluster join, LEAVE before leaving).
     pub fn send_node_event(&mut self, kind: NodeEventType) {
         let ltime = increment(&mut self.network_clock);
@@ -81,7 +82,7 @@ impl TableState {
         }
         let keys = self
             .entries
-            .range((nid.to_string(), String::new(), String::new())..)
+            .range((nid.to_string(), String::new(), Arc::from(""))..)
             .take_while(|(k, _)| k.0 == nid)
             .map(|(k, _)| k.clone())
             .collect();
@@ -102,7 +103,7 @@ impl TableState {
         }
         let keys: Vec<EntryKey> = self
             .entries
-            .range((nid.to_string(), String::new(), String::new())..)
+            .range((nid.to_string(), String::new(), Arc::from(""))..)
             .take_while(|(k, _)| k.0 == nid)
             .map(|(k, _)| k.clone())
             .collect();
@@ -182,7 +183,7 @@ impl TableState {
     ) -> Result<(), NdbError> {
         self.check_joined(nid)?;
         self.check_kv(key, value)?;
-        let k = (nid.to_string(), table.to_string(), key.to_string());
+        let k = (nid.to_string(), table.to_string(), Arc::from(key));
         if let Some(e) = self.entries.get(&k) {
             if !e.deleting && self.owner_visible(&e.owner) {
                 return Err(NdbError::EntryExists {
@@ -245,7 +246,7 @@ impl TableState {
     ) -> Result<(), NdbError> {
         self.check_joined(nid)?;
         self.check_kv(key, value)?;
-        let k = (nid.to_string(), table.to_string(), key.to_string());
+        let k = (nid.to_string(), table.to_string(), Arc::from(key));
         match self.entries.get(&k) {
             Some(e) if !e.deleting && self.owner_visible(&e.owner) => {
                 if e.owner != self.name {
@@ -277,7 +278,7 @@ impl TableState {
         key: &str,
     ) -> Result<(), NdbError> {
         self.check_joined(nid)?;
-        let k = (nid.to_string(), table.to_string(), key.to_string());
+        let k = (nid.to_string(), table.to_string(), Arc::from(key));
         match self.entries.get(&k) {
             Some(e) if !e.deleting && self.owner_visible(&e.owner) => {
                 if e.owner != self.name {
@@ -315,7 +316,7 @@ impl TableState {
             node_name: self.name.clone(),
             network_id: k.0.clone(),
             table_name: k.1.clone(),
-            key: k.2.clone(),
+            key: k.2.to_string(),
             value: value.clone(),
             residual_reap_time: if deleting {
                 self.cfg.reap_entry_interval.as_secs().min(i32::MAX as u64) as i32

@@ -4,6 +4,7 @@
 use super::*;
 
 impl TableState {
+    #[doc(hidden)]
     /// One per-network gossip round: for every joined network with
     /// something queued, one compound to up to `fanout` random peers.
     /// With a `view` (from [`swimnet_core::Memberlist::topology_view`],
@@ -158,6 +159,7 @@ impl TableState {
         v
     }
 
+    #[doc(hidden)]
     /// Deterministic jitter in `[0, max)`, used to stagger timers.
     pub fn jitter(&mut self, max: Duration) -> Duration {
         let ms = max.as_millis() as u64;

@@ -129,6 +129,7 @@ impl TableState {
         }
     }
 
+    #[doc(hidden)]
     /// Drops the network events of nodes that did not become members while
     /// the input that brought them was handled (counted in
     /// [`super::NdbStats::attachments_unknown_node`]). [`crate::NetworkDb`]

@@ -52,7 +52,11 @@ impl TableState {
             }
         }
         let deleting = TableEventType::try_from(ev.r#type) == Ok(TableEventType::Delete);
-        let k = (ev.network_id.clone(), ev.table_name.clone(), ev.key.clone());
+        let k = (
+            ev.network_id.clone(),
+            ev.table_name.clone(),
+            Arc::from(ev.key.as_str()),
+        );
         let existing = self.entries.get(&k);
         let known = existing.is_some();
         if let Some(e) = existing {
@@ -125,7 +129,11 @@ impl TableState {
     }
 
     pub(super) fn process_table_event(&mut self, now: Instant, ev: TableEvent, src: Source) {
-        let k = (ev.network_id.clone(), ev.table_name.clone(), ev.key.clone());
+        let k = (
+            ev.network_id.clone(),
+            ev.table_name.clone(),
+            Arc::from(ev.key.as_str()),
+        );
         if self.watched(vec![k], |s| s.handle_table_event(now, &ev, src)) {
             let name = format!("{}\0{}", ev.table_name, ev.key);
             if let Some(net) = self.local.get_mut(&ev.network_id) {
@@ -136,6 +144,8 @@ impl TableState {
         }
     }
 
+    /// Handles every message in `buf`, paying its compound parts from
+    /// `budget` when it came in a datagram (see
     /// [`wire::for_each_message_in_budget`]).
     pub(super) fn handle_message(
         &mut self,

@@ -4,6 +4,7 @@
 use super::*;
 
 impl TableState {
+    #[doc(hidden)]
     /// memberlist reported `node` alive (join, or back from dead/left).
     pub fn on_member_join(&mut self, now: Instant, node: &Node) {
         if *node.name == *self.name {
@@ -76,6 +77,7 @@ impl TableState {
         }
     }
 
+    #[doc(hidden)]
     /// memberlist reported `node` dead or left. Without a prior NodeEvent
     /// LEAVE the node is *failed*: suspended, its entries hidden and set to
     /// expire after [`NdbConfig::reap_entry_interval`].

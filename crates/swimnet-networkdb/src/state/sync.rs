@@ -4,6 +4,7 @@
 use super::*;
 
 impl TableState {
+    #[doc(hidden)]
     /// Periodic anti-entropy: every joined network not yet covered this round
     /// is synced with one random peer; a sync covers all networks shared
     /// with that peer. Peers with a sync still pending are skipped. With a
@@ -105,7 +106,7 @@ impl TableState {
             }
         }
         for nid in &networks {
-            let start = (nid.clone(), String::new(), String::new());
+            let start = (nid.clone(), String::new(), Arc::from(""));
             for (k, e) in self.entries.range(start..).take_while(|(k, _)| &k.0 == nid) {
                 let residual = match (e.deleting, e.reap_at) {
                     (true, Some(at)) => at.saturating_duration_since(now).as_secs().max(1),
@@ -123,7 +124,7 @@ impl TableState {
                         node_name: e.owner.clone(),
                         network_id: k.0.clone(),
                         table_name: k.1.clone(),
-                        key: k.2.clone(),
+                        key: k.2.to_string(),
                         value: e.value.clone(),
                         residual_reap_time: residual.min(i32::MAX as u64) as i32,
                     }
@@ -142,6 +143,7 @@ impl TableState {
         (ltime, msg.encode_gossip())
     }
 
+    #[doc(hidden)]
     /// Gives up on bulk syncs past their deadline; a network whose join
     /// syncs are all done or given up is marked in sync.
     pub fn expire_syncs(&mut self, now: Instant) {
@@ -160,6 +162,7 @@ impl TableState {
         }
     }
 
+    #[doc(hidden)]
     /// The earliest pending bulk-sync deadline.
     pub fn next_sync_deadline(&self) -> Option<Instant> {
         self.syncs.iter().map(|s| s.deadline).min()
@@ -180,6 +183,7 @@ impl TableState {
         }
     }
 
+    #[doc(hidden)]
     /// Drops expired tombstones, hidden entries of failed nodes, held
     /// events, left networks and forgotten nodes.
     pub fn reap(&mut self, now: Instant) {
@@ -323,9 +327,8 @@ impl TableState {
         self.apply_bulk_attachments(now, &b, Source::Push);
     }
 
-    /// Handles every message in `buf`, paying its compound parts from
-    /// `budget` when it came in a datagram (see
-
+    /// This node's networks and the attachments it knows, for memberlist's
+    /// push/pull (`join`: a join exchange, which bumps the network clock).
     pub(super) fn push_pull_state(&mut self, join: bool) -> NetworkPushPull {
         if join {
             let t = increment(&mut self.network_clock);
