@@ -205,19 +205,22 @@ impl NetworkDb {
                 self.topology = self.core.topology_view().map(|v| (now, v));
             }
         }
-        let view = self.topology.as_ref().map(|(_, v)| v);
-        let d = self.core.delegate_mut(); // not tables_mut: `view` borrows self.topology
-        d.expire_syncs(now);
+        // Moved out for the table calls below (which borrow self mutably)
+        // and put back after: no copy of the view.
+        let topology = self.topology.take();
+        let view = topology.as_ref().map(|(_, v)| v);
+        self.tables_mut().expire_syncs(now);
         if gossip_due {
-            d.gossip_tick(view);
+            self.tables_mut().gossip_tick(view);
             self.next_gossip = now + cfg.gossip_interval;
         }
         if sync_due {
-            d.bulk_sync_tick(now, view);
+            self.tables_mut().bulk_sync_tick(now, view);
             self.next_bulk_sync = now + cfg.bulk_sync_interval;
         }
+        self.topology = topology;
         if self.next_reap <= now {
-            d.reap(now);
+            self.tables_mut().reap(now);
             self.next_reap = now + cfg.reap_period;
         }
         if self.next_rejoin <= now {
