@@ -3,27 +3,37 @@
 //! It is driven like [`swimnet_core::Memberlist`]: feed inputs with `now`,
 //! then drain [`NetworkDb::poll_transmit`], [`NetworkDb::poll_stream`] and
 //! [`NetworkDb::poll_event`], and sleep until [`NetworkDb::poll_timeout`].
-//! On top of the core it runs the per-network table gossip, the periodic
-//! bulk sync and the reaper, and after every input moves the traffic the
-//! tables want sent into the core (user packets for gossip, user streams
-//! for bulk syncs).
+//!
+//! Who calls whom:
+//!
+//! - `NetworkDb` owns the core (`Memberlist<TableState>`) and, through it,
+//!   the [`TableState`]. Every input goes to the core first.
+//! - The core calls the table state only through memberlist's synchronous
+//!   [`swimnet_core::Delegate`] hooks (a user message arrived, broadcasts
+//!   to piggyback, push/pull state). A hook never calls the core back:
+//!   what it wants sent (a bulk-sync answer) is queued in the table state.
+//! - `NetworkDb` runs the table state's timers (gossip, bulk sync, reaper)
+//!   and commands itself, and feeds it the core's membership events.
+//! - After every input, `NetworkDb::after` moves the queued table traffic
+//!   into the core it owns: user packets (gossip) and user streams (bulk
+//!   syncs). That is the one way NetworkDB traffic leaves.
 
-use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use swimnet_core::topology::TopologyView;
 use swimnet_core::{Config, Event, Memberlist, StreamCommand, StreamId, Transmit};
 
 use crate::state::{
-    NdbConfig, NdbDelegate, NdbError, NdbStats, Outgoing, PeerState, TableChange, TableEntry,
+    NdbConfig, NdbError, NdbStats, Outgoing, PeerState, TableChange, TableEntry, TableState,
 };
 use crate::wire::NodeEventType;
 
 /// One NetworkDB node.
 #[derive(Debug)]
 pub struct NetworkDb {
-    core: Memberlist<NdbDelegate>,
+    core: Memberlist<TableState>,
     events: VecDeque<Event>,
     next_gossip: Instant,
     next_bulk_sync: Instant,
@@ -45,7 +55,7 @@ impl NetworkDb {
         now: Instant,
         seed: u64,
     ) -> Result<Self, swimnet_core::Error> {
-        let mut delegate = NdbDelegate::new(
+        let mut delegate = TableState::new(
             config.name.clone(),
             config.advertise,
             ndb,
@@ -74,20 +84,36 @@ impl NetworkDb {
     }
 
     /// The membership core.
-    pub fn core(&self) -> &Memberlist<NdbDelegate> {
+    pub fn core(&self) -> &Memberlist<TableState> {
         &self.core
     }
 
     /// The membership core, mutably, for membership commands
     /// ([`Memberlist::set_meta`] and the like). Table state changes go
     /// through this type's own commands.
-    pub fn core_mut(&mut self) -> &mut Memberlist<NdbDelegate> {
+    pub fn core_mut(&mut self) -> &mut Memberlist<TableState> {
         &mut self.core
     }
 
-    /// The table state.
-    pub fn state(&self) -> &NdbDelegate {
+    /// The table state (read-only; change it through this type's commands).
+    pub fn state(&self) -> &TableState {
         self.core.delegate()
+    }
+
+    /// The table state, for this type's own commands and timers. Whatever
+    /// traffic they queue is sent by [`Self::after`].
+    fn tables_mut(&mut self) -> &mut TableState {
+        self.core.delegate_mut()
+    }
+
+    /// Docker's memberlist settings for NetworkDB, applied to `config` (a
+    /// LAN, WAN or local profile): retransmit multiplier 4 and no node
+    /// metadata. Call it on the [`Config`] given to [`Self::new`] to run
+    /// as Docker 20.10 does; the table settings are [`NdbConfig::default`].
+    pub fn docker_memberlist(mut config: Config) -> Config {
+        config.retransmit_mult = 4;
+        config.meta = Vec::new();
+        config
     }
 
     /// This node's name.
@@ -100,20 +126,23 @@ impl NetworkDb {
         self.state().stats()
     }
 
+    /// Ends every input: passes the core's membership events to the table
+    /// state (and keeps them for [`Self::poll_event`]), then sends the
+    /// traffic the table state queued through the core.
     fn after(&mut self, now: Instant) {
         while let Some(e) = self.core.poll_event() {
             match &e {
-                Event::Join(n) | Event::Update(n) => {
-                    self.core.delegate_mut().on_member_join(now, n)
-                }
-                Event::Leave(n) => self.core.delegate_mut().on_member_leave(now, n),
+                Event::Join(n) | Event::Update(n) => self.tables_mut().on_member_join(now, n),
+                Event::Leave(n) => self.tables_mut().on_member_leave(now, n),
                 _ => {}
             }
             self.events.push_back(e);
         }
         // Attachments of nodes that this input did not make members.
-        self.core.delegate_mut().drop_parked_attachments();
-        for o in self.core.delegate_mut().take_outbox() {
+        self.tables_mut().drop_parked_attachments();
+        // The one way table traffic leaves: what the table state queued
+        // (during this input's hooks, timers or commands) goes to the core.
+        for o in self.tables_mut().take_outbox() {
             match o {
                 Outgoing::Packet(to, msg) => self.core.send_user_packet(to, &msg),
                 Outgoing::Stream(to, msg) => self.core.send_user_stream(now, to, msg),
@@ -176,19 +205,22 @@ impl NetworkDb {
                 self.topology = self.core.topology_view().map(|v| (now, v));
             }
         }
-        let view = self.topology.as_ref().map(|(_, v)| v);
-        let d = self.core.delegate_mut();
-        d.expire_syncs(now);
+        // Moved out for the table calls below (which borrow self mutably)
+        // and put back after: no copy of the view.
+        let topology = self.topology.take();
+        let view = topology.as_ref().map(|(_, v)| v);
+        self.tables_mut().expire_syncs(now);
         if gossip_due {
-            d.gossip_tick(view);
+            self.tables_mut().gossip_tick(view);
             self.next_gossip = now + cfg.gossip_interval;
         }
         if sync_due {
-            d.bulk_sync_tick(now, view);
+            self.tables_mut().bulk_sync_tick(now, view);
             self.next_bulk_sync = now + cfg.bulk_sync_interval;
         }
+        self.topology = topology;
         if self.next_reap <= now {
-            d.reap(now);
+            self.tables_mut().reap(now);
             self.next_reap = now + cfg.reap_period;
         }
         if self.next_rejoin <= now {
@@ -218,7 +250,7 @@ impl NetworkDb {
     /// Next change to the visible tables made by a remote node (Docker's
     /// watch events; see [`TableChange`]).
     pub fn poll_table_change(&mut self) -> Option<TableChange> {
-        self.core.delegate_mut().poll_table_change()
+        self.tables_mut().poll_table_change()
     }
 
     /// Docker's `rejoinClusterBootStrap`: when none of the addresses given
@@ -247,7 +279,7 @@ impl NetworkDb {
         if addrs.is_empty() {
             return;
         }
-        self.core.delegate_mut().count_rejoin();
+        self.tables_mut().count_rejoin();
         // An error here means no address was usable; the next round retries.
         let _ = self.core.join(now, &addrs);
     }
@@ -272,9 +304,7 @@ impl NetworkDb {
     pub fn join(&mut self, now: Instant, addrs: &[SocketAddr]) -> Result<(), swimnet_core::Error> {
         self.core.join(now, addrs)?;
         self.bootstrap = addrs.to_vec();
-        self.core
-            .delegate_mut()
-            .send_node_event(NodeEventType::Join);
+        self.tables_mut().send_node_event(NodeEventType::Join);
         self.after(now);
         Ok(())
     }
@@ -282,23 +312,21 @@ impl NetworkDb {
     /// Leaves the cluster: a NodeEvent LEAVE, then memberlist's leave.
     pub fn leave(&mut self, now: Instant) {
         self.leaving = true;
-        self.core
-            .delegate_mut()
-            .send_node_event(NodeEventType::Leave);
+        self.tables_mut().send_node_event(NodeEventType::Leave);
         self.core.leave(now);
         self.after(now);
     }
 
     /// Attaches this node to network `nid` and bulk syncs with its peers.
     pub fn join_network(&mut self, now: Instant, nid: &str) -> Result<(), NdbError> {
-        let r = self.core.delegate_mut().join_network(now, nid);
+        let r = self.tables_mut().join_network(now, nid);
         self.after(now);
         r
     }
 
     /// Detaches this node from network `nid`.
     pub fn leave_network(&mut self, now: Instant, nid: &str) -> Result<(), NdbError> {
-        let r = self.core.delegate_mut().leave_network(now, nid);
+        let r = self.tables_mut().leave_network(now, nid);
         self.after(now);
         r
     }
@@ -312,10 +340,7 @@ impl NetworkDb {
         key: &str,
         value: &[u8],
     ) -> Result<(), NdbError> {
-        let r = self
-            .core
-            .delegate_mut()
-            .create_entry(now, nid, table, key, value);
+        let r = self.tables_mut().create_entry(now, nid, table, key, value);
         self.after(now);
         r
     }
@@ -329,10 +354,22 @@ impl NetworkDb {
         key: &str,
         value: &[u8],
     ) -> Result<(), NdbError> {
-        let r = self
-            .core
-            .delegate_mut()
-            .update_entry(now, nid, table, key, value);
+        let r = self.tables_mut().update_entry(now, nid, table, key, value);
+        self.after(now);
+        r
+    }
+
+    /// Creates the entry, or updates it when a live one is visible (see
+    /// [`TableState::put_entry`]).
+    pub fn put_entry(
+        &mut self,
+        now: Instant,
+        nid: &str,
+        table: &str,
+        key: &str,
+        value: &[u8],
+    ) -> Result<(), NdbError> {
+        let r = self.tables_mut().put_entry(now, nid, table, key, value);
         self.after(now);
         r
     }
@@ -345,7 +382,7 @@ impl NetworkDb {
         table: &str,
         key: &str,
     ) -> Result<(), NdbError> {
-        let r = self.core.delegate_mut().delete_entry(now, nid, table, key);
+        let r = self.tables_mut().delete_entry(now, nid, table, key);
         self.after(now);
         r
     }
@@ -368,6 +405,33 @@ impl NetworkDb {
     /// Active nodes of the cluster, this one included.
     pub fn cluster_peers(&self) -> Vec<String> {
         self.state().cluster_peers()
+    }
+
+    /// [`Self::network_peers`], each with the IP address memberlist knows
+    /// for it (`None`: not a member any more).
+    pub fn network_peer_ips(&self, nid: &str) -> Vec<(String, Option<IpAddr>)> {
+        self.with_ips(self.network_peers(nid))
+    }
+
+    /// [`Self::cluster_peers`], each with the IP address memberlist knows
+    /// for it (`None`: not a member any more).
+    pub fn cluster_peer_ips(&self) -> Vec<(String, Option<IpAddr>)> {
+        self.with_ips(self.cluster_peers())
+    }
+
+    fn with_ips(&self, names: Vec<String>) -> Vec<(String, Option<IpAddr>)> {
+        let addrs: HashMap<String, IpAddr> = self
+            .core
+            .members()
+            .map(|m| (m.name.to_string(), m.addr.ip()))
+            .collect();
+        names
+            .into_iter()
+            .map(|n| {
+                let ip = addrs.get(&n).copied();
+                (n, ip)
+            })
+            .collect()
     }
 
     /// Adds a gossip encryption key (Docker's `SetKey`).

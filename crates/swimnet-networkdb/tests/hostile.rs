@@ -7,13 +7,13 @@
 use std::time::{Duration, Instant};
 
 use swimnet_core::Delegate;
-use swimnet_networkdb::state::{Outgoing, CLOCK_WINDOW};
 use swimnet_networkdb::wire::{
     decode_all, encode_compound, for_each_message, BulkSyncMessage, DecodeError, GossipPayload,
     Message, NetworkEvent, NetworkEventType, NodeEvent, NodeEventType, TableEvent, TableEventType,
     MAX_GOSSIP_PARTS,
 };
-use swimnet_networkdb::{NdbConfig, NdbDelegate, NdbError};
+use swimnet_networkdb::{NdbConfig, NdbError, TableState};
+use swimnet_networkdb::{Outgoing, CLOCK_WINDOW};
 use swimnet_wire::budget::{BudgetLimit, DecodeBudget};
 
 const NET: &str = "n1";
@@ -23,8 +23,8 @@ mod fixture;
 use fixture::{addr, node};
 
 /// "me" attached to NET, with member "b" attached too.
-fn db_with(now: Instant, cfg: NdbConfig) -> NdbDelegate {
-    let mut d = NdbDelegate::new("me".into(), addr(1), cfg, 4, 1);
+fn db_with(now: Instant, cfg: NdbConfig) -> TableState {
+    let mut d = TableState::new("me".into(), addr(1), cfg, 4, 1);
     d.join_network(now, NET).unwrap();
     d.on_member_join(now, &node("b", 2));
     send(&mut d, now, &net_event("b", NET, NetworkEventType::Join, 2));
@@ -32,7 +32,7 @@ fn db_with(now: Instant, cfg: NdbConfig) -> NdbDelegate {
     d
 }
 
-fn db(now: Instant) -> NdbDelegate {
+fn db(now: Instant) -> TableState {
     db_with(now, NdbConfig::default())
 }
 
@@ -59,7 +59,7 @@ fn table_event(owner: &str, l_time: u64, table: &str, key: &str, value: &[u8]) -
     }
 }
 
-fn send(d: &mut NdbDelegate, now: Instant, msg: &[u8]) {
+fn send(d: &mut TableState, now: Instant, msg: &[u8]) {
     d.notify_msg(now, addr(9), msg);
 }
 
@@ -240,7 +240,7 @@ fn bulk_syncs_in_datagrams_are_dropped() {
 #[test]
 fn solicited_bulk_sync_answers_catch_the_clock_up() {
     let now = Instant::now();
-    let mut d = NdbDelegate::new("me".into(), addr(1), NdbConfig::default(), 4, 1);
+    let mut d = TableState::new("me".into(), addr(1), NdbConfig::default(), 4, 1);
     d.on_member_join(now, &node("b", 2));
     send(&mut d, now, &net_event("b", NET, NetworkEventType::Join, 2));
     let far = 50 * CLOCK_WINDOW;
@@ -353,7 +353,7 @@ fn attachments_need_a_member() {
 }
 
 /// Attachments this node would tell in a push/pull, its own included.
-fn attachments(d: &mut NdbDelegate) -> usize {
+fn attachments(d: &mut TableState) -> usize {
     let pp = d.local_state(false);
     swimnet_networkdb::wire::decode_push_pull_state(&pp)
         .unwrap()
@@ -436,7 +436,7 @@ fn relay_queue_is_bounded() {
     assert_eq!(d.stats().table_events_applied, 30);
 }
 
-fn answers(d: &mut NdbDelegate) -> usize {
+fn answers(d: &mut TableState) -> usize {
     d.take_outbox()
         .into_iter()
         .filter(|o| matches!(o, Outgoing::Stream(..)))
@@ -553,8 +553,8 @@ fn streaming_reader_reads_what_docker_sends() {
 /// cluster join may move the network clock any distance below the ceiling.
 #[test]
 fn push_pull_times_follow_the_window_except_on_join() {
-    use swimnet_networkdb::state::CLOCK_CEILING;
     use swimnet_networkdb::wire::{encode_push_pull_state, NetworkEntry, NetworkPushPull};
+    use swimnet_networkdb::CLOCK_CEILING;
     let now = Instant::now();
     let mut d = db(now);
     d.on_member_join(now, &node("c", 3));

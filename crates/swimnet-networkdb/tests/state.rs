@@ -7,7 +7,7 @@ use swimnet_networkdb::wire::{
     encode_compound, BulkSyncMessage, GossipPayload, NetworkEntry, NetworkEvent, NetworkEventType,
     NetworkPushPull, NodeEvent, NodeEventType, TableEvent, TableEventType,
 };
-use swimnet_networkdb::{NdbConfig, NdbDelegate, NdbError, PeerState};
+use swimnet_networkdb::{NdbConfig, NdbError, PeerState, TableState};
 
 const NET: &str = "n1";
 const T: &str = "t";
@@ -15,8 +15,8 @@ const T: &str = "t";
 mod fixture;
 use fixture::{addr, node};
 
-fn db(now: Instant) -> NdbDelegate {
-    let mut d = NdbDelegate::new("me".into(), addr(1), NdbConfig::default(), 4, 1);
+fn db(now: Instant) -> TableState {
+    let mut d = TableState::new("me".into(), addr(1), NdbConfig::default(), 4, 1);
     d.join_network(now, NET).unwrap();
     d.on_member_join(now, &node("b", 2));
     d.on_member_join(now, &node("c", 3));
@@ -56,7 +56,7 @@ fn table_event(
     }
 }
 
-fn send(d: &mut NdbDelegate, now: Instant, msg: &[u8]) {
+fn send(d: &mut TableState, now: Instant, msg: &[u8]) {
     d.notify_msg(now, addr(9), msg);
 }
 
@@ -238,7 +238,7 @@ fn api_errors_and_limits() {
         max_key_len: 8,
         ..NdbConfig::default()
     };
-    let mut d = NdbDelegate::new("me".into(), addr(1), cfg, 4, 1);
+    let mut d = TableState::new("me".into(), addr(1), cfg, 4, 1);
     assert!(matches!(
         d.create_entry(now, NET, T, "k", b"v"),
         Err(NdbError::NetworkNotJoined(_))
@@ -306,7 +306,7 @@ fn push_pull_state_round_trip() {
     let mut a = db(now);
     send(&mut a, now, &net_event("b", NetworkEventType::Join, 2));
     let state = a.local_state(true);
-    let mut fresh = NdbDelegate::new("c".into(), addr(3), NdbConfig::default(), 4, 2);
+    let mut fresh = TableState::new("c".into(), addr(3), NdbConfig::default(), 4, 2);
     fresh.on_member_join(now, &node("me", 1));
     fresh.on_member_join(now, &node("b", 2));
     fresh.merge_remote_state(now, &state, true);
@@ -356,7 +356,7 @@ fn bulk_sync_is_answered_and_applies_attachments_first() {
     assert_eq!(d.get_entry(NET, T, "k").unwrap(), b"v");
     let out = d.take_outbox();
     assert_eq!(out.len(), 1, "an unsolicited sync is answered");
-    assert!(matches!(&out[0], swimnet_networkdb::state::Outgoing::Stream(a, _) if *a == addr(2)));
+    assert!(matches!(&out[0], swimnet_networkdb::Outgoing::Stream(a, _) if *a == addr(2)));
 }
 
 #[test]
@@ -444,6 +444,7 @@ fn table_changes_report_the_local_point_of_view() {
         key: key.into(),
         value: value.map(<[u8]>::to_vec),
         prev: prev.map(<[u8]>::to_vec),
+        origin: swimnet_networkdb::ChangeOrigin::Remote,
     };
     // Own writes are not reported.
     d.create_entry(now, NET, T, "mine", b"m").unwrap();
@@ -482,4 +483,63 @@ fn table_changes_report_the_local_point_of_view() {
     send(&mut d, now, &net_event("b", NetworkEventType::Leave, 9));
     assert_eq!(d.poll_table_change(), Some(change("k", None, Some(b"w"))));
     assert_eq!(d.poll_table_change(), None);
+}
+
+#[test]
+fn local_writes_are_reported_with_their_origin_when_asked() {
+    use swimnet_networkdb::{ChangeOrigin, TableChange};
+    let now = Instant::now();
+    let cfg = NdbConfig {
+        report_local_changes: true,
+        ..NdbConfig::default()
+    };
+    let mut d = TableState::new("me".into(), addr(1), cfg, 4, 1);
+    d.join_network(now, NET).unwrap();
+    let local = |value: Option<&[u8]>, prev: Option<&[u8]>| TableChange {
+        network_id: NET.into(),
+        table: T.into(),
+        key: "k".into(),
+        value: value.map(<[u8]>::to_vec),
+        prev: prev.map(<[u8]>::to_vec),
+        origin: ChangeOrigin::Local,
+    };
+    // put creates, then updates; a refused write and a same-value update
+    // report nothing; delete reports the value that went away.
+    d.put_entry(now, NET, T, "k", b"v").unwrap();
+    assert_eq!(d.poll_table_change(), Some(local(Some(b"v"), None)));
+    d.put_entry(now, NET, T, "k", b"w").unwrap();
+    assert_eq!(d.poll_table_change(), Some(local(Some(b"w"), Some(b"v"))));
+    assert!(d.create_entry(now, NET, T, "k", b"x").is_err());
+    d.update_entry(now, NET, T, "k", b"w").unwrap();
+    assert_eq!(d.poll_table_change(), None);
+    d.delete_entry(now, NET, T, "k").unwrap();
+    assert_eq!(d.poll_table_change(), Some(local(None, Some(b"w"))));
+    // put over a tombstone creates again.
+    d.put_entry(now, NET, T, "k", b"y").unwrap();
+    assert_eq!(d.poll_table_change(), Some(local(Some(b"y"), None)));
+    assert_eq!(d.get_entry(NET, T, "k").unwrap(), b"y");
+    assert_eq!(d.poll_table_change(), None);
+}
+
+#[test]
+fn error_kinds_sort_refusals_without_reading_messages() {
+    use swimnet_networkdb::NdbErrorKind as K;
+    let now = Instant::now();
+    let mut d = db(now);
+    let kind = |r: Result<(), NdbError>| r.unwrap_err().kind();
+    assert_eq!(kind(d.get_entry(NET, T, "nope").map(drop)), K::NotFound);
+    assert_eq!(kind(d.delete_entry(now, NET, T, "nope")), K::NotFound);
+    assert_eq!(kind(d.update_entry(now, NET, T, "nope", b"v")), K::Conflict);
+    assert_eq!(kind(d.join_network(now, NET)), K::Conflict);
+    assert_eq!(
+        kind(d.create_entry(now, "other", T, "k", b"v")),
+        K::Conflict
+    );
+    d.create_entry(now, NET, T, "k", b"v").unwrap();
+    assert_eq!(kind(d.create_entry(now, NET, T, "k", b"v")), K::Conflict);
+    d.delete_entry(now, NET, T, "k").unwrap();
+    assert_eq!(kind(d.get_entry(NET, T, "k").map(drop)), K::NotFound);
+    assert_eq!(kind(d.create_entry(now, NET, T, "", b"v")), K::Invalid);
+    let big = vec![0u8; 1 << 16];
+    assert_eq!(kind(d.create_entry(now, NET, T, "k2", &big)), K::Invalid);
 }

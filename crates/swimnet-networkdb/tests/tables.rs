@@ -5,7 +5,7 @@ mod harness;
 use std::time::Duration;
 
 use harness::{name, Cluster};
-use swimnet_networkdb::{NdbConfig, NdbError, PeerState};
+use swimnet_networkdb::{NdbConfig, NdbError, NdbErrorKind, NetworkDb, PeerState};
 
 const NET: &str = "net1";
 const T: &str = "endpoint_table";
@@ -575,4 +575,57 @@ fn entries_converge_with_topology_aware_choice() {
          {biased} biased NetworkDB choices, {core_biased} in the cores"
     );
     assert_eq!(settled, n, "coordinates settled, so selection was live");
+}
+
+#[test]
+fn peers_come_with_their_ips_and_put_creates_then_updates() {
+    let n = 3;
+    let mut c = formed(n, 3);
+    for i in 0..n {
+        c.on(i, |db, now| db.join_network(now, NET)).unwrap();
+    }
+    for _ in 0..40 {
+        if (0..n).all(|i| c.nodes[i].network_peers(NET).len() == n) {
+            break;
+        }
+        c.run_for(Duration::from_secs(1));
+    }
+    let want: Vec<_> = (0..n)
+        .map(|i| (name(i), Some(harness::addr(i).ip())))
+        .collect();
+    let mut peers = c.nodes[1].network_peer_ips(NET);
+    peers.sort();
+    assert_eq!(peers, want);
+    let mut peers = c.nodes[2].cluster_peer_ips();
+    peers.sort();
+    assert_eq!(peers, want);
+
+    c.on(0, |db, now| db.put_entry(now, NET, T, "k", b"v1"))
+        .unwrap();
+    c.on(0, |db, now| db.put_entry(now, NET, T, "k", b"v2"))
+        .unwrap();
+    c.run_for(Duration::from_secs(3));
+    for i in 0..n {
+        assert_eq!(
+            c.nodes[i].get_entry(NET, T, "k").unwrap(),
+            b"v2",
+            "node {i}"
+        );
+    }
+    // Another node's entry: put is an update, refused (not the owner).
+    let e = c
+        .on(1, |db, now| db.put_entry(now, NET, T, "k", b"x"))
+        .unwrap_err();
+    assert!(matches!(e, NdbError::NotOwner { .. }));
+    assert_eq!(e.kind(), NdbErrorKind::Conflict);
+}
+
+#[test]
+fn docker_memberlist_preset_sets_dockers_retransmit_multiplier() {
+    let addr = harness::addr(0);
+    let mut config = swimnet_core::Config::lan("n", addr);
+    config.meta = b"tags".to_vec();
+    let config = NetworkDb::docker_memberlist(config);
+    assert_eq!(config.retransmit_mult, 4);
+    assert!(config.meta.is_empty());
 }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use swimnet_core::{Delegate, Event, Memberlist, StreamCommand, StreamId, Transmit};
-use swimnet_networkdb::{NdbDelegate, NetworkDb, TableChange};
+use swimnet_networkdb::{NetworkDb, TableChange, TableState};
 
 /// A node the harness can run: inputs with `now`, pulled outputs, and a
 /// way to read its membership. Implemented for [`Memberlist`] and
@@ -94,11 +94,11 @@ impl<D: Delegate> SimCore for Memberlist<D> {
 }
 
 impl SimCore for NetworkDb {
-    type Delegate = NdbDelegate;
-    fn memberlist(&self) -> &Memberlist<NdbDelegate> {
+    type Delegate = TableState;
+    fn memberlist(&self) -> &Memberlist<TableState> {
         self.core()
     }
-    fn memberlist_mut(&mut self) -> &mut Memberlist<NdbDelegate> {
+    fn memberlist_mut(&mut self) -> &mut Memberlist<TableState> {
         self.core_mut()
     }
     fn handle_packet(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {

@@ -180,8 +180,7 @@ pub fn core_config(opts: &AgentOptions, bound: SocketAddr) -> Result<Config, Age
                     .into(),
             ));
         }
-        // Docker's NetworkDB retransmit multiplier.
-        c.retransmit_mult = 4;
+        c = swimnet_networkdb::NetworkDb::docker_memberlist(c);
     }
     let meta = if opts.protocol == Protocol::NetworkDb {
         Vec::new()
@@ -318,7 +317,11 @@ pub async fn start(opts: AgentOptions) -> Result<RunningAgent, AgentError> {
     let done = if opts.protocol == Protocol::NetworkDb {
         let db = swimnet_networkdb::NetworkDb::new(
             config,
-            swimnet_networkdb::NdbConfig::default(),
+            swimnet_networkdb::NdbConfig {
+                // Watchers see this agent's own writes too.
+                report_local_changes: true,
+                ..swimnet_networkdb::NdbConfig::default()
+            },
             Instant::now(),
             rand::random(),
         )

@@ -364,12 +364,9 @@ impl<D: Delegate + Send + 'static> SansIo for Memberlist<D> {
 }
 
 fn ndb_error(e: swimnet_networkdb::NdbError) -> TableError {
-    use swimnet_networkdb::NdbError as E;
-    match e {
-        E::NotFound { .. } | E::Deleted { .. } | E::DeleteMissing { .. } => {
-            TableError::NotFound(e.to_string())
-        }
-        other => TableError::Failed(other.to_string()),
+    match e.kind() {
+        swimnet_networkdb::NdbErrorKind::NotFound => TableError::NotFound(e.to_string()),
+        _ => TableError::Failed(e.to_string()),
     }
 }
 
@@ -469,12 +466,8 @@ impl SansIo for NetworkDb {
             TableCommand::Networks => Ok(TableReply::Networks(self.networks())),
             TableCommand::JoinNetwork(nid) => done(self.join_network(now, &nid)),
             TableCommand::LeaveNetwork(nid) => done(self.leave_network(now, &nid)),
-            TableCommand::NetworkPeers(nid) => {
-                Ok(TableReply::Peers(self.with_ips(self.network_peers(&nid))))
-            }
-            TableCommand::ClusterPeers => {
-                Ok(TableReply::Peers(self.with_ips(self.cluster_peers())))
-            }
+            TableCommand::NetworkPeers(nid) => Ok(TableReply::Peers(self.network_peer_ips(&nid))),
+            TableCommand::ClusterPeers => Ok(TableReply::Peers(self.cluster_peer_ips())),
             TableCommand::NetworkStats(nid) => Ok(TableReply::Stats(self.network_stats(&nid))),
             TableCommand::Create {
                 nid,
@@ -493,13 +486,7 @@ impl SansIo for NetworkDb {
                 table,
                 key,
                 value,
-            } => {
-                if self.get_entry(&nid, &table, &key).is_ok() {
-                    done(self.update_entry(now, &nid, &table, &key, &value))
-                } else {
-                    done(self.create_entry(now, &nid, &table, &key, &value))
-                }
-            }
+            } => done(self.put_entry(now, &nid, &table, &key, &value)),
             TableCommand::Delete { nid, table, key } => {
                 done(self.delete_entry(now, &nid, &table, &key))
             }
@@ -511,27 +498,6 @@ impl SansIo for NetworkDb {
                 Ok(TableReply::Entries(self.table_entries(&nid, &table)))
             }
         }
-    }
-}
-
-trait WithIps {
-    fn with_ips(&self, names: Vec<String>) -> Vec<(String, Option<std::net::IpAddr>)>;
-}
-
-impl WithIps for NetworkDb {
-    fn with_ips(&self, names: Vec<String>) -> Vec<(String, Option<std::net::IpAddr>)> {
-        let addrs: HashMap<String, std::net::IpAddr> = self
-            .core()
-            .members()
-            .map(|m| (m.name.to_string(), m.addr.ip()))
-            .collect();
-        names
-            .into_iter()
-            .map(|n| {
-                let ip = addrs.get(&n).copied();
-                (n, ip)
-            })
-            .collect()
     }
 }
 
@@ -877,39 +843,9 @@ impl<N: SansIo> Driver<N> {
                 let _ = tx.send(self.core.set_meta(t, meta));
             }
             Command::Table(tc, tx) => {
-                // Local writes are not reported by NetworkDB; watchers see
-                // them anyway, as the change to the visible value.
-                let written = match &tc {
-                    TableCommand::Create {
-                        nid, table, key, ..
-                    }
-                    | TableCommand::Update {
-                        nid, table, key, ..
-                    }
-                    | TableCommand::Put {
-                        nid, table, key, ..
-                    }
-                    | TableCommand::Delete { nid, table, key } => {
-                        Some((nid.clone(), table.clone(), key.clone()))
-                    }
-                    _ => None,
-                };
-                let watched = written.filter(|_| self.changes.receiver_count() > 0);
-                let prev = watched.as_ref().map(|k| self.visible(t, k));
-                let r = self.core.table(t, tc);
-                if let (Some(k), Some(prev), true) = (watched, prev, r.is_ok()) {
-                    let value = self.visible(t, &k);
-                    if value != prev {
-                        let _ = self.changes.send(TableChange {
-                            network_id: k.0,
-                            table: k.1,
-                            key: k.2,
-                            value,
-                            prev,
-                        });
-                    }
-                }
-                let _ = tx.send(r);
+                // Local writes reach watchers through poll_table_change
+                // (NdbConfig::report_local_changes).
+                let _ = tx.send(self.core.table(t, tc));
             }
             Command::Watch { nid, table, reply } => {
                 let r = self
@@ -924,18 +860,6 @@ impl<N: SansIo> Driver<N> {
                     });
                 let _ = reply.send(r);
             }
-        }
-    }
-
-    fn visible(&mut self, t: Instant, k: &(String, String, String)) -> Option<Vec<u8>> {
-        let get = TableCommand::Get {
-            nid: k.0.clone(),
-            table: k.1.clone(),
-            key: k.2.clone(),
-        };
-        match self.core.table(t, get) {
-            Ok(TableReply::Value(v)) => Some(v),
-            _ => None,
         }
     }
 

@@ -13,20 +13,21 @@
 //! Reads go through `Deref` to the map.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::{Entry, EntryKey};
 
 /// The keys one owner holds, by (network, table).
-type OwnerKeys = BTreeMap<(String, String), BTreeSet<String>>;
+type OwnerKeys = BTreeMap<(String, String), BTreeSet<Arc<str>>>;
 
 #[derive(Debug, Default)]
 pub(super) struct Entries {
     map: BTreeMap<EntryKey, Entry>,
     pub(super) live: BTreeMap<(String, String), usize>,
     /// Per owner, per (network, table), the keys it holds: the network and
-    /// table names are stored once per owner, so the index costs about one
-    /// key string per entry.
+    /// table names are stored once per owner, and each key is the map's own
+    /// `Arc<str>`, so the index costs a pointer per entry, not a string.
     by_owner: BTreeMap<String, OwnerKeys>,
     /// Stored records (tombstones included) per table, per network.
     tables: BTreeMap<String, BTreeMap<String, usize>>,

@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use super::{NdbDelegate, PeerState};
+use super::{PeerState, TableState};
 use crate::wire::{NetworkEvent, TableEvent};
 
 /// How far ahead of this node's Lamport clock a remote time may be. An
@@ -61,7 +61,7 @@ fn envelope_len(inner: usize) -> usize {
     2 + 1 + prost::encoding::encoded_len_varint(inner as u64) + inner
 }
 
-impl NdbDelegate {
+impl TableState {
     /// Whether a remote table event obeys what a local write must: the key
     /// and value limits and one gossip packet for the whole event, the
     /// tables per network and the total of stored entries for a new record.
@@ -129,6 +129,7 @@ impl NdbDelegate {
         }
     }
 
+    #[doc(hidden)]
     /// Drops the network events of nodes that did not become members while
     /// the input that brought them was handled (counted in
     /// [`super::NdbStats::attachments_unknown_node`]). [`crate::NetworkDb`]

@@ -121,8 +121,7 @@ impl Cluster {
 
     pub fn add_node(&mut self, ndb: NdbConfig, seed: u64) -> usize {
         let i = self.nodes.len();
-        let mut cfg = Config::local(name(i), addr(i));
-        cfg.retransmit_mult = 4;
+        let mut cfg = NetworkDb::docker_memberlist(Config::local(name(i), addr(i)));
         (self.core_tweak)(&mut cfg);
         let db = NetworkDb::new(cfg, ndb, self.now, seed.wrapping_add(i as u64 * 7919)).unwrap();
         self.nodes.push(db);
