@@ -29,6 +29,7 @@ pub mod label;
 pub mod lzw;
 pub mod msg;
 pub mod msgpack;
+pub mod msgpack_struct;
 pub mod packet;
 pub mod security;
 pub mod stream;
