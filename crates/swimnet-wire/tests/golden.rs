@@ -2,6 +2,7 @@
 //! with go-msgpack 0.5.5), reproduced by our encoders byte for byte and
 //! decoded back, plus the variants Go decoders accept.
 
+use swimnet_testkit::unhex as hex;
 use swimnet_wire::codec::{self, Body, Message};
 use swimnet_wire::compound::{decode_compound, encode_compound};
 use swimnet_wire::compress::{compress_payload, decompress_payload, MAX_DECOMPRESSED};
@@ -15,15 +16,6 @@ use swimnet_wire::stream::{
     StreamMessage,
 };
 use swimnet_wire::WireError;
-
-fn hex(s: &str) -> Vec<u8> {
-    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    assert!(s.len() % 2 == 0, "odd hex length");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
 
 const LOCALHOST: [u8; 4] = [127, 0, 0, 1];
 const VSN: [u8; 6] = [1, 5, 2, 2, 5, 5];

@@ -26,6 +26,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use serde_json::{json, Value};
+use swimnet_testkit::{hex, unhex};
 use swimnet_wire::codec::{self, Body, Message};
 use swimnet_wire::compound::{decode_compound, encode_compound};
 use swimnet_wire::compress::{compress_payload, decompress_payload, MAX_DECOMPRESSED};
@@ -107,18 +108,6 @@ fn run_goref(mode: &str, input: &str) -> Vec<Value> {
 
 // ---------------------------------------------------------------------------
 // Small helpers
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd hex length: {s}");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-        .collect()
-}
 
 /// Hex for a byte field as Go shows it after decoding what we sent: we send
 /// empty byte fields as msgpack nil, which Go reads as a nil slice (`null`).
