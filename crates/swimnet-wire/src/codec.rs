@@ -7,9 +7,9 @@
 //! header) are reached through [`Body`] and the helper functions below.
 //!
 //! Bodies are written exactly as go-msgpack 0.5.5 writes the Go structs
-//! (spec §4 and Appendix A): maps with sorted Go field names, empty byte
-//! fields as `nil`, `omitempty` fields of `ping`/`indirectPingReq` left out
-//! when zero. They are read leniently (see [`crate::msgpack`]).
+//! (the golden vectors in `tests/golden.rs` are bytes Go wrote): maps with
+//! sorted Go field names, empty byte fields as `nil`, `omitempty` fields of
+//! `ping`/`indirectPingReq` left out when zero. They are read leniently (see [`crate::msgpack`]).
 
 use crate::error::WireError;
 use crate::msg::*;

@@ -1,5 +1,5 @@
 //! LZW exactly as Go's `compress/lzw` does it with LSB bit order and 8-bit
-//! literals (spec §5.6), which is what memberlist's `compress` messages carry.
+//! literals, which is what memberlist's `compress` messages carry.
 //!
 //! The format is the GIF flavour of LZW: codes 0-255 are literals, 256 is
 //! *clear*, 257 is *end of information* (EOI); new strings get codes from
