@@ -11,8 +11,8 @@ use swimnet_core::coordinate::{
 };
 use swimnet_core::wire::codec::{self, Message};
 use swimnet_core::wire::msg::{AckResp, Alive, Dead, Ping};
-use swimnet_core::wire::packet::{self, OpenOptions};
 use swimnet_core::{Config, Memberlist, NoopDelegate};
+use swimnet_testkit::decode_sent;
 
 const ME: &str = "me";
 const PEER: &str = "peer";
@@ -36,17 +36,9 @@ fn feed(ml: &mut Memberlist<NoopDelegate>, now: Instant, from: SocketAddr, m: &M
 }
 
 fn sent(ml: &mut Memberlist<NoopDelegate>) -> Vec<(SocketAddr, Message)> {
-    let mut out = Vec::new();
-    while let Some(t) = ml.poll_transmit() {
-        let opts = OpenOptions {
-            keyring: None,
-            verify_incoming: false,
-            label: b"",
-        };
-        let inner = packet::open_packet(&t.payload, &opts).unwrap();
-        packet::for_each_message(&inner, 1 << 20, &mut |m| out.push((t.dst, m.unwrap())));
-    }
-    out
+    decode_sent(std::iter::from_fn(|| {
+        ml.poll_transmit().map(|t| (t.dst, t.payload))
+    }))
 }
 
 fn add_peer(ml: &mut Memberlist<NoopDelegate>, now: Instant) {

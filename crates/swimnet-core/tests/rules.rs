@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use swimnet_core::wire::codec::{self, Message};
 use swimnet_core::wire::msg::{Alive, Dead, Ping, Suspect};
-use swimnet_core::wire::packet::{self, OpenOptions};
 use swimnet_core::{Config, Event, Memberlist, NodeState, NoopDelegate, StreamCommand};
+use swimnet_testkit::decode_sent;
 
 const ME: &str = "me";
 
@@ -77,17 +77,9 @@ fn events(ml: &mut Memberlist<NoopDelegate>) -> Vec<Event> {
 
 /// Every message in every datagram the core wants to send.
 fn sent(ml: &mut Memberlist<NoopDelegate>) -> Vec<(SocketAddr, Message)> {
-    let mut out = Vec::new();
-    while let Some(t) = ml.poll_transmit() {
-        let opts = OpenOptions {
-            keyring: None,
-            verify_incoming: false,
-            label: b"",
-        };
-        let inner = packet::open_packet(&t.payload, &opts).unwrap();
-        packet::for_each_message(&inner, 1 << 20, &mut |m| out.push((t.dst, m.unwrap())));
-    }
-    out
+    decode_sent(std::iter::from_fn(|| {
+        ml.poll_transmit().map(|t| (t.dst, t.payload))
+    }))
 }
 
 #[test]

@@ -18,7 +18,6 @@ use swimnet_core::coordinate::Coordinate;
 use swimnet_core::topology::TopologyConfig;
 use swimnet_core::wire::codec::{self, Message};
 use swimnet_core::wire::msg::{AckResp, Alive};
-use swimnet_core::wire::packet::{self, OpenOptions};
 use swimnet_core::{Config, Delegate, Memberlist, StreamCommand};
 
 const NEAR: usize = 15;
@@ -138,14 +137,7 @@ fn run(enabled: bool, secs: u64) -> (Tally, u64) {
         ml.handle_timeout(now);
         let mut acks = Vec::new();
         while let Some(tx) = ml.poll_transmit() {
-            let opts = OpenOptions {
-                keyring: None,
-                verify_incoming: false,
-                label: b"",
-            };
-            let inner = packet::open_packet(&tx.payload, &opts).unwrap();
-            let mut msgs = Vec::new();
-            packet::for_each_message(&inner, 1 << 20, &mut |m| msgs.push(m.unwrap()));
+            let msgs = swimnet_testkit::open_plain(&tx.payload);
             let mut protocol = false;
             for m in &msgs {
                 match m {

@@ -4,6 +4,7 @@
 //! NetworkDB codec, checked field by field, and re-encoded byte for byte.
 
 use swimnet_networkdb::wire::*;
+use swimnet_testkit::unhex;
 use swimnet_wire::codec;
 use swimnet_wire::packet::{for_each_message as memberlist_messages, open_packet, OpenOptions};
 use swimnet_wire::stream::{decode_stream_message, StreamDecodeOptions, StreamMessage};
@@ -11,13 +12,6 @@ use swimnet_wire::stream::{decode_stream_message, StreamDecodeOptions, StreamMes
 const N1: &str = "87bf0ad2f7d2"; // 10.77.0.1
 const N2: &str = "e5e93bd5ec03"; // 10.77.0.2
 const N3: &str = "3e4c6014b562"; // 10.77.0.3
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-        .collect()
-}
 
 fn record(name: &str) -> Vec<u8> {
     include_str!("data/networkdb-20.10.24-capture.txt")

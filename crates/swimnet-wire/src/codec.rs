@@ -7,13 +7,14 @@
 //! header) are reached through [`Body`] and the helper functions below.
 //!
 //! Bodies are written exactly as go-msgpack 0.5.5 writes the Go structs
-//! (spec §4 and Appendix A): maps with sorted Go field names, empty byte
-//! fields as `nil`, `omitempty` fields of `ping`/`indirectPingReq` left out
-//! when zero. They are read leniently (see [`crate::msgpack`]).
+//! (the golden vectors in `tests/golden.rs` are bytes Go wrote): maps with
+//! sorted Go field names, empty byte fields as `nil`, `omitempty` fields of
+//! `ping`/`indirectPingReq` left out when zero. They are read leniently (see [`crate::msgpack`]).
 
 use crate::error::WireError;
 use crate::msg::*;
-use crate::msgpack::{FieldKey, Reader, Writer};
+use crate::msgpack::{Reader, Writer};
+use crate::msgpack_struct::{Bool, Bytes, GoInt, Int, MsgpackStruct, OmitEmpty, Raw, Str, Uint};
 
 /// A memberlist message that can travel on its own (in a UDP packet, a
 /// compound part, or for some of them a stream).
@@ -110,14 +111,23 @@ pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
     })
 }
 
-/// A Go struct that has a msgpack body of its own.
-pub trait Body: Sized {
+/// A memberlist Go struct that has a msgpack body of its own: the message
+/// bodies, the push/pull stream values and `compress`. Its layout is declared
+/// once with [`msgpack_struct!`](crate::msgpack_struct!) below.
+pub trait Body: MsgpackStruct {
     /// Appends the msgpack map (no type byte) exactly as go-msgpack 0.5.5
     /// writes it.
-    fn encode_body(&self, out: &mut Vec<u8>);
+    #[inline]
+    fn encode_body(&self, out: &mut Vec<u8>) {
+        self.write_msgpack(&mut Writer::new(out));
+    }
+
     /// Reads one msgpack value (map, array or nil) into the struct and leaves
     /// the reader just after it.
-    fn decode_body(r: &mut Reader<'_>) -> Result<Self, WireError>;
+    #[inline]
+    fn decode_body(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        Self::read_msgpack(r)
+    }
 }
 
 /// Appends `msgpack(pushPullHeader)` (no type byte) to `out`.
@@ -151,424 +161,122 @@ pub fn decode_user_msg_header(r: &mut Reader<'_>) -> Result<UserMsgHeader, WireE
 }
 
 // ---------------------------------------------------------------------------
+// The Go structs, one entry per field: `"GoName"(position in the Go struct)
+// => rust_field: codec`, listed in the order go-msgpack writes them (names
+// sorted by bytes). `ping` and `indirectPingReq` tag their source fields
+// `omitempty`; every other field is always written.
 
-// Field names of each Go struct, in Go source order (the order of the array
-// form).
-const PING_FIELDS: [FieldKey; 5] = [
-    FieldKey::new("SeqNo"),
-    FieldKey::new("Node"),
-    FieldKey::new("SourceAddr"),
-    FieldKey::new("SourcePort"),
-    FieldKey::new("SourceNode"),
-];
-const INDIRECT_PING_FIELDS: [FieldKey; 8] = [
-    FieldKey::new("SeqNo"),
-    FieldKey::new("Target"),
-    FieldKey::new("Port"),
-    FieldKey::new("Node"),
-    FieldKey::new("Nack"),
-    FieldKey::new("SourceAddr"),
-    FieldKey::new("SourcePort"),
-    FieldKey::new("SourceNode"),
-];
-const ACK_FIELDS: [FieldKey; 2] = [FieldKey::new("SeqNo"), FieldKey::new("Payload")];
-const NACK_FIELDS: [FieldKey; 1] = [FieldKey::new("SeqNo")];
-const ERR_FIELDS: [FieldKey; 1] = [FieldKey::new("Error")];
-const ACCUSATION_FIELDS: [FieldKey; 3] = [
-    FieldKey::new("Incarnation"),
-    FieldKey::new("Node"),
-    FieldKey::new("From"),
-];
-const ALIVE_FIELDS: [FieldKey; 6] = [
-    FieldKey::new("Incarnation"),
-    FieldKey::new("Node"),
-    FieldKey::new("Addr"),
-    FieldKey::new("Port"),
-    FieldKey::new("Meta"),
-    FieldKey::new("Vsn"),
-];
-const PUSH_PULL_HEADER_FIELDS: [FieldKey; 3] = [
-    FieldKey::new("Nodes"),
-    FieldKey::new("UserStateLen"),
-    FieldKey::new("Join"),
-];
-const PUSH_NODE_STATE_FIELDS: [FieldKey; 7] = [
-    FieldKey::new("Name"),
-    FieldKey::new("Addr"),
-    FieldKey::new("Port"),
-    FieldKey::new("Meta"),
-    FieldKey::new("Incarnation"),
-    FieldKey::new("State"),
-    FieldKey::new("Vsn"),
-];
-const USER_MSG_HEADER_FIELDS: [FieldKey; 1] = [FieldKey::new("UserMsgLen")];
-const COMPRESS_FIELDS: [FieldKey; 2] = [FieldKey::new("Algo"), FieldKey::new("Buf")];
-
-fn string(r: &mut Reader<'_>, field: &'static str) -> Result<String, WireError> {
-    r.read_str(field).map(str::to_owned)
-}
-
-fn bytes(r: &mut Reader<'_>) -> Result<Vec<u8>, WireError> {
-    r.read_bytes().map(|c| c.into_owned())
-}
-
-/// Reads a Go `int` that this crate stores as `u32` (counts and lengths).
-fn go_int_u32(r: &mut Reader<'_>) -> Result<u32, WireError> {
-    Ok(r.read_uint_max(u64::from(u32::MAX), "int")? as u32)
-}
-
-impl Body for Ping {
-    fn encode_body(&self, out: &mut Vec<u8>) {
-        let mut w = Writer::new(out);
-        let n = 2
-            + u32::from(!self.source_addr.is_empty())
-            + u32::from(!self.source_node.is_empty())
-            + u32::from(self.source_port != 0);
-        w.write_map_len(n);
-        w.write_encoded(b"\xa4Node");
-        w.write_str(&self.node);
-        w.write_encoded(b"\xa5SeqNo");
-        w.write_uint(self.seq_no.into());
-        if !self.source_addr.is_empty() {
-            w.write_encoded(b"\xaaSourceAddr");
-            w.write_raw(&self.source_addr);
-        }
-        if !self.source_node.is_empty() {
-            w.write_encoded(b"\xaaSourceNode");
-            w.write_str(&self.source_node);
-        }
-        if self.source_port != 0 {
-            w.write_encoded(b"\xaaSourcePort");
-            w.write_uint(self.source_port.into());
-        }
-    }
-
-    fn decode_body(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        let mut m = Ping::default();
-        r.read_struct(&PING_FIELDS, |i, r| {
-            match i {
-                0 => m.seq_no = r.read_u32()?,
-                1 => m.node = string(r, "Node")?,
-                2 => m.source_addr = bytes(r)?,
-                3 => m.source_port = r.read_u16()?,
-                _ => m.source_node = string(r, "SourceNode")?,
-            }
-            Ok(())
-        })?;
-        Ok(m)
+crate::msgpack_struct! {
+    Ping {
+        "Node"(1) => node: Str,
+        "SeqNo"(0) => seq_no: Uint,
+        "SourceAddr"(2) => source_addr: OmitEmpty<Raw>,
+        "SourceNode"(4) => source_node: OmitEmpty<Str>,
+        "SourcePort"(3) => source_port: OmitEmpty<Uint>,
     }
 }
 
-impl Body for IndirectPing {
-    fn encode_body(&self, out: &mut Vec<u8>) {
-        let mut w = Writer::new(out);
-        let n = 5
-            + u32::from(!self.source_addr.is_empty())
-            + u32::from(!self.source_node.is_empty())
-            + u32::from(self.source_port != 0);
-        w.write_map_len(n);
-        w.write_encoded(b"\xa4Nack");
-        w.write_bool(self.nack);
-        w.write_encoded(b"\xa4Node");
-        w.write_str(&self.node);
-        w.write_encoded(b"\xa4Port");
-        w.write_uint(self.port.into());
-        w.write_encoded(b"\xa5SeqNo");
-        w.write_uint(self.seq_no.into());
-        if !self.source_addr.is_empty() {
-            w.write_encoded(b"\xaaSourceAddr");
-            w.write_raw(&self.source_addr);
-        }
-        if !self.source_node.is_empty() {
-            w.write_encoded(b"\xaaSourceNode");
-            w.write_str(&self.source_node);
-        }
-        if self.source_port != 0 {
-            w.write_encoded(b"\xaaSourcePort");
-            w.write_uint(self.source_port.into());
-        }
-        w.write_encoded(b"\xa6Target");
-        w.write_bytes(&self.target);
-    }
-
-    fn decode_body(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        let mut m = IndirectPing::default();
-        r.read_struct(&INDIRECT_PING_FIELDS, |i, r| {
-            match i {
-                0 => m.seq_no = r.read_u32()?,
-                1 => m.target = bytes(r)?,
-                2 => m.port = r.read_u16()?,
-                3 => m.node = string(r, "Node")?,
-                4 => m.nack = r.read_bool()?,
-                5 => m.source_addr = bytes(r)?,
-                6 => m.source_port = r.read_u16()?,
-                _ => m.source_node = string(r, "SourceNode")?,
-            }
-            Ok(())
-        })?;
-        Ok(m)
+crate::msgpack_struct! {
+    IndirectPing {
+        "Nack"(4) => nack: Bool,
+        "Node"(3) => node: Str,
+        "Port"(2) => port: Uint,
+        "SeqNo"(0) => seq_no: Uint,
+        "SourceAddr"(5) => source_addr: OmitEmpty<Raw>,
+        "SourceNode"(7) => source_node: OmitEmpty<Str>,
+        "SourcePort"(6) => source_port: OmitEmpty<Uint>,
+        "Target"(1) => target: Bytes,
     }
 }
 
-impl Body for AckResp {
-    fn encode_body(&self, out: &mut Vec<u8>) {
-        let mut w = Writer::new(out);
-        w.write_map_len(2);
-        w.write_encoded(b"\xa7Payload");
-        w.write_bytes(&self.payload);
-        w.write_encoded(b"\xa5SeqNo");
-        w.write_uint(self.seq_no.into());
-    }
-
-    fn decode_body(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        let mut m = AckResp::default();
-        r.read_struct(&ACK_FIELDS, |i, r| {
-            match i {
-                0 => m.seq_no = r.read_u32()?,
-                _ => m.payload = bytes(r)?,
-            }
-            Ok(())
-        })?;
-        Ok(m)
+crate::msgpack_struct! {
+    AckResp {
+        "Payload"(1) => payload: Bytes,
+        "SeqNo"(0) => seq_no: Uint,
     }
 }
 
-impl Body for NackResp {
-    fn encode_body(&self, out: &mut Vec<u8>) {
-        let mut w = Writer::new(out);
-        w.write_map_len(1);
-        w.write_encoded(b"\xa5SeqNo");
-        w.write_uint(self.seq_no.into());
-    }
-
-    fn decode_body(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        let mut m = NackResp::default();
-        r.read_struct(&NACK_FIELDS, |_, r| {
-            m.seq_no = r.read_u32()?;
-            Ok(())
-        })?;
-        Ok(m)
+crate::msgpack_struct! {
+    NackResp {
+        "SeqNo"(0) => seq_no: Uint,
     }
 }
 
-impl Body for ErrResp {
-    fn encode_body(&self, out: &mut Vec<u8>) {
-        let mut w = Writer::new(out);
-        w.write_map_len(1);
-        w.write_encoded(b"\xa5Error");
-        w.write_str(&self.error);
-    }
-
-    fn decode_body(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        let mut m = ErrResp::default();
-        r.read_struct(&ERR_FIELDS, |_, r| {
-            m.error = string(r, "Error")?;
-            Ok(())
-        })?;
-        Ok(m)
+crate::msgpack_struct! {
+    ErrResp {
+        "Error"(0) => error: Str,
     }
 }
 
-/// `suspect` and `dead` have the same fields.
-fn encode_accusation(w: &mut Writer<'_>, from: &str, incarnation: u32, node: &str) {
-    w.write_map_len(3);
-    w.write_encoded(b"\xa4From");
-    w.write_str(from);
-    w.write_encoded(b"\xabIncarnation");
-    w.write_uint(incarnation.into());
-    w.write_encoded(b"\xa4Node");
-    w.write_str(node);
-}
-
-fn decode_accusation(r: &mut Reader<'_>) -> Result<(u32, String, String), WireError> {
-    let (mut inc, mut node, mut from) = (0, String::new(), String::new());
-    r.read_struct(&ACCUSATION_FIELDS, |i, r| {
-        match i {
-            0 => inc = r.read_u32()?,
-            1 => node = string(r, "Node")?,
-            _ => from = string(r, "From")?,
-        }
-        Ok(())
-    })?;
-    Ok((inc, node, from))
-}
-
-impl Body for Suspect {
-    fn encode_body(&self, out: &mut Vec<u8>) {
-        encode_accusation(
-            &mut Writer::new(out),
-            &self.from,
-            self.incarnation,
-            &self.node,
-        );
-    }
-
-    fn decode_body(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        let (incarnation, node, from) = decode_accusation(r)?;
-        Ok(Suspect {
-            incarnation,
-            node,
-            from,
-        })
+crate::msgpack_struct! {
+    Suspect {
+        "From"(2) => from: Str,
+        "Incarnation"(0) => incarnation: Uint,
+        "Node"(1) => node: Str,
     }
 }
 
-impl Body for Dead {
-    fn encode_body(&self, out: &mut Vec<u8>) {
-        encode_accusation(
-            &mut Writer::new(out),
-            &self.from,
-            self.incarnation,
-            &self.node,
-        );
-    }
-
-    fn decode_body(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        let (incarnation, node, from) = decode_accusation(r)?;
-        Ok(Dead {
-            incarnation,
-            node,
-            from,
-        })
+crate::msgpack_struct! {
+    Dead {
+        "From"(2) => from: Str,
+        "Incarnation"(0) => incarnation: Uint,
+        "Node"(1) => node: Str,
     }
 }
 
-impl Body for Alive {
-    fn encode_body(&self, out: &mut Vec<u8>) {
-        let mut w = Writer::new(out);
-        w.write_map_len(6);
-        w.write_encoded(b"\xa4Addr");
-        w.write_bytes(&self.addr);
-        w.write_encoded(b"\xabIncarnation");
-        w.write_uint(self.incarnation.into());
-        w.write_encoded(b"\xa4Meta");
-        w.write_bytes(&self.meta);
-        w.write_encoded(b"\xa4Node");
-        w.write_str(&self.node);
-        w.write_encoded(b"\xa4Port");
-        w.write_uint(self.port.into());
-        w.write_encoded(b"\xa3Vsn");
-        w.write_bytes(&self.vsn);
-    }
-
-    fn decode_body(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        let mut m = Alive::default();
-        r.read_struct(&ALIVE_FIELDS, |i, r| {
-            match i {
-                0 => m.incarnation = r.read_u32()?,
-                1 => m.node = string(r, "Node")?,
-                2 => m.addr = bytes(r)?,
-                3 => m.port = r.read_u16()?,
-                4 => m.meta = bytes(r)?,
-                _ => m.vsn = bytes(r)?,
-            }
-            Ok(())
-        })?;
-        Ok(m)
+crate::msgpack_struct! {
+    Alive {
+        "Addr"(2) => addr: Bytes,
+        "Incarnation"(0) => incarnation: Uint,
+        "Meta"(4) => meta: Bytes,
+        "Node"(1) => node: Str,
+        "Port"(3) => port: Uint,
+        "Vsn"(5) => vsn: Bytes,
     }
 }
 
-impl Body for PushPullHeader {
-    fn encode_body(&self, out: &mut Vec<u8>) {
-        let mut w = Writer::new(out);
-        w.write_map_len(3);
-        w.write_encoded(b"\xa4Join");
-        w.write_bool(self.join);
-        w.write_encoded(b"\xa5Nodes");
-        w.write_uint(self.nodes.into());
-        w.write_encoded(b"\xacUserStateLen");
-        w.write_uint(self.user_state_len.into());
-    }
-
-    fn decode_body(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        let mut m = PushPullHeader::default();
-        r.read_struct(&PUSH_PULL_HEADER_FIELDS, |i, r| {
-            match i {
-                0 => m.nodes = go_int_u32(r)?,
-                1 => m.user_state_len = go_int_u32(r)?,
-                _ => m.join = r.read_bool()?,
-            }
-            Ok(())
-        })?;
-        Ok(m)
+crate::msgpack_struct! {
+    PushPullHeader {
+        "Join"(2) => join: Bool,
+        "Nodes"(0) => nodes: GoInt,
+        "UserStateLen"(1) => user_state_len: GoInt,
     }
 }
 
-impl Body for PushNodeState {
-    fn encode_body(&self, out: &mut Vec<u8>) {
-        let mut w = Writer::new(out);
-        w.write_map_len(7);
-        w.write_encoded(b"\xa4Addr");
-        w.write_bytes(&self.addr);
-        w.write_encoded(b"\xabIncarnation");
-        w.write_uint(self.incarnation.into());
-        w.write_encoded(b"\xa4Meta");
-        w.write_bytes(&self.meta);
-        w.write_encoded(b"\xa4Name");
-        w.write_str(&self.name);
-        w.write_encoded(b"\xa4Port");
-        w.write_uint(self.port.into());
-        w.write_encoded(b"\xa5State");
-        w.write_int(self.state);
-        w.write_encoded(b"\xa3Vsn");
-        w.write_bytes(&self.vsn);
-    }
-
-    fn decode_body(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        let mut m = PushNodeState::default();
-        r.read_struct(&PUSH_NODE_STATE_FIELDS, |i, r| {
-            match i {
-                0 => m.name = string(r, "Name")?,
-                1 => m.addr = bytes(r)?,
-                2 => m.port = r.read_u16()?,
-                3 => m.meta = bytes(r)?,
-                4 => m.incarnation = r.read_u32()?,
-                5 => m.state = r.read_i64()?,
-                _ => m.vsn = bytes(r)?,
-            }
-            Ok(())
-        })?;
-        Ok(m)
+crate::msgpack_struct! {
+    PushNodeState {
+        "Addr"(1) => addr: Bytes,
+        "Incarnation"(4) => incarnation: Uint,
+        "Meta"(3) => meta: Bytes,
+        "Name"(0) => name: Str,
+        "Port"(2) => port: Uint,
+        "State"(5) => state: Int,
+        "Vsn"(6) => vsn: Bytes,
     }
 }
 
-impl Body for UserMsgHeader {
-    fn encode_body(&self, out: &mut Vec<u8>) {
-        let mut w = Writer::new(out);
-        w.write_map_len(1);
-        w.write_encoded(b"\xaaUserMsgLen");
-        w.write_uint(self.user_msg_len.into());
-    }
-
-    fn decode_body(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        let mut m = UserMsgHeader::default();
-        r.read_struct(&USER_MSG_HEADER_FIELDS, |_, r| {
-            m.user_msg_len = go_int_u32(r)?;
-            Ok(())
-        })?;
-        Ok(m)
+crate::msgpack_struct! {
+    UserMsgHeader {
+        "UserMsgLen"(0) => user_msg_len: GoInt,
     }
 }
 
-impl Body for Compress {
-    fn encode_body(&self, out: &mut Vec<u8>) {
-        let mut w = Writer::new(out);
-        w.write_map_len(2);
-        w.write_encoded(b"\xa4Algo");
-        w.write_uint(self.algo.into());
-        w.write_encoded(b"\xa3Buf");
-        w.write_bytes(&self.buf);
-    }
-
-    fn decode_body(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        let mut m = Compress::default();
-        r.read_struct(&COMPRESS_FIELDS, |i, r| {
-            match i {
-                0 => m.algo = r.read_u8()?,
-                _ => m.buf = bytes(r)?,
-            }
-            Ok(())
-        })?;
-        Ok(m)
+crate::msgpack_struct! {
+    Compress {
+        "Algo"(0) => algo: Uint,
+        "Buf"(1) => buf: Bytes,
     }
 }
+
+impl Body for Ping {}
+impl Body for IndirectPing {}
+impl Body for AckResp {}
+impl Body for NackResp {}
+impl Body for ErrResp {}
+impl Body for Suspect {}
+impl Body for Dead {}
+impl Body for Alive {}
+impl Body for PushPullHeader {}
+impl Body for PushNodeState {}
+impl Body for UserMsgHeader {}
+impl Body for Compress {}

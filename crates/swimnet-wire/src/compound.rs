@@ -1,4 +1,4 @@
-//! Compound messages: several messages in one packet (type 7, spec §5.5).
+//! Compound messages: several messages in one packet (type 7).
 //!
 //! Layout: `[0x07][n: u8][n × u16-be part length][part 1]...[part n]`, each
 //! part a whole message starting with its own type byte.

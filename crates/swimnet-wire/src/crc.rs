@@ -1,4 +1,4 @@
-//! CRC-prefixed packets (type 12, spec §5.4):
+//! CRC-prefixed packets (type 12):
 //! `[0x0C][CRC-32/IEEE of the rest, big-endian][rest]`.
 //!
 //! memberlist adds the prefix only for peers that advertise protocol

@@ -1,4 +1,4 @@
-//! Label headers (type 244, memberlist ≥ 0.3.0 only; spec §5.2):
+//! Label headers (type 244, memberlist ≥ 0.3.0 only):
 //! `[0xF4][n: 1..=255][n label bytes]` in front of a datagram, or once at the
 //! start of a TCP connection by the side that dials.
 //!

@@ -3,7 +3,7 @@
 //! memberlist encodes every message with go-msgpack's default
 //! `MsgpackHandle`. Its output differs from what general-purpose Rust msgpack
 //! crates produce, and memberlist peers compare nothing but bytes, so we keep
-//! our own small encoder and decoder (spec §2):
+//! our own small encoder and decoder:
 //!
 //! * Structs are **maps** keyed by the Go field names, sorted by bytes
 //!   (rmp-serde writes arrays by default).

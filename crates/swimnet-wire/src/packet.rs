@@ -1,4 +1,4 @@
-//! The UDP packet pipeline, both directions (spec §5.1).
+//! The UDP packet pipeline, both directions.
 //!
 //! Sending, innermost first:
 //!

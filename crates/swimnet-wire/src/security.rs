@@ -1,5 +1,4 @@
-//! AES-GCM encryption of packets and stream frames, and the keyring
-//! (spec §5.3, §6.2).
+//! AES-GCM encryption of packets and stream frames, and the keyring.
 //!
 //! Encrypted payload: `[vsn u8][nonce: 12 bytes][ciphertext || 16-byte tag]`.
 //! Version 1 encrypts the plaintext as is; version 0 (memberlist protocol

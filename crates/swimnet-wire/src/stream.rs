@@ -1,4 +1,4 @@
-//! TCP stream messages (spec §6).
+//! TCP stream messages.
 //!
 //! Each direction of a memberlist TCP connection carries one message:
 //!

@@ -1,7 +1,8 @@
-//! Golden vectors of spec Appendix A (bytes written by Go memberlist 0.2.2
+//! Golden vectors (bytes written by Go memberlist 0.2.2
 //! with go-msgpack 0.5.5), reproduced by our encoders byte for byte and
 //! decoded back, plus the variants Go decoders accept.
 
+use swimnet_testkit::unhex as hex;
 use swimnet_wire::codec::{self, Body, Message};
 use swimnet_wire::compound::{decode_compound, encode_compound};
 use swimnet_wire::compress::{compress_payload, decompress_payload, MAX_DECOMPRESSED};
@@ -15,15 +16,6 @@ use swimnet_wire::stream::{
     StreamMessage,
 };
 use swimnet_wire::WireError;
-
-fn hex(s: &str) -> Vec<u8> {
-    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    assert!(s.len() % 2 == 0, "odd hex length");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
 
 const LOCALHOST: [u8; 4] = [127, 0, 0, 1];
 const VSN: [u8; 6] = [1, 5, 2, 2, 5, 5];
@@ -349,12 +341,12 @@ fn encrypted_labelled_packet_vector() {
 #[test]
 fn encrypted_stream_vector() {
     let zero = Key::new(&[0; 16]).unwrap();
-    // Spec Appendix A prints this vector with the first ciphertext byte (01)
-    // missing: L = 0x2f = 47 needs 1 + 12 + 18 + 16 bytes after the header,
+    // A copy of this vector that circulated had the first ciphertext byte
+    // (01) missing: L = 0x2f = 47 needs 1 + 12 + 18 + 16 bytes after the header,
     // and with the same key and nonce as the packet vector the keystream's
     // first byte is 0x03 (0x00 ^ 0x03 there), so ackResp's 0x02 encrypts to
-    // 0x01. Go's decryptPayload accepts the bytes below (checked with the
-    // Go cross-check in tests/go-crosscheck).
+    // 0x01. Go's decryptPayload accepts the bytes below (checked once by
+    // running Go's code on them).
     let g = hex("0a0000002f01000000000000000000000000 01 0a7d9e01cfcffd924c021c22d78f369892121a8ca86629191f1170a10d8be9bfe8");
     let msg = StreamMessage::AckResp(AckResp {
         seq_no: 7,

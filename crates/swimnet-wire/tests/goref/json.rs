@@ -2,17 +2,7 @@
 
 use super::*;
 
-pub(crate) fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-pub(crate) fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd hex length: {s}");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-        .collect()
-}
+pub(crate) use swimnet_testkit::{hex, unhex};
 
 /// Hex for a byte field as Go shows it after decoding what we sent: we send
 /// empty byte fields as msgpack nil, which Go reads as a nil slice (`null`).
