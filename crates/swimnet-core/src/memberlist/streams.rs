@@ -21,10 +21,14 @@ use std::time::{Duration, Instant};
 use swimnet_wire::stream::{StreamDecodeOptions, StreamDecoder, MAX_PUSH_STATE_NODES};
 use swimnet_wire::WireError;
 
-use super::{Memberlist, StreamCommand, StreamId, StreamKind};
+use swimnet_wire::msg::{AckResp, ErrResp};
+use swimnet_wire::stream::StreamMessage;
+
 use crate::config::Config;
 use crate::delegate::Delegate;
 use crate::timer::TimerKind;
+
+use super::{Event, Memberlist, StreamCommand, StreamId};
 
 /// Limits on TCP streams (see [`Config::stream_limits`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -321,5 +325,211 @@ impl<D: Delegate> Memberlist<D> {
     /// [`StreamLimits::inbound_budget_bytes`] bounds).
     pub fn inbound_stream_memory(&self) -> usize {
         self.inbound.held
+    }
+}
+
+#[derive(Debug)]
+pub(super) enum StreamKind {
+    OutPushPull { join: bool, to: SocketAddr },
+    OutPing { seq: u32 },
+    In,
+}
+
+impl<D: Delegate> Memberlist<D> {
+    /// The driver could not connect, write or read a stream, or its own
+    /// deadline passed. The exchange is abandoned.
+    pub fn handle_stream_error(&mut self, _now: Instant, id: StreamId, error: &str) {
+        if let Some(ctx) = self.take_stream(id) {
+            self.stats.streams_failed += 1;
+            self.stream_finished(&ctx, Err(error.to_string()));
+        }
+    }
+
+    /// An outbound connection was actively refused: the peer's host is up
+    /// but nothing listens on its port (a TCP reset), so the member process
+    /// at that address is not running. Call it instead of
+    /// [`Self::handle_stream_error`] when the driver can tell (Linux:
+    /// `ECONNREFUSED`). Besides failing the stream, a refused TCP ping ends
+    /// the probe it belongs to as failed at once rather than at the end of
+    /// the probe interval, and fails a check of a suspect at once.
+    pub fn handle_stream_refused(&mut self, now: Instant, id: StreamId) {
+        let Some(ctx) = self.streams.get(&id) else {
+            return;
+        };
+        let ping_seq = match ctx.kind {
+            StreamKind::OutPing { seq } => Some(seq),
+            _ => None,
+        };
+        self.handle_stream_error(now, id, "connection refused");
+        let Some(seq) = ping_seq else {
+            return;
+        };
+        self.stats.pings_refused += 1;
+        if self
+            .probe
+            .as_ref()
+            .is_some_and(|p| p.seq == seq && !p.done && !p.tcp_ok)
+        {
+            if let Some(p) = &mut self.probe {
+                p.refused = true;
+            }
+            self.finish_probe(now, false);
+            return;
+        }
+        let node = self
+            .suspicions
+            .iter()
+            .find(|(_, s)| s.check == Some(seq))
+            .map(|(n, _)| n.clone());
+        if let Some(node) = node {
+            let deadline = match self.suspicions.get_mut(&node) {
+                Some(susp) => {
+                    susp.check_until = now;
+                    susp.deadline
+                }
+                None => return,
+            };
+            self.arm_suspicion(now, &node, deadline);
+        }
+    }
+
+    pub(super) fn fail_stream(&mut self, id: StreamId, why: &str) {
+        let Some(ctx) = self.take_stream(id) else {
+            return;
+        };
+        self.stats.streams_failed += 1;
+        if matches!(ctx.kind, StreamKind::In) {
+            // Tell the peer, as memberlist does for read errors.
+            let data = self.encode_stream(
+                &StreamMessage::ErrResp(ErrResp {
+                    error: why.to_string(),
+                }),
+                true,
+            );
+            self.stream_cmds
+                .push_back(StreamCommand::Reply { id, data });
+        } else {
+            self.stream_finished(&ctx, Err(why.to_string()));
+            self.stream_cmds.push_back(StreamCommand::Close { id });
+        }
+    }
+
+    pub(super) fn stream_finished(&mut self, ctx: &StreamCtx, result: Result<usize, String>) {
+        if let StreamKind::OutPushPull { join: true, to } = ctx.kind {
+            self.events
+                .push_back(Event::JoinResult { addr: to, result });
+        }
+    }
+
+    pub(super) fn new_stream_id(&mut self) -> StreamId {
+        self.next_stream += 1;
+        StreamId(self.next_stream)
+    }
+
+    pub(super) fn on_stream_message(
+        &mut self,
+        now: Instant,
+        id: StreamId,
+        ctx: StreamCtx,
+        msg: StreamMessage,
+    ) {
+        match ctx.kind {
+            StreamKind::In => {
+                match msg {
+                    StreamMessage::PushPull {
+                        header,
+                        states,
+                        user_state,
+                    } => {
+                        // Reply with our state first, then merge theirs (memberlist's order).
+                        let reply = self.local_push_pull(header.join, true);
+                        self.stream_cmds
+                            .push_back(StreamCommand::Reply { id, data: reply });
+                        self.stats.push_pulls += 1;
+                        let _ = self.merge_remote(
+                            now,
+                            ctx.peer,
+                            None,
+                            header.join,
+                            &states,
+                            &user_state,
+                        );
+                    }
+                    StreamMessage::Ping(p) => {
+                        if p.node.is_empty() || p.node == *self.name {
+                            let data = self.encode_stream(
+                                &StreamMessage::AckResp(AckResp {
+                                    seq_no: p.seq_no,
+                                    payload: Vec::new(),
+                                }),
+                                true,
+                            );
+                            self.stream_cmds
+                                .push_back(StreamCommand::Reply { id, data });
+                        } else {
+                            self.stream_cmds.push_back(StreamCommand::Close { id });
+                        }
+                    }
+                    StreamMessage::User(buf) => {
+                        self.stream_cmds.push_back(StreamCommand::Close { id });
+                        if !buf.is_empty() {
+                            self.delegate.notify_msg(now, ctx.peer, &buf);
+                        }
+                    }
+                    StreamMessage::AckResp(_) | StreamMessage::ErrResp(_) => {
+                        self.stream_cmds.push_back(StreamCommand::Close { id });
+                    }
+                }
+            }
+            StreamKind::OutPushPull { join, to } => {
+                self.stream_cmds.push_back(StreamCommand::Close { id });
+                match msg {
+                    StreamMessage::PushPull {
+                        states, user_state, ..
+                    } => {
+                        self.stats.push_pulls += 1;
+                        let result =
+                            self.merge_remote(now, to, Some(to), join, &states, &user_state);
+                        if join {
+                            self.events.push_back(Event::JoinResult {
+                                addr: to,
+                                result: result.map(|_| states.len()),
+                            });
+                        }
+                    }
+                    StreamMessage::ErrResp(e) => {
+                        self.stats.streams_failed += 1;
+                        if join {
+                            self.events.push_back(Event::JoinResult {
+                                addr: to,
+                                result: Err(format!("remote error: {}", e.error)),
+                            });
+                        }
+                    }
+                    _ => {
+                        self.stats.streams_failed += 1;
+                        if join {
+                            self.events.push_back(Event::JoinResult {
+                                addr: to,
+                                result: Err("unexpected reply to push/pull".into()),
+                            });
+                        }
+                    }
+                }
+            }
+            StreamKind::OutPing { seq } => {
+                self.stream_cmds.push_back(StreamCommand::Close { id });
+                if let StreamMessage::AckResp(ack) = msg {
+                    if let Some(p) = &mut self.probe {
+                        if p.seq == seq && ack.seq_no == seq && !p.done {
+                            p.tcp_ok = true;
+                        }
+                    }
+                    if ack.seq_no == seq {
+                        self.on_check_ack(now, seq);
+                    }
+                }
+            }
+        }
     }
 }

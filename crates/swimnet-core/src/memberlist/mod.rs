@@ -1,0 +1,323 @@
+//! The membership state machine, one [`Memberlist`] per node.
+//!
+//! The struct and its setup live here; its behaviour is split by concern:
+//!
+//! - [`inbound`]: one datagram in, its messages decoded and dispatched;
+//! - [`dispatch`]: due timers and decoded messages routed to their handlers;
+//! - [`probe`] and [`suspicion`]: failure detection (SWIM with Lifeguard);
+//! - [`state`]: alive, suspect and dead claims applied to the member table;
+//! - [`gossip`] and [`sending`]: broadcasts and the datagram sending path;
+//! - [`push_pull`] and [`streams`]: full state exchanges over TCP;
+//! - [`commands`], [`queries`], [`outputs`], [`stats`]: the public surface;
+//! - [`guard`]: budgets against misbehaving peers.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::{Rng, RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use swimnet_wire::codec::{self, Message};
+use swimnet_wire::msg::Alive;
+
+use crate::awareness::Awareness;
+use crate::config::{Config, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN};
+use crate::coordinate::Coordinates;
+use crate::delegate::Delegate;
+use crate::error::Error;
+use crate::formulas::push_pull_scale;
+use crate::member::{ip_bytes, Member, MemberIndex, NodeState};
+use crate::queue::TransmitLimitedQueue;
+use crate::replay::ReplayCache;
+use crate::reply_limit::TokenBucket;
+use crate::timer::{TimerKind, Timers};
+use crate::topology::NearRotation;
+
+mod commands;
+mod dispatch;
+mod gossip;
+mod guard;
+mod inbound;
+mod outputs;
+mod probe;
+mod push_pull;
+mod queries;
+mod sending;
+mod state;
+mod stats;
+pub(crate) mod streams;
+mod suspicion;
+
+pub use outputs::{Event, StreamCommand, StreamId, Transmit};
+use probe::{Probe, Relay};
+use state::Tombstone;
+pub use stats::Stats;
+use streams::{InboundBudget, StreamCtx};
+use suspicion::Suspicion;
+
+/// Bytes of framing a compound message adds (type byte + count).
+const COMPOUND_HEADER_OVERHEAD: usize = 2;
+/// Bytes each compound part adds (its u16 length).
+const COMPOUND_OVERHEAD: usize = 2;
+/// Bytes the user-message type byte adds.
+const USER_MSG_OVERHEAD: usize = 1;
+/// Most broadcasts in one packet: a compound holds at most 127 parts that
+/// memberlist 0.2.2 decodes correctly (it miscounts 128 and more), and one
+/// part is kept for the message they ride on.
+const MAX_PIGGYBACK: usize = 126;
+/// Peers told directly of our graceful leave.
+const LEAVE_DIRECT: usize = 64;
+/// Dead and left nodes remembered after they leave the table.
+const MAX_TOMBSTONES: usize = 16_384;
+/// Tombstones sent in one push/pull (the most recent ones).
+const MAX_TOMBSTONES_PUSHED: usize = 512;
+
+/// One node's membership state machine. See the crate docs for how to drive it.
+///
+/// Methods come in groups: getters; `handle_*` inputs, each taking `now`;
+/// commands; and `poll_*` outputs, drained after every input.
+pub struct Memberlist<D: Delegate> {
+    config: Config,
+    delegate: D,
+    rng: ChaCha8Rng,
+    name: Arc<str>,
+    incarnation: u32,
+    leaving: bool,
+    leave_broadcast: Option<u64>,
+    seq_no: u32,
+    awareness: Awareness,
+    broadcasts: TransmitLimitedQueue,
+    /// Budget for replies to addresses that are not members' (see `guard`).
+    reply_bucket: TokenBucket,
+
+    nodes: Vec<Member>,
+    index: MemberIndex,
+    probe_index: usize,
+
+    probe: Option<Probe>,
+    next_probe_at: Instant,
+    /// No catch-up push/pull before this (see [`Config::catch_up_backlog`]).
+    next_catch_up: Instant,
+    /// Suspects whose suspicion timer ran out, to probe once more before declaring them dead.
+    relays: HashMap<u32, Relay>,
+    suspicions: HashMap<Arc<str>, Suspicion>,
+    next_generation: u64,
+    tombstones: HashMap<Arc<str>, Tombstone>,
+    /// Accusers we already sent our current alive to, with the incarnation sent.
+    told_accusers: HashMap<String, u32>,
+    /// Nonces of recently authenticated datagrams (see [`crate::replay`]).
+    replays: ReplayCache,
+
+    streams: HashMap<StreamId, StreamCtx>,
+    next_stream: u64,
+    inbound_streams: usize,
+    inbound: InboundBudget,
+
+    timers: Timers,
+    transmits: VecDeque<Transmit>,
+    stream_cmds: VecDeque<StreamCommand>,
+    events: VecDeque<Event>,
+    stats: Stats,
+    /// Vivaldi state, when `config.coordinates` is set.
+    coords: Option<Coordinates>,
+    /// Cached near cluster for latency-aware gossip and probes: when it was
+    /// computed and the names in it (see `refresh_near_cluster`).
+    near_cluster: Option<(Instant, Vec<Arc<str>>)>,
+    /// Where gossip rounds are in their walk through the near cluster.
+    gossip_walk: NearRotation<Arc<str>>,
+    /// Where near probes are in their walk through the near cluster.
+    probe_walk: NearRotation<Arc<str>>,
+}
+
+impl<D: Delegate> std::fmt::Debug for Memberlist<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Memberlist")
+            .field("name", &self.name)
+            .field("incarnation", &self.incarnation)
+            .field("members", &self.nodes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long a computed near cluster is used before it is computed again
+/// (coordinates move slowly; members that joined since are reached by the
+/// uniform picks meanwhile).
+const NEAR_CLUSTER_REFRESH: Duration = Duration::from_secs(5);
+
+fn encode(msg: &Message) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    codec::encode(msg, &mut out);
+    out
+}
+
+fn type_index(msg: &Message) -> usize {
+    match msg {
+        Message::Ping(_) => 0,
+        Message::IndirectPing(_) => 1,
+        Message::AckResp(_) => 2,
+        Message::Suspect(_) => 3,
+        Message::Alive(_) => 4,
+        Message::Dead(_) => 5,
+        Message::User(_) => 8,
+        Message::NackResp(_) => 11,
+        Message::ErrResp(_) => 13,
+    }
+}
+
+impl<D: Delegate> Memberlist<D> {
+    /// Creates the node: validates `config`, puts ourselves in the table as
+    /// alive with incarnation 1, and starts the probe, gossip and push/pull
+    /// timers with a random stagger. `seed` feeds every random choice
+    /// (including AES-GCM nonces): the agent passes OS entropy, tests a fixed
+    /// number so runs replay.
+    pub fn new(config: Config, delegate: D, now: Instant, seed: u64) -> Result<Self, Error> {
+        config.validate()?;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let name: Arc<str> = Arc::from(config.name.as_str());
+        let core_seed = rng.next_u64();
+        let coords = match &config.coordinates {
+            Some(c) => Some(Coordinates::new(c.clone(), rng.next_u64())?),
+            None => None,
+        };
+        let mut ml = Memberlist {
+            coords,
+            near_cluster: None,
+            gossip_walk: NearRotation::default(),
+            probe_walk: NearRotation::default(),
+            awareness: Awareness::new(config.awareness_max_multiplier),
+            broadcasts: TransmitLimitedQueue::new(config.retransmit_mult)
+                .with_max_len(config.max_queued_broadcasts),
+            reply_bucket: TokenBucket::new(&config.reply_limit, now),
+            name: name.clone(),
+            incarnation: 0,
+            leaving: false,
+            leave_broadcast: None,
+            seq_no: 0,
+            nodes: Vec::new(),
+            index: MemberIndex::default(),
+            probe_index: 0,
+            probe: None,
+            next_probe_at: now,
+            next_catch_up: now,
+            relays: HashMap::new(),
+            suspicions: HashMap::new(),
+            next_generation: 0,
+            tombstones: HashMap::new(),
+            told_accusers: HashMap::new(),
+            replays: ReplayCache::new(config.replay_window, config.replay_cache_capacity),
+            streams: HashMap::new(),
+            next_stream: 0,
+            inbound_streams: 0,
+            inbound: InboundBudget::default(),
+            timers: Timers::default(),
+            transmits: VecDeque::new(),
+            stream_cmds: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            delegate,
+            rng: ChaCha8Rng::seed_from_u64(core_seed),
+            config,
+        };
+        ml.incarnation = 1;
+        let me = Member {
+            name: name.clone(),
+            addr: ml.config.advertise,
+            mapped: false,
+            meta: ml.config.meta.clone(),
+            vsn: ml.local_vsn(),
+            incarnation: 1,
+            state: NodeState::Alive,
+            state_change: now,
+        };
+        let alive = ml.local_alive();
+        ml.insert_member(me);
+        ml.broadcasts
+            .queue(Some(name.as_bytes()), encode(&Message::Alive(alive)));
+
+        let probe_stagger = ml.stagger(ml.config.probe_interval);
+        ml.next_probe_at = now + probe_stagger;
+        ml.timers.schedule(ml.next_probe_at, TimerKind::Probe);
+        if !ml.config.gossip_interval.is_zero() && ml.config.gossip_nodes > 0 {
+            let s = ml.stagger(ml.config.gossip_interval);
+            ml.timers.schedule(now + s, TimerKind::Gossip);
+        }
+        if !ml.config.push_pull_interval.is_zero() {
+            let s = ml.stagger(ml.config.push_pull_interval);
+            let first = s + push_pull_scale(ml.config.push_pull_interval, 1);
+            ml.timers.schedule(now + first, TimerKind::PushPull);
+        }
+        if !ml.config.reconnect_interval.is_zero() {
+            let s = ml.stagger(ml.config.reconnect_interval);
+            ml.timers
+                .schedule(now + ml.config.reconnect_interval + s, TimerKind::Reconnect);
+        }
+        Ok(ml)
+    }
+
+    fn stagger(&mut self, interval: Duration) -> Duration {
+        let nanos = interval.as_nanos().min(u64::MAX as u128) as u64;
+        if nanos == 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_nanos(self.rng.gen_range(0..nanos))
+    }
+
+    fn local_vsn(&self) -> [u8; 6] {
+        [
+            PROTOCOL_VERSION_MIN,
+            PROTOCOL_VERSION_MAX,
+            self.config.protocol_version,
+            self.config.delegate_protocol_min,
+            self.config.delegate_protocol_max,
+            self.config.delegate_protocol_version,
+        ]
+    }
+
+    fn local_alive(&self) -> Alive {
+        Alive {
+            incarnation: self.incarnation,
+            node: self.name.to_string(),
+            addr: ip_bytes(&self.config.advertise),
+            port: self.config.advertise.port(),
+            meta: self.config.meta.clone(),
+            vsn: self.local_vsn().to_vec(),
+        }
+    }
+
+    fn insert_member(&mut self, m: Member) {
+        let n = self.nodes.len();
+        self.nodes.push(m);
+        // A new node goes in at a random position, as memberlist does.
+        let offset = self.rng.gen_range(0..=n);
+        self.nodes.swap(offset, n);
+        if offset != n {
+            let moved = self.nodes[n].name.clone();
+            self.index.relocate(&moved, offset, n);
+        }
+        self.index.insert(&self.nodes, offset);
+    }
+
+    fn rebuild_index(&mut self) {
+        self.index.rebuild(&self.nodes);
+    }
+
+    fn member_pos(&self, name: &str) -> Option<usize> {
+        self.index.get(&self.nodes, name)
+    }
+
+    fn member(&self, name: &str) -> Option<&Member> {
+        self.member_pos(name).map(|i| &self.nodes[i])
+    }
+
+    fn member_mut(&mut self, name: &str) -> Option<&mut Member> {
+        self.member_pos(name).map(|i| &mut self.nodes[i])
+    }
+}
+
+fn vsn6(v: &[u8]) -> Option<[u8; 6]> {
+    v.get(..6).map(|s| {
+        let mut out = [0u8; 6];
+        out.copy_from_slice(s);
+        out
+    })
+}
