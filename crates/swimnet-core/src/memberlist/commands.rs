@@ -75,6 +75,7 @@ impl<D: Delegate> Memberlist<D> {
         // record "left" rather than finding out later by failed probes.
         let me = self.name.clone();
         let mut peers: Vec<(SocketAddr, u8)> = self
+            .table
             .nodes
             .iter()
             .filter(|m| m.name != me && m.state == NodeState::Alive)
@@ -92,13 +93,14 @@ impl<D: Delegate> Memberlist<D> {
             me.state_change = now;
         }
         let anyone = self
+            .table
             .nodes
             .iter()
             .any(|m| m.name != self.name && m.state == NodeState::Alive);
         if anyone {
             self.leave_broadcast = Some(id);
         } else {
-            self.events.push_back(Event::LeaveComplete);
+            self.out.events.push_back(Event::LeaveComplete);
         }
     }
 
@@ -110,8 +112,8 @@ impl<D: Delegate> Memberlist<D> {
     pub fn preload_members(&mut self, now: Instant, nodes: &[Node]) {
         // Size the table once: doubling growth would leave up to half of a
         // large table's capacity unused.
-        self.nodes.reserve_exact(nodes.len());
-        self.index.reserve(&self.nodes, nodes.len());
+        self.table.nodes.reserve_exact(nodes.len());
+        self.table.index.reserve(&self.table.nodes, nodes.len());
         for n in nodes {
             if *n.name == *self.name || self.member_pos(&n.name).is_some() {
                 continue;
@@ -128,7 +130,7 @@ impl<D: Delegate> Memberlist<D> {
             });
             let mut snap = n.clone();
             snap.state = NodeState::Alive;
-            self.events.push_back(Event::Join(snap));
+            self.out.events.push_back(Event::Join(snap));
         }
     }
 
@@ -147,7 +149,7 @@ impl<D: Delegate> Memberlist<D> {
     pub fn send_user_stream(&mut self, now: Instant, to: SocketAddr, msg: Vec<u8>) {
         let data = self.encode_stream(&StreamMessage::User(msg), false);
         let id = self.new_stream_id();
-        self.stream_cmds.push_back(StreamCommand::Open {
+        self.out.stream_cmds.push_back(StreamCommand::Open {
             id,
             to,
             data,

@@ -28,7 +28,8 @@ impl<D: Delegate> Memberlist<D> {
                 }
                 TimerKind::PushPull => {
                     self.periodic_push_pull(now);
-                    let next = push_pull_scale(self.config.push_pull_interval, self.nodes.len());
+                    let next =
+                        push_pull_scale(self.config.push_pull_interval, self.table.nodes.len());
                     self.timers.schedule(now + next, TimerKind::PushPull);
                 }
                 TimerKind::Reconnect => {
@@ -49,7 +50,7 @@ impl<D: Delegate> Memberlist<D> {
     }
 
     /// Handles one message of a datagram; a user message gets what is left
-    /// of the datagram's `budget` (see [`inbound`]).
+    /// of the datagram's `budget` (see [`super::inbound`]).
     pub(super) fn handle_message(
         &mut self,
         now: Instant,
@@ -62,7 +63,7 @@ impl<D: Delegate> Memberlist<D> {
             Message::IndirectPing(ind) => self.on_indirect_ping(now, from, ind),
             Message::AckResp(ack) => self.on_ack(now, ack),
             Message::NackResp(nack) => {
-                if let Some(p) = &mut self.probe {
+                if let Some(p) = &mut self.probing.current {
                     if p.seq == nack.seq_no && !p.done {
                         p.nacks += 1;
                     }

@@ -2,17 +2,46 @@
 //! near cluster), sending queued broadcasts, the catch-up push/pull, and
 //! noticing when our leave broadcast is out.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use rand::seq::SliceRandom;
 use rand::Rng;
 use swimnet_wire::compound::encode_compound;
 
+use crate::coordinate::Coordinates;
 use crate::delegate::Delegate;
 use crate::member::{Member, NodeState};
 use crate::topology;
+use crate::topology::NearRotation;
 
 use super::{Event, Memberlist, COMPOUND_HEADER_OVERHEAD, COMPOUND_OVERHEAD, NEAR_CLUSTER_REFRESH};
+
+/// Network coordinates and the state of latency-aware peer selection.
+#[derive(Debug)]
+pub(super) struct LatencyState {
+    /// Vivaldi state, when `config.coordinates` is set.
+    pub(super) coords: Option<Coordinates>,
+    /// Cached near cluster for latency-aware gossip and probes: when it was
+    /// computed and the names in it (see `refresh_near_cluster`).
+    pub(super) near_cluster: Option<(Instant, Vec<Arc<str>>)>,
+    /// Where gossip rounds are in their walk through the near cluster.
+    pub(super) gossip_walk: NearRotation<Arc<str>>,
+    /// Where near probes are in their walk through the near cluster.
+    pub(super) probe_walk: NearRotation<Arc<str>>,
+}
+
+impl LatencyState {
+    /// Starts with no near cluster computed yet.
+    pub(super) fn new(coords: Option<Coordinates>) -> Self {
+        LatencyState {
+            coords,
+            near_cluster: None,
+            gossip_walk: NearRotation::default(),
+            probe_walk: NearRotation::default(),
+        }
+    }
+}
 
 impl<D: Delegate> Memberlist<D> {
     pub(super) fn gossip_targets(&mut self, now: Instant, k: usize) -> Vec<usize> {
@@ -26,7 +55,7 @@ impl<D: Delegate> Memberlist<D> {
                     NodeState::Left => false,
                 }
         };
-        let n = self.nodes.len();
+        let n = self.table.nodes.len();
         // In a large table, draw random members until k eligible distinct
         // ones are found (a uniform sample, like the scan below, without
         // touching every member each gossip round); fall back to the scan
@@ -42,7 +71,7 @@ impl<D: Delegate> Memberlist<D> {
             while out.len() < k && tries < 4 * k + 16 {
                 tries += 1;
                 let i = self.rng.gen_range(0..n);
-                if !out.contains(&i) && eligible(i, &self.nodes[i]) {
+                if !out.contains(&i) && eligible(i, &self.table.nodes[i]) {
                     out.push(i);
                 }
             }
@@ -51,6 +80,7 @@ impl<D: Delegate> Memberlist<D> {
             }
         }
         let candidates: Vec<usize> = self
+            .table
             .nodes
             .iter()
             .enumerate()
@@ -84,8 +114,8 @@ impl<D: Delegate> Memberlist<D> {
         }
         let near = topology::near_slots(&self.config.topology, &mut self.rng, k).min(pool.len());
         self.stats.topology_choices += 1;
-        let nodes = &self.nodes;
-        self.gossip_walk.take_from(
+        let nodes = &self.table.nodes;
+        self.latency.gossip_walk.take_from(
             &mut self.rng,
             near,
             &pool,
@@ -94,7 +124,7 @@ impl<D: Delegate> Memberlist<D> {
         )
     }
 
-    /// Positions in `self.nodes` of the members of the cached near cluster
+    /// Positions in `self.table.nodes` of the members of the cached near cluster
     /// (recomputed first when stale) that pass `eligible`. Empty when there
     /// is no cluster.
     pub(super) fn near_cluster_members(
@@ -103,13 +133,13 @@ impl<D: Delegate> Memberlist<D> {
         eligible: impl Fn(usize, &Member) -> bool,
     ) -> Vec<usize> {
         self.refresh_near_cluster(now);
-        let Some((_, names)) = self.near_cluster.as_ref() else {
+        let Some((_, names)) = self.latency.near_cluster.as_ref() else {
             return Vec::new();
         };
         names
             .iter()
             .filter_map(|name| self.member_pos(name))
-            .filter(|&i| eligible(i, &self.nodes[i]))
+            .filter(|&i| eligible(i, &self.table.nodes[i]))
             .collect()
     }
 
@@ -119,18 +149,19 @@ impl<D: Delegate> Memberlist<D> {
     /// usable coordinate, so gossip and probe rounds in between cost
     /// O(cluster), not O(members).
     pub(super) fn refresh_near_cluster(&mut self, now: Instant) {
-        if let Some((at, _)) = &self.near_cluster {
+        if let Some((at, _)) = &self.latency.near_cluster {
             if now.saturating_duration_since(*at) < NEAR_CLUSTER_REFRESH {
                 return;
             }
         }
         let cfg = &self.config.topology;
-        let Some(coords) = self.coords.as_ref() else {
-            self.near_cluster = None;
+        let Some(coords) = self.latency.coords.as_ref() else {
+            self.latency.near_cluster = None;
             return;
         };
         let ours = coords.client.coordinate();
         let mut known: Vec<(f64, usize)> = self
+            .table
             .nodes
             .iter()
             .enumerate()
@@ -144,9 +175,9 @@ impl<D: Delegate> Memberlist<D> {
         topology::near_cluster(&mut known, min);
         let names = known
             .into_iter()
-            .map(|(_, i)| self.nodes[i].name.clone())
+            .map(|(_, i)| self.table.nodes[i].name.clone())
             .collect();
-        self.near_cluster = Some((now, names));
+        self.latency.near_cluster = Some((now, names));
     }
 
     /// Cheap test, without looking at each member, of whether a biased
@@ -159,17 +190,18 @@ impl<D: Delegate> Memberlist<D> {
     /// probe, which adds up in a simulator of thousands of nodes).
     pub(super) fn topology_ready(&self, k: usize) -> bool {
         let cfg = &self.config.topology;
-        let Some(coords) = self.coords.as_ref().filter(|_| cfg.enabled) else {
+        let Some(coords) = self.latency.coords.as_ref().filter(|_| cfg.enabled) else {
             return false;
         };
         let known = coords.peers.len();
         known >= k
-            && known as f64 >= cfg.min_known_fraction * self.nodes.len().saturating_sub(1) as f64
+            && known as f64
+                >= cfg.min_known_fraction * self.table.nodes.len().saturating_sub(1) as f64
             && cfg.is_settled(coords.client.coordinate())
     }
 
     /// Latency-aware choice of `k` of `candidates` (indices into
-    /// `self.nodes`) when [`Config::topology`] is on and coordinates are
+    /// `self.table.nodes`) when [`crate::Config::topology`] is on and coordinates are
     /// settled; `None` tells the caller to make its uniform choice (and
     /// then no random number was drawn here). With `via`, a helper's
     /// distance is the round trip us -> helper -> `via` when `via`'s
@@ -184,13 +216,13 @@ impl<D: Delegate> Memberlist<D> {
         if !cfg.enabled {
             return None;
         }
-        let coords = self.coords.as_ref()?;
+        let coords = self.latency.coords.as_ref()?;
         let ours = coords.client.coordinate();
         let settled = cfg.is_settled(ours);
         let via = via
             .and_then(|v| coords.peers.get(v))
             .filter(|c| topology::peer_usable(c));
-        let nodes = &self.nodes;
+        let nodes = &self.table.nodes;
         let picked = topology::select(cfg, &mut self.rng, candidates.len(), k, settled, |i| {
             let theirs = coords.peers.get(&*nodes[candidates[i]].name)?;
             let d = cfg.distance(ours, theirs)?;
@@ -211,7 +243,7 @@ impl<D: Delegate> Memberlist<D> {
         // send (most rounds of a quiet cluster), skip it. With the choice
         // off, targets are drawn first, as memberlist does.
         let mut first = None;
-        if self.nodes.len() > 1 && self.topology_ready(self.config.gossip_nodes) {
+        if self.table.nodes.len() > 1 && self.topology_ready(self.config.gossip_nodes) {
             let msgs = self.get_broadcasts(COMPOUND_OVERHEAD, avail);
             if msgs.is_empty() {
                 return;
@@ -227,7 +259,7 @@ impl<D: Delegate> Memberlist<D> {
             if msgs.is_empty() {
                 return;
             }
-            let (addr, pmax) = (self.nodes[i].addr, self.nodes[i].pmax());
+            let (addr, pmax) = (self.table.nodes[i].addr, self.table.nodes[i].pmax());
             if msgs.len() == 1 {
                 self.raw_send(addr, Some(pmax), &msgs[0]);
             } else {
@@ -258,7 +290,7 @@ impl<D: Delegate> Memberlist<D> {
         if let Some(id) = self.leave_broadcast {
             if !self.broadcasts.contains(id) {
                 self.leave_broadcast = None;
-                self.events.push_back(Event::LeaveComplete);
+                self.out.events.push_back(Event::LeaveComplete);
             }
         }
     }

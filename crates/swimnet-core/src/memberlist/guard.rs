@@ -10,10 +10,11 @@ use std::time::Instant;
 
 use swimnet_wire::msg::PushNodeState;
 
-use super::Memberlist;
 use crate::delegate::Delegate;
 use crate::member::NodeState;
 use crate::validate;
+
+use super::Memberlist;
 
 impl<D: Delegate> Memberlist<D> {
     /// The incarnation we know for `name`: ours for ourselves, the table's
@@ -25,7 +26,7 @@ impl<D: Delegate> Memberlist<D> {
         if let Some(m) = self.member(name) {
             return Some(m.incarnation);
         }
-        self.tombstones.get(name).map(|t| t.incarnation)
+        self.table.tombstones.get(name).map(|t| t.incarnation)
     }
 
     /// Whether a claim that `name` is at `claimed` is plausible (at most
@@ -53,8 +54,8 @@ impl<D: Delegate> Memberlist<D> {
     /// members plus tombstones stay under [`crate::Config::max_members`].
     /// A refusal is counted in `members_rejected`.
     pub(super) fn admit_new_member(&mut self, name: &str) -> bool {
-        if self.tombstones.contains_key(name)
-            || self.nodes.len() + self.tombstones.len() < self.config.max_members
+        if self.table.tombstones.contains_key(name)
+            || self.table.nodes.len() + self.table.tombstones.len() < self.config.max_members
         {
             return true;
         }
@@ -92,7 +93,7 @@ impl<D: Delegate> Memberlist<D> {
     /// `reply_limit.max_relays` wait for their ack); counts a refusal in
     /// `relays_rejected`.
     pub(super) fn relay_room(&mut self) -> bool {
-        if self.relays.len() < self.config.reply_limit.max_relays {
+        if self.probing.relays.len() < self.config.reply_limit.max_relays {
             return true;
         }
         self.stats.relays_rejected += 1;
@@ -115,6 +116,7 @@ impl<D: Delegate> Memberlist<D> {
                 validate::versions_valid(&v).then_some((r.name.as_str(), v))
             });
         let local_live = self
+            .table
             .nodes
             .iter()
             .filter(|n| !n.state.is_dead_or_left())

@@ -20,8 +20,9 @@ use std::time::Instant;
 use swimnet_wire::budget::DecodeBudget;
 use swimnet_wire::packet::{self, OpenOptions};
 
-use super::{type_index, Memberlist};
 use crate::delegate::Delegate;
+
+use super::{type_index, Memberlist};
 
 impl<D: Delegate> Memberlist<D> {
     /// Handles one datagram from `from`: label check, decryption, replay

@@ -11,7 +11,7 @@
 //! - [`commands`], [`queries`], [`outputs`], [`stats`]: the public surface;
 //! - [`guard`]: budgets against misbehaving peers.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,7 +31,6 @@ use crate::queue::TransmitLimitedQueue;
 use crate::replay::ReplayCache;
 use crate::reply_limit::TokenBucket;
 use crate::timer::{TimerKind, Timers};
-use crate::topology::NearRotation;
 
 mod commands;
 mod dispatch;
@@ -48,12 +47,14 @@ mod stats;
 pub(crate) mod streams;
 mod suspicion;
 
+use gossip::LatencyState;
+use outputs::Outbox;
 pub use outputs::{Event, StreamCommand, StreamId, Transmit};
-use probe::{Probe, Relay};
+use probe::ProbeState;
 use state::Tombstone;
 pub use stats::Stats;
-use streams::{InboundBudget, StreamCtx};
-use suspicion::Suspicion;
+use streams::StreamTable;
+use suspicion::Suspicions;
 
 /// Bytes of framing a compound message adds (type byte + count).
 const COMPOUND_HEADER_OVERHEAD: usize = 2;
@@ -81,52 +82,50 @@ pub struct Memberlist<D: Delegate> {
     delegate: D,
     rng: ChaCha8Rng,
     name: Arc<str>,
+    /// Our own incarnation, raised to refute claims about us.
     incarnation: u32,
+    /// Set by [`Memberlist::leave`]: we stop refuting and accept no commands.
     leaving: bool,
+    /// Queue id of our leave broadcast, watched until it has been sent.
     leave_broadcast: Option<u64>,
+    /// Last sequence number used for a ping or a check.
     seq_no: u32,
+    /// Lifeguard's local health score.
     awareness: Awareness,
+    /// Our gossip: queued alive, suspect and dead messages to piggy-back.
     broadcasts: TransmitLimitedQueue,
-    /// Budget for replies to addresses that are not members' (see `guard`).
-    reply_bucket: TokenBucket,
-
-    nodes: Vec<Member>,
-    index: MemberIndex,
-    probe_index: usize,
-
-    probe: Option<Probe>,
-    next_probe_at: Instant,
     /// No catch-up push/pull before this (see [`Config::catch_up_backlog`]).
     next_catch_up: Instant,
-    /// Suspects whose suspicion timer ran out, to probe once more before declaring them dead.
-    relays: HashMap<u32, Relay>,
-    suspicions: HashMap<Arc<str>, Suspicion>,
-    next_generation: u64,
-    tombstones: HashMap<Arc<str>, Tombstone>,
-    /// Accusers we already sent our current alive to, with the incarnation sent.
-    told_accusers: HashMap<String, u32>,
+    /// Budget for replies to addresses that are not members' (see `guard`).
+    reply_bucket: TokenBucket,
     /// Nonces of recently authenticated datagrams (see [`crate::replay`]).
     replays: ReplayCache,
-
-    streams: HashMap<StreamId, StreamCtx>,
-    next_stream: u64,
-    inbound_streams: usize,
-    inbound: InboundBudget,
-
+    /// Members and tombstones.
+    table: MemberTable,
+    /// The probe round in flight and the indirect pings we relay.
+    probing: ProbeState,
+    /// Suspicions of other members and the accusers we answered.
+    suspicions: Suspicions,
+    /// TCP exchanges in flight.
+    streams: StreamTable,
     timers: Timers,
-    transmits: VecDeque<Transmit>,
-    stream_cmds: VecDeque<StreamCommand>,
-    events: VecDeque<Event>,
+    /// What waits to be pulled by the driver.
+    out: Outbox,
     stats: Stats,
-    /// Vivaldi state, when `config.coordinates` is set.
-    coords: Option<Coordinates>,
-    /// Cached near cluster for latency-aware gossip and probes: when it was
-    /// computed and the names in it (see `refresh_near_cluster`).
-    near_cluster: Option<(Instant, Vec<Arc<str>>)>,
-    /// Where gossip rounds are in their walk through the near cluster.
-    gossip_walk: NearRotation<Arc<str>>,
-    /// Where near probes are in their walk through the near cluster.
-    probe_walk: NearRotation<Arc<str>>,
+    /// Coordinates and latency-aware peer selection.
+    latency: LatencyState,
+}
+
+/// The member table: every node we know as alive, suspect or dead, with an
+/// index by name, and what we remember of nodes that left it.
+#[derive(Debug, Default)]
+struct MemberTable {
+    /// The members, in the (shuffled) order probes walk them.
+    nodes: Vec<Member>,
+    /// Position of each member in `nodes`, by name.
+    index: MemberIndex,
+    /// Dead and left nodes removed from `nodes` (see [`Tombstone`]).
+    tombstones: HashMap<Arc<str>, Tombstone>,
 }
 
 impl<D: Delegate> std::fmt::Debug for Memberlist<D> {
@@ -134,7 +133,7 @@ impl<D: Delegate> std::fmt::Debug for Memberlist<D> {
         f.debug_struct("Memberlist")
             .field("name", &self.name)
             .field("incarnation", &self.incarnation)
-            .field("members", &self.nodes.len())
+            .field("members", &self.table.nodes.len())
             .finish_non_exhaustive()
     }
 }
@@ -180,10 +179,7 @@ impl<D: Delegate> Memberlist<D> {
             None => None,
         };
         let mut ml = Memberlist {
-            coords,
-            near_cluster: None,
-            gossip_walk: NearRotation::default(),
-            probe_walk: NearRotation::default(),
+            latency: LatencyState::new(coords),
             awareness: Awareness::new(config.awareness_max_multiplier),
             broadcasts: TransmitLimitedQueue::new(config.retransmit_mult)
                 .with_max_len(config.max_queued_broadcasts),
@@ -193,26 +189,14 @@ impl<D: Delegate> Memberlist<D> {
             leaving: false,
             leave_broadcast: None,
             seq_no: 0,
-            nodes: Vec::new(),
-            index: MemberIndex::default(),
-            probe_index: 0,
-            probe: None,
-            next_probe_at: now,
+            table: MemberTable::default(),
+            probing: ProbeState::new(now),
             next_catch_up: now,
-            relays: HashMap::new(),
-            suspicions: HashMap::new(),
-            next_generation: 0,
-            tombstones: HashMap::new(),
-            told_accusers: HashMap::new(),
+            suspicions: Suspicions::default(),
             replays: ReplayCache::new(config.replay_window, config.replay_cache_capacity),
-            streams: HashMap::new(),
-            next_stream: 0,
-            inbound_streams: 0,
-            inbound: InboundBudget::default(),
+            streams: StreamTable::default(),
             timers: Timers::default(),
-            transmits: VecDeque::new(),
-            stream_cmds: VecDeque::new(),
-            events: VecDeque::new(),
+            out: Outbox::default(),
             stats: Stats::default(),
             delegate,
             rng: ChaCha8Rng::seed_from_u64(core_seed),
@@ -235,8 +219,8 @@ impl<D: Delegate> Memberlist<D> {
             .queue(Some(name.as_bytes()), encode(&Message::Alive(alive)));
 
         let probe_stagger = ml.stagger(ml.config.probe_interval);
-        ml.next_probe_at = now + probe_stagger;
-        ml.timers.schedule(ml.next_probe_at, TimerKind::Probe);
+        ml.probing.next_at = now + probe_stagger;
+        ml.timers.schedule(ml.probing.next_at, TimerKind::Probe);
         if !ml.config.gossip_interval.is_zero() && ml.config.gossip_nodes > 0 {
             let s = ml.stagger(ml.config.gossip_interval);
             ml.timers.schedule(now + s, TimerKind::Gossip);
@@ -285,32 +269,32 @@ impl<D: Delegate> Memberlist<D> {
     }
 
     fn insert_member(&mut self, m: Member) {
-        let n = self.nodes.len();
-        self.nodes.push(m);
+        let n = self.table.nodes.len();
+        self.table.nodes.push(m);
         // A new node goes in at a random position, as memberlist does.
         let offset = self.rng.gen_range(0..=n);
-        self.nodes.swap(offset, n);
+        self.table.nodes.swap(offset, n);
         if offset != n {
-            let moved = self.nodes[n].name.clone();
-            self.index.relocate(&moved, offset, n);
+            let moved = self.table.nodes[n].name.clone();
+            self.table.index.relocate(&moved, offset, n);
         }
-        self.index.insert(&self.nodes, offset);
+        self.table.index.insert(&self.table.nodes, offset);
     }
 
     fn rebuild_index(&mut self) {
-        self.index.rebuild(&self.nodes);
+        self.table.index.rebuild(&self.table.nodes);
     }
 
     fn member_pos(&self, name: &str) -> Option<usize> {
-        self.index.get(&self.nodes, name)
+        self.table.index.get(&self.table.nodes, name)
     }
 
     fn member(&self, name: &str) -> Option<&Member> {
-        self.member_pos(name).map(|i| &self.nodes[i])
+        self.member_pos(name).map(|i| &self.table.nodes[i])
     }
 
     fn member_mut(&mut self, name: &str) -> Option<&mut Member> {
-        self.member_pos(name).map(|i| &mut self.nodes[i])
+        self.member_pos(name).map(|i| &mut self.table.nodes[i])
     }
 }
 

@@ -11,6 +11,17 @@ use crate::member::Node;
 
 use super::Memberlist;
 
+/// Outputs waiting to be pulled by the driver, in the order produced.
+#[derive(Debug, Default)]
+pub(super) struct Outbox {
+    /// Datagrams, pulled by [`Memberlist::poll_transmit`].
+    pub(super) transmits: VecDeque<Transmit>,
+    /// TCP work, pulled by [`Memberlist::poll_stream`].
+    pub(super) stream_cmds: VecDeque<StreamCommand>,
+    /// Membership changes, pulled by [`Memberlist::poll_event`].
+    pub(super) events: VecDeque<Event>,
+}
+
 /// Identifies one TCP exchange between the core and its driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StreamId(pub u64);
@@ -109,27 +120,27 @@ pub(super) fn shrink_drained<T>(q: &mut VecDeque<T>) {
 impl<D: Delegate> Memberlist<D> {
     /// The next datagram to send, if any.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        let t = self.transmits.pop_front();
+        let t = self.out.transmits.pop_front();
         if t.is_none() {
-            shrink_drained(&mut self.transmits);
+            shrink_drained(&mut self.out.transmits);
         }
         t
     }
 
     /// The next TCP action for the driver, if any.
     pub fn poll_stream(&mut self) -> Option<StreamCommand> {
-        let c = self.stream_cmds.pop_front();
+        let c = self.out.stream_cmds.pop_front();
         if c.is_none() {
-            shrink_drained(&mut self.stream_cmds);
+            shrink_drained(&mut self.out.stream_cmds);
         }
         c
     }
 
     /// The next membership event, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
-        let e = self.events.pop_front();
+        let e = self.out.events.pop_front();
         if e.is_none() {
-            shrink_drained(&mut self.events);
+            shrink_drained(&mut self.out.events);
         }
         e
     }

@@ -2,6 +2,7 @@
 //! probe interval, a direct ping first, then indirect pings through helpers
 //! and a TCP ping, and the answers to other nodes' pings and indirect pings.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +20,32 @@ use crate::timer::TimerKind;
 
 use super::streams::{StreamCtx, StreamKind};
 use super::{encode, Memberlist, StreamCommand};
+
+/// Probing: the round in flight, where the next one starts, and the
+/// indirect pings we relay for other probers.
+#[derive(Debug)]
+pub(super) struct ProbeState {
+    /// The probe in flight, if any.
+    pub(super) current: Option<Probe>,
+    /// When the next probe round is due.
+    pub(super) next_at: Instant,
+    /// Position in the member table of the next node to probe.
+    pub(super) next_index: usize,
+    /// Indirect pings we forward for other probers, by our sequence number.
+    pub(super) relays: HashMap<u32, Relay>,
+}
+
+impl ProbeState {
+    /// No probe yet; the first round is due at `now` until `new` staggers it.
+    pub(super) fn new(now: Instant) -> Self {
+        ProbeState {
+            current: None,
+            next_at: now,
+            next_index: 0,
+            relays: HashMap::new(),
+        }
+    }
+}
 
 #[derive(Debug)]
 pub(super) struct Probe {
@@ -47,10 +74,10 @@ pub(super) struct Relay {
 
 impl<D: Delegate> Memberlist<D> {
     pub(super) fn on_probe_tick(&mut self, now: Instant) {
-        if self.probe.is_some() {
+        if self.probing.current.is_some() {
             return; // rescheduled when the running probe ends
         }
-        if now < self.next_probe_at {
+        if now < self.probing.next_at {
             return; // stale entry
         }
         if let Some(t) = self.near_probe_target(now) {
@@ -59,17 +86,17 @@ impl<D: Delegate> Memberlist<D> {
         }
         let mut checked = 0;
         let target = loop {
-            if checked >= self.nodes.len() {
+            if checked >= self.table.nodes.len() {
                 break None;
             }
-            if self.probe_index >= self.nodes.len() {
+            if self.probing.next_index >= self.table.nodes.len() {
                 self.reset_nodes(now);
-                self.probe_index = 0;
+                self.probing.next_index = 0;
                 checked += 1;
                 continue;
             }
-            let m = &self.nodes[self.probe_index];
-            self.probe_index += 1;
+            let m = &self.table.nodes[self.probing.next_index];
+            self.probing.next_index += 1;
             if m.name == self.name || m.state.is_dead_or_left() {
                 checked += 1;
                 continue;
@@ -79,8 +106,8 @@ impl<D: Delegate> Memberlist<D> {
         match target {
             Some(t) => self.probe_node(now, t),
             None => {
-                self.next_probe_at = now + self.config.probe_interval;
-                self.timers.schedule(self.next_probe_at, TimerKind::Probe);
+                self.probing.next_at = now + self.config.probe_interval;
+                self.timers.schedule(self.probing.next_at, TimerKind::Probe);
             }
         }
     }
@@ -108,8 +135,9 @@ impl<D: Delegate> Memberlist<D> {
         let me = self.name.clone();
         let pool =
             self.near_cluster_members(now, |_, m| m.name != me && !m.state.is_dead_or_left());
-        let nodes = &self.nodes;
+        let nodes = &self.table.nodes;
         let &i = self
+            .latency
             .probe_walk
             .take_from(
                 &mut self.rng,
@@ -120,7 +148,7 @@ impl<D: Delegate> Memberlist<D> {
             )
             .first()?;
         self.stats.topology_choices += 1;
-        Some(self.nodes[i].name.clone())
+        Some(self.table.nodes[i].name.clone())
     }
 
     /// Drops dead and left nodes whose state changed more than
@@ -128,15 +156,15 @@ impl<D: Delegate> Memberlist<D> {
     pub(super) fn reset_nodes(&mut self, now: Instant) {
         let ttl = self.config.gossip_to_the_dead_time;
         let me = self.name.clone();
-        self.nodes.retain(|m| {
+        self.table.nodes.retain(|m| {
             m.name == me
                 || !m.state.is_dead_or_left()
                 || now.saturating_duration_since(m.state_change) <= ttl
         });
-        self.nodes.shuffle(&mut self.rng);
+        self.table.nodes.shuffle(&mut self.rng);
         self.rebuild_index();
-        if let Some(c) = &mut self.coords {
-            let (index, nodes) = (&self.index, &self.nodes);
+        if let Some(c) = &mut self.latency.coords {
+            let (index, nodes) = (&self.table.index, &self.table.nodes);
             c.retain(|n| index.contains(nodes, n));
         }
     }
@@ -173,7 +201,7 @@ impl<D: Delegate> Memberlist<D> {
             encode_compound(&[&a, &b], &mut compound);
             self.raw_send(addr, Some(pmax), &compound);
         }
-        self.probe = Some(Probe {
+        self.probing.current = Some(Probe {
             target,
             incarnation: inc,
             seq,
@@ -195,7 +223,9 @@ impl<D: Delegate> Memberlist<D> {
     }
 
     pub(super) fn on_probe_timeout(&mut self, now: Instant, seq: u32) {
-        let Some(p) = &self.probe else { return };
+        let Some(p) = &self.probing.current else {
+            return;
+        };
         if p.seq != seq || p.done || p.indirect_sent {
             return;
         }
@@ -222,7 +252,7 @@ impl<D: Delegate> Memberlist<D> {
             };
             self.open_tcp_ping(t_addr, ping, start + interval);
         }
-        if let Some(p) = &mut self.probe {
+        if let Some(p) = &mut self.probing.current {
             p.indirect_sent = true;
             p.expected_nacks = expected;
         }
@@ -230,14 +260,14 @@ impl<D: Delegate> Memberlist<D> {
     }
 
     pub(super) fn on_ack(&mut self, now: Instant, ack: AckResp) {
-        if let Some(p) = &mut self.probe {
+        if let Some(p) = &mut self.probing.current {
             if p.seq == ack.seq_no && !p.done {
                 let direct = !p.indirect_sent;
                 let rtt = now.saturating_duration_since(p.start);
                 let target = p.target.clone();
                 self.finish_probe(now, true);
                 if direct {
-                    if let Some(c) = &mut self.coords {
+                    if let Some(c) = &mut self.latency.coords {
                         if !c.on_ping_complete(&target, rtt, &ack.payload) {
                             self.stats.coordinates_rejected += 1;
                         }
@@ -252,7 +282,7 @@ impl<D: Delegate> Memberlist<D> {
         if self.on_check_ack(now, ack.seq_no) {
             return;
         }
-        if let Some(relay) = self.relays.remove(&ack.seq_no) {
+        if let Some(relay) = self.probing.relays.remove(&ack.seq_no) {
             let fwd = AckResp {
                 seq_no: relay.prober_seq,
                 payload: Vec::new(),
@@ -263,7 +293,9 @@ impl<D: Delegate> Memberlist<D> {
     }
 
     pub(super) fn on_probe_deadline(&mut self, now: Instant, seq: u32) {
-        let Some(p) = &self.probe else { return };
+        let Some(p) = &self.probing.current else {
+            return;
+        };
         if p.seq != seq || p.done {
             return;
         }
@@ -276,7 +308,7 @@ impl<D: Delegate> Memberlist<D> {
     }
 
     pub(super) fn finish_probe(&mut self, now: Instant, ok: bool) {
-        let Some(mut p) = self.probe.take() else {
+        let Some(mut p) = self.probing.current.take() else {
             return;
         };
         p.done = true;
@@ -306,8 +338,8 @@ impl<D: Delegate> Memberlist<D> {
         }
         // The next probe starts one interval after this one started, or now
         // if this one ran longer (memberlist's ticker behaviour).
-        self.next_probe_at = (p.start + self.config.probe_interval).max(now);
-        self.timers.schedule(self.next_probe_at, TimerKind::Probe);
+        self.probing.next_at = (p.start + self.config.probe_interval).max(now);
+        self.timers.schedule(self.probing.next_at, TimerKind::Probe);
     }
 
     pub(super) fn on_ping(&mut self, now: Instant, from: SocketAddr, p: Ping) {
@@ -323,7 +355,7 @@ impl<D: Delegate> Memberlist<D> {
             return;
         }
         let mut payload = self.delegate.ack_payload();
-        if let (true, Some(c)) = (payload.is_empty(), &self.coords) {
+        if let (true, Some(c)) = (payload.is_empty(), &self.latency.coords) {
             payload = c.ack_payload();
         }
         let ack = AckResp {
@@ -358,7 +390,7 @@ impl<D: Delegate> Memberlist<D> {
         }
         let local_seq = self.next_seq();
         let (source_addr, source_port, source_node) = self.self_source();
-        self.relays.insert(
+        self.probing.relays.insert(
             local_seq,
             Relay {
                 prober_seq: ind.seq_no,
@@ -382,7 +414,7 @@ impl<D: Delegate> Memberlist<D> {
     }
 
     pub(super) fn on_relay_expire(&mut self, seq: u32) {
-        if let Some(relay) = self.relays.remove(&seq) {
+        if let Some(relay) = self.probing.relays.remove(&seq) {
             if relay.nack {
                 let name = relay.prober_name.clone();
                 self.send_msg(
@@ -411,6 +443,7 @@ impl<D: Delegate> Memberlist<D> {
     ) -> i64 {
         let me = self.name.clone();
         let candidates: Vec<usize> = self
+            .table
             .nodes
             .iter()
             .enumerate()
@@ -429,9 +462,9 @@ impl<D: Delegate> Memberlist<D> {
         let mut expected = 0;
         for i in chosen {
             let (peer_addr, peer_name, peer_pmax) = (
-                self.nodes[i].addr,
-                self.nodes[i].name.clone(),
-                self.nodes[i].pmax(),
+                self.table.nodes[i].addr,
+                self.table.nodes[i].name.clone(),
+                self.table.nodes[i].pmax(),
             );
             let nack = nacks && peer_pmax >= 4;
             if nack {
@@ -458,12 +491,12 @@ impl<D: Delegate> Memberlist<D> {
         let seq = ping.seq_no;
         let data = self.encode_stream(&StreamMessage::Ping(ping), false);
         let id = self.new_stream_id();
-        self.streams.insert(
+        self.streams.open.insert(
             id,
             StreamCtx::outbound(StreamKind::OutPing { seq }, to, deadline),
         );
         self.timers.schedule(deadline, TimerKind::Stream { id });
-        self.stream_cmds.push_back(StreamCommand::Open {
+        self.out.stream_cmds.push_back(StreamCommand::Open {
             id,
             to,
             data,

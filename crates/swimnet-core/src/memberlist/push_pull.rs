@@ -23,6 +23,7 @@ impl<D: Delegate> Memberlist<D> {
     pub(super) fn periodic_push_pull(&mut self, now: Instant) {
         let me = self.name.clone();
         let candidates: Vec<usize> = self
+            .table
             .nodes
             .iter()
             .enumerate()
@@ -34,7 +35,7 @@ impl<D: Delegate> Memberlist<D> {
             None => candidates.choose(&mut self.rng).copied(),
         };
         if let Some(i) = partner {
-            let addr = self.nodes[i].addr;
+            let addr = self.table.nodes[i].addr;
             self.start_push_pull(now, addr, false);
         }
     }
@@ -46,9 +47,11 @@ impl<D: Delegate> Memberlist<D> {
             return;
         }
         let timeout = self.config.reconnect_timeout;
-        self.tombstones
+        self.table
+            .tombstones
             .retain(|_, t| now.saturating_duration_since(t.since) <= timeout);
         let mut failed: Vec<(&Arc<str>, SocketAddr)> = self
+            .table
             .tombstones
             .iter()
             .filter(|(_, t)| !t.left)
@@ -75,12 +78,12 @@ impl<D: Delegate> Memberlist<D> {
         let data = self.local_push_pull(join, false);
         let id = self.new_stream_id();
         let deadline = now + self.config.tcp_timeout;
-        self.streams.insert(
+        self.streams.open.insert(
             id,
             StreamCtx::outbound(StreamKind::OutPushPull { join, to }, to, deadline),
         );
         self.timers.schedule(deadline, TimerKind::Stream { id });
-        self.stream_cmds.push_back(StreamCommand::Open {
+        self.out.stream_cmds.push_back(StreamCommand::Open {
             id,
             to,
             data,
@@ -91,6 +94,7 @@ impl<D: Delegate> Memberlist<D> {
 
     pub(super) fn local_push_pull(&mut self, join: bool, reply: bool) -> Vec<u8> {
         let mut states: Vec<PushNodeState> = self
+            .table
             .nodes
             .iter()
             .map(|m| PushNodeState {
@@ -106,9 +110,10 @@ impl<D: Delegate> Memberlist<D> {
         // Nodes reaped from the table still travel as dead or left, so that a
         // node we gave up on learns it and refutes with a higher incarnation.
         let mut gone: Vec<(&Arc<str>, &Tombstone)> = self
+            .table
             .tombstones
             .iter()
-            .filter(|(n, _)| !self.index.contains(&self.nodes, n))
+            .filter(|(n, _)| !self.table.index.contains(&self.table.nodes, n))
             .collect();
         gone.sort_by(|a, b| b.1.since.cmp(&a.1.since).then_with(|| a.0.cmp(b.0)));
         states.extend(
@@ -154,7 +159,7 @@ impl<D: Delegate> Memberlist<D> {
         user_state: &[u8],
     ) -> Result<(), String> {
         if let Err(reason) = self.verify_protocol(states) {
-            self.events.push_back(Event::MergeRefused {
+            self.out.events.push_back(Event::MergeRefused {
                 peer,
                 reason: reason.clone(),
             });
@@ -175,7 +180,7 @@ impl<D: Delegate> Memberlist<D> {
                 })
                 .collect();
             if let Err(reason) = self.delegate.notify_merge(&peers) {
-                self.events.push_back(Event::MergeRefused {
+                self.out.events.push_back(Event::MergeRefused {
                     peer,
                     reason: reason.clone(),
                 });

@@ -27,7 +27,7 @@ impl<D: Delegate> Memberlist<D> {
 
     /// Every node in the table (alive, suspect, dead and left until reaped), ourselves included.
     pub fn members(&self) -> impl Iterator<Item = Node> + '_ {
-        self.nodes.iter().map(Member::snapshot)
+        self.table.nodes.iter().map(Member::snapshot)
     }
 
     /// One node by name.
@@ -37,12 +37,13 @@ impl<D: Delegate> Memberlist<D> {
 
     /// Number of nodes in the table: memberlist's `n` in every formula.
     pub fn num_members(&self) -> usize {
-        self.nodes.len()
+        self.table.nodes.len()
     }
 
     /// Number of alive nodes, ourselves included.
     pub fn num_alive(&self) -> usize {
-        self.nodes
+        self.table
+            .nodes
             .iter()
             .filter(|m| m.state == NodeState::Alive)
             .count()
@@ -62,7 +63,7 @@ impl<D: Delegate> Memberlist<D> {
     /// (`Config::coordinates`). It starts at the origin and moves after
     /// every direct probe whose ack carried the peer's coordinate.
     pub fn coordinate(&self) -> Option<&Coordinate> {
-        self.coords.as_ref().map(|c| c.client.coordinate())
+        self.latency.coords.as_ref().map(|c| c.client.coordinate())
     }
 
     /// The latest coordinate accepted from `name` (or ours, for our own
@@ -70,7 +71,7 @@ impl<D: Delegate> Memberlist<D> {
     /// yet returned a usable one. A node's coordinate is forgotten when the
     /// node is removed from the member list (reaped).
     pub fn coordinate_of(&self, name: &str) -> Option<&Coordinate> {
-        let c = self.coords.as_ref()?;
+        let c = self.latency.coords.as_ref()?;
         if name == &*self.name {
             Some(c.client.coordinate())
         } else {
@@ -81,10 +82,12 @@ impl<D: Delegate> Memberlist<D> {
     /// Every known coordinate, ours included, by node name (unordered).
     pub fn coordinates(&self) -> impl Iterator<Item = (&str, &Coordinate)> + '_ {
         let ours = self
+            .latency
             .coords
             .as_ref()
             .map(|c| (&*self.name, c.client.coordinate()));
         let peers = self
+            .latency
             .coords
             .iter()
             .flat_map(|c| c.peers.iter().map(|(n, c)| (n.as_str(), c)));
@@ -94,7 +97,7 @@ impl<D: Delegate> Memberlist<D> {
     /// Counters of the coordinate client (updates, rejections, resets),
     /// or `None` when coordinates are off.
     pub fn coordinate_stats(&self) -> Option<ClientStats> {
-        self.coords.as_ref().map(|c| c.client.stats())
+        self.latency.coords.as_ref().map(|c| c.client.stats())
     }
 
     /// A snapshot of the estimated distance to every peer with a settled
@@ -108,7 +111,7 @@ impl<D: Delegate> Memberlist<D> {
         if !cfg.enabled {
             return None;
         }
-        let coords = self.coords.as_ref()?;
+        let coords = self.latency.coords.as_ref()?;
         let ours = coords.client.coordinate();
         let distances = coords
             .peers
@@ -133,7 +136,7 @@ impl<D: Delegate> Memberlist<D> {
         ours: Option<Coordinate>,
         peers: impl IntoIterator<Item = (String, Coordinate)>,
     ) -> Result<(), crate::coordinate::CoordinateError> {
-        let Some(c) = self.coords.as_mut() else {
+        let Some(c) = self.latency.coords.as_mut() else {
             return Ok(());
         };
         if let Some(ours) = ours {

@@ -66,11 +66,15 @@ impl<D: Delegate> Memberlist<D> {
         packet::seal_packet(inner, &opts, &mut payload);
         self.stats.packets_out += 1;
         self.stats.bytes_out += payload.len() as u64;
-        self.transmits.push_back(Transmit { dst, payload });
+        self.out.transmits.push_back(Transmit { dst, payload });
     }
 
     pub(super) fn pmax_for_addr(&self, addr: SocketAddr) -> Option<u8> {
-        self.nodes.iter().find(|m| m.addr == addr).map(Member::pmax)
+        self.table
+            .nodes
+            .iter()
+            .find(|m| m.addr == addr)
+            .map(Member::pmax)
     }
 
     pub(super) fn pmax_for_name(&self, name: &str) -> Option<u8> {
@@ -102,7 +106,7 @@ impl<D: Delegate> Memberlist<D> {
     }
 
     pub(super) fn get_broadcasts(&mut self, overhead: usize, limit: usize) -> Vec<Vec<u8>> {
-        let n = self.nodes.len();
+        let n = self.table.nodes.len();
         let mut out = self.broadcasts.get_broadcasts(overhead, limit, n);
         for m in &out {
             if let Some(&t) = m.first() {

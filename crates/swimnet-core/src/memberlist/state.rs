@@ -47,7 +47,9 @@ impl<D: Delegate> Memberlist<D> {
         self.stats.refutations += 1;
         let a = self.local_alive();
         self.broadcast(&name, &Message::Alive(a));
-        self.events.push_back(Event::Refuted { incarnation: inc });
+        self.out
+            .events
+            .push_back(Event::Refuted { incarnation: inc });
     }
 
     /// Applies an alive message (memberlist's `aliveNode`). Returns whether
@@ -87,7 +89,7 @@ impl<D: Delegate> Memberlist<D> {
         let mut updates_node = false;
         let is_new = self.member(&a.node).is_none();
         if is_new && !is_local {
-            if let Some(t) = self.tombstones.get(a.node.as_str()) {
+            if let Some(t) = self.table.tombstones.get(a.node.as_str()) {
                 if a.incarnation <= t.incarnation {
                     return false; // stale: it died at this incarnation, it must refute
                 }
@@ -131,7 +133,7 @@ impl<D: Delegate> Memberlist<D> {
         let name = m.name.clone();
         let old_state = m.state;
         let old_meta_differs = m.meta != a.meta;
-        self.suspicions.remove(&name);
+        self.suspicions.active.remove(&name);
         if !bootstrap && is_local {
             let me = self.member(&name).expect("present");
             if a.incarnation == me.incarnation && a.meta == me.meta && a.vsn == me.vsn {
@@ -156,11 +158,11 @@ impl<D: Delegate> Memberlist<D> {
             m.state_change = now;
         }
         let snap = m.snapshot();
-        self.tombstones.remove(&name);
+        self.table.tombstones.remove(&name);
         if old_state.is_dead_or_left() {
-            self.events.push_back(Event::Join(snap));
+            self.out.events.push_back(Event::Join(snap));
         } else if old_meta_differs {
-            self.events.push_back(Event::Update(snap));
+            self.out.events.push_back(Event::Update(snap));
         }
         true
     }
@@ -173,7 +175,7 @@ impl<D: Delegate> Memberlist<D> {
         if self.leaving || accuser == &*self.name {
             return;
         }
-        if self.told_accusers.get(accuser) == Some(&self.incarnation) {
+        if self.suspicions.told_accusers.get(accuser) == Some(&self.incarnation) {
             return;
         }
         let Some(m) = self.member(accuser) else {
@@ -183,10 +185,11 @@ impl<D: Delegate> Memberlist<D> {
             return;
         }
         let (addr, pmax) = (m.addr, m.pmax());
-        if self.told_accusers.len() > 2 * self.nodes.len() + 16 {
-            self.told_accusers.clear();
+        if self.suspicions.told_accusers.len() > 2 * self.table.nodes.len() + 16 {
+            self.suspicions.told_accusers.clear();
         }
-        self.told_accusers
+        self.suspicions
+            .told_accusers
             .insert(accuser.to_string(), self.incarnation);
         let buf = encode(&Message::Alive(self.local_alive()));
         self.stats.messages_out[4] += 1;
@@ -223,10 +226,10 @@ impl<D: Delegate> Memberlist<D> {
             // node refuted the one we hold (we missed its alive). Start over at
             // the new incarnation instead of counting it as a confirmation of the
             // stale one, which would shorten a timer the node already answered.
-            self.suspicions.remove(&name);
+            self.suspicions.active.remove(&name);
             state = NodeState::Alive;
         }
-        if let Some(susp) = self.suspicions.get_mut(&name) {
+        if let Some(susp) = self.suspicions.active.get_mut(&name) {
             if susp.n < susp.k && !susp.confirmations.contains(&s.from) {
                 susp.confirmations.insert(s.from.clone());
                 susp.n += 1;
@@ -246,7 +249,7 @@ impl<D: Delegate> Memberlist<D> {
         m.state = NodeState::Suspect;
         m.state_change = now;
         let snap = m.snapshot();
-        let n = self.nodes.len();
+        let n = self.table.nodes.len();
         let mut k = self.config.suspicion_mult.saturating_sub(2);
         if n < k + 2 {
             k = 0;
@@ -254,11 +257,11 @@ impl<D: Delegate> Memberlist<D> {
         let min = suspicion_timeout(self.config.suspicion_mult, n, self.config.probe_interval);
         let max = min * self.config.suspicion_max_timeout_mult as u32;
         let timeout = if k >= 1 { max } else { min };
-        self.next_generation += 1;
-        let generation = self.next_generation;
+        self.suspicions.next_generation += 1;
+        let generation = self.suspicions.next_generation;
         let mut confirmations = HashSet::new();
         confirmations.insert(s.from.clone());
-        self.suspicions.insert(
+        self.suspicions.active.insert(
             name.clone(),
             Suspicion {
                 start: now,
@@ -280,7 +283,7 @@ impl<D: Delegate> Memberlist<D> {
             },
         );
         self.arm_suspicion(now, &name, now + timeout);
-        self.events.push_back(Event::Suspect {
+        self.out.events.push_back(Event::Suspect {
             node: snap,
             from: s.from,
         });
@@ -305,7 +308,7 @@ impl<D: Delegate> Memberlist<D> {
         }
         let name = m.name.clone();
         let dead_or_left = m.state.is_dead_or_left();
-        self.suspicions.remove(&name);
+        self.suspicions.active.remove(&name);
         if dead_or_left {
             return;
         }
@@ -326,14 +329,17 @@ impl<D: Delegate> Memberlist<D> {
         };
         m.state_change = now;
         let snap = m.snapshot();
-        if self.tombstones.len() >= MAX_TOMBSTONES && !self.tombstones.contains_key(&name) {
+        if self.table.tombstones.len() >= MAX_TOMBSTONES
+            && !self.table.tombstones.contains_key(&name)
+        {
             if let Some(oldest) = self
+                .table
                 .tombstones
                 .iter()
                 .min_by(|a, b| a.1.since.cmp(&b.1.since).then_with(|| a.0.cmp(b.0)))
                 .map(|(n, _)| n.clone())
             {
-                self.tombstones.remove(&oldest);
+                self.table.tombstones.remove(&oldest);
             }
         }
         let m = self.member(&name).expect("present");
@@ -345,7 +351,7 @@ impl<D: Delegate> Memberlist<D> {
             left,
             since: now,
         };
-        self.tombstones.insert(name, tomb);
-        self.events.push_back(Event::Leave(snap));
+        self.table.tombstones.insert(name, tomb);
+        self.out.events.push_back(Event::Leave(snap));
     }
 }

@@ -1,6 +1,7 @@
 //! Suspicion timers (Lifeguard's confirmations shorten them) and
 //! swimnet's last check of a suspect before it is declared dead.
 
+use std::collections::HashMap;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +15,17 @@ use crate::member::NodeState;
 use crate::timer::TimerKind;
 
 use super::{encode, Memberlist};
+
+/// Suspicions of other members, and what we told the nodes accusing us.
+#[derive(Debug, Default)]
+pub(super) struct Suspicions {
+    /// Running suspicions, by suspect.
+    pub(super) active: HashMap<Arc<str>, Suspicion>,
+    /// Generation of the last suspicion timer armed (older timers are stale).
+    pub(super) next_generation: u64,
+    /// Accusers we already sent our current alive to, with the incarnation sent.
+    pub(super) told_accusers: HashMap<String, u32>,
+}
 
 #[derive(Debug)]
 pub(super) struct Suspicion {
@@ -53,9 +65,9 @@ impl<D: Delegate> Memberlist<D> {
     /// in flight, or the next check. Cancels any timer armed before.
     pub(super) fn arm_suspicion(&mut self, now: Instant, node: &Arc<str>, deadline: Instant) {
         let before_dead = self.config.probe_before_dead;
-        self.next_generation += 1;
-        let generation = self.next_generation;
-        let Some(susp) = self.suspicions.get_mut(node) else {
+        self.suspicions.next_generation += 1;
+        let generation = self.suspicions.next_generation;
+        let Some(susp) = self.suspicions.active.get_mut(node) else {
             return;
         };
         susp.deadline = deadline;
@@ -122,6 +134,7 @@ impl<D: Delegate> Memberlist<D> {
     pub(super) fn on_check_ack(&mut self, now: Instant, seq: u32) -> bool {
         let Some(node) = self
             .suspicions
+            .active
             .iter()
             .find(|(_, s)| s.check == Some(seq))
             .map(|(n, _)| n.clone())
@@ -130,7 +143,7 @@ impl<D: Delegate> Memberlist<D> {
         };
         self.stats.final_checks_answered += 1;
         let window = self.check_window();
-        let deadline = match self.suspicions.get_mut(&node) {
+        let deadline = match self.suspicions.active.get_mut(&node) {
             Some(susp) => {
                 susp.check = None;
                 susp.check_failed = false;
@@ -145,7 +158,7 @@ impl<D: Delegate> Memberlist<D> {
     }
 
     pub(super) fn on_suspicion_timeout(&mut self, now: Instant, node: &Arc<str>, generation: u64) {
-        let Some(susp) = self.suspicions.get(node) else {
+        let Some(susp) = self.suspicions.active.get(node) else {
             return;
         };
         if susp.generation != generation {
@@ -153,11 +166,11 @@ impl<D: Delegate> Memberlist<D> {
         }
         let state_change = susp.state_change;
         let Some(m) = self.member(node) else {
-            self.suspicions.remove(node);
+            self.suspicions.active.remove(node);
             return;
         };
         if m.state != NodeState::Suspect || m.state_change != state_change {
-            self.suspicions.remove(node);
+            self.suspicions.active.remove(node);
             return;
         }
         let incarnation = m.incarnation;
@@ -170,7 +183,7 @@ impl<D: Delegate> Memberlist<D> {
             // answer since (an answer re-arms the suspicion in on_check_ack),
             // so a check still in flight at the deadline does not delay it.
             let window = self.check_window();
-            let Some(susp) = self.suspicions.get_mut(node) else {
+            let Some(susp) = self.suspicions.active.get_mut(node) else {
                 return;
             };
             if susp.check.is_some() && now >= susp.check_until {
@@ -182,7 +195,7 @@ impl<D: Delegate> Memberlist<D> {
             let verdict = now >= deadline && failed;
             if !verdict && !pending && (now >= next_check || now >= deadline) {
                 let seq = self.send_check(now, node);
-                if let Some(susp) = self.suspicions.get_mut(node) {
+                if let Some(susp) = self.suspicions.active.get_mut(node) {
                     susp.check = Some(seq);
                     susp.check_until = now + window;
                     susp.next_check_at = now + susp.min;
