@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use rand::seq::SliceRandom;
 use swimnet_wire::codec::Message;
-use swimnet_wire::msg::Dead;
+use swimnet_wire::msg::{Dead, MessageType};
 use swimnet_wire::security::{Key, Keyring};
 use swimnet_wire::stream::StreamMessage;
 
@@ -83,7 +83,7 @@ impl<D: Delegate> Memberlist<D> {
             .collect();
         peers.shuffle(&mut self.rng);
         for (addr, pmax) in peers.into_iter().take(LEAVE_DIRECT) {
-            self.stats.messages_out[5] += 1;
+            self.stats.count_sent(MessageType::Dead);
             self.raw_send(addr, Some(pmax), &msg);
         }
         let id = self.broadcasts.queue(Some(self.name.as_bytes()), msg);
@@ -138,10 +138,10 @@ impl<D: Delegate> Memberlist<D> {
     /// receiver is a known node that understands it.
     pub fn send_user_packet(&mut self, to: SocketAddr, msg: &[u8]) {
         let mut buf = Vec::with_capacity(msg.len() + 1);
-        buf.push(8);
+        buf.push(MessageType::User as u8);
         buf.extend_from_slice(msg);
         let pmax = self.pmax_for_addr(to);
-        self.stats.messages_out[8] += 1;
+        self.stats.count_sent(MessageType::User);
         self.raw_send(to, pmax, &buf);
     }
 

@@ -8,6 +8,7 @@ use std::time::Instant;
 use rand::seq::SliceRandom;
 use rand::Rng;
 use swimnet_wire::compound::encode_compound;
+use swimnet_wire::overhead;
 
 use crate::coordinate::Coordinates;
 use crate::delegate::Delegate;
@@ -15,7 +16,7 @@ use crate::member::{Member, NodeState};
 use crate::topology;
 use crate::topology::NearRotation;
 
-use super::{Event, Memberlist, COMPOUND_HEADER_OVERHEAD, COMPOUND_OVERHEAD, NEAR_CLUSTER_REFRESH};
+use super::{Event, Memberlist, NEAR_CLUSTER_REFRESH};
 
 /// Network coordinates and the state of latency-aware peer selection.
 #[derive(Debug)]
@@ -236,15 +237,16 @@ impl<D: Delegate> Memberlist<D> {
     }
 
     pub(super) fn gossip(&mut self, now: Instant) {
-        let avail = self.config.udp_buffer_size.saturating_sub(
-            COMPOUND_HEADER_OVERHEAD + self.label_overhead() + self.encryption_overhead(),
-        );
+        let avail = self
+            .config
+            .udp_buffer_size
+            .saturating_sub(overhead::COMPOUND_HEADER + self.seal_overhead());
         // A latency-aware choice looks at every candidate: with nothing to
         // send (most rounds of a quiet cluster), skip it. With the choice
         // off, targets are drawn first, as memberlist does.
         let mut first = None;
         if self.table.nodes.len() > 1 && self.topology_ready(self.config.gossip_nodes) {
-            let msgs = self.get_broadcasts(COMPOUND_OVERHEAD, avail);
+            let msgs = self.get_broadcasts(overhead::COMPOUND_PART, avail);
             if msgs.is_empty() {
                 return;
             }
@@ -254,7 +256,7 @@ impl<D: Delegate> Memberlist<D> {
         for i in targets {
             let msgs = match first.take() {
                 Some(m) => m,
-                None => self.get_broadcasts(COMPOUND_OVERHEAD, avail),
+                None => self.get_broadcasts(overhead::COMPOUND_PART, avail),
             };
             if msgs.is_empty() {
                 return;

@@ -56,12 +56,6 @@ pub use stats::Stats;
 use streams::StreamTable;
 use suspicion::Suspicions;
 
-/// Bytes of framing a compound message adds (type byte + count).
-const COMPOUND_HEADER_OVERHEAD: usize = 2;
-/// Bytes each compound part adds (its u16 length).
-const COMPOUND_OVERHEAD: usize = 2;
-/// Bytes the user-message type byte adds.
-const USER_MSG_OVERHEAD: usize = 1;
 /// Most broadcasts in one packet: a compound holds at most 127 parts that
 /// memberlist 0.2.2 decodes correctly (it miscounts 128 and more), and one
 /// part is kept for the message they ride on.
@@ -147,20 +141,6 @@ fn encode(msg: &Message) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     codec::encode(msg, &mut out);
     out
-}
-
-fn type_index(msg: &Message) -> usize {
-    match msg {
-        Message::Ping(_) => 0,
-        Message::IndirectPing(_) => 1,
-        Message::AckResp(_) => 2,
-        Message::Suspect(_) => 3,
-        Message::Alive(_) => 4,
-        Message::Dead(_) => 5,
-        Message::User(_) => 8,
-        Message::NackResp(_) => 11,
-        Message::ErrResp(_) => 13,
-    }
 }
 
 impl<D: Delegate> Memberlist<D> {

@@ -11,7 +11,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use swimnet_wire::codec::Message;
 use swimnet_wire::compound::encode_compound;
-use swimnet_wire::msg::{AckResp, IndirectPing, NackResp, Ping, Suspect};
+use swimnet_wire::msg::{AckResp, IndirectPing, MessageType, NackResp, Ping, Suspect};
 use swimnet_wire::stream::StreamMessage;
 
 use crate::delegate::Delegate;
@@ -195,8 +195,8 @@ impl<D: Delegate> Memberlist<D> {
             };
             let a = encode(&Message::Ping(ping));
             let b = encode(&Message::Suspect(s));
-            self.stats.messages_out[0] += 1;
-            self.stats.messages_out[3] += 1;
+            self.stats.count_sent(MessageType::Ping);
+            self.stats.count_sent(MessageType::Suspect);
             let mut compound = Vec::with_capacity(a.len() + b.len() + 6);
             encode_compound(&[&a, &b], &mut compound);
             self.raw_send(addr, Some(pmax), &compound);

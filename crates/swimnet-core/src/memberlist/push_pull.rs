@@ -8,7 +8,7 @@ use std::time::Instant;
 use rand::seq::SliceRandom;
 use rand::Rng;
 use swimnet_wire::codec::Message;
-use swimnet_wire::msg::{Alive, Dead, PushNodeState, PushPullHeader, Suspect};
+use swimnet_wire::msg::{Alive, Dead, MessageType, PushNodeState, PushPullHeader, Suspect};
 use swimnet_wire::stream::StreamMessage;
 
 use crate::delegate::Delegate;
@@ -229,7 +229,7 @@ impl<D: Delegate> Memberlist<D> {
             if self.incarnation != inc_before && !self.leaving {
                 let pmax = self.pmax_for_addr(addr);
                 let buf = encode(&Message::Alive(self.local_alive()));
-                self.stats.messages_out[4] += 1;
+                self.stats.count_sent(MessageType::Alive);
                 self.raw_send(addr, pmax, &buf);
             }
         }

@@ -7,51 +7,46 @@ use std::net::SocketAddr;
 use rand::RngCore;
 use swimnet_wire::codec::Message;
 use swimnet_wire::compound::encode_compound;
+use swimnet_wire::msg::MessageType;
+use swimnet_wire::overhead;
 use swimnet_wire::packet::{self, SealOptions};
-use swimnet_wire::security::{EncryptionVersion, Key};
+use swimnet_wire::security::{EncryptionVersion, Key, NONCE_SIZE};
 use swimnet_wire::stream::{self, StreamEncodeOptions, StreamMessage};
 
 use crate::delegate::Delegate;
 use crate::member::{ip_bytes, Member};
 
-use super::{
-    encode, type_index, Memberlist, Transmit, COMPOUND_HEADER_OVERHEAD, COMPOUND_OVERHEAD,
-    MAX_PIGGYBACK, USER_MSG_OVERHEAD,
-};
+use super::{encode, Memberlist, Transmit, MAX_PIGGYBACK};
 
 impl<D: Delegate> Memberlist<D> {
-    pub(super) fn encryption(&mut self) -> Option<(Key, [u8; 12], EncryptionVersion)> {
+    /// The primary key, a fresh nonce and the format to encrypt the next
+    /// outgoing payload with, or `None` when encryption is off.
+    pub(super) fn encryption(&mut self) -> Option<(Key, [u8; NONCE_SIZE], EncryptionVersion)> {
         if !self.config.encryption_enabled() {
             return None;
         }
         let key = self.config.keyring.as_ref()?.primary().clone();
-        let mut nonce = [0u8; 12];
+        let mut nonce = [0u8; NONCE_SIZE];
         self.rng.fill_bytes(&mut nonce);
-        let vsn = if self.config.protocol_version < 2 {
-            EncryptionVersion::V0Padded
-        } else {
-            EncryptionVersion::V1
-        };
-        Some((key, nonce, vsn))
+        Some((key, nonce, self.encryption_version()))
     }
 
-    pub(super) fn encryption_overhead(&self) -> usize {
-        if !self.config.encryption_enabled() {
-            return 0;
-        }
-        if self.config.protocol_version < 2 {
-            45
-        } else {
-            29
-        }
+    /// The encryption format our protocol version calls for (v0 with
+    /// padding for protocol 1, v1 otherwise).
+    fn encryption_version(&self) -> EncryptionVersion {
+        EncryptionVersion::for_protocol_version(self.config.protocol_version)
     }
 
-    pub(super) fn label_overhead(&self) -> usize {
-        if self.config.label.is_empty() {
+    /// Bytes sealing adds to every datagram we send whatever it carries:
+    /// the label header and, when on, encryption. The budget of a datagram
+    /// is [`crate::Config::udp_buffer_size`] minus this.
+    pub(super) fn seal_overhead(&self) -> usize {
+        let encryption = if self.config.encryption_enabled() {
+            overhead::encryption(self.encryption_version())
+        } else {
             0
-        } else {
-            2 + self.config.label.len()
-        }
+        };
+        overhead::label(&self.config.label) + encryption
     }
 
     pub(super) fn raw_send(&mut self, dst: SocketAddr, pmax: Option<u8>, inner: &[u8]) {
@@ -83,15 +78,13 @@ impl<D: Delegate> Memberlist<D> {
 
     /// Sends one message, piggy-backing queued broadcasts that fit.
     pub(super) fn send_msg(&mut self, dst: SocketAddr, node: Option<&str>, msg: &Message) {
-        self.stats.messages_out[type_index(msg)] += 1;
+        self.stats.count_sent(msg.message_type());
         let buf = encode(msg);
-        let avail = self.config.udp_buffer_size.saturating_sub(
-            buf.len()
-                + COMPOUND_HEADER_OVERHEAD
-                + self.label_overhead()
-                + self.encryption_overhead(),
-        );
-        let extra = self.get_broadcasts(COMPOUND_OVERHEAD, avail);
+        let avail = self
+            .config
+            .udp_buffer_size
+            .saturating_sub(buf.len() + overhead::COMPOUND_HEADER + self.seal_overhead());
+        let extra = self.get_broadcasts(overhead::COMPOUND_PART, avail);
         let pmax = node.and_then(|n| self.pmax_for_name(n));
         if extra.is_empty() {
             self.raw_send(dst, pmax, &buf);
@@ -105,29 +98,27 @@ impl<D: Delegate> Memberlist<D> {
         }
     }
 
-    pub(super) fn get_broadcasts(&mut self, overhead: usize, limit: usize) -> Vec<Vec<u8>> {
+    pub(super) fn get_broadcasts(&mut self, part_overhead: usize, limit: usize) -> Vec<Vec<u8>> {
         let n = self.table.nodes.len();
-        let mut out = self.broadcasts.get_broadcasts(overhead, limit, n);
+        let mut out = self.broadcasts.get_broadcasts(part_overhead, limit, n);
         for m in &out {
             if let Some(&t) = m.first() {
-                if let Some(c) = self.stats.messages_out.get_mut(t as usize) {
-                    *c += 1;
-                }
+                self.stats.count_sent_type_byte(t);
             }
         }
-        let used: usize = out.iter().map(|m| m.len() + overhead).sum();
+        let used: usize = out.iter().map(|m| m.len() + part_overhead).sum();
         let avail = limit.saturating_sub(used);
-        if avail > overhead + USER_MSG_OVERHEAD {
+        if avail > part_overhead + overhead::USER_MSG_HEADER {
             for msg in self
                 .delegate
-                .get_broadcasts(overhead + USER_MSG_OVERHEAD, avail, n)
+                .get_broadcasts(part_overhead + overhead::USER_MSG_HEADER, avail, n)
                 .into_iter()
                 .take(MAX_PIGGYBACK.saturating_sub(out.len()))
             {
                 let mut framed = Vec::with_capacity(msg.len() + 1);
-                framed.push(8);
+                framed.push(MessageType::User as u8);
                 framed.extend_from_slice(&msg);
-                self.stats.messages_out[8] += 1;
+                self.stats.count_sent(MessageType::User);
                 out.push(framed);
             }
         }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use swimnet_wire::codec::Message;
-use swimnet_wire::msg::{Alive, Dead, Suspect};
+use swimnet_wire::msg::{Alive, Dead, MessageType, Suspect};
 
 use crate::delegate::Delegate;
 use crate::formulas::{suspicion_timeout, suspicion_timeout_after};
@@ -192,7 +192,7 @@ impl<D: Delegate> Memberlist<D> {
             .told_accusers
             .insert(accuser.to_string(), self.incarnation);
         let buf = encode(&Message::Alive(self.local_alive()));
-        self.stats.messages_out[4] += 1;
+        self.stats.count_sent(MessageType::Alive);
         self.raw_send(addr, Some(pmax), &buf);
     }
 

@@ -1,6 +1,15 @@
 //! [`Stats`]: the counters of what came in, what went out and what was
 //! dropped.
 
+use swimnet_wire::msg::MessageType;
+
+#[cfg(doc)]
+use super::Memberlist;
+
+/// Entries in [`Stats::messages_in`] and [`Stats::messages_out`]: one per
+/// memberlist message type code 0..=13.
+pub const MESSAGE_TYPE_COUNT: usize = 14;
+
 /// Counters for what came in, what went out and what was dropped.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -23,10 +32,11 @@ pub struct Stats {
     /// Encrypted datagrams dropped as exact replays of one authenticated
     /// within [`Config::replay_window`].
     pub packets_replayed: u64,
-    /// Messages received, by memberlist type code (index = type byte, up to 13).
-    pub messages_in: [u64; 14],
-    /// Messages sent, by type code.
-    pub messages_out: [u64; 14],
+    /// Messages received, by memberlist type code (index = type byte, up to
+    /// 13); read one kind with [`Stats::received`].
+    pub messages_in: [u64; MESSAGE_TYPE_COUNT],
+    /// Messages sent, by type code; read one kind with [`Stats::sent`].
+    pub messages_out: [u64; MESSAGE_TYPE_COUNT],
     /// Probes that succeeded.
     pub probes_ok: u64,
     /// Probes that failed (target became suspect).
@@ -94,4 +104,38 @@ pub struct Stats {
     pub replies_limited: u64,
     /// Indirect pings dropped because `reply_limit.max_relays` were pending.
     pub relays_rejected: u64,
+}
+
+impl Stats {
+    /// Messages of type `kind` received in datagrams so far (0 for the
+    /// framing types, which are not messages of their own).
+    pub fn received(&self, kind: MessageType) -> u64 {
+        self.messages_in.get(kind as usize).copied().unwrap_or(0)
+    }
+
+    /// Messages of type `kind` sent in datagrams so far, piggy-backed ones
+    /// included.
+    pub fn sent(&self, kind: MessageType) -> u64 {
+        self.messages_out.get(kind as usize).copied().unwrap_or(0)
+    }
+
+    /// Counts one received message of type `kind`.
+    pub(super) fn count_received(&mut self, kind: MessageType) {
+        if let Some(c) = self.messages_in.get_mut(kind as usize) {
+            *c += 1;
+        }
+    }
+
+    /// Counts one sent message of type `kind`.
+    pub(super) fn count_sent(&mut self, kind: MessageType) {
+        self.count_sent_type_byte(kind as u8);
+    }
+
+    /// Counts one sent message whose encoding starts with `type_byte`
+    /// (a queued broadcast, kept encoded); unknown bytes are not counted.
+    pub(super) fn count_sent_type_byte(&mut self, type_byte: u8) {
+        if let Some(c) = self.messages_out.get_mut(usize::from(type_byte)) {
+            *c += 1;
+        }
+    }
 }

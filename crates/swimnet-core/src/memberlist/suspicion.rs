@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use swimnet_wire::codec::Message;
 use swimnet_wire::compound::encode_compound;
-use swimnet_wire::msg::{Dead, Ping, Suspect};
+use swimnet_wire::msg::{Dead, MessageType, Ping, Suspect};
 
 use crate::delegate::Delegate;
 use crate::member::NodeState;
@@ -114,8 +114,8 @@ impl<D: Delegate> Memberlist<D> {
         };
         let a = encode(&Message::Ping(ping.clone()));
         let b = encode(&Message::Suspect(s));
-        self.stats.messages_out[0] += 1;
-        self.stats.messages_out[3] += 1;
+        self.stats.count_sent(MessageType::Ping);
+        self.stats.count_sent(MessageType::Suspect);
         let mut compound = Vec::with_capacity(a.len() + b.len() + 6);
         encode_compound(&[&a, &b], &mut compound);
         self.raw_send(addr, Some(pmax), &compound);
