@@ -952,7 +952,7 @@ mod tests {
     // ------------------------------------------------------------ wire
 
     /// Serf's ack payload for its starting coordinate, as serf 0.9.4 sends
-    /// it (spec/memberlist-wire.md §11.4, observed on the wire).
+    /// it (observed on the wire).
     fn serf_origin_payload() -> Vec<u8> {
         let mut v = vec![0x01, 0x84];
         v.push(0xaa);

@@ -274,7 +274,7 @@ impl<D: Delegate> Memberlist<D> {
     }
 
     /// Starts a catch-up push/pull when the gossip backlog is deep (see
-    /// [`Config::catch_up_backlog`]). Called each gossip round, before gossiping.
+    /// [`crate::Config::catch_up_backlog`]). Called each gossip round, before gossiping.
     pub(super) fn catch_up(&mut self, now: Instant) {
         let threshold = self.config.catch_up_backlog;
         if threshold == 0 || self.leaving || now < self.next_catch_up {

@@ -113,12 +113,12 @@ impl<D: Delegate> Memberlist<D> {
     }
 
     /// With latency-aware selection on, in a share
-    /// [`topology::TopologyConfig::probe_near_fraction`] of probe rounds: the
+    /// [`crate::topology::TopologyConfig::probe_near_fraction`] of probe rounds: the
     /// next alive or suspect member of the near cluster in a shuffled walk
-    /// through it (see [`NearRotation`]), to probe instead of the next one
+    /// through it (see [`crate::topology::NearRotation`]), to probe instead of the next one
     /// in the round-robin order. `None` (the round-robin probe)
     /// otherwise, while coordinates are unsettled, or where distances show
-    /// no near cluster (see [`topology::near_cluster`]).
+    /// no near cluster (see [`crate::topology::near_cluster`]).
     ///
     /// Every member of a region is in the near cluster of about every other
     /// member, so each is still probed about once per probe interval in

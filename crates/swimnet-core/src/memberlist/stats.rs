@@ -5,6 +5,8 @@ use swimnet_wire::msg::MessageType;
 
 #[cfg(doc)]
 use super::Memberlist;
+#[cfg(doc)]
+use crate::config::{Config, META_MAX_SIZE};
 
 /// Entries in [`Stats::messages_in`] and [`Stats::messages_out`]: one per
 /// memberlist message type code 0..=13.
