@@ -45,6 +45,8 @@ impl LatencyState {
 }
 
 impl<D: Delegate> Memberlist<D> {
+    /// Picks up to `k` gossip targets (positions in the member table): alive
+    /// and suspect members, and dead ones within `gossip_to_the_dead_time`.
     pub(super) fn gossip_targets(&mut self, now: Instant, k: usize) -> Vec<usize> {
         let ttl = self.config.gossip_to_the_dead_time;
         let me = self.member_pos(&self.name);
@@ -236,6 +238,8 @@ impl<D: Delegate> Memberlist<D> {
         Some(picked.into_iter().map(|i| candidates[i]).collect())
     }
 
+    /// One gossip round: queued broadcasts to `gossip_nodes` targets, as
+    /// many as fit in a datagram each.
     pub(super) fn gossip(&mut self, now: Instant) {
         let avail = self
             .config
@@ -288,6 +292,8 @@ impl<D: Delegate> Memberlist<D> {
         self.periodic_push_pull(now);
     }
 
+    /// Reports [`Event::LeaveComplete`] once our leave broadcast has left the
+    /// queue (it used its retransmits).
     pub(super) fn check_leave_done(&mut self) {
         if let Some(id) = self.leave_broadcast {
             if !self.broadcasts.contains(id) {

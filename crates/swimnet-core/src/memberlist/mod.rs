@@ -218,6 +218,8 @@ impl<D: Delegate> Memberlist<D> {
         Ok(ml)
     }
 
+    /// A random delay in `0..interval`, so that timers of nodes started
+    /// together do not fire together.
     fn stagger(&mut self, interval: Duration) -> Duration {
         let nanos = interval.as_nanos().min(u64::MAX as u128) as u64;
         if nanos == 0 {
@@ -226,6 +228,8 @@ impl<D: Delegate> Memberlist<D> {
         Duration::from_nanos(self.rng.gen_range(0..nanos))
     }
 
+    /// Our six version bytes: protocol min, max and current, then the
+    /// delegate's.
     fn local_vsn(&self) -> [u8; 6] {
         [
             PROTOCOL_VERSION_MIN,
@@ -237,6 +241,7 @@ impl<D: Delegate> Memberlist<D> {
         ]
     }
 
+    /// The alive message announcing ourselves at our current incarnation.
     fn local_alive(&self) -> Alive {
         Alive {
             incarnation: self.incarnation,
@@ -248,6 +253,8 @@ impl<D: Delegate> Memberlist<D> {
         }
     }
 
+    /// Adds a new member at a random position of the table (as memberlist
+    /// does) and indexes it.
     fn insert_member(&mut self, m: Member) {
         let n = self.table.nodes.len();
         self.table.nodes.push(m);
@@ -261,18 +268,22 @@ impl<D: Delegate> Memberlist<D> {
         self.table.index.insert(&self.table.nodes, offset);
     }
 
+    /// Re-indexes the whole table after it was reordered.
     fn rebuild_index(&mut self) {
         self.table.index.rebuild(&self.table.nodes);
     }
 
+    /// Position of the member called `name` in the table.
     fn member_pos(&self, name: &str) -> Option<usize> {
         self.table.index.get(&self.table.nodes, name)
     }
 
+    /// The member called `name`, if known.
     fn member(&self, name: &str) -> Option<&Member> {
         self.member_pos(name).map(|i| &self.table.nodes[i])
     }
 
+    /// The member called `name`, to change it in place.
     fn member_mut(&mut self, name: &str) -> Option<&mut Member> {
         self.member_pos(name).map(|i| &mut self.table.nodes[i])
     }

@@ -73,6 +73,8 @@ pub(super) struct Relay {
 }
 
 impl<D: Delegate> Memberlist<D> {
+    /// The probe timer fired: starts the next probe round unless one is
+    /// still running.
     pub(super) fn on_probe_tick(&mut self, now: Instant) {
         if self.probing.current.is_some() {
             return; // rescheduled when the running probe ends
@@ -169,6 +171,8 @@ impl<D: Delegate> Memberlist<D> {
         }
     }
 
+    /// Starts a probe round of `target`: a direct ping, with the indirect
+    /// and TCP fallbacks armed on timers.
     pub(super) fn probe_node(&mut self, now: Instant, target: Arc<str>) {
         let interval = self.awareness.scale(self.config.probe_interval);
         let seq = self.next_seq();
@@ -222,6 +226,8 @@ impl<D: Delegate> Memberlist<D> {
             .schedule(now + interval, TimerKind::ProbeDeadline { seq });
     }
 
+    /// No ack within the probe timeout: asks helpers for indirect pings and
+    /// opens a TCP ping to a target that speaks TCP.
     pub(super) fn on_probe_timeout(&mut self, now: Instant, seq: u32) {
         let Some(p) = &self.probing.current else {
             return;
@@ -259,6 +265,9 @@ impl<D: Delegate> Memberlist<D> {
         let _ = now;
     }
 
+    /// An ack arrived: ends the probe it answers (a direct one also updates
+    /// our coordinate), or the check of a suspect, or is forwarded to the
+    /// prober we relay for.
     pub(super) fn on_ack(&mut self, now: Instant, ack: AckResp) {
         if let Some(p) = &mut self.probing.current {
             if p.seq == ack.seq_no && !p.done {
@@ -292,6 +301,8 @@ impl<D: Delegate> Memberlist<D> {
         }
     }
 
+    /// The probe interval is over without an ack: the probe fails unless the
+    /// TCP ping got through.
     pub(super) fn on_probe_deadline(&mut self, now: Instant, seq: u32) {
         let Some(p) = &self.probing.current else {
             return;
@@ -307,6 +318,8 @@ impl<D: Delegate> Memberlist<D> {
         self.finish_probe(now, false);
     }
 
+    /// Ends the probe in flight, adjusting our health score; a failed probe
+    /// makes the target suspect. Schedules the next round.
     pub(super) fn finish_probe(&mut self, now: Instant, ok: bool) {
         let Some(mut p) = self.probing.current.take() else {
             return;
@@ -342,6 +355,7 @@ impl<D: Delegate> Memberlist<D> {
         self.timers.schedule(self.probing.next_at, TimerKind::Probe);
     }
 
+    /// Answers a ping addressed to us with an ack (within the reply budget).
     pub(super) fn on_ping(&mut self, now: Instant, from: SocketAddr, p: Ping) {
         if !p.node.is_empty() && p.node != *self.name {
             return;
@@ -366,6 +380,8 @@ impl<D: Delegate> Memberlist<D> {
         self.send_msg(dst, node.as_deref(), &Message::AckResp(ack));
     }
 
+    /// Pings a target on behalf of another prober and remembers to relay
+    /// the ack (or send a nack).
     pub(super) fn on_indirect_ping(&mut self, now: Instant, from: SocketAddr, ind: IndirectPing) {
         let port = if self.config.protocol_version < 2 || ind.port == 0 {
             self.config.advertise.port()
@@ -413,6 +429,8 @@ impl<D: Delegate> Memberlist<D> {
         self.send_msg(target, Some(&ind.node), &Message::Ping(ping));
     }
 
+    /// A relayed ping went unanswered: sends the prober the nack it asked
+    /// for, and forgets the relay.
     pub(super) fn on_relay_expire(&mut self, seq: u32) {
         if let Some(relay) = self.probing.relays.remove(&seq) {
             if relay.nack {

@@ -20,6 +20,8 @@ use super::streams::{StreamCtx, StreamKind};
 use super::{encode, vsn6, Event, Memberlist, StreamCommand, MAX_TOMBSTONES_PUSHED};
 
 impl<D: Delegate> Memberlist<D> {
+    /// The push/pull timer fired: a full state exchange with one random
+    /// alive member.
     pub(super) fn periodic_push_pull(&mut self, now: Instant) {
         let me = self.name.clone();
         let candidates: Vec<usize> = self
@@ -74,6 +76,8 @@ impl<D: Delegate> Memberlist<D> {
         self.start_push_pull(now, addr, false);
     }
 
+    /// Opens a stream to `to` carrying our full state (`join` marks a join,
+    /// whose result is reported as [`Event::JoinResult`]).
     pub(super) fn start_push_pull(&mut self, now: Instant, to: SocketAddr, join: bool) {
         let data = self.local_push_pull(join, false);
         let id = self.new_stream_id();
@@ -92,6 +96,8 @@ impl<D: Delegate> Memberlist<D> {
         });
     }
 
+    /// Encodes our full state (members, recent tombstones, the delegate's
+    /// state) as a push/pull message; `reply` for the responder's side.
     pub(super) fn local_push_pull(&mut self, join: bool, reply: bool) -> Vec<u8> {
         let mut states: Vec<PushNodeState> = self
             .table

@@ -49,6 +49,8 @@ impl<D: Delegate> Memberlist<D> {
         overhead::label(&self.config.label) + encryption
     }
 
+    /// Seals `inner` (CRC for peers that read it, compression, encryption,
+    /// label) and queues the datagram for `dst`.
     pub(super) fn raw_send(&mut self, dst: SocketAddr, pmax: Option<u8>, inner: &[u8]) {
         let enc = self.encryption();
         let opts = SealOptions {
@@ -64,6 +66,7 @@ impl<D: Delegate> Memberlist<D> {
         self.out.transmits.push_back(Transmit { dst, payload });
     }
 
+    /// The highest protocol version the member at `addr` speaks.
     pub(super) fn pmax_for_addr(&self, addr: SocketAddr) -> Option<u8> {
         self.table
             .nodes
@@ -72,6 +75,7 @@ impl<D: Delegate> Memberlist<D> {
             .map(Member::pmax)
     }
 
+    /// The highest protocol version the member called `name` speaks.
     pub(super) fn pmax_for_name(&self, name: &str) -> Option<u8> {
         self.member(name).map(Member::pmax)
     }
@@ -98,6 +102,8 @@ impl<D: Delegate> Memberlist<D> {
         }
     }
 
+    /// Takes queued broadcasts (ours, then the delegate's) that fit in
+    /// `limit` bytes, each costing `part_overhead` more, and counts them as sent.
     pub(super) fn get_broadcasts(&mut self, part_overhead: usize, limit: usize) -> Vec<Vec<u8>> {
         let n = self.table.nodes.len();
         let mut out = self.broadcasts.get_broadcasts(part_overhead, limit, n);
@@ -125,6 +131,7 @@ impl<D: Delegate> Memberlist<D> {
         out
     }
 
+    /// Queues `msg` about `node` for gossip, replacing older news of it.
     pub(super) fn broadcast(&mut self, node: &str, msg: &Message) {
         self.broadcasts.queue(Some(node.as_bytes()), encode(msg));
         self.stats.broadcasts_dropped = self.broadcasts.dropped();
@@ -147,6 +154,7 @@ impl<D: Delegate> Memberlist<D> {
         out
     }
 
+    /// Our address bytes, port and name, as pings carry them.
     pub(super) fn self_source(&self) -> (Vec<u8>, u16, String) {
         (
             ip_bytes(&self.config.advertise),
@@ -155,6 +163,7 @@ impl<D: Delegate> Memberlist<D> {
         )
     }
 
+    /// A fresh sequence number for a ping or a check.
     pub(super) fn next_seq(&mut self) -> u32 {
         self.seq_no = self.seq_no.wrapping_add(1);
         self.seq_no

@@ -32,6 +32,8 @@ pub(super) struct Tombstone {
 }
 
 impl<D: Delegate> Memberlist<D> {
+    /// Outbids a claim about us at incarnation `accused_inc`: raises our
+    /// incarnation and broadcasts that we are alive.
     pub(super) fn refute(&mut self, accused_inc: u32) {
         // Never wrapped: a refutation at 0 would be ignored by everyone.
         let Some(inc) = validate::refutation_incarnation(self.incarnation, accused_inc) else {
@@ -196,6 +198,8 @@ impl<D: Delegate> Memberlist<D> {
         self.raw_send(addr, Some(pmax), &buf);
     }
 
+    /// Applies a suspect claim: refutes it when it is about us, or marks the
+    /// node suspect and starts (or confirms) its suspicion timer.
     pub(super) fn suspect_node(&mut self, now: Instant, s: Suspect) {
         if !self.incarnation_claim_plausible(&s.node, s.incarnation) {
             return;
@@ -289,6 +293,8 @@ impl<D: Delegate> Memberlist<D> {
         });
     }
 
+    /// Applies a dead claim: refutes it when it is about us, or marks the
+    /// node dead (left, when it announced that itself) and keeps a tombstone.
     pub(super) fn dead_node(&mut self, now: Instant, d: Dead) {
         if !self.incarnation_claim_plausible(&d.node, d.incarnation) {
             return;

@@ -415,6 +415,8 @@ impl<D: Delegate> Memberlist<D> {
         }
     }
 
+    /// Abandons stream `id` for `why`: an inbound peer gets an error reply, an
+    /// outbound exchange reports its failure.
     pub(super) fn fail_stream(&mut self, id: StreamId, why: &str) {
         let Some(ctx) = self.take_stream(id) else {
             return;
@@ -437,6 +439,7 @@ impl<D: Delegate> Memberlist<D> {
         }
     }
 
+    /// Reports how an outbound exchange ended (a join's [`Event::JoinResult`]).
     pub(super) fn stream_finished(&mut self, ctx: &StreamCtx, result: Result<usize, String>) {
         if let StreamKind::OutPushPull { join: true, to } = ctx.kind {
             self.out
@@ -445,11 +448,14 @@ impl<D: Delegate> Memberlist<D> {
         }
     }
 
+    /// A fresh stream id.
     pub(super) fn new_stream_id(&mut self) -> StreamId {
         self.streams.next_id += 1;
         StreamId(self.streams.next_id)
     }
 
+    /// Handles the one complete message of stream `id`: answers an inbound
+    /// push/pull or ping, or merges the reply to ours.
     pub(super) fn on_stream_message(
         &mut self,
         now: Instant,

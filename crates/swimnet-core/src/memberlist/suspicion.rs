@@ -157,6 +157,8 @@ impl<D: Delegate> Memberlist<D> {
         true
     }
 
+    /// A suspicion timer fired: sends the last check, gives up on a check
+    /// in flight, or declares the suspect dead.
     pub(super) fn on_suspicion_timeout(&mut self, now: Instant, node: &Arc<str>, generation: u64) {
         let Some(susp) = self.suspicions.active.get(node) else {
             return;
