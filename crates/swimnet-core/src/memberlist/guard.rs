@@ -123,14 +123,15 @@ impl<D: Delegate> Memberlist<D> {
             .map(|n| (&*n.name, n.vsn));
         let live: Vec<(&str, [u8; 6])> = remote_live.chain(local_live).collect();
         let (mut max_pmin, mut min_pmax, mut max_dmin, mut min_dmax) = (0u8, u8::MAX, 0u8, u8::MAX);
-        for (_, v) in &live {
-            max_pmin = max_pmin.max(v[0]);
-            min_pmax = min_pmax.min(v[1]);
-            max_dmin = max_dmin.max(v[3]);
-            min_dmax = min_dmax.min(v[4]);
+        // The six version bytes: protocol min, max, current, then the
+        // delegate's min, max, current.
+        for &(_, [pmin, pmax, _, dmin, dmax, _]) in &live {
+            max_pmin = max_pmin.max(pmin);
+            min_pmax = min_pmax.min(pmax);
+            max_dmin = max_dmin.max(dmin);
+            min_dmax = min_dmax.min(dmax);
         }
-        for (name, v) in &live {
-            let (pcur, dcur) = (v[2], v[5]);
+        for &(name, [_, _, pcur, _, _, dcur]) in &live {
             if pcur < max_pmin || pcur > min_pmax {
                 return Err(format!(
                     "node '{name}' protocol version ({pcur}) is incompatible: [{max_pmin}, {min_pmax}]"
