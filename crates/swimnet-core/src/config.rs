@@ -172,18 +172,17 @@ pub struct Config {
     /// ignore ack payloads. `None` turns coordinates off: acks then carry
     /// only what the delegate returns.
     pub coordinates: Option<CoordinateConfig>,
-    /// swimnet addition: latency-aware peer selection (issue 6). When
-    /// enabled, gossip targets, two in three probes, indirect-probe helpers
-    /// (of probes and of the final check of a suspect) and the periodic
-    /// push/pull partner are biased toward the near cluster (our region,
-    /// by Vivaldi distance), always keeping at least one uniformly random
-    /// gossip target; see [`crate::topology`]. Uses [`Config::coordinates`]
-    /// (without them every choice stays uniform). **On by default**: in
-    /// the simulator it cuts the bytes sent between regions without slowing
-    /// dissemination or failure detection (figures in docs/BENCHMARKS.md).
-    /// Until a node holds usable coordinates for 5 %
-    /// of its members, and on a network without latency structure (a LAN),
-    /// choices stay uniform. [`TopologyConfig::off`] restores memberlist's
+    /// swimnet addition: latency-aware peer selection. When enabled, gossip
+    /// targets, two in three probes, indirect-probe helpers (of probes and
+    /// of the final check of a suspect) and the periodic push/pull partner
+    /// are biased toward the near cluster (our region, by Vivaldi
+    /// distance), always keeping at least one uniformly random gossip
+    /// target; see [`crate::topology`]. Uses [`Config::coordinates`]
+    /// (without them every choice stays uniform). **On by default**: it
+    /// cuts cross-region traffic without slowing dissemination or failure
+    /// detection (measurements in docs/BENCHMARKS.md). Until a node holds
+    /// usable coordinates for 5 % of its members, and on a network without
+    /// latency structure (a LAN), choices stay uniform. [`TopologyConfig::off`] restores memberlist's
     /// uniform choice; with it off the core draws exactly the same random
     /// numbers as before selection existed.
     pub topology: TopologyConfig,

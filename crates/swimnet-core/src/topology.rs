@@ -1,4 +1,4 @@
-//! Latency-aware peer selection (issue 6): choosing `k` peers biased toward
+//! Latency-aware peer selection: choosing `k` peers biased toward
 //! near ones, by Vivaldi distance, while always keeping uniformly random
 //! choices in the mix.
 //!

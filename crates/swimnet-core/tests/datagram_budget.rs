@@ -9,7 +9,7 @@ use swimnet_core::wire::budget::DecodeBudget;
 use swimnet_core::wire::codec::{self, Message};
 use swimnet_core::wire::compound::encode_compound;
 use swimnet_core::wire::compress::compress_payload;
-use swimnet_core::wire::msg::Ping;
+use swimnet_core::wire::msg::{MessageType, Ping};
 use swimnet_core::wire::packet::{self, OpenOptions, SealOptions};
 use swimnet_core::wire::security::{EncryptionVersion, Key, Keyring};
 use swimnet_core::{Config, Delegate, Error, Memberlist, NoopDelegate};
@@ -113,7 +113,7 @@ fn messages_are_handled_as_they_are_decoded() {
     let seen = &ml.delegate().seen;
     let expected: Vec<(u8, usize)> = (1..=5u8).map(|i| (i, 4096 - 1 - i as usize)).collect();
     assert_eq!(seen, &expected);
-    assert_eq!(ml.stats().messages_in[8], 5);
+    assert_eq!(ml.stats().received(MessageType::User), 5);
     assert_eq!(ml.stats().datagrams_over_budget, 0);
 }
 
@@ -131,7 +131,7 @@ fn parts_over_the_budget_are_dropped_and_counted() {
     // 255 users), then the second group until 512 parts are taken.
     let delivered = 255 + (512 - 1 - 257 - 2);
     assert_eq!(ml.delegate().seen.len(), delivered);
-    assert_eq!(ml.stats().messages_in[8], delivered as u64);
+    assert_eq!(ml.stats().received(MessageType::User), delivered as u64);
     assert_eq!(ml.stats().datagrams_over_budget, 1);
     assert_eq!(ml.stats().messages_malformed, 0);
 
@@ -165,7 +165,7 @@ fn decompression_bomb_stops_at_the_byte_budget() {
     let pings: Vec<Vec<u8>> = (0..255).map(ping).collect();
     let refs: Vec<&[u8]> = pings.iter().map(Vec::as_slice).collect();
     ml.handle_packet(now, addr(9), &compressed(&compound(&refs)));
-    assert_eq!(ml.stats().messages_in[0], 255);
+    assert_eq!(ml.stats().received(MessageType::Ping), 255);
     assert_eq!(acks(&mut ml, None).len(), 255);
     assert_eq!(ml.stats().datagrams_over_budget, 1);
 }

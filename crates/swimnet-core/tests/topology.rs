@@ -1,4 +1,4 @@
-//! Latency-aware peer selection in the core (issue 6, part 2), measured on
+//! Latency-aware peer selection in the core, measured on
 //! one core on a virtual clock with injected coordinates: 63 peers, 15 in
 //! our region (about 1 ms away) and 48 in a far one (about 60 ms away).
 //!

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use swimnet_core::config::META_MAX_SIZE;
 use swimnet_core::wire::codec::{self, Message};
-use swimnet_core::wire::msg::{Alive, Dead, IndirectPing, Ping, Suspect};
+use swimnet_core::wire::msg::{Alive, Dead, IndirectPing, MessageType, Ping, Suspect};
 use swimnet_core::{Config, Event, NodeState, NoopDelegate};
 use swimnet_sim::{node_addr, node_name, NetworkModel, Sim};
 
@@ -318,7 +318,7 @@ fn replies_to_peer_chosen_addresses_are_rate_limited() {
     );
     assert!(limited >= 2_000 - burst, "{limited} replies limited");
     // A member's ping is still answered at once.
-    let before = s.core(0).unwrap().stats().messages_out[2];
+    let before = s.core(0).unwrap().stats().sent(MessageType::AckResp);
     let p = node_addr(1);
     let ping = Ping {
         seq_no: 7,
@@ -331,7 +331,10 @@ fn replies_to_peer_chosen_addresses_are_rate_limited() {
         source_node: node_name(1),
     };
     inject(&mut s, 0, &Message::Ping(ping));
-    assert_eq!(s.core(0).unwrap().stats().messages_out[2], before + 1);
+    assert_eq!(
+        s.core(0).unwrap().stats().sent(MessageType::AckResp),
+        before + 1
+    );
     s.run_for(Duration::from_secs(30));
     assert!(s.false_positives().is_empty(), "{:?}", s.false_positives());
 }

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use swimnet_core::wire::msg::MessageType;
 use swimnet_core::wire::security::{Key, Keyring};
 use swimnet_core::{Config, Delegate, Event, NodeState, NoopDelegate};
 use swimnet_sim::{node_name, NetworkModel, Sim};
@@ -37,7 +38,7 @@ fn broken_direct_link_is_bridged_by_indirect_probes() {
     s.run_for(Duration::from_secs(120));
     let stats = s.core(0).unwrap().stats().clone();
     assert!(
-        stats.messages_out[1] > 0,
+        stats.sent(MessageType::IndirectPing) > 0,
         "node 0 asked peers for indirect probes"
     );
     assert_eq!(
@@ -74,10 +75,10 @@ fn relays_send_nacks_and_missing_nacks_raise_awareness() {
     s.crash(4);
     s.run_for(Duration::from_secs(30));
     let nacks_sent: u64 = (0..4)
-        .map(|i| s.core(i).unwrap().stats().messages_out[11])
+        .map(|i| s.core(i).unwrap().stats().sent(MessageType::NackResp))
         .sum();
     let nacks_received: u64 = (0..4)
-        .map(|i| s.core(i).unwrap().stats().messages_in[11])
+        .map(|i| s.core(i).unwrap().stats().received(MessageType::NackResp))
         .sum();
     assert!(
         nacks_sent > 0 && nacks_received > 0,

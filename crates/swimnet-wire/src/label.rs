@@ -13,11 +13,7 @@ pub const LABEL_MAX: usize = 255;
 
 /// Bytes a label adds to a packet: `2 + len`, or 0 for no label.
 pub fn label_overhead(label: &[u8]) -> usize {
-    if label.is_empty() {
-        0
-    } else {
-        2 + label.len()
-    }
+    crate::overhead::label(label)
 }
 
 /// Appends the header for `label` to `out`; appends nothing for an empty

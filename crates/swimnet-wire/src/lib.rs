@@ -38,6 +38,7 @@
 //! | [`codec`] | one message ⇄ type byte + msgpack body |
 //! | [`compound`], [`compress`], [`lzw`], [`crc`], [`security`], [`label`] | the framing layers |
 //! | [`packet`] | the UDP pipeline: [`packet::seal_packet`], [`packet::open_packet`], [`packet::for_each_message_within`] |
+//! | [`overhead`] | bytes each framing layer adds, for packet budgets |
 //! | [`budget`] | [`DecodeBudget`]: what one datagram may expand into (bytes, parts) |
 //! | [`stream`] | TCP stream messages, incremental decoding |
 #![deny(missing_docs)]
@@ -54,6 +55,7 @@ pub mod lzw;
 pub mod msg;
 pub mod msgpack;
 pub mod msgpack_struct;
+pub mod overhead;
 pub mod packet;
 pub mod security;
 pub mod stream;

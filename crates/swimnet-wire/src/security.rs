@@ -62,10 +62,7 @@ impl EncryptionVersion {
     /// Largest number of bytes encryption adds (v1: 29, v0: 45), as used in
     /// memberlist's packet budgets.
     pub fn max_overhead(self) -> usize {
-        match self {
-            EncryptionVersion::V0Padded => VERSION_SIZE + NONCE_SIZE + BLOCK_SIZE + TAG_SIZE,
-            EncryptionVersion::V1 => VERSION_SIZE + NONCE_SIZE + TAG_SIZE,
-        }
+        crate::overhead::encryption(self)
     }
 }
 

@@ -10,10 +10,11 @@ use std::time::Instant;
 
 use swimnet_wire::msg::PushNodeState;
 
-use super::Memberlist;
 use crate::delegate::Delegate;
 use crate::member::NodeState;
 use crate::validate;
+
+use super::Memberlist;
 
 impl<D: Delegate> Memberlist<D> {
     /// The incarnation we know for `name`: ours for ourselves, the table's
@@ -25,7 +26,7 @@ impl<D: Delegate> Memberlist<D> {
         if let Some(m) = self.member(name) {
             return Some(m.incarnation);
         }
-        self.tombstones.get(name).map(|t| t.incarnation)
+        self.table.tombstones.get(name).map(|t| t.incarnation)
     }
 
     /// Whether a claim that `name` is at `claimed` is plausible (at most
@@ -53,8 +54,8 @@ impl<D: Delegate> Memberlist<D> {
     /// members plus tombstones stay under [`crate::Config::max_members`].
     /// A refusal is counted in `members_rejected`.
     pub(super) fn admit_new_member(&mut self, name: &str) -> bool {
-        if self.tombstones.contains_key(name)
-            || self.nodes.len() + self.tombstones.len() < self.config.max_members
+        if self.table.tombstones.contains_key(name)
+            || self.table.nodes.len() + self.table.tombstones.len() < self.config.max_members
         {
             return true;
         }
@@ -92,7 +93,7 @@ impl<D: Delegate> Memberlist<D> {
     /// `reply_limit.max_relays` wait for their ack); counts a refusal in
     /// `relays_rejected`.
     pub(super) fn relay_room(&mut self) -> bool {
-        if self.relays.len() < self.config.reply_limit.max_relays {
+        if self.probing.relays.len() < self.config.reply_limit.max_relays {
             return true;
         }
         self.stats.relays_rejected += 1;
@@ -115,20 +116,22 @@ impl<D: Delegate> Memberlist<D> {
                 validate::versions_valid(&v).then_some((r.name.as_str(), v))
             });
         let local_live = self
+            .table
             .nodes
             .iter()
             .filter(|n| !n.state.is_dead_or_left())
             .map(|n| (&*n.name, n.vsn));
         let live: Vec<(&str, [u8; 6])> = remote_live.chain(local_live).collect();
         let (mut max_pmin, mut min_pmax, mut max_dmin, mut min_dmax) = (0u8, u8::MAX, 0u8, u8::MAX);
-        for (_, v) in &live {
-            max_pmin = max_pmin.max(v[0]);
-            min_pmax = min_pmax.min(v[1]);
-            max_dmin = max_dmin.max(v[3]);
-            min_dmax = min_dmax.min(v[4]);
+        // The six version bytes: protocol min, max, current, then the
+        // delegate's min, max, current.
+        for &(_, [pmin, pmax, _, dmin, dmax, _]) in &live {
+            max_pmin = max_pmin.max(pmin);
+            min_pmax = min_pmax.min(pmax);
+            max_dmin = max_dmin.max(dmin);
+            min_dmax = min_dmax.min(dmax);
         }
-        for (name, v) in &live {
-            let (pcur, dcur) = (v[2], v[5]);
+        for &(name, [_, _, pcur, _, _, dcur]) in &live {
             if pcur < max_pmin || pcur > min_pmax {
                 return Err(format!(
                     "node '{name}' protocol version ({pcur}) is incompatible: [{max_pmin}, {min_pmax}]"

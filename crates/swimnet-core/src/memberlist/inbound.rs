@@ -20,8 +20,9 @@ use std::time::Instant;
 use swimnet_wire::budget::DecodeBudget;
 use swimnet_wire::packet::{self, OpenOptions};
 
-use super::{type_index, Memberlist};
 use crate::delegate::Delegate;
+
+use super::Memberlist;
 
 impl<D: Delegate> Memberlist<D> {
     /// Handles one datagram from `from`: label check, decryption, replay
@@ -55,7 +56,7 @@ impl<D: Delegate> Memberlist<D> {
         );
         packet::for_each_message_within(&opened.inner, &mut budget, &mut |m, budget| match m {
             Ok(msg) => {
-                self.stats.messages_in[type_index(&msg)] += 1;
+                self.stats.count_received(msg.message_type());
                 self.handle_message(now, from, msg, budget);
             }
             Err(_) => self.stats.messages_malformed += 1,

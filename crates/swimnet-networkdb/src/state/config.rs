@@ -10,7 +10,7 @@ pub const COMPOUND_PART_OVERHEAD: usize = 6;
 /// Bytes reserved in a gossip packet for everything around the compound:
 /// Docker's 5, the compound envelope (5), the user-message type byte, the
 /// CRC header and AES-GCM (version, nonce, tag).
-pub const PACKET_OVERHEAD: usize = 5 + 5 + 1 + 5 + 29;
+pub const PACKET_OVERHEAD: usize = 5 + 5 + swimnet_wire::overhead::USER_DATAGRAM;
 
 /// NetworkDB's own settings (memberlist's are in [`swimnet_core::Config`]).
 #[derive(Clone, Debug)]

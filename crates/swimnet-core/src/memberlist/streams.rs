@@ -18,13 +18,30 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use swimnet_wire::stream::{StreamDecodeOptions, StreamDecoder, MAX_PUSH_STATE_NODES};
+use swimnet_wire::msg::{AckResp, ErrResp};
+use swimnet_wire::stream::{
+    StreamDecodeOptions, StreamDecoder, StreamMessage, MAX_PUSH_STATE_NODES,
+};
 use swimnet_wire::WireError;
 
-use super::{Memberlist, StreamCommand, StreamId, StreamKind};
 use crate::config::Config;
 use crate::delegate::Delegate;
 use crate::timer::TimerKind;
+
+use super::{Event, Memberlist, StreamCommand, StreamId};
+
+/// The TCP exchanges in flight and what inbound ones hold.
+#[derive(Debug, Default)]
+pub(super) struct StreamTable {
+    /// Every stream in flight, by id.
+    pub(super) open: HashMap<StreamId, StreamCtx>,
+    /// The last stream id handed out.
+    pub(super) next_id: u64,
+    /// Inbound streams in flight (limited by `Config::max_inbound_streams`).
+    pub(super) inbound_count: usize,
+    /// Memory and per-source counts of inbound streams.
+    pub(super) inbound_budget: InboundBudget,
+}
 
 /// Limits on TCP streams (see [`Config::stream_limits`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,26 +168,31 @@ impl<D: Delegate> Memberlist<D> {
     /// [`StreamLimits::max_unauthenticated_per_source`] open.
     pub fn handle_stream_accept(&mut self, now: Instant, from: SocketAddr) -> StreamId {
         let id = self.new_stream_id();
-        if self.inbound_streams >= self.config.max_push_pull_requests {
+        if self.streams.inbound_count >= self.config.max_push_pull_requests {
             self.stats.streams_refused += 1;
-            self.stream_cmds.push_back(StreamCommand::Close { id });
+            self.out.stream_cmds.push_back(StreamCommand::Close { id });
             return id;
         }
         let limits = &self.config.stream_limits;
         let per_source = self.config.keyring.is_some() && self.config.gossip_verify_incoming;
         if per_source {
-            let open = self.inbound.per_source.entry(from.ip()).or_insert(0);
+            let open = self
+                .streams
+                .inbound_budget
+                .per_source
+                .entry(from.ip())
+                .or_insert(0);
             if *open >= limits.max_unauthenticated_per_source {
                 self.stats.streams_refused_per_source += 1;
-                self.stream_cmds.push_back(StreamCommand::Close { id });
+                self.out.stream_cmds.push_back(StreamCommand::Close { id });
                 return id;
             }
             *open += 1;
         }
         let deadline = now + self.config.tcp_timeout;
         let first_check = deadline.min(now + limits.first_bytes_timeout);
-        self.inbound_streams += 1;
-        self.streams.insert(
+        self.streams.inbound_count += 1;
+        self.streams.open.insert(
             id,
             StreamCtx {
                 kind: StreamKind::In,
@@ -197,7 +219,7 @@ impl<D: Delegate> Memberlist<D> {
             return;
         }
         let opts = decode_options(&self.config);
-        let Some(ctx) = self.streams.get_mut(&id) else {
+        let Some(ctx) = self.streams.open.get_mut(&id) else {
             return;
         };
         let scanned_before = ctx.decoder.scanned();
@@ -214,7 +236,8 @@ impl<D: Delegate> Memberlist<D> {
             Ok(None) => {
                 if matches!(ctx.kind, StreamKind::In) {
                     let memory = ctx.decoder.memory();
-                    self.inbound.held = self.inbound.held - ctx.held + memory;
+                    self.streams.inbound_budget.held =
+                        self.streams.inbound_budget.held - ctx.held + memory;
                     ctx.held = memory;
                     self.enforce_inbound_budget();
                 }
@@ -233,7 +256,7 @@ impl<D: Delegate> Memberlist<D> {
     /// is over. Returns false when the stream is gone (unknown, or closed
     /// itself as the biggest).
     fn reserve_inbound(&mut self, id: StreamId, more: usize) -> bool {
-        let Some(ctx) = self.streams.get_mut(&id) else {
+        let Some(ctx) = self.streams.open.get_mut(&id) else {
             return false;
         };
         if !matches!(ctx.kind, StreamKind::In) {
@@ -241,19 +264,20 @@ impl<D: Delegate> Memberlist<D> {
         }
         let after = ctx.decoder.memory_after(more);
         if after > ctx.held {
-            self.inbound.held = self.inbound.held - ctx.held + after;
+            self.streams.inbound_budget.held = self.streams.inbound_budget.held - ctx.held + after;
             ctx.held = after;
             self.enforce_inbound_budget();
         }
-        self.streams.contains_key(&id)
+        self.streams.open.contains_key(&id)
     }
 
     /// Closes the inbound streams holding the most until the inbound budget
     /// is kept.
     fn enforce_inbound_budget(&mut self) {
-        while self.inbound.held > self.config.stream_limits.inbound_budget_bytes {
+        while self.streams.inbound_budget.held > self.config.stream_limits.inbound_budget_bytes {
             let Some(biggest) = self
                 .streams
+                .open
                 .iter()
                 .filter(|(_, c)| c.held > 0)
                 .max_by_key(|(id, c)| (c.held, std::cmp::Reverse(**id)))
@@ -268,7 +292,7 @@ impl<D: Delegate> Memberlist<D> {
 
     /// Runs a stream's timer: the first-bytes check, then the deadline.
     pub(super) fn on_stream_timer(&mut self, now: Instant, id: StreamId) {
-        let Some(ctx) = self.streams.get(&id) else {
+        let Some(ctx) = self.streams.open.get(&id) else {
             return;
         };
         if now < ctx.deadline {
@@ -284,7 +308,7 @@ impl<D: Delegate> Memberlist<D> {
         let ctx = self.take_stream(id).expect("present");
         self.stats.streams_failed += 1;
         self.stream_finished(&ctx, Err("timed out".into()));
-        self.stream_cmds.push_back(StreamCommand::Close { id });
+        self.out.stream_cmds.push_back(StreamCommand::Close { id });
     }
 
     /// Closes a stream without a word (a hostile or stalled peer): counted
@@ -293,23 +317,23 @@ impl<D: Delegate> Memberlist<D> {
         if let Some(ctx) = self.take_stream(id) {
             self.stats.streams_failed += 1;
             self.stream_finished(&ctx, Err("closed: over a stream budget".into()));
-            self.stream_cmds.push_back(StreamCommand::Close { id });
+            self.out.stream_cmds.push_back(StreamCommand::Close { id });
         }
     }
 
     /// Removes a stream and gives back what it held: its inbound slot, its
     /// share of the inbound budget and its per-source count.
     pub(super) fn take_stream(&mut self, id: StreamId) -> Option<StreamCtx> {
-        let ctx = self.streams.remove(&id)?;
+        let ctx = self.streams.open.remove(&id)?;
         if matches!(ctx.kind, StreamKind::In) {
-            self.inbound_streams = self.inbound_streams.saturating_sub(1);
-            self.inbound.held -= ctx.held;
+            self.streams.inbound_count = self.streams.inbound_count.saturating_sub(1);
+            self.streams.inbound_budget.held -= ctx.held;
             if ctx.per_source {
                 let ip = ctx.peer.ip();
-                if let Some(open) = self.inbound.per_source.get_mut(&ip) {
+                if let Some(open) = self.streams.inbound_budget.per_source.get_mut(&ip) {
                     *open -= 1;
                     if *open == 0 {
-                        self.inbound.per_source.remove(&ip);
+                        self.streams.inbound_budget.per_source.remove(&ip);
                     }
                 }
             }
@@ -320,6 +344,224 @@ impl<D: Delegate> Memberlist<D> {
     /// Memory held by inbound streams whose message is not complete (what
     /// [`StreamLimits::inbound_budget_bytes`] bounds).
     pub fn inbound_stream_memory(&self) -> usize {
-        self.inbound.held
+        self.streams.inbound_budget.held
+    }
+}
+
+#[derive(Debug)]
+pub(super) enum StreamKind {
+    OutPushPull { join: bool, to: SocketAddr },
+    OutPing { seq: u32 },
+    In,
+}
+
+impl<D: Delegate> Memberlist<D> {
+    /// The driver could not connect, write or read a stream, or its own
+    /// deadline passed. The exchange is abandoned.
+    pub fn handle_stream_error(&mut self, _now: Instant, id: StreamId, error: &str) {
+        if let Some(ctx) = self.take_stream(id) {
+            self.stats.streams_failed += 1;
+            self.stream_finished(&ctx, Err(error.to_string()));
+        }
+    }
+
+    /// An outbound connection was actively refused: the peer's host is up
+    /// but nothing listens on its port (a TCP reset), so the member process
+    /// at that address is not running. Call it instead of
+    /// [`Self::handle_stream_error`] when the driver can tell (Linux:
+    /// `ECONNREFUSED`). Besides failing the stream, a refused TCP ping ends
+    /// the probe it belongs to as failed at once rather than at the end of
+    /// the probe interval, and fails a check of a suspect at once.
+    pub fn handle_stream_refused(&mut self, now: Instant, id: StreamId) {
+        let Some(ctx) = self.streams.open.get(&id) else {
+            return;
+        };
+        let ping_seq = match ctx.kind {
+            StreamKind::OutPing { seq } => Some(seq),
+            _ => None,
+        };
+        self.handle_stream_error(now, id, "connection refused");
+        let Some(seq) = ping_seq else {
+            return;
+        };
+        self.stats.pings_refused += 1;
+        if self
+            .probing
+            .current
+            .as_ref()
+            .is_some_and(|p| p.seq == seq && !p.done && !p.tcp_ok)
+        {
+            if let Some(p) = &mut self.probing.current {
+                p.refused = true;
+            }
+            self.finish_probe(now, false);
+            return;
+        }
+        let node = self
+            .suspicions
+            .active
+            .iter()
+            .find(|(_, s)| s.check == Some(seq))
+            .map(|(n, _)| n.clone());
+        if let Some(node) = node {
+            let deadline = match self.suspicions.active.get_mut(&node) {
+                Some(susp) => {
+                    susp.check_until = now;
+                    susp.deadline
+                }
+                None => return,
+            };
+            self.arm_suspicion(now, &node, deadline);
+        }
+    }
+
+    /// Abandons stream `id` for `why`: an inbound peer gets an error reply, an
+    /// outbound exchange reports its failure.
+    pub(super) fn fail_stream(&mut self, id: StreamId, why: &str) {
+        let Some(ctx) = self.take_stream(id) else {
+            return;
+        };
+        self.stats.streams_failed += 1;
+        if matches!(ctx.kind, StreamKind::In) {
+            // Tell the peer, as memberlist does for read errors.
+            let data = self.encode_stream(
+                &StreamMessage::ErrResp(ErrResp {
+                    error: why.to_string(),
+                }),
+                true,
+            );
+            self.out
+                .stream_cmds
+                .push_back(StreamCommand::Reply { id, data });
+        } else {
+            self.stream_finished(&ctx, Err(why.to_string()));
+            self.out.stream_cmds.push_back(StreamCommand::Close { id });
+        }
+    }
+
+    /// Reports how an outbound exchange ended (a join's [`Event::JoinResult`]).
+    pub(super) fn stream_finished(&mut self, ctx: &StreamCtx, result: Result<usize, String>) {
+        if let StreamKind::OutPushPull { join: true, to } = ctx.kind {
+            self.out
+                .events
+                .push_back(Event::JoinResult { addr: to, result });
+        }
+    }
+
+    /// A fresh stream id.
+    pub(super) fn new_stream_id(&mut self) -> StreamId {
+        self.streams.next_id += 1;
+        StreamId(self.streams.next_id)
+    }
+
+    /// Handles the one complete message of stream `id`: answers an inbound
+    /// push/pull or ping, or merges the reply to ours.
+    pub(super) fn on_stream_message(
+        &mut self,
+        now: Instant,
+        id: StreamId,
+        ctx: StreamCtx,
+        msg: StreamMessage,
+    ) {
+        match ctx.kind {
+            StreamKind::In => {
+                match msg {
+                    StreamMessage::PushPull {
+                        header,
+                        states,
+                        user_state,
+                    } => {
+                        // Reply with our state first, then merge theirs (memberlist's order).
+                        let reply = self.local_push_pull(header.join, true);
+                        self.out
+                            .stream_cmds
+                            .push_back(StreamCommand::Reply { id, data: reply });
+                        self.stats.push_pulls += 1;
+                        let _ = self.merge_remote(
+                            now,
+                            ctx.peer,
+                            None,
+                            header.join,
+                            &states,
+                            &user_state,
+                        );
+                    }
+                    StreamMessage::Ping(p) => {
+                        if p.node.is_empty() || p.node == *self.name {
+                            let data = self.encode_stream(
+                                &StreamMessage::AckResp(AckResp {
+                                    seq_no: p.seq_no,
+                                    payload: Vec::new(),
+                                }),
+                                true,
+                            );
+                            self.out
+                                .stream_cmds
+                                .push_back(StreamCommand::Reply { id, data });
+                        } else {
+                            self.out.stream_cmds.push_back(StreamCommand::Close { id });
+                        }
+                    }
+                    StreamMessage::User(buf) => {
+                        self.out.stream_cmds.push_back(StreamCommand::Close { id });
+                        if !buf.is_empty() {
+                            self.delegate.notify_msg(now, ctx.peer, &buf);
+                        }
+                    }
+                    StreamMessage::AckResp(_) | StreamMessage::ErrResp(_) => {
+                        self.out.stream_cmds.push_back(StreamCommand::Close { id });
+                    }
+                }
+            }
+            StreamKind::OutPushPull { join, to } => {
+                self.out.stream_cmds.push_back(StreamCommand::Close { id });
+                match msg {
+                    StreamMessage::PushPull {
+                        states, user_state, ..
+                    } => {
+                        self.stats.push_pulls += 1;
+                        let result =
+                            self.merge_remote(now, to, Some(to), join, &states, &user_state);
+                        if join {
+                            self.out.events.push_back(Event::JoinResult {
+                                addr: to,
+                                result: result.map(|_| states.len()),
+                            });
+                        }
+                    }
+                    StreamMessage::ErrResp(e) => {
+                        self.stats.streams_failed += 1;
+                        if join {
+                            self.out.events.push_back(Event::JoinResult {
+                                addr: to,
+                                result: Err(format!("remote error: {}", e.error)),
+                            });
+                        }
+                    }
+                    _ => {
+                        self.stats.streams_failed += 1;
+                        if join {
+                            self.out.events.push_back(Event::JoinResult {
+                                addr: to,
+                                result: Err("unexpected reply to push/pull".into()),
+                            });
+                        }
+                    }
+                }
+            }
+            StreamKind::OutPing { seq } => {
+                self.out.stream_cmds.push_back(StreamCommand::Close { id });
+                if let StreamMessage::AckResp(ack) = msg {
+                    if let Some(p) = &mut self.probing.current {
+                        if p.seq == seq && ack.seq_no == seq && !p.done {
+                            p.tcp_ok = true;
+                        }
+                    }
+                    if ack.seq_no == seq {
+                        self.on_check_ack(now, seq);
+                    }
+                }
+            }
+        }
     }
 }
