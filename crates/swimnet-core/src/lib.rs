@@ -18,6 +18,10 @@
 //!
 //! Commands ([`Memberlist::join`], [`Memberlist::leave`],
 //! [`Memberlist::set_meta`], the key commands) may be called between inputs.
+//!
+//! [`SansIoNode`] is that same surface as a trait, implemented by
+//! `Memberlist` and by the layers that own one (NetworkDB, Serf), so that
+//! the agent and the simulator drive any of them the same way.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -29,6 +33,7 @@ mod error;
 pub mod formulas;
 mod member;
 mod memberlist;
+pub mod node;
 pub mod queue;
 mod replay;
 pub mod reply_limit;
@@ -42,4 +47,5 @@ pub use error::Error;
 pub use member::{Node, NodeState};
 pub use memberlist::streams::StreamLimits;
 pub use memberlist::{Event, Memberlist, Stats, StreamCommand, StreamId, Transmit};
+pub use node::SansIoNode;
 pub use swimnet_wire as wire;

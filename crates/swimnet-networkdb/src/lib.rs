@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod db;
+mod node;
 mod scan;
 pub mod state;
 pub mod wire;

@@ -13,8 +13,9 @@
 //! alive again with an incarnation it was already declared dead with. It
 //! counts "false positives": live nodes declared dead.
 //!
-//! The harness drives anything with the sans-IO surface of [`SimCore`]: a
-//! plain [`Memberlist`] (see [`Sim`]) or a [`swimnet_networkdb::NetworkDb`].
+//! The harness drives any [`SansIoNode`], the trait the agent drives too: a
+//! plain [`Memberlist`] (see [`Sim`]), a [`swimnet_networkdb::NetworkDb`] or
+//! a [`swimnet_serf::SerfNode`].
 //! The [`scenario`] module runs whole scenarios described in TOML and writes
 //! reports (see `swimnet sim`).
 #![deny(missing_docs)]
@@ -24,7 +25,6 @@ pub mod charts;
 pub mod kinds;
 pub mod report;
 pub mod scenario;
-mod simcore;
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
@@ -33,10 +33,9 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use swimnet_core::{Config, Delegate, Event, Memberlist, NodeState, StreamCommand, StreamId};
-use swimnet_networkdb::TableChange;
-
-pub use simcore::SimCore;
+use swimnet_core::{
+    Config, Delegate, Event, Memberlist, NodeState, SansIoNode, StreamCommand, StreamId,
+};
 
 /// One-way latency and jitter bound for a datagram `from -> to`.
 pub type LatencyFn = Box<dyn Fn(NodeId, NodeId) -> (Duration, Duration)>;
@@ -202,7 +201,7 @@ pub type Sim<D> = Harness<Memberlist<D>>;
 pub type MakeCore<C> = Box<dyn FnMut(NodeId, Config, Instant, u64) -> C>;
 
 /// A simulated cluster of cores of type `C`.
-pub struct Harness<C: SimCore> {
+pub struct Harness<C: SansIoNode> {
     start: Instant,
     now: Instant,
     rng: ChaCha8Rng,
@@ -229,7 +228,7 @@ pub struct Harness<C: SimCore> {
     false_positives: Vec<FalsePositive>,
     false_suspicions: u64,
     events: Vec<(Duration, NodeId, Event)>,
-    table_changes: Vec<(Duration, NodeId, TableChange)>,
+    app_events: Vec<(Duration, NodeId, C::AppEvent)>,
     keep_events: bool,
     classify: bool,
     traffic: Traffic,
@@ -272,7 +271,7 @@ impl<D: Delegate + 'static> Harness<Memberlist<D>> {
     }
 }
 
-impl<C: SimCore> Harness<C> {
+impl<C: SansIoNode> Harness<C> {
     /// An empty simulation whose nodes are built by `make_core(id, config, now, seed)`.
     pub fn with_cores(
         seed: u64,
@@ -302,7 +301,7 @@ impl<C: SimCore> Harness<C> {
             false_positives: Vec::new(),
             false_suspicions: 0,
             events: Vec::new(),
-            table_changes: Vec::new(),
+            app_events: Vec::new(),
             keep_events: false,
             classify: false,
             traffic: Traffic::default(),
@@ -384,10 +383,11 @@ impl<C: SimCore> Harness<C> {
         std::mem::take(&mut self.events)
     }
 
-    /// Takes the recorded table changes (NetworkDB cores, with
+    /// Takes the recorded application events ([`SansIoNode::AppEvent`]:
+    /// NetworkDB's table changes, Serf's user events; with
     /// [`Harness::record_events`] on), leaving none.
-    pub fn take_table_changes(&mut self) -> Vec<(Duration, NodeId, TableChange)> {
-        std::mem::take(&mut self.table_changes)
+    pub fn take_app_events(&mut self) -> Vec<(Duration, NodeId, C::AppEvent)> {
+        std::mem::take(&mut self.app_events)
     }
 
     /// Suspicions raised about nodes that were running, counted per observer.
@@ -423,7 +423,7 @@ impl<C: SimCore> Harness<C> {
         let Some(me) = self.nodes[from]
             .core
             .as_ref()
-            .and_then(|c| c.memberlist().member_by_name(&node_name(from)))
+            .and_then(|c| c.core().member_by_name(&node_name(from)))
         else {
             return;
         };
@@ -444,7 +444,7 @@ impl<C: SimCore> Harness<C> {
                 continue;
             }
             if let Some(core) = self.nodes[i].core.as_mut() {
-                core.memberlist_mut().preload_members(now, &table);
+                core.core_mut().preload_members(now, &table);
             }
             self.flush(i);
         }
@@ -643,7 +643,7 @@ impl<C: SimCore> Harness<C> {
         self.nodes[observer]
             .core
             .as_ref()?
-            .memberlist()
+            .core()
             .member_by_name(&node_name(target))
             .map(|n| n.state)
     }
@@ -664,7 +664,7 @@ impl<C: SimCore> Harness<C> {
             if !running[o] {
                 continue;
             }
-            let ml = self.nodes[o].core.as_ref().expect("running").memberlist();
+            let ml = self.nodes[o].core.as_ref().expect("running").core();
             let mut alive = 0;
             let mut ok = true;
             for m in ml.members() {
@@ -804,13 +804,13 @@ impl<C: SimCore> Harness<C> {
             events.push(e);
         }
         if self.keep_events {
-            while let Some(c) = core.poll_table_change() {
-                self.table_changes.push((elapsed, id, c));
+            while let Some(c) = core.poll_app_event() {
+                self.app_events.push((elapsed, id, c));
             }
         } else {
-            while core.poll_table_change().is_some() {}
+            while core.poll_app_event().is_some() {}
         }
-        let inc = core.memberlist().incarnation();
+        let inc = core.core().incarnation();
         let deadline = core.poll_timeout();
         if inc < self.nodes[id].last_incarnation {
             self.violations.push(Violation {

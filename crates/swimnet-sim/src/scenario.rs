@@ -14,14 +14,14 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Deserializer};
-use swimnet_core::{Config, Event, Memberlist, NodeState, NoopDelegate};
-use swimnet_networkdb::{NdbConfig, NetworkDb};
+use swimnet_core::{Config, Event, Memberlist, NodeState, NoopDelegate, SansIoNode};
+use swimnet_networkdb::{NdbConfig, NetworkDb, TableChange};
 
 use crate::report::{
     round6, CoordinateAccuracy, CrossRegion, Detection, Dissemination, Dist, Failure, Floors,
     HostFigures, Report, SlowWrite, TablesReport, TrafficReport, SLOWEST_WRITES,
 };
-use crate::{Harness, NetworkModel, NodeId, SimCore};
+use crate::{Harness, NetworkModel, NodeId};
 
 /// A duration written with a unit: `ns`, `us`, `ms`, `s`, `m`, `h`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -673,7 +673,9 @@ type Row = (String, Vec<u8>, String);
 /// A node's ((packets, bytes) sent, (packets, bytes) received).
 type Counters = ((u64, u64), (u64, u64));
 
-trait Tables {
+trait Tables: SansIoNode {
+    /// The value a table change left visible (`None`: deleted, or no tables).
+    fn changed_value(change: &Self::AppEvent) -> Option<&[u8]>;
     fn join_network(&mut self, now: Instant, nid: &str);
     fn write(&mut self, now: Instant, nid: &str, key: &str, value: &[u8]) -> bool;
     /// Sorted `(key, value, owner)` of the visible entries of a network's table.
@@ -681,6 +683,9 @@ trait Tables {
 }
 
 impl Tables for Memberlist<NoopDelegate> {
+    fn changed_value(change: &std::convert::Infallible) -> Option<&[u8]> {
+        match *change {}
+    }
     fn join_network(&mut self, _now: Instant, _nid: &str) {}
     fn write(&mut self, _now: Instant, _nid: &str, _key: &str, _value: &[u8]) -> bool {
         false
@@ -693,6 +698,9 @@ impl Tables for Memberlist<NoopDelegate> {
 const TABLE: &str = "sim_table";
 
 impl Tables for NetworkDb {
+    fn changed_value(change: &TableChange) -> Option<&[u8]> {
+        change.value.as_deref()
+    }
     fn join_network(&mut self, now: Instant, nid: &str) {
         let _ = NetworkDb::join_network(self, now, nid);
     }
@@ -714,7 +722,7 @@ fn net_name(i: usize) -> String {
     format!("net{i:04}")
 }
 
-struct Runner<'a, C: SimCore + Tables> {
+struct Runner<'a, C: SansIoNode + Tables> {
     sc: &'a Scenario,
     seed: u64,
     progress: bool,
@@ -747,7 +755,7 @@ struct Runner<'a, C: SimCore + Tables> {
     partitions: Vec<(Duration, Option<Duration>)>,
 }
 
-impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
+impl<'a, C: SansIoNode + Tables + 'static> Runner<'a, C> {
     fn new(sc: &'a Scenario, opts: &RunOptions, mut h: Harness<C>) -> Self {
         let seed = opts.seed.unwrap_or(sc.seed);
         // The harness was built with seed 0; rebuild its RNG from the real seed.
@@ -945,12 +953,12 @@ impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
                 _ => {}
             }
         }
-        let changes = self.h.take_table_changes();
+        let changes = self.h.take_app_events();
         for (el, obs, ch) in changes {
             let Some(at) = el.checked_sub(base) else {
                 continue;
             };
-            let Some(v) = ch.value.as_ref() else {
+            let Some(v) = C::changed_value(&ch) else {
                 continue;
             };
             if v.len() < 8 {
@@ -1180,7 +1188,7 @@ impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
                     .filter(|&i| i != node && self.h.is_running(i) && !self.left.contains(&i))
                     .collect();
                 if let Some(c) = self.h.core_mut(node) {
-                    let _ = c.memberlist_mut().set_meta(now, meta.clone());
+                    let _ = c.core_mut().set_meta(now, meta.clone());
                 }
                 self.metas.push(MetaTrace {
                     node,
@@ -1308,11 +1316,11 @@ impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
         if mode != BootstrapMode::Cold && !sc.bootstrap.warm.0.is_zero() {
             self.h.run_for(sc.bootstrap.warm.0);
             self.h.take_events();
-            self.h.take_table_changes();
+            self.h.take_app_events();
         }
         let rss_boot = crate::report::proc_status_kib("VmRSS:");
         self.h.take_events();
-        self.h.take_table_changes();
+        self.h.take_app_events();
         self.t0 = self.h.now();
         self.h.record_events(true);
         // Baselines for traffic.
@@ -1324,11 +1332,11 @@ impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
             .collect();
         let base_refutations: u64 = (0..self.h.len())
             .filter_map(|i| self.h.core(i))
-            .map(|c| c.memberlist().stats().refutations)
+            .map(|c| c.core().stats().refutations)
             .sum();
         let base_topology: u64 = (0..self.h.len())
             .filter_map(|i| self.h.core(i))
-            .map(|c| c.memberlist().stats().topology_choices)
+            .map(|c| c.core().stats().topology_choices)
             .sum();
         let fp_before = self.h.false_positives().len();
         let fs_before = self.h.false_suspicions();
@@ -1524,7 +1532,7 @@ impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
         loop {
             let quiet = (0..self.h.len())
                 .filter_map(|i| self.h.core(i))
-                .all(|c| c.memberlist().pending_broadcasts() == 0);
+                .all(|c| c.core().pending_broadcasts() == 0);
             if quiet && self.h.converged() && self.tables_disagree().is_none() {
                 return true;
             }
@@ -1534,7 +1542,7 @@ impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
             let next = self.h.now() + Duration::from_secs(1);
             self.h.run_until(next);
             self.h.take_events();
-            self.h.take_table_changes();
+            self.h.take_app_events();
         }
     }
 
@@ -1546,7 +1554,7 @@ impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
             .filter(|&i| {
                 self.h
                     .core(i)
-                    .is_some_and(|c| c.memberlist().coordinate().is_some())
+                    .is_some_and(|c| c.core().coordinate().is_some())
             })
             .collect();
         if live.len() < 2 {
@@ -1564,7 +1572,7 @@ impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
             let (Some(ca), Some(cb)) = (self.h.core(a), self.h.core(b)) else {
                 continue;
             };
-            let ca = ca.memberlist();
+            let ca = ca.core();
             let ours = ca.coordinate().expect("live has coordinates");
             let rel = |est: f64| (est - truth).abs() / truth;
             // What `a` itself would estimate: its coordinate and the one
@@ -1575,7 +1583,7 @@ impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
                 }
             }
             // Both nodes' coordinates as they are now.
-            if let Some(now_b) = cb.memberlist().coordinate() {
+            if let Some(now_b) = cb.core().coordinate() {
                 if let Ok(d) = ours.distance_secs(now_b) {
                     let e = rel(d);
                     current.push(e);
@@ -1731,12 +1739,12 @@ impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
         let fp_nodes: BTreeSet<NodeId> = fps.iter().map(|f| f.target).collect();
         let topology_choices: u64 = (0..self.h.len())
             .filter_map(|i| self.h.core(i))
-            .map(|c| c.memberlist().stats().topology_choices)
+            .map(|c| c.core().stats().topology_choices)
             .sum::<u64>()
             .saturating_sub(base_topology);
         let refutations: u64 = (0..self.h.len())
             .filter_map(|i| self.h.core(i))
-            .map(|c| c.memberlist().stats().refutations)
+            .map(|c| c.core().stats().refutations)
             .sum::<u64>()
             .saturating_sub(base_refutations);
         // Traffic over the measured phase and settle.
