@@ -78,7 +78,9 @@ pub enum TagsError {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum UserEventError {
     /// The name and payload, or the encoded message, are over Serf's limit.
-    #[error("user event is {len} bytes, over the {limit}-byte limit: send a shorter name or payload")]
+    #[error(
+        "user event is {len} bytes, over the {limit}-byte limit: send a shorter name or payload"
+    )]
     TooLarge {
         /// Size refused.
         len: usize,

@@ -39,10 +39,10 @@ pub mod tags;
 pub use delegate::{
     KeyOp, QueryReply, SerfAction, SerfConfig, SerfCounters, SerfDelegate, CONFLICT_QUERY,
     INSTALL_KEY_QUERY, INTERNAL_QUERY_PREFIX, LIST_KEYS_QUERY, MIN_ENCODED_KEY_LENGTH, PING_QUERY,
-    PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN, REMOVE_KEY_QUERY, USE_KEY_QUERY,
-    USER_EVENT_SIZE_LIMIT,
+    PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN, REMOVE_KEY_QUERY, USER_EVENT_SIZE_LIMIT,
+    USE_KEY_QUERY,
 };
 pub use error::{SerfError, TagsError, UserEventError};
-pub use node::{KeyringSaver, SerfEvent, SerfNode};
 pub use lamport::{LamportClock, LamportTime};
+pub use node::{KeyringSaver, SerfEvent, SerfNode};
 pub use tags::{check_tags, decode_tags, encode_tags, encoded_tags_len, try_decode_tags};

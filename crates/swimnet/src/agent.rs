@@ -11,9 +11,9 @@ use swimnet_serf::{SerfDelegate, SerfNode};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, Notify};
 
+use crate::agent_node::AgentNode;
 use crate::api::{self, ApiState};
 use crate::api_server::{ApiCounters, HttpLimits};
-use crate::agent_node::AgentNode;
 use crate::driver::{Command, Driver};
 use crate::http_guard::{AccessPolicy, Guard};
 use crate::keyfile::{keyring, parse_key, KeyringFile};
@@ -272,30 +272,14 @@ pub async fn start(opts: AgentOptions) -> Result<RunningAgent, AgentError> {
     };
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let shutdown = Arc::new(Notify::new());
-    let started = |e: swimnet_core::Error| AgentError::Config(e.to_string());
-    let done = match opts.protocol {
-        Protocol::NetworkDb => {
-            let ndb = swimnet_networkdb::NdbConfig::default();
-            let db = swimnet_networkdb::NetworkDb::new(config, ndb, Instant::now(), rand::random())
-                .map_err(started)?;
-            spawn_driver(Driver::new(db, udp, tcp, cmd_rx), shutdown.clone())
-        }
-        Protocol::Serf => {
-            let delegate = SerfDelegate::new(opts.node.clone(), opts.tags.clone())
-                .map_err(|e| AgentError::Config(e.to_string()))?;
-            let mut node = SerfNode::new(config, delegate, Instant::now(), rand::random())
-                .map_err(started)?;
-            if let Some(file) = keyring_file.clone() {
-                node = node.with_keyring_saver(Box::new(move |keys| file.save(keys)));
-            }
-            spawn_driver(Driver::new(node, udp, tcp, cmd_rx), shutdown.clone())
-        }
-        Protocol::Memberlist => {
-            let core = Memberlist::new(config, NoopDelegate, Instant::now(), rand::random())
-                .map_err(started)?;
-            spawn_driver(Driver::new(core, udp, tcp, cmd_rx), shutdown.clone())
-        }
-    };
+    let done = spawn_node(
+        &opts,
+        config,
+        keyring_file.clone(),
+        (udp, tcp),
+        cmd_rx,
+        &shutdown,
+    )?;
     let api_addr = api_listener.as_ref().and_then(|l| l.local_addr().ok());
     let diagnostic_addr = diag_listener.as_ref().and_then(|l| l.local_addr().ok());
     let http_counters = Arc::new(ApiCounters::default());
@@ -340,29 +324,7 @@ pub async fn start(opts: AgentOptions) -> Result<RunningAgent, AgentError> {
         ));
     }
     if !opts.join.is_empty() {
-        let tx = cmd_tx.clone();
-        let seeds = opts.join.clone();
-        tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(200);
-            loop {
-                let (rtx, rrx) = tokio::sync::oneshot::channel();
-                if tx.send(Command::Join(seeds.clone(), rtx)).await.is_err() {
-                    return;
-                }
-                match rrx.await {
-                    Ok(Ok(n)) => {
-                        tracing::info!(seeds = n, "joined the cluster");
-                        return;
-                    }
-                    Ok(Err(e)) => {
-                        tracing::warn!(error = %crate::escape::esc(&e), retry_in = ?backoff, "could not join yet")
-                    }
-                    Err(_) => return,
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-            }
-        });
+        spawn_seed_join(cmd_tx.clone(), opts.join.clone());
     }
     Ok(RunningAgent {
         commands: cmd_tx,
@@ -373,6 +335,67 @@ pub async fn start(opts: AgentOptions) -> Result<RunningAgent, AgentError> {
         diagnostic_addr,
         http_counters,
     })
+}
+
+/// Builds the node `--protocol` asks for and spawns its driver.
+fn spawn_node(
+    opts: &AgentOptions,
+    config: Config,
+    keyring_file: Option<KeyringFile>,
+    (udp, tcp): (UdpSocket, TcpListener),
+    cmd_rx: mpsc::Receiver<Command>,
+    shutdown: &Arc<Notify>,
+) -> Result<tokio::task::JoinHandle<()>, AgentError> {
+    let started = |e: swimnet_core::Error| AgentError::Config(e.to_string());
+    Ok(match opts.protocol {
+        Protocol::NetworkDb => {
+            let ndb = swimnet_networkdb::NdbConfig::default();
+            let db = swimnet_networkdb::NetworkDb::new(config, ndb, Instant::now(), rand::random())
+                .map_err(started)?;
+            spawn_driver(Driver::new(db, udp, tcp, cmd_rx), shutdown.clone())
+        }
+        Protocol::Serf => {
+            let delegate = SerfDelegate::new(opts.node.clone(), opts.tags.clone())
+                .map_err(|e| AgentError::Config(e.to_string()))?;
+            let mut node =
+                SerfNode::new(config, delegate, Instant::now(), rand::random()).map_err(started)?;
+            if let Some(file) = keyring_file {
+                node = node.with_keyring_saver(Box::new(move |keys| file.save(keys)));
+            }
+            spawn_driver(Driver::new(node, udp, tcp, cmd_rx), shutdown.clone())
+        }
+        Protocol::Memberlist => {
+            let core = Memberlist::new(config, NoopDelegate, Instant::now(), rand::random())
+                .map_err(started)?;
+            spawn_driver(Driver::new(core, udp, tcp, cmd_rx), shutdown.clone())
+        }
+    })
+}
+
+/// Joins the seeds in the background, retrying with backoff (200 ms
+/// doubling to 10 s) until one answers or the driver stops.
+fn spawn_seed_join(tx: mpsc::Sender<Command>, seeds: Vec<SocketAddr>) {
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let (rtx, rrx) = tokio::sync::oneshot::channel();
+            if tx.send(Command::Join(seeds.clone(), rtx)).await.is_err() {
+                return;
+            }
+            match rrx.await {
+                Ok(Ok(n)) => {
+                    tracing::info!(seeds = n, "joined the cluster");
+                    return;
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %crate::escape::esc(&e), retry_in = ?backoff, "could not join yet")
+                }
+                Err(_) => return,
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+        }
+    });
 }
 
 #[cfg(test)]

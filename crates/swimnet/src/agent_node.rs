@@ -50,7 +50,9 @@ impl AgentNode for SerfNode {
         Err(TableError::NotNetworkDb)
     }
     fn set_meta(&mut self, now: Instant, meta: Vec<u8>) -> Result<(), String> {
-        self.core_mut().set_meta(now, meta).map_err(|e| e.to_string())
+        self.core_mut()
+            .set_meta(now, meta)
+            .map_err(|e| e.to_string())
     }
     fn on_app_event(event: SerfEvent) -> Option<TableChange> {
         match event {

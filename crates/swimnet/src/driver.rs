@@ -32,7 +32,6 @@ pub use crate::commands::{
 };
 use crate::stream_io::{serve_stream, StreamIn, StreamOut};
 
-
 /// Largest datagram read (memberlist's receive buffer).
 const UDP_BUFFER: usize = 65_536;
 /// Bytes read from one TCP connection beyond the core's largest stream
