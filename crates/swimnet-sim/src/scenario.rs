@@ -16,6 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Deserializer};
 use swimnet_core::{Config, Event, Memberlist, NodeState, NoopDelegate, SansIoNode};
 use swimnet_networkdb::{NdbConfig, NetworkDb, TableChange};
+use swimnet_serf::{SerfDelegate, SerfEvent, SerfNode};
 
 use crate::report::{
     round6, CoordinateAccuracy, CrossRegion, Detection, Dissemination, Dist, Failure, Floors,
@@ -70,6 +71,9 @@ pub enum Protocol {
     Memberlist,
     /// NetworkDB (memberlist + tables).
     Networkdb,
+    /// Serf members ([`SerfNode`]: Serf's delegate versions, tags, leave
+    /// intents before a graceful leave).
+    Serf,
 }
 
 /// How the cluster is formed before the measured phase.
@@ -665,6 +669,14 @@ pub fn run(sc: &Scenario, opts: &RunOptions) -> RunOutput {
             });
             Runner::new(sc, opts, h).run()
         }
+        Protocol::Serf => {
+            let h = Harness::with_cores(0, NetworkModel::default(), |id, config, now, seed| {
+                let serf =
+                    SerfDelegate::new(crate::node_name(id), BTreeMap::new()).expect("no tags");
+                SerfNode::new(config.with_serf_versions(), serf, now, seed).expect("valid config")
+            });
+            Runner::new(sc, opts, h).run()
+        }
     }
 }
 
@@ -685,6 +697,20 @@ trait Tables: SansIoNode {
 impl Tables for Memberlist<NoopDelegate> {
     fn changed_value(change: &std::convert::Infallible) -> Option<&[u8]> {
         match *change {}
+    }
+    fn join_network(&mut self, _now: Instant, _nid: &str) {}
+    fn write(&mut self, _now: Instant, _nid: &str, _key: &str, _value: &[u8]) -> bool {
+        false
+    }
+    fn table(&self, _nid: &str) -> Vec<(String, Vec<u8>, String)> {
+        Vec::new()
+    }
+}
+
+/// Serf nodes have no tables.
+impl Tables for SerfNode {
+    fn changed_value(_change: &SerfEvent) -> Option<&[u8]> {
+        None
     }
     fn join_network(&mut self, _now: Instant, _nid: &str) {}
     fn write(&mut self, _now: Instant, _nid: &str, _key: &str, _value: &[u8]) -> bool {
@@ -1876,6 +1902,7 @@ impl<'a, C: SansIoNode + Tables + 'static> Runner<'a, C> {
             protocol: match sc.protocol {
                 Protocol::Memberlist => "memberlist".into(),
                 Protocol::Networkdb => "networkdb".into(),
+                Protocol::Serf => "serf".into(),
             },
             nodes: sc.nodes,
             nodes_total: self.h.len(),

@@ -91,7 +91,12 @@ fn a_leaving_serf_node_waits_its_grace_period_then_is_seen_left() {
     h.record_events(true);
     h.take_events();
     let leaver = 5;
-    let gossip = h.core(leaver).expect("running").core().config().gossip_interval;
+    let gossip = h
+        .core(leaver)
+        .expect("running")
+        .core()
+        .config()
+        .gossip_interval;
     let grace = (gossip * 3).max(Duration::from_millis(300));
     let left_at = h.elapsed();
     h.leave(leaver, Duration::from_secs(30));
@@ -101,7 +106,10 @@ fn a_leaving_serf_node_waits_its_grace_period_then_is_seen_left() {
     let early: BTreeSet<NodeId> = (0..NODES)
         .filter(|&o| o != leaver && h.view(o, leaver) == Some(NodeState::Left))
         .collect();
-    assert!(early.is_empty(), "seen left before the grace period: {early:?}");
+    assert!(
+        early.is_empty(),
+        "seen left before the grace period: {early:?}"
+    );
     assert!(
         h.core(leaver).expect("running").serf().is_leaving(),
         "the intent went out at once"
