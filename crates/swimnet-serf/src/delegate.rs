@@ -337,7 +337,8 @@ impl SeenRing {
 /// deduplication buffers, and three broadcast queues (intents, queries,
 /// events), and turns Serf messages into [`SerfAction`]s for the agent.
 ///
-/// Use it like this:
+/// [`crate::SerfNode`] does all of the steps below for you; use the
+/// delegate on its own only to embed Serf in another node type, like this:
 ///
 /// 1. create it with [`SerfDelegate::new`] (or [`SerfDelegate::with_config`]),
 ///    configure the core with [`SerfDelegate::meta`] as metadata and delegate
