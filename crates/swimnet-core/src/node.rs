@@ -51,7 +51,7 @@ use crate::{Delegate, Error, Event, Memberlist, StreamCommand, StreamId, Transmi
 /// }
 ///
 /// let start = Instant::now();
-/// let config = Config::lan("a".into(), "127.0.0.1:7946".parse().unwrap());
+/// let config = Config::lan("a", "127.0.0.1:7946".parse().unwrap());
 /// let mut node = Memberlist::new(config, NoopDelegate, start, 1).unwrap();
 /// drive(&mut node, start, start + Duration::from_secs(5));
 /// assert_eq!(node.core().num_alive(), 1);
