@@ -6,8 +6,8 @@
 //! The driver makes no protocol decisions. It moves datagrams and stream
 //! bytes between the sockets and the node, sleeps until the node's next
 //! deadline, and answers local commands ([`crate::commands`]). Everything a
-//! peer sends is bounded
-//! here before the core sees it: datagrams are read into a 64 KiB buffer,
+//! peer sends is bounded here before the core sees it: datagrams are read
+//! into a 64 KiB buffer,
 //! streams are read in 64 KiB chunks that go straight to the core (which
 //! keeps the per-stream limits and the inbound budget and says when to
 //! close), with a bounded queue between the sockets and the core and a cap
