@@ -32,6 +32,10 @@
 //! push/pull state, merge vetoes). Every input from the network has a
 //! budget; what a peer gets wrong is dropped and counted in [`Stats`].
 //!
+//! [`SansIoNode`] is that same surface as a trait, implemented by
+//! `Memberlist` and by the layers that own one (NetworkDB, Serf), so that
+//! the agent and the simulator drive any of them the same way.
+//!
 //! # Example: two nodes in memory
 //!
 //! Node `b` joins `a` (a push/pull over a "stream" that is just a buffer),
@@ -107,6 +111,7 @@ mod error;
 pub mod formulas;
 mod member;
 mod memberlist;
+pub mod node;
 pub mod queue;
 mod replay;
 pub mod reply_limit;
@@ -120,4 +125,5 @@ pub use error::Error;
 pub use member::{Node, NodeState};
 pub use memberlist::streams::StreamLimits;
 pub use memberlist::{Event, Memberlist, Stats, StreamCommand, StreamId, Transmit};
+pub use node::SansIoNode;
 pub use swimnet_wire as wire;

@@ -121,6 +121,7 @@
 #![forbid(unsafe_code)]
 
 mod db;
+mod node;
 mod scan;
 mod state;
 pub mod wire;

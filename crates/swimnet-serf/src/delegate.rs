@@ -4,7 +4,7 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ use swimnet_core::queue::TransmitLimitedQueue;
 use swimnet_core::reply_limit::{ReplyLimitConfig, TokenBucket};
 use swimnet_core::Delegate;
 
-use crate::error::TagsError;
+use crate::error::{TagsError, UserEventError};
 use crate::lamport::{LamportClock, LamportTime};
 use crate::messages::{
     Filter, Join, KeyRequest, KeyResponse, Leave, Message, MessageType, PushPull, Query,
@@ -50,6 +50,11 @@ pub const PROTOCOL_VERSION_MAX: u8 = 5;
 const MAX_IDS_PER_SLOT: usize = 64;
 /// Most actions waiting for [`SerfDelegate::take_actions`].
 const MAX_PENDING_ACTIONS: usize = 1024;
+/// Most received user events waiting for [`SerfDelegate::poll_user_event`].
+const MAX_PENDING_USER_EVENTS: usize = 1024;
+/// Serf's default `UserEventSizeLimit`: most bytes of name plus payload,
+/// and of the encoded message, of a user event we send.
+pub const USER_EVENT_SIZE_LIMIT: usize = 512;
 
 /// Settings of a [`SerfDelegate`]. Defaults are Serf 0.9.4's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,6 +263,12 @@ pub struct SerfCounters {
     /// Queries left unanswered and relays not forwarded because they would
     /// have sent to a peer-chosen address beyond [`SerfConfig::reply_limit`].
     pub replies_limited: u64,
+    /// New user events handed out by [`SerfDelegate::poll_user_event`]
+    /// (ours included).
+    pub user_events: u64,
+    /// User events dropped (the oldest first) because nobody drained
+    /// [`SerfDelegate::poll_user_event`] in time.
+    pub user_events_dropped: u64,
 }
 
 /// Which of Serf's three Lamport clocks a time is for.
@@ -326,7 +337,8 @@ impl SeenRing {
 /// deduplication buffers, and three broadcast queues (intents, queries,
 /// events), and turns Serf messages into [`SerfAction`]s for the agent.
 ///
-/// Use it like this:
+/// [`crate::SerfNode`] does all of the steps below for you; use the
+/// delegate on its own only to embed Serf in another node type, like this:
 ///
 /// 1. create it with [`SerfDelegate::new`] (or [`SerfDelegate::with_config`]),
 ///    configure the core with [`SerfDelegate::meta`] as metadata and delegate
@@ -356,6 +368,7 @@ pub struct SerfDelegate {
     query_queue: TransmitLimitedQueue,
     event_queue: TransmitLimitedQueue,
     actions: Vec<SerfAction>,
+    user_events: VecDeque<UserEvent>,
     counters: SerfCounters,
     /// A push/pull state has been merged: from then on every peer time is
     /// held to [`SerfConfig::max_clock_jump`].
@@ -396,6 +409,7 @@ impl SerfDelegate {
             query_queue: TransmitLimitedQueue::new(config.retransmit_mult),
             event_queue: TransmitLimitedQueue::new(config.retransmit_mult),
             actions: Vec::new(),
+            user_events: VecDeque::new(),
             counters: SerfCounters::default(),
             clocks_synced: false,
             reply_bucket: None,
@@ -507,6 +521,50 @@ impl SerfDelegate {
         .encode();
         self.queue(Queue::Intent, msg.clone());
         msg
+    }
+
+    /// Sends a user event to the cluster, as Serf's `UserEvent` does: stamps
+    /// it with the event clock, records it as seen (it is also handed out by
+    /// [`SerfDelegate::poll_user_event`], as Serf delivers its own events)
+    /// and queues it for gossip. Refuses, changing nothing, a name and
+    /// payload over [`USER_EVENT_SIZE_LIMIT`] bytes.
+    pub fn user_event(
+        &mut self,
+        name: &str,
+        payload: &[u8],
+        coalesce: bool,
+    ) -> Result<(), UserEventError> {
+        let limit = USER_EVENT_SIZE_LIMIT;
+        let len = name.len() + payload.len();
+        if len > limit {
+            return Err(UserEventError::TooLarge { len, limit });
+        }
+        let event = UserEvent {
+            ltime: self.event_clock.time(),
+            name: name.to_string(),
+            payload: payload.to_vec(),
+            cc: coalesce,
+        };
+        let raw = event.encode();
+        if raw.len() > limit {
+            return Err(UserEventError::TooLarge {
+                len: raw.len(),
+                limit,
+            });
+        }
+        self.event_clock.increment();
+        if self.remember_event(event.ltime, &event.name, &event.payload) {
+            self.deliver_user_event(event);
+        }
+        self.queue(Queue::Event, raw);
+        Ok(())
+    }
+
+    /// The next user event seen for the first time (from a peer, or ours
+    /// from [`SerfDelegate::user_event`]), oldest first. Drain it after
+    /// every input: at most 1024 wait, older ones are dropped and counted.
+    pub fn poll_user_event(&mut self) -> Option<UserEvent> {
+        self.user_events.pop_front()
     }
 
     /// Takes the pending actions (acks, key operations, relays), oldest
@@ -708,7 +766,7 @@ impl SerfDelegate {
         match decoded {
             Message::Leave(m) => self.handle_leave(now, &m, msg),
             Message::Join(m) => self.handle_join(now, &m, msg),
-            Message::UserEvent(m) => self.handle_user_event(&m, msg),
+            Message::UserEvent(m) => self.handle_user_event(m, msg),
             Message::Query(q) => self.handle_query(now, from, q, msg),
             Message::Relay(r) => self.handle_relay(now, from, r),
             Message::PushPull(_)
@@ -765,10 +823,20 @@ impl SerfDelegate {
         self.events_seen.insert(ltime, h.finish())
     }
 
-    fn handle_user_event(&mut self, m: &UserEvent, raw: &[u8]) {
+    fn handle_user_event(&mut self, m: UserEvent, raw: &[u8]) {
         if self.remember_event(m.ltime, &m.name, &m.payload) {
             self.rebroadcast(Queue::Event, raw);
+            self.deliver_user_event(m);
         }
+    }
+
+    fn deliver_user_event(&mut self, event: UserEvent) {
+        if self.user_events.len() >= MAX_PENDING_USER_EVENTS {
+            self.user_events.pop_front();
+            self.counters.user_events_dropped += 1;
+        }
+        self.counters.user_events += 1;
+        self.user_events.push_back(event);
     }
 
     fn handle_relay(&mut self, now: Instant, from: SocketAddr, r: Relay) {

@@ -72,3 +72,19 @@ pub enum TagsError {
     #[error("tags in metadata are malformed: {0}")]
     Malformed(WireError),
 }
+
+/// A user event we were asked to send was refused (local misuse).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum UserEventError {
+    /// The name and payload, or the encoded message, are over Serf's limit.
+    #[error(
+        "user event is {len} bytes, over the {limit}-byte limit: send a shorter name or payload"
+    )]
+    TooLarge {
+        /// Size refused.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+}

@@ -21,7 +21,10 @@
 //! [`SerfDelegate`] implements [`swimnet_core::Delegate`] with all of that.
 //! Like the core, it does no IO and reads no clock: what it cannot do from
 //! inside the core's handlers (touch the keyring, send a packet) comes out as
-//! [`SerfAction`]s for the agent to carry out.
+//! [`SerfAction`]s. [`SerfNode`] owns a core with that delegate and carries
+//! the actions out itself, runs Serf's graceful leave (intent, grace
+//! period, memberlist leave) on its own timer and is driven, like every
+//! swimnet node, through [`swimnet_core::SansIoNode`].
 //!
 //! Wire details (type codes, field names, query names, response layouts)
 //! were taken from reading serf 0.9.4's Go source and checked against
@@ -51,13 +54,16 @@ mod delegate;
 pub mod error;
 pub mod lamport;
 pub mod messages;
+mod node;
 pub mod tags;
 
 pub use delegate::{
     KeyOp, QueryReply, SerfAction, SerfConfig, SerfCounters, SerfDelegate, CONFLICT_QUERY,
     INSTALL_KEY_QUERY, INTERNAL_QUERY_PREFIX, LIST_KEYS_QUERY, MIN_ENCODED_KEY_LENGTH, PING_QUERY,
-    PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN, REMOVE_KEY_QUERY, USE_KEY_QUERY,
+    PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN, REMOVE_KEY_QUERY, USER_EVENT_SIZE_LIMIT,
+    USE_KEY_QUERY,
 };
-pub use error::{SerfError, TagsError};
+pub use error::{SerfError, TagsError, UserEventError};
 pub use lamport::{LamportClock, LamportTime};
+pub use node::{KeyringSaver, SerfEvent, SerfNode};
 pub use tags::{check_tags, decode_tags, encode_tags, encoded_tags_len, try_decode_tags};

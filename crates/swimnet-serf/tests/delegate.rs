@@ -818,3 +818,48 @@ fn replies_to_query_addresses_are_rate_limited() {
     d.notify_msg(later, sender, &q.encode());
     assert_eq!(d.take_actions().len(), 1);
 }
+
+#[test]
+fn user_events_are_delivered_once_and_ours_are_gossiped() {
+    let mut d = rust1();
+    let now = Instant::now();
+    let theirs = UserEvent {
+        ltime: 7,
+        name: "deploy".into(),
+        payload: b"v1".to_vec(),
+        cc: false,
+    };
+    d.notify_msg(now, s1(), &theirs.encode());
+    d.notify_msg(now, s1(), &theirs.encode());
+    assert_eq!(
+        d.poll_user_event(),
+        Some(theirs),
+        "a new event is delivered"
+    );
+    assert_eq!(d.poll_user_event(), None, "a repeat is not");
+    assert_eq!(d.counters().user_events, 1);
+
+    d.user_event("restart", b"web", true).unwrap();
+    let ours = d.poll_user_event().expect("our own event is delivered too");
+    assert_eq!((ours.name.as_str(), ours.cc), ("restart", true));
+    assert!(ours.ltime >= 8, "stamped after the event time witnessed");
+    assert!(
+        d.event_clock().time() > ours.ltime,
+        "the event clock moved on"
+    );
+    let out = d.get_broadcasts(2, 1400, 10);
+    assert!(out.contains(&ours.encode()), "our event is gossiped");
+
+    let big = vec![0u8; swimnet_serf::USER_EVENT_SIZE_LIMIT];
+    let before = d.event_clock().time();
+    assert!(matches!(
+        d.user_event("x", &big, false),
+        Err(swimnet_serf::UserEventError::TooLarge { .. })
+    ));
+    assert_eq!(
+        d.event_clock().time(),
+        before,
+        "a refused event changes nothing"
+    );
+    assert_eq!(d.poll_user_event(), None);
+}

@@ -4,8 +4,9 @@
 //! # What it runs
 //!
 //! The nodes are the shipping code: the same sans-IO cores the agent drives
-//! over real sockets ([`Memberlist`], or [`swimnet_networkdb::NetworkDb`]
-//! for tables), driven here through the trait [`SimCore`]. A core never
+//! over real sockets ([`Memberlist`], [`swimnet_networkdb::NetworkDb`] for
+//! tables, [`swimnet_serf::SerfNode`] for Serf members), driven here through
+//! the trait the agent drives too, [`SansIoNode`]. A core never
 //! reads a clock: every input carries `now`, so the harness hands it
 //! virtual time, and a simulated minute of a thousand nodes takes seconds.
 //! [`Harness`] is the cluster; [`Sim`] is a cluster of plain memberlist
@@ -74,7 +75,6 @@ mod network;
 mod observe;
 pub mod report;
 pub mod scenario;
-mod simcore;
 mod transport;
 
 use std::cmp::Reverse;
@@ -84,12 +84,12 @@ use std::time::{Duration, Instant};
 
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use swimnet_core::{Config, Delegate, Event, Memberlist, NodeState, StreamCommand, StreamId};
-use swimnet_networkdb::TableChange;
+use swimnet_core::{
+    Config, Delegate, Event, Memberlist, NodeState, SansIoNode, StreamCommand, StreamId,
+};
 
 pub use network::{LatencyFn, NetworkModel, RegionFn};
 pub use observe::{FalsePositive, Violation};
-pub use simcore::SimCore;
 
 use network::Partition;
 use transport::{Delivery, Scheduled};
@@ -147,7 +147,7 @@ pub type Sim<D> = Harness<Memberlist<D>>;
 pub type MakeCore<C> = Box<dyn FnMut(NodeId, Config, Instant, u64) -> C>;
 
 /// A simulated cluster of cores of type `C`.
-pub struct Harness<C: SimCore> {
+pub struct Harness<C: SansIoNode> {
     start: Instant,
     now: Instant,
     rng: ChaCha8Rng,
@@ -174,7 +174,7 @@ pub struct Harness<C: SimCore> {
     false_positives: Vec<FalsePositive>,
     false_suspicions: u64,
     events: Vec<(Duration, NodeId, Event)>,
-    table_changes: Vec<(Duration, NodeId, TableChange)>,
+    app_events: Vec<(Duration, NodeId, C::AppEvent)>,
     keep_events: bool,
     classify: bool,
     traffic: Traffic,
@@ -217,7 +217,7 @@ impl<D: Delegate + 'static> Harness<Memberlist<D>> {
     }
 }
 
-impl<C: SimCore> Harness<C> {
+impl<C: SansIoNode> Harness<C> {
     /// An empty simulation whose nodes are built by `make_core(id, config, now, seed)`.
     pub fn with_cores(
         seed: u64,
@@ -247,7 +247,7 @@ impl<C: SimCore> Harness<C> {
             false_positives: Vec::new(),
             false_suspicions: 0,
             events: Vec::new(),
-            table_changes: Vec::new(),
+            app_events: Vec::new(),
             keep_events: false,
             classify: false,
             traffic: Traffic::default(),
@@ -289,10 +289,11 @@ impl<C: SimCore> Harness<C> {
         std::mem::take(&mut self.events)
     }
 
-    /// Takes the recorded table changes (NetworkDB cores, with
+    /// Takes the recorded application events ([`SansIoNode::AppEvent`]:
+    /// NetworkDB's table changes, Serf's user events; with
     /// [`Harness::record_events`] on), leaving none.
-    pub fn take_table_changes(&mut self) -> Vec<(Duration, NodeId, TableChange)> {
-        std::mem::take(&mut self.table_changes)
+    pub fn take_app_events(&mut self) -> Vec<(Duration, NodeId, C::AppEvent)> {
+        std::mem::take(&mut self.app_events)
     }
 
     /// Packets and bytes delivered to node `id` so far.
@@ -323,7 +324,7 @@ impl<C: SimCore> Harness<C> {
         let Some(me) = self.nodes[from]
             .core
             .as_ref()
-            .and_then(|c| c.memberlist().member_by_name(&node_name(from)))
+            .and_then(|c| c.core().member_by_name(&node_name(from)))
         else {
             return;
         };
@@ -344,7 +345,7 @@ impl<C: SimCore> Harness<C> {
                 continue;
             }
             if let Some(core) = self.nodes[i].core.as_mut() {
-                core.memberlist_mut().preload_members(now, &table);
+                core.core_mut().preload_members(now, &table);
             }
             self.flush(i);
         }
@@ -493,7 +494,7 @@ impl<C: SimCore> Harness<C> {
         self.nodes[observer]
             .core
             .as_ref()?
-            .memberlist()
+            .core()
             .member_by_name(&node_name(target))
             .map(|n| n.state)
     }

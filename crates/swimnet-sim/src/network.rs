@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use crate::{Harness, NodeId, SimCore};
+use crate::{Harness, NodeId};
+use swimnet_core::SansIoNode;
 
 /// One-way latency and jitter bound for a datagram `from -> to`.
 pub type LatencyFn = Box<dyn Fn(NodeId, NodeId) -> (Duration, Duration)>;
@@ -46,7 +47,7 @@ pub(crate) enum Partition {
     Directed(Vec<u32>, HashSet<(u32, u32)>),
 }
 
-impl<C: SimCore> Harness<C> {
+impl<C: SansIoNode> Harness<C> {
     /// Replaces the uniform latency of [`NetworkModel`] with a per-link
     /// model: `f(from, to)` gives the base one-way latency and the jitter
     /// bound of a datagram. It must be a pure function of its arguments.

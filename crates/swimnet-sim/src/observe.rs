@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use swimnet_core::{Event, NodeState};
 
-use crate::{Harness, NodeId, SimCore};
+use crate::{Harness, NodeId};
+use swimnet_core::SansIoNode;
 
 /// What happened that breaks SWIM's rules, with the time it was seen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +30,7 @@ pub struct FalsePositive {
     pub target: NodeId,
 }
 
-impl<C: SimCore> Harness<C> {
+impl<C: SansIoNode> Harness<C> {
     /// Suspicions raised about nodes that were running, counted per observer.
     pub fn false_suspicions(&self) -> u64 {
         self.false_suspicions
@@ -61,7 +62,7 @@ impl<C: SimCore> Harness<C> {
             if !running[o] {
                 continue;
             }
-            let ml = self.nodes[o].core.as_ref().expect("running").memberlist();
+            let ml = self.nodes[o].core.as_ref().expect("running").core();
             let mut alive = 0;
             let mut ok = true;
             for m in ml.members() {

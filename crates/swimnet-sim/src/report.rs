@@ -286,7 +286,7 @@ pub struct Report {
     pub scenario: String,
     /// Seed of the run.
     pub seed: u64,
-    /// `memberlist` or `networkdb`.
+    /// `memberlist`, `networkdb` or `serf`.
     pub protocol: String,
     /// Nodes at the start of the measured phase.
     pub nodes: usize,

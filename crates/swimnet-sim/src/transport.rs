@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use swimnet_core::{Event, StreamCommand, StreamId, Transmit};
 
-use crate::{kinds, Harness, NodeId, SimCore, Status};
+use crate::{kinds, Harness, NodeId, Status};
+use swimnet_core::SansIoNode;
 
 /// Something that reaches a node (or happens to it) at a scheduled time.
 pub(crate) enum Delivery {
@@ -71,7 +72,7 @@ impl Ord for Scheduled {
 /// Most datagrams a stalled node's socket buffers hold before dropping more.
 const STALL_BUFFER: usize = 4096;
 
-impl<C: SimCore> Harness<C> {
+impl<C: SansIoNode> Harness<C> {
     /// Schedules `d` at `at`, after everything already scheduled for that time.
     pub(crate) fn push_delivery(&mut self, at: Instant, d: Delivery) {
         self.seq += 1;
@@ -132,13 +133,13 @@ impl<C: SimCore> Harness<C> {
             events.push(e);
         }
         if self.keep_events {
-            while let Some(c) = core.poll_table_change() {
-                self.table_changes.push((elapsed, id, c));
+            while let Some(c) = core.poll_app_event() {
+                self.app_events.push((elapsed, id, c));
             }
         } else {
-            while core.poll_table_change().is_some() {}
+            while core.poll_app_event().is_some() {}
         }
-        let inc = core.memberlist().incarnation();
+        let inc = core.core().incarnation();
         let deadline = core.poll_timeout();
         self.check_own_incarnation(id, inc, elapsed);
         if deadline != self.nodes[id].deadline {

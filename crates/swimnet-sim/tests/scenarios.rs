@@ -389,6 +389,25 @@ fn scenario_errors_say_what_is_wrong() {
 }
 
 #[test]
+fn serf_nodes_run_a_scenario_with_broadcasts_and_graceful_leaves() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/serf-small.toml"),
+    )
+    .expect("scenarios/serf-small.toml");
+    let r = run_toml(&text);
+    assert_clean(&r);
+    assert_eq!(r.protocol, "serf");
+    assert_eq!(r.broadcasts.len(), 2);
+    for b in &r.broadcasts {
+        assert_eq!(b.informed, b.targets, "{b:?}");
+    }
+    assert!(r.nodes_total > r.nodes, "churn added nodes");
+    // Graceful leavers are recorded as left, not declared dead.
+    assert_eq!(r.false_positives, 0);
+    assert!(r.settle_s.is_some(), "the cluster agreed after the churn");
+}
+
+#[test]
 fn shipped_scenarios_parse() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
     let mut n = 0;

@@ -6,14 +6,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use swimnet_core::{Config, Delegate, Memberlist, Node, NoopDelegate};
-use swimnet_serf::SerfDelegate;
+use swimnet_core::{Config, Memberlist, NoopDelegate};
+use swimnet_serf::{SerfDelegate, SerfNode};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, Notify};
 
+use crate::agent_node::AgentNode;
 use crate::api::{self, ApiState};
 use crate::api_server::{ApiCounters, HttpLimits};
-use crate::driver::{Command, Driver, LeavePlan, SansIo};
+use crate::driver::{Command, Driver};
 use crate::http_guard::{AccessPolicy, Guard};
 use crate::keyfile::{keyring, parse_key, KeyringFile};
 
@@ -108,50 +109,6 @@ pub enum AgentError {
     Bind(String),
 }
 
-/// The delegate the agent runs, chosen by `--protocol`.
-pub enum AgentDelegate {
-    /// Serf compatibility.
-    Serf(Box<SerfDelegate>),
-    /// Plain memberlist.
-    Plain(NoopDelegate),
-}
-
-macro_rules! each {
-    ($self:ident, $d:ident => $e:expr) => {
-        match $self {
-            AgentDelegate::Serf($d) => $e,
-            AgentDelegate::Plain($d) => $e,
-        }
-    };
-}
-
-impl Delegate for AgentDelegate {
-    fn notify_msg(&mut self, now: Instant, from: SocketAddr, msg: &[u8]) {
-        each!(self, d => d.notify_msg(now, from, msg))
-    }
-    fn get_broadcasts(&mut self, overhead: usize, limit: usize, n: usize) -> Vec<Vec<u8>> {
-        each!(self, d => d.get_broadcasts(overhead, limit, n))
-    }
-    fn local_state(&mut self, join: bool) -> Vec<u8> {
-        each!(self, d => d.local_state(join))
-    }
-    fn merge_remote_state(&mut self, now: Instant, state: &[u8], join: bool) {
-        each!(self, d => d.merge_remote_state(now, state, join))
-    }
-    fn ack_payload(&mut self) -> Vec<u8> {
-        each!(self, d => d.ack_payload())
-    }
-    fn notify_ping_complete(&mut self, node: &Node, rtt: Duration, payload: &[u8]) {
-        each!(self, d => d.notify_ping_complete(node, rtt, payload))
-    }
-    fn notify_alive(&mut self, node: &Node) -> Result<(), String> {
-        each!(self, d => d.notify_alive(node))
-    }
-    fn notify_merge(&mut self, peers: &[Node]) -> Result<(), String> {
-        each!(self, d => d.notify_merge(peers))
-    }
-}
-
 /// Builds the core configuration from the options; `bound` is the address
 /// the gossip sockets actually got (it differs from `--bind` for port 0).
 pub fn core_config(opts: &AgentOptions, bound: SocketAddr) -> Result<Config, AgentError> {
@@ -211,7 +168,7 @@ pub fn core_config(opts: &AgentOptions, bound: SocketAddr) -> Result<Config, Age
     Ok(c)
 }
 
-fn spawn_driver<N: SansIo>(
+fn spawn_driver<N: AgentNode>(
     driver: Driver<N>,
     shutdown: Arc<Notify>,
 ) -> tokio::task::JoinHandle<()> {
@@ -314,62 +271,14 @@ pub async fn start(opts: AgentOptions) -> Result<RunningAgent, AgentError> {
     };
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let shutdown = Arc::new(Notify::new());
-    let done = if opts.protocol == Protocol::NetworkDb {
-        let db = swimnet_networkdb::NetworkDb::new(
-            config,
-            swimnet_networkdb::NdbConfig {
-                // Watchers see this agent's own writes too.
-                report_local_changes: true,
-                ..swimnet_networkdb::NdbConfig::default()
-            },
-            Instant::now(),
-            rand::random(),
-        )
-        .map_err(|e| AgentError::Config(e.to_string()))?;
-        let leave_plan = |db: &mut swimnet_networkdb::NetworkDb| LeavePlan {
-            intent: Vec::new(),
-            intent_grace: Duration::ZERO,
-            timeout: SansIo::config(db).probe_interval * 5,
-        };
-        spawn_driver(
-            Driver::new(db, udp, tcp, cmd_rx, leave_plan),
-            shutdown.clone(),
-        )
-    } else {
-        let delegate = match opts.protocol {
-            Protocol::Serf => AgentDelegate::Serf(Box::new(
-                SerfDelegate::new(opts.node.clone(), opts.tags.clone())
-                    .map_err(|e| AgentError::Config(e.to_string()))?,
-            )),
-            _ => AgentDelegate::Plain(NoopDelegate),
-        };
-        let core = Memberlist::new(config, delegate, Instant::now(), rand::random())
-            .map_err(|e| AgentError::Config(e.to_string()))?;
-        let leave_plan = |core: &mut Memberlist<AgentDelegate>| {
-            let gossip = core.config().gossip_interval;
-            let timeout = core.config().probe_interval * 5;
-            match core.delegate_mut() {
-                AgentDelegate::Serf(d) => LeavePlan {
-                    intent: d.leave_intent(),
-                    intent_grace: (gossip * 3).max(Duration::from_millis(300)),
-                    timeout,
-                },
-                AgentDelegate::Plain(_) => LeavePlan {
-                    intent: Vec::new(),
-                    intent_grace: Duration::ZERO,
-                    timeout,
-                },
-            }
-        };
-        let file_for_hook = keyring_file.clone();
-        let hook = Box::new(move |core: &mut Memberlist<AgentDelegate>, _now: Instant| {
-            crate::serf_hook::apply(core, file_for_hook.as_ref());
-        });
-        spawn_driver(
-            Driver::new(core, udp, tcp, cmd_rx, leave_plan).with_hook(hook),
-            shutdown.clone(),
-        )
-    };
+    let done = spawn_node(
+        &opts,
+        config,
+        keyring_file.clone(),
+        (udp, tcp),
+        cmd_rx,
+        &shutdown,
+    )?;
     let api_addr = api_listener.as_ref().and_then(|l| l.local_addr().ok());
     let diagnostic_addr = diag_listener.as_ref().and_then(|l| l.local_addr().ok());
     let http_counters = Arc::new(ApiCounters::default());
@@ -414,29 +323,7 @@ pub async fn start(opts: AgentOptions) -> Result<RunningAgent, AgentError> {
         ));
     }
     if !opts.join.is_empty() {
-        let tx = cmd_tx.clone();
-        let seeds = opts.join.clone();
-        tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(200);
-            loop {
-                let (rtx, rrx) = tokio::sync::oneshot::channel();
-                if tx.send(Command::Join(seeds.clone(), rtx)).await.is_err() {
-                    return;
-                }
-                match rrx.await {
-                    Ok(Ok(n)) => {
-                        tracing::info!(seeds = n, "joined the cluster");
-                        return;
-                    }
-                    Ok(Err(e)) => {
-                        tracing::warn!(error = %crate::escape::esc(&e), retry_in = ?backoff, "could not join yet")
-                    }
-                    Err(_) => return,
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-            }
-        });
+        spawn_seed_join(cmd_tx.clone(), opts.join.clone());
     }
     Ok(RunningAgent {
         commands: cmd_tx,
@@ -447,6 +334,71 @@ pub async fn start(opts: AgentOptions) -> Result<RunningAgent, AgentError> {
         diagnostic_addr,
         http_counters,
     })
+}
+
+/// Builds the node `--protocol` asks for and spawns its driver.
+fn spawn_node(
+    opts: &AgentOptions,
+    config: Config,
+    keyring_file: Option<KeyringFile>,
+    (udp, tcp): (UdpSocket, TcpListener),
+    cmd_rx: mpsc::Receiver<Command>,
+    shutdown: &Arc<Notify>,
+) -> Result<tokio::task::JoinHandle<()>, AgentError> {
+    let started = |e: swimnet_core::Error| AgentError::Config(e.to_string());
+    Ok(match opts.protocol {
+        Protocol::NetworkDb => {
+            let ndb = swimnet_networkdb::NdbConfig {
+                // Watchers see this agent's own writes too.
+                report_local_changes: true,
+                ..swimnet_networkdb::NdbConfig::default()
+            };
+            let db = swimnet_networkdb::NetworkDb::new(config, ndb, Instant::now(), rand::random())
+                .map_err(started)?;
+            spawn_driver(Driver::new(db, udp, tcp, cmd_rx), shutdown.clone())
+        }
+        Protocol::Serf => {
+            let delegate = SerfDelegate::new(opts.node.clone(), opts.tags.clone())
+                .map_err(|e| AgentError::Config(e.to_string()))?;
+            let mut node =
+                SerfNode::new(config, delegate, Instant::now(), rand::random()).map_err(started)?;
+            if let Some(file) = keyring_file {
+                node = node.with_keyring_saver(Box::new(move |keys| file.save(keys)));
+            }
+            spawn_driver(Driver::new(node, udp, tcp, cmd_rx), shutdown.clone())
+        }
+        Protocol::Memberlist => {
+            let core = Memberlist::new(config, NoopDelegate, Instant::now(), rand::random())
+                .map_err(started)?;
+            spawn_driver(Driver::new(core, udp, tcp, cmd_rx), shutdown.clone())
+        }
+    })
+}
+
+/// Joins the seeds in the background, retrying with backoff (200 ms
+/// doubling to 10 s) until one answers or the driver stops.
+fn spawn_seed_join(tx: mpsc::Sender<Command>, seeds: Vec<SocketAddr>) {
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let (rtx, rrx) = tokio::sync::oneshot::channel();
+            if tx.send(Command::Join(seeds.clone(), rtx)).await.is_err() {
+                return;
+            }
+            match rrx.await {
+                Ok(Ok(n)) => {
+                    tracing::info!(seeds = n, "joined the cluster");
+                    return;
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %crate::escape::esc(&e), retry_in = ?backoff, "could not join yet")
+                }
+                Err(_) => return,
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+        }
+    });
 }
 
 #[cfg(test)]

@@ -4,9 +4,11 @@
 #![deny(unsafe_code)]
 
 pub mod agent;
+pub mod agent_node;
 pub mod api;
 pub mod api_server;
 pub mod client;
+pub mod commands;
 pub mod demo;
 pub mod diag;
 pub mod driver;
@@ -15,5 +17,4 @@ pub mod event_log;
 pub mod fdlimit;
 pub mod http_guard;
 pub mod keyfile;
-pub mod serf_hook;
 mod stream_io;

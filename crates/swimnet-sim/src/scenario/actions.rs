@@ -14,7 +14,8 @@ use rand::Rng;
 use super::format::Pick;
 use super::measure::{CrashTrace, MetaTrace, WriteTrace};
 use super::runner::{net_name, Runner, Tables};
-use crate::{NodeId, SimCore};
+use crate::NodeId;
+use swimnet_core::SansIoNode;
 
 /// One thing the runner does to the cluster at a point of the measured phase.
 #[derive(Debug, Clone)]
@@ -72,7 +73,7 @@ fn until_or(until: Option<super::Dur>, end: Duration) -> Duration {
     until.map_or(end, |d| d.0)
 }
 
-impl<C: SimCore + Tables + 'static> Runner<'_, C> {
+impl<C: SansIoNode + Tables + 'static> Runner<'_, C> {
     /// Every action of the scenario, one section after the other.
     pub(super) fn timeline(&mut self) -> Timeline {
         let mut tl = Timeline::default();
@@ -349,7 +350,7 @@ impl<C: SimCore + Tables + 'static> Runner<'_, C> {
             .collect();
         let now = self.h.now();
         if let Some(c) = self.h.core_mut(node) {
-            let _ = c.memberlist_mut().set_meta(now, meta.clone());
+            let _ = c.core_mut().set_meta(now, meta.clone());
         }
         self.m.metas.push(MetaTrace {
             node,

@@ -55,6 +55,9 @@ pub enum Protocol {
     Memberlist,
     /// NetworkDB (memberlist + tables).
     Networkdb,
+    /// Serf members ([`swimnet_serf::SerfNode`]: Serf's delegate versions,
+    /// tags, leave intents before a graceful leave).
+    Serf,
 }
 
 /// How the cluster is formed before the measured phase.

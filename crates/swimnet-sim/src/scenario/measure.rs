@@ -15,7 +15,8 @@ use crate::report::{
     round6, CoordinateAccuracy, CrossRegion, Detection, Dissemination, Dist, Failure, Floors,
     Report, SlowWrite, TablesReport, TrafficReport, SLOWEST_WRITES,
 };
-use crate::{Harness, NodeId, SimCore};
+use crate::{Harness, NodeId};
+use swimnet_core::SansIoNode;
 
 /// A traced metadata broadcast: when each of its targets saw the new meta.
 pub(super) struct MetaTrace {
@@ -78,7 +79,7 @@ pub(super) struct Baseline {
 
 impl Baseline {
     /// Reads the counters of every node of `h` now.
-    pub(super) fn read<C: SimCore>(h: &Harness<C>) -> Baseline {
+    pub(super) fn read<C: SansIoNode>(h: &Harness<C>) -> Baseline {
         let n = h.len();
         Baseline {
             counters: (0..n).map(|i| (h.sent(i), h.received(i))).collect(),
@@ -92,10 +93,10 @@ impl Baseline {
 }
 
 /// One membership statistic summed over the running nodes.
-fn stat_sum<C: SimCore>(h: &Harness<C>, stat: impl Fn(&swimnet_core::Stats) -> u64) -> u64 {
+fn stat_sum<C: SansIoNode>(h: &Harness<C>, stat: impl Fn(&swimnet_core::Stats) -> u64) -> u64 {
     (0..h.len())
         .filter_map(|i| h.core(i))
-        .map(|c| stat(c.memberlist().stats()))
+        .map(|c| stat(c.core().stats()))
         .sum()
 }
 
@@ -133,7 +134,7 @@ pub(super) struct Measurements {
 }
 
 /// What the report needs to know about the cluster when the run ends.
-pub(super) struct EndOfRun<'a, C: SimCore> {
+pub(super) struct EndOfRun<'a, C: SansIoNode> {
     /// The scenario run.
     pub sc: &'a Scenario,
     /// The run's seed.
@@ -148,7 +149,7 @@ pub(super) struct EndOfRun<'a, C: SimCore> {
     pub left: &'a BTreeSet<NodeId>,
 }
 
-impl<C: SimCore> EndOfRun<'_, C> {
+impl<C: SansIoNode> EndOfRun<'_, C> {
     /// Measured-phase time now (measured phase and settle).
     fn t(&self) -> Duration {
         self.h.now().saturating_duration_since(self.t0)
@@ -171,7 +172,7 @@ struct DetectionFigures {
 
 impl Measurements {
     /// Turns the record of a finished run into its report.
-    pub(super) fn report<C: SimCore>(&self, end: &EndOfRun<C>) -> Report {
+    pub(super) fn report<C: SansIoNode>(&self, end: &EndOfRun<C>) -> Report {
         let sc = end.sc;
         let cfg = sc.config.config("x".into(), crate::node_addr(0));
         let round = cfg.gossip_interval.as_secs_f64();
@@ -190,6 +191,7 @@ impl Measurements {
             protocol: match sc.protocol {
                 Protocol::Memberlist => "memberlist".into(),
                 Protocol::Networkdb => "networkdb".into(),
+                Protocol::Serf => "serf".into(),
             },
             nodes: sc.nodes,
             nodes_total: h.len(),
@@ -248,7 +250,7 @@ impl Measurements {
     }
 
     /// Detection of every crash, by the observers that stayed live throughout.
-    fn detections<C: SimCore>(&self, end: &EndOfRun<C>) -> DetectionFigures {
+    fn detections<C: SansIoNode>(&self, end: &EndOfRun<C>) -> DetectionFigures {
         let mut dead = Vec::new();
         let mut first_suspicion = Vec::new();
         let detections = self
@@ -310,7 +312,7 @@ impl Measurements {
     /// Dead verdicts while a partition is in force, or within 30 s of its
     /// heal (stale verdicts from the other side crossing over until the
     /// accused refute), are the partition's doing, not false positives.
-    fn false_positives<'h, C: SimCore>(
+    fn false_positives<'h, C: SansIoNode>(
         &self,
         end: &EndOfRun<'h, C>,
     ) -> (usize, Vec<&'h crate::FalsePositive>) {
@@ -330,7 +332,7 @@ impl Measurements {
     }
 
     /// Traffic per node per second over the measured phase and settle.
-    fn traffic<C: SimCore>(&self, end: &EndOfRun<C>) -> TrafficReport {
+    fn traffic<C: SansIoNode>(&self, end: &EndOfRun<C>) -> TrafficReport {
         let h = end.h;
         let secs = end.t().as_secs_f64().max(1e-9);
         let n = h.len();
@@ -368,7 +370,7 @@ impl Measurements {
     }
 
     /// What crossed regions; `per` is node count times seconds.
-    fn cross_region<C: SimCore>(&self, end: &EndOfRun<C>, per: f64) -> CrossRegion {
+    fn cross_region<C: SansIoNode>(&self, end: &EndOfRun<C>, per: f64) -> CrossRegion {
         let h = end.h;
         let n = h.len();
         let (mut packets, mut bytes) = (0u64, 0u64);
@@ -397,7 +399,7 @@ impl Measurements {
     }
 
     /// Table convergence figures (scenarios with a workload).
-    fn tables<C: SimCore>(&self, end: &EndOfRun<C>) -> Option<TablesReport> {
+    fn tables<C: SansIoNode>(&self, end: &EndOfRun<C>) -> Option<TablesReport> {
         let w = end.sc.workload.as_ref()?;
         let mut conv = Vec::new();
         let mut half = Vec::new();
@@ -438,7 +440,7 @@ impl Measurements {
 }
 
 /// The [`SlowWrite`] entry of write number `index`, which took `last` seconds.
-fn slow_write<C: SimCore>(h: &Harness<C>, index: usize, wr: &WriteTrace, last: f64) -> SlowWrite {
+fn slow_write<C: SansIoNode>(h: &Harness<C>, index: usize, wr: &WriteTrace, last: f64) -> SlowWrite {
     let last_node = wr
         .seen
         .iter()
@@ -516,14 +518,14 @@ const COORD_PAIRS: usize = 4000;
 /// up to [`COORD_PAIRS`] random pairs of live nodes. The pairs come from an
 /// RNG of their own (derived from `seed`), so sampling changes nothing else
 /// in the run. `None` without coordinates.
-pub(super) fn coordinate_accuracy<C: SimCore>(
+pub(super) fn coordinate_accuracy<C: SansIoNode>(
     h: &Harness<C>,
     seed: u64,
 ) -> Option<CoordinateAccuracy> {
     let live: Vec<NodeId> = (0..h.len())
         .filter(|&i| {
             h.core(i)
-                .is_some_and(|c| c.memberlist().coordinate().is_some())
+                .is_some_and(|c| c.core().coordinate().is_some())
         })
         .collect();
     if live.len() < 2 {
@@ -541,7 +543,7 @@ pub(super) fn coordinate_accuracy<C: SimCore>(
         let (Some(ca), Some(cb)) = (h.core(a), h.core(b)) else {
             continue;
         };
-        let ca = ca.memberlist();
+        let ca = ca.core();
         let ours = ca.coordinate().expect("live has coordinates");
         let rel = |est: f64| (est - truth).abs() / truth;
         // What `a` itself would estimate: its coordinate and the one
@@ -552,7 +554,7 @@ pub(super) fn coordinate_accuracy<C: SimCore>(
             }
         }
         // Both nodes' coordinates as they are now.
-        if let Some(now_b) = cb.memberlist().coordinate() {
+        if let Some(now_b) = cb.core().coordinate() {
             if let Ok(d) = ours.distance_secs(now_b) {
                 let e = rel(d);
                 current.push(e);

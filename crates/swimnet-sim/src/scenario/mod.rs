@@ -53,8 +53,11 @@ mod format;
 mod measure;
 mod runner;
 
+use std::collections::BTreeMap;
+
 use swimnet_core::{Memberlist, NoopDelegate};
 use swimnet_networkdb::{NdbConfig, NetworkDb};
+use swimnet_serf::{SerfDelegate, SerfNode};
 
 pub use format::{
     Bootstrap, BootstrapMode, Broadcast, Churn, Crash, Dur, Loss, Network, PartitionSpec, Pick,
@@ -95,6 +98,14 @@ pub fn run(sc: &Scenario, opts: &RunOptions) -> RunOutput {
         Protocol::Networkdb => {
             let h = Harness::with_cores(0, NetworkModel::default(), |_, config, now, seed| {
                 NetworkDb::new(config, NdbConfig::default(), now, seed).expect("valid config")
+            });
+            Runner::new(sc, opts, h).run()
+        }
+        Protocol::Serf => {
+            let h = Harness::with_cores(0, NetworkModel::default(), |id, config, now, seed| {
+                let serf = SerfDelegate::new(crate::node_name(id), BTreeMap::new())
+                    .expect("no tags");
+                SerfNode::new(config.with_serf_versions(), serf, now, seed).expect("valid config")
             });
             Runner::new(sc, opts, h).run()
         }

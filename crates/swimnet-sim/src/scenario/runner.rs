@@ -13,21 +13,25 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use swimnet_core::{Event, Memberlist, NodeState, NoopDelegate};
-use swimnet_networkdb::NetworkDb;
+use swimnet_networkdb::{NetworkDb, TableChange};
+use swimnet_serf::{SerfEvent, SerfNode};
 
 use super::actions::{Action, Timeline};
 use super::format::{BootstrapMode, Pick, Scenario};
 use super::measure::{self, Baseline, EndOfRun, Measurements};
 use super::{RunOptions, RunOutput};
 use crate::report::{round6, Failure, HostFigures};
-use crate::{Harness, NetworkModel, NodeId, SimCore};
+use crate::{Harness, NetworkModel, NodeId};
+use swimnet_core::SansIoNode;
 
 /// One table row: key, value, owner.
 type Row = (String, Vec<u8>, String);
 
 /// The table operations the runner needs from a node; plain memberlist
 /// nodes have no tables.
-pub(super) trait Tables {
+pub(super) trait Tables: SansIoNode {
+    /// The value a table change left visible (`None`: deleted, or no tables).
+    fn changed_value(change: &Self::AppEvent) -> Option<&[u8]>;
     /// Attaches the node to network `nid`.
     fn join_network(&mut self, now: Instant, nid: &str);
     /// Writes `key = value` in the sim's table of network `nid`; false if refused.
@@ -37,6 +41,23 @@ pub(super) trait Tables {
 }
 
 impl Tables for Memberlist<NoopDelegate> {
+    fn changed_value(change: &std::convert::Infallible) -> Option<&[u8]> {
+        match *change {}
+    }
+    fn join_network(&mut self, _now: Instant, _nid: &str) {}
+    fn write(&mut self, _now: Instant, _nid: &str, _key: &str, _value: &[u8]) -> bool {
+        false
+    }
+    fn table(&self, _nid: &str) -> Vec<Row> {
+        Vec::new()
+    }
+}
+
+/// Serf nodes have no tables.
+impl Tables for SerfNode {
+    fn changed_value(_change: &SerfEvent) -> Option<&[u8]> {
+        None
+    }
     fn join_network(&mut self, _now: Instant, _nid: &str) {}
     fn write(&mut self, _now: Instant, _nid: &str, _key: &str, _value: &[u8]) -> bool {
         false
@@ -50,6 +71,9 @@ impl Tables for Memberlist<NoopDelegate> {
 const TABLE: &str = "sim_table";
 
 impl Tables for NetworkDb {
+    fn changed_value(change: &TableChange) -> Option<&[u8]> {
+        change.value.as_deref()
+    }
     fn join_network(&mut self, now: Instant, nid: &str) {
         let _ = NetworkDb::join_network(self, now, nid);
     }
@@ -73,7 +97,7 @@ pub(super) fn net_name(i: usize) -> String {
 }
 
 /// One run of a scenario on a harness of cores `C`.
-pub(super) struct Runner<'a, C: SimCore + Tables> {
+pub(super) struct Runner<'a, C: SansIoNode + Tables> {
     pub(super) sc: &'a Scenario,
     pub(super) seed: u64,
     progress: bool,
@@ -100,7 +124,7 @@ pub(super) struct Runner<'a, C: SimCore + Tables> {
     pub(super) pending: Vec<(Duration, Action)>,
 }
 
-impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
+impl<'a, C: SansIoNode + Tables + 'static> Runner<'a, C> {
     /// A runner for `sc` on `h` (a harness built with seed 0: it is reseeded).
     pub(super) fn new(sc: &'a Scenario, opts: &RunOptions, mut h: Harness<C>) -> Self {
         let seed = opts.seed.unwrap_or(sc.seed);
@@ -237,7 +261,7 @@ impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
         if mode != BootstrapMode::Cold && !warm.is_zero() {
             self.h.run_for(warm);
             self.h.take_events();
-            self.h.take_table_changes();
+            self.h.take_app_events();
         }
         bootstrap_s
     }
@@ -246,7 +270,7 @@ impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
     /// and classifying traffic, and reads the counters' baseline.
     fn start_measured_phase(&mut self) {
         self.h.take_events();
-        self.h.take_table_changes();
+        self.h.take_app_events();
         self.t0 = self.h.now();
         self.h.record_events(true);
         self.m.baseline = Baseline::read(&self.h);
@@ -505,13 +529,13 @@ impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
                 self.trace_event(at, obs, &e);
             }
         }
-        let changes = self.h.take_table_changes();
+        let changes = self.h.take_app_events();
         for (el, obs, ch) in changes {
             let Some(at) = el.checked_sub(base) else {
                 continue;
             };
             // Every workload value starts with the write's sequence number.
-            let Some(v) = ch.value.as_ref().filter(|v| v.len() >= 8) else {
+            let Some(v) = C::changed_value(&ch).filter(|v| v.len() >= 8) else {
                 continue;
             };
             let seq = u64::from_be_bytes(v[..8].try_into().expect("8 bytes")) as usize;
@@ -642,7 +666,7 @@ impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
         loop {
             let quiet = (0..self.h.len())
                 .filter_map(|i| self.h.core(i))
-                .all(|c| c.memberlist().pending_broadcasts() == 0);
+                .all(|c| c.core().pending_broadcasts() == 0);
             if quiet && self.h.converged() && self.tables_disagree().is_none() {
                 return true;
             }
@@ -652,7 +676,7 @@ impl<'a, C: SimCore + Tables + 'static> Runner<'a, C> {
             let next = self.h.now() + Duration::from_secs(1);
             self.h.run_until(next);
             self.h.take_events();
-            self.h.take_table_changes();
+            self.h.take_app_events();
         }
     }
 
