@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use swimnet_core::{Event, Memberlist, SansIoNode, StreamCommand, StreamId, Transmit};
 
-use crate::{TableState, NetworkDb, TableChange};
+use crate::{NetworkDb, TableChange, TableState};
 
 /// Every input and command forwards to [`NetworkDb`]'s own method of the
 /// same name.

@@ -440,7 +440,12 @@ impl Measurements {
 }
 
 /// The [`SlowWrite`] entry of write number `index`, which took `last` seconds.
-fn slow_write<C: SansIoNode>(h: &Harness<C>, index: usize, wr: &WriteTrace, last: f64) -> SlowWrite {
+fn slow_write<C: SansIoNode>(
+    h: &Harness<C>,
+    index: usize,
+    wr: &WriteTrace,
+    last: f64,
+) -> SlowWrite {
     let last_node = wr
         .seen
         .iter()
@@ -523,10 +528,7 @@ pub(super) fn coordinate_accuracy<C: SansIoNode>(
     seed: u64,
 ) -> Option<CoordinateAccuracy> {
     let live: Vec<NodeId> = (0..h.len())
-        .filter(|&i| {
-            h.core(i)
-                .is_some_and(|c| c.core().coordinate().is_some())
-        })
+        .filter(|&i| h.core(i).is_some_and(|c| c.core().coordinate().is_some()))
         .collect();
     if live.len() < 2 {
         return None;

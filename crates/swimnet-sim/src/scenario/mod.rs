@@ -103,8 +103,8 @@ pub fn run(sc: &Scenario, opts: &RunOptions) -> RunOutput {
         }
         Protocol::Serf => {
             let h = Harness::with_cores(0, NetworkModel::default(), |id, config, now, seed| {
-                let serf = SerfDelegate::new(crate::node_name(id), BTreeMap::new())
-                    .expect("no tags");
+                let serf =
+                    SerfDelegate::new(crate::node_name(id), BTreeMap::new()).expect("no tags");
                 SerfNode::new(config.with_serf_versions(), serf, now, seed).expect("valid config")
             });
             Runner::new(sc, opts, h).run()
