@@ -278,8 +278,11 @@ impl TableState {
     }
 
     /// Applies the network events of a bulk sync's payload (attachments
-    /// first, so its entries find their owners attached) and returns its
-    /// table events; undecodable parts are counted and skipped.
+    /// first, so its entries find their owners attached), relaying those
+    /// that changed something as gossip would, then its table events;
+    /// undecodable parts are counted and skipped. (A joiner's bulk sync
+    /// carries its own attachment: not relaying it left the nodes its few
+    /// own transmissions missed waiting for the next push/pull.)
     ///
     /// The payload is read twice, attachments on the first pass and table
     /// events on the second, so nothing of it is collected in memory.
@@ -291,7 +294,9 @@ impl TableState {
     ) {
         b.for_each_payload_message(&mut |m| match m {
             Ok(Message::NetworkEvent(ev)) => {
-                self.handle_network_event(now, &ev);
+                if self.handle_network_event(now, &ev) {
+                    self.queue_network_event(&ev);
+                }
             }
             Ok(_) => {}
             Err(e) => self.count_decode_error(&e),
