@@ -1,59 +1,71 @@
-//! Three [`Memberlist`] nodes in one process, each on its own UDP socket and
-//! TCP listener on 127.0.0.1, driven by a plain loop over `std::net`: no
-//! async runtime, no threads.
+//! A driver for any swimnet node over plain `std::net` sockets, shared by the
+//! examples in `examples/examples/`: no async runtime, no threads.
 //!
-//! The loop is everything a driver does: read datagrams and stream bytes
-//! into the core with the current time, run its timers when
-//! `poll_timeout` has passed, and carry out what it asks for
-//! (`poll_transmit`, `poll_stream`, `poll_event`). Every protocol decision
-//! stays in the core.
+//! [`UdpPeer`] is everything a driver does, and nothing more: it reads
+//! datagrams and stream bytes into the node with the current time, runs the
+//! node's timers once `poll_timeout` has passed, and carries out what the
+//! node asks for (`poll_transmit`, `poll_stream`, `poll_event`,
+//! `poll_app_event`). Every protocol decision stays in the node, so the same
+//! loop drives a plain [`swimnet_core::Memberlist`] and a
+//! [`swimnet_networkdb::NetworkDb`] through [`SansIoNode`].
 //!
-//! `b` and `c` join through `a`, all three converge on three live members,
-//! then `c` leaves gracefully and the others see it as left. Exits non-zero
-//! if that does not happen within a few seconds.
-//!
-//! ```text
-//! cargo run -p swimnet-core --example udp_cluster
-//! ```
+//! It binds 127.0.0.1 only and is written for reading, not for production:
+//! the agent's driver (`crates/swimnet/src/driver.rs`) adds connection
+//! limits, deadlines per stream and an API.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use swimnet_core::{Config, Event, Memberlist, NodeState, NoopDelegate, StreamCommand, StreamId};
+use swimnet_core::{Config, Event, SansIoNode, StreamCommand, StreamId};
 
 /// Largest datagram read (a UDP payload cannot be larger).
 const MAX_DATAGRAM: usize = 65_536;
-/// Most bytes read from one TCP connection before it is failed; the core
+/// Most bytes read from one TCP connection before it is failed; the node
 /// has its own (smaller) limits, this only stops a runaway peer early.
 const MAX_STREAM_BYTES: usize = 8 << 20;
-/// How long the whole run may take before it is called a failure.
-const RUN_BUDGET: Duration = Duration::from_secs(20);
 
 /// One open TCP connection of a node.
 struct Conn {
     stream: TcpStream,
     /// Bytes read so far (against [`MAX_STREAM_BYTES`]).
     read: usize,
-    /// The peer closed its side and the core was told.
+    /// The peer closed its side and the node was told.
     eof: bool,
-    /// Outbound connections give up here (the core's deadline).
+    /// Outbound connections give up here (the node's deadline).
     deadline: Option<Instant>,
 }
 
-/// A membership core with its sockets.
-struct Peer {
-    core: Memberlist<NoopDelegate>,
+/// What one [`UdpPeer::step`] produced: membership events and the node's
+/// own events (table changes for NetworkDB, nothing for plain memberlist).
+pub struct Output<A> {
+    /// Membership events.
+    pub events: Vec<Event>,
+    /// The node kind's own events.
+    pub app_events: Vec<A>,
+}
+
+/// A node with its UDP socket and TCP listener on one port of 127.0.0.1.
+pub struct UdpPeer<N: SansIoNode> {
+    /// The node; call its commands (join, leave, writes) directly.
+    pub node: N,
     udp: UdpSocket,
     tcp: TcpListener,
     conns: HashMap<StreamId, Conn>,
 }
 
-impl Peer {
+impl<N: SansIoNode> UdpPeer<N> {
     /// Binds a UDP socket and a TCP listener on the same free port of
-    /// 127.0.0.1 (memberlist uses one address for both) and creates the core.
-    fn bind(name: &str, seed: u64, now: Instant) -> std::io::Result<Peer> {
+    /// 127.0.0.1 (memberlist uses one address for both), then creates the
+    /// node with `make(config, now, seed)` from `Config::local(name, addr)`.
+    pub fn bind<E: std::fmt::Display>(
+        name: &str,
+        seed: u64,
+        make: impl Fn(Config, Instant, u64) -> Result<N, E>,
+    ) -> std::io::Result<Self> {
         for _ in 0..20 {
             let udp = UdpSocket::bind("127.0.0.1:0")?;
             let addr = udp.local_addr()?;
@@ -62,28 +74,32 @@ impl Peer {
             };
             udp.set_nonblocking(true)?;
             tcp.set_nonblocking(true)?;
-            let config = Config::local(name, addr);
-            let core = Memberlist::new(config, NoopDelegate, now, seed)
+            let node = make(Config::local(name, addr), Instant::now(), seed)
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
-            return Ok(Peer {
-                core,
+            return Ok(UdpPeer {
+                node,
                 udp,
                 tcp,
                 conns: HashMap::new(),
             });
         }
-        Err(std::io::Error::other("no free port for UDP and TCP"))
+        Err(std::io::Error::other("no free port for both UDP and TCP"))
     }
 
-    /// Feeds everything that arrived into the core, runs due timers, then
-    /// carries out the core's outputs. Returns the membership events.
-    fn step(&mut self) -> Vec<Event> {
+    /// The address the node advertises (its UDP and TCP port).
+    pub fn addr(&self) -> SocketAddr {
+        self.node.core().config().advertise
+    }
+
+    /// Feeds everything that arrived into the node, runs due timers, then
+    /// carries out the node's outputs and returns its events.
+    pub fn step(&mut self) -> Output<N::AppEvent> {
         let now = Instant::now();
         self.read_datagrams(now);
         self.accept_streams(now);
         self.read_streams(now);
-        if self.core.poll_timeout().is_some_and(|t| t <= now) {
-            self.core.handle_timeout(now);
+        if self.node.poll_timeout().is_some_and(|t| t <= now) {
+            self.node.handle_timeout(now);
         }
         self.flush(now)
     }
@@ -91,7 +107,7 @@ impl Peer {
     fn read_datagrams(&mut self, now: Instant) {
         let mut buf = vec![0u8; MAX_DATAGRAM];
         while let Ok((n, from)) = self.udp.recv_from(&mut buf) {
-            self.core.handle_packet(now, from, &buf[..n]);
+            self.node.handle_packet(now, from, &buf[..n]);
         }
     }
 
@@ -100,7 +116,7 @@ impl Peer {
             if stream.set_nonblocking(true).is_err() {
                 continue;
             }
-            let id = self.core.handle_stream_accept(now, from);
+            let id = self.node.handle_stream_accept(now, from);
             let conn = Conn {
                 stream,
                 read: 0,
@@ -123,7 +139,7 @@ impl Peer {
                 match conn.stream.read(&mut buf) {
                     Ok(0) => {
                         conn.eof = true;
-                        self.core.handle_stream_data(now, id, &[], true);
+                        self.node.handle_stream_data(now, id, &[], true);
                     }
                     Ok(n) if conn.read + n > MAX_STREAM_BYTES => {
                         failed.push((id, format!("stream over {MAX_STREAM_BYTES} bytes")));
@@ -131,7 +147,7 @@ impl Peer {
                     }
                     Ok(n) => {
                         conn.read += n;
-                        self.core.handle_stream_data(now, id, &buf[..n], false);
+                        self.node.handle_stream_data(now, id, &buf[..n], false);
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                     Err(e) => {
@@ -143,18 +159,18 @@ impl Peer {
         }
         for (id, error) in failed {
             self.conns.remove(&id);
-            self.core.handle_stream_error(now, id, &error);
+            self.node.handle_stream_error(now, id, &error);
         }
     }
 
-    /// Sends the core's datagrams, carries out its stream commands and
+    /// Sends the node's datagrams, carries out its stream commands and
     /// returns its events.
-    fn flush(&mut self, now: Instant) -> Vec<Event> {
-        while let Some(t) = self.core.poll_transmit() {
+    fn flush(&mut self, now: Instant) -> Output<N::AppEvent> {
+        while let Some(t) = self.node.poll_transmit() {
             // UDP is lossy anyway: a failed send is a lost datagram.
             let _ = self.udp.send_to(&t.payload, t.dst);
         }
-        while let Some(command) = self.core.poll_stream() {
+        while let Some(command) = self.node.poll_stream() {
             match command {
                 StreamCommand::Open {
                     id,
@@ -173,11 +189,14 @@ impl Peer {
                 }
             }
         }
-        std::iter::from_fn(|| self.core.poll_event()).collect()
+        Output {
+            events: std::iter::from_fn(|| self.node.poll_event()).collect(),
+            app_events: std::iter::from_fn(|| self.node.poll_app_event()).collect(),
+        }
     }
 
     /// Connects to `to` and writes `data`; keeps the connection to read the
-    /// reply when one is expected, and reports failures to the core.
+    /// reply when one is expected, and reports failures to the node.
     fn open(
         &mut self,
         now: Instant,
@@ -193,11 +212,11 @@ impl Peer {
         let stream = match TcpStream::connect_timeout(&to, wait) {
             Ok(s) => s,
             Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
-                return self.core.handle_stream_refused(now, id);
+                return self.node.handle_stream_refused(now, id);
             }
             Err(e) => {
                 return self
-                    .core
+                    .node
                     .handle_stream_error(now, id, &format!("connect: {e}"))
             }
         };
@@ -220,7 +239,7 @@ impl Peer {
                 self.conns.insert(id, conn);
             }
             Err(e) => self
-                .core
+                .node
                 .handle_stream_error(now, id, &format!("write: {e}")),
         }
     }
@@ -234,13 +253,20 @@ fn write_all_then_close(stream: TcpStream, data: &[u8]) -> std::io::Result<()> {
     stream.shutdown(Shutdown::Write)
 }
 
-/// Steps every peer until `done` holds for all of them, or the budget ends.
-fn run_until(peers: &mut [Peer], start: Instant, done: impl Fn(&Peer) -> bool) -> bool {
-    while start.elapsed() < RUN_BUDGET {
+/// Steps every peer, handing each step's output to `show`, until `done`
+/// holds for all of them (true) or `budget` has passed since `start`
+/// (false).
+pub fn run_until<N: SansIoNode>(
+    peers: &mut [UdpPeer<N>],
+    start: Instant,
+    budget: Duration,
+    mut show: impl FnMut(&N, Output<N::AppEvent>),
+    done: impl Fn(&UdpPeer<N>) -> bool,
+) -> bool {
+    while start.elapsed() < budget {
         for peer in peers.iter_mut() {
-            for event in peer.step() {
-                println!("{}: {}", peer.core.name(), describe(&event));
-            }
+            let out = peer.step();
+            show(&peer.node, out);
         }
         if peers.iter().all(&done) {
             return true;
@@ -248,46 +274,4 @@ fn run_until(peers: &mut [Peer], start: Instant, done: impl Fn(&Peer) -> bool) -
         std::thread::sleep(Duration::from_millis(5));
     }
     false
-}
-
-fn describe(event: &Event) -> String {
-    match event {
-        Event::Join(n) => format!("{} joined ({})", n.name, n.addr),
-        Event::Leave(n) => format!("{} is {:?}", n.name, n.state),
-        Event::JoinResult { addr, result } => format!("join through {addr}: {result:?}"),
-        other => format!("{other:?}"),
-    }
-}
-
-/// Runs the example; `pub` so that the test in `tests/` can run it too.
-pub fn main() -> std::io::Result<()> {
-    let start = Instant::now();
-    let mut peers = vec![
-        Peer::bind("a", 1, start)?,
-        Peer::bind("b", 2, start)?,
-        Peer::bind("c", 3, start)?,
-    ];
-    let seed_addr = peers[0].core.config().advertise;
-    for peer in &mut peers[1..] {
-        peer.core
-            .join(Instant::now(), &[seed_addr])
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-    }
-    if !run_until(&mut peers, start, |p| p.core.num_alive() == 3) {
-        return Err(std::io::Error::other("the three nodes did not converge"));
-    }
-    println!("converged: every node sees 3 live members");
-
-    peers[2].core.leave(Instant::now());
-    let left = |p: &Peer| {
-        p.core.has_left()
-            || p.core
-                .member_by_name("c")
-                .is_some_and(|n| n.state == NodeState::Left)
-    };
-    if !run_until(&mut peers, start, left) {
-        return Err(std::io::Error::other("c's leave was not seen by a and b"));
-    }
-    println!("c left; a and b see it as left");
-    Ok(())
 }
