@@ -31,6 +31,9 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+echo "== sizes: no file over 1,200 lines, no function over 120"
+python3 scripts/check-size.py
+
 echo "== publishable crates (cargo package)"
 scripts/package-check.sh
 
