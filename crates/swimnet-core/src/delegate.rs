@@ -1,6 +1,7 @@
 //! The extension point for the layer above membership (Serf compatibility,
 //! NetworkDB tables).
 
+use crate::Veto;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -74,13 +75,13 @@ pub trait Delegate {
 
     /// Vet an alive message about another node before it is applied; an
     /// error drops the message.
-    fn notify_alive(&mut self, _node: &Node) -> Result<(), String> {
+    fn notify_alive(&mut self, _node: &Node) -> Result<(), Veto> {
         Ok(())
     }
 
     /// Vet the peers learned by a join's push/pull before they are merged;
     /// an error aborts the merge.
-    fn notify_merge(&mut self, _peers: &[Node]) -> Result<(), String> {
+    fn notify_merge(&mut self, _peers: &[Node]) -> Result<(), Veto> {
         Ok(())
     }
 }

@@ -32,3 +32,43 @@ pub enum Error {
     #[error("keyring: {0}")]
     Keyring(String),
 }
+
+/// Why a peer's push/pull state was not merged (reported in
+/// [`crate::Event::MergeRefused`] and inside a failed join).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MergeRefusal {
+    /// A live member in it speaks protocol or delegate versions this node
+    /// cannot work with; the text names the member and the ranges.
+    #[error("{0}")]
+    IncompatibleVersions(String),
+    /// The delegate vetoed the merge ([`crate::Delegate::notify_merge`]).
+    #[error("{0}")]
+    Vetoed(Veto),
+}
+
+/// Why a join through one address failed (reported in
+/// [`crate::Event::JoinResult`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// The exchange did not complete: refused, failed, timed out or closed;
+    /// the text says which.
+    #[error("{0}")]
+    Stream(String),
+    /// The peer answered with an error message (its text).
+    #[error("remote error: {0}")]
+    Remote(String),
+    /// The peer answered with something other than a push/pull.
+    #[error("unexpected reply to push/pull")]
+    UnexpectedReply,
+    /// The peer's state was not merged.
+    #[error(transparent)]
+    Refused(#[from] MergeRefusal),
+}
+
+/// A delegate's refusal of an alive message or of a join's merge, with the
+/// reason it gives.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Veto(pub String);

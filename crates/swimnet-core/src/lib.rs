@@ -121,7 +121,7 @@ mod validate;
 
 pub use config::Config;
 pub use delegate::{Delegate, NoopDelegate};
-pub use error::Error;
+pub use error::{Error, JoinError, MergeRefusal, Veto};
 pub use member::{Node, NodeState};
 pub use memberlist::streams::StreamLimits;
 pub use memberlist::{Event, Memberlist, Stats, StreamCommand, StreamId, Transmit};

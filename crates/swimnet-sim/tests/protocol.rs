@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use swimnet_core::wire::msg::MessageType;
 use swimnet_core::wire::security::{Key, Keyring};
-use swimnet_core::{Config, Delegate, Event, NodeState, NoopDelegate};
+use swimnet_core::{
+    Config, Delegate, Event, JoinError, MergeRefusal, Node, NodeState, NoopDelegate, Veto,
+};
 use swimnet_sim::{node_name, NetworkModel, Sim};
 
 fn converge<D: Delegate>(s: &mut Sim<D>, limit: Duration) -> Duration {
@@ -266,11 +268,11 @@ fn incompatible_delegate_versions_are_refused_at_push_pull() {
     s.join(plain, &[a]);
     s.run_for(Duration::from_secs(5));
     let refused = s.events().iter().any(|(_, who, e)| {
-        *who == a && matches!(e, Event::MergeRefused { reason, .. } if reason.contains("delegate protocol version (0)"))
+        *who == a && matches!(e, Event::MergeRefused { reason: MergeRefusal::IncompatibleVersions(r), .. } if r.contains("delegate protocol version (0)"))
     });
     assert!(refused, "{:?}", s.events());
     assert!(s.events().iter().any(|(_, who, e)| *who == plain
-        && matches!(e, Event::JoinResult { result: Err(r), .. } if r.contains("incompatible"))));
+        && matches!(e, Event::JoinResult { result: Err(JoinError::Refused(MergeRefusal::IncompatibleVersions(r))), .. } if r.contains("incompatible"))));
     assert_eq!(s.view(a, plain), None);
 }
 
@@ -444,4 +446,32 @@ fn refused_tcp_ping_ends_the_probe_early() {
         crash + Duration::from_millis(300) < cut,
         "crash {crash:?} vs partition {cut:?}"
     );
+}
+
+/// A delegate that refuses every join's merge.
+struct RefuseMerges;
+
+impl Delegate for RefuseMerges {
+    fn notify_merge(&mut self, _peers: &[Node]) -> Result<(), Veto> {
+        Err(Veto("no strangers here".into()))
+    }
+}
+
+/// A delegate's veto comes back typed: the joiner's `JoinResult` carries it
+/// as a refused merge, with the delegate's reason, and nothing is merged.
+#[test]
+fn a_delegate_veto_fails_the_join_with_its_reason() {
+    let mut s = Sim::new(23, NetworkModel::default(), |_| RefuseMerges);
+    let a = s.add_node(Config::lan);
+    let b = s.add_node(Config::lan);
+    s.record_events(true);
+    s.join(b, &[a]);
+    s.run_for(Duration::from_secs(2));
+    let veto = Veto("no strangers here".into());
+    let refused = s.events().iter().any(|(_, who, e)| {
+        *who == b
+            && matches!(e, Event::JoinResult { result: Err(JoinError::Refused(MergeRefusal::Vetoed(v))), .. } if *v == veto)
+    });
+    assert!(refused, "{:?}", s.events());
+    assert_eq!(s.view(b, a), None, "nothing of a's state was merged");
 }

@@ -250,7 +250,11 @@ impl JoinWaiters {
 
     /// Call with every join result the node reports; answers the caller
     /// that waited on `addr` once it has all its results.
-    pub(crate) fn on_result(&mut self, addr: SocketAddr, result: &Result<usize, String>) {
+    pub(crate) fn on_result(
+        &mut self,
+        addr: SocketAddr,
+        result: &Result<usize, swimnet_core::JoinError>,
+    ) {
         let Some(i) = self.waiting.iter().position(|w| w.pending.contains(&addr)) else {
             return;
         };

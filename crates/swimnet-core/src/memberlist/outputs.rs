@@ -2,6 +2,7 @@
 //! ([`StreamCommand`]) and membership changes ([`Event`]), pulled with the
 //! `poll_*` methods after every input.
 
+use crate::{JoinError, MergeRefusal};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -94,7 +95,7 @@ pub enum Event {
         /// The address tried.
         addr: SocketAddr,
         /// Number of node states merged, or why it failed.
-        result: Result<usize, String>,
+        result: Result<usize, JoinError>,
     },
     /// Our leave broadcast has been sent out (or nobody was left to tell).
     LeaveComplete,
@@ -103,7 +104,7 @@ pub enum Event {
         /// Who sent it.
         peer: SocketAddr,
         /// Why.
-        reason: String,
+        reason: MergeRefusal,
     },
 }
 

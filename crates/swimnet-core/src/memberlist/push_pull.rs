@@ -1,6 +1,7 @@
 //! Push/pull: full state exchanges over TCP, periodic and on join, the
 //! reconnect attempts towards dead nodes, and merging a remote state.
 
+use crate::MergeRefusal;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -163,8 +164,9 @@ impl<D: Delegate> Memberlist<D> {
         join: bool,
         states: &[PushNodeState],
         user_state: &[u8],
-    ) -> Result<(), String> {
+    ) -> Result<(), MergeRefusal> {
         if let Err(reason) = self.verify_protocol(states) {
+            let reason = MergeRefusal::IncompatibleVersions(reason);
             self.out.events.push_back(Event::MergeRefused {
                 peer,
                 reason: reason.clone(),
@@ -185,7 +187,8 @@ impl<D: Delegate> Memberlist<D> {
                     })
                 })
                 .collect();
-            if let Err(reason) = self.delegate.notify_merge(&peers) {
+            if let Err(veto) = self.delegate.notify_merge(&peers) {
+                let reason = MergeRefusal::Vetoed(veto);
                 self.out.events.push_back(Event::MergeRefused {
                     peer,
                     reason: reason.clone(),

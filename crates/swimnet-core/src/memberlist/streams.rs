@@ -14,6 +14,7 @@
 //! - a stream must deliver its frame header within
 //!   [`StreamLimits::first_bytes_timeout`].
 
+use crate::JoinError;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -307,7 +308,7 @@ impl<D: Delegate> Memberlist<D> {
         }
         let ctx = self.take_stream(id).expect("present");
         self.stats.streams_failed += 1;
-        self.stream_finished(&ctx, Err("timed out".into()));
+        self.stream_finished(&ctx, Err(JoinError::Stream("timed out".into())));
         self.out.stream_cmds.push_back(StreamCommand::Close { id });
     }
 
@@ -316,7 +317,10 @@ impl<D: Delegate> Memberlist<D> {
     fn drop_stream(&mut self, id: StreamId) {
         if let Some(ctx) = self.take_stream(id) {
             self.stats.streams_failed += 1;
-            self.stream_finished(&ctx, Err("closed: over a stream budget".into()));
+            self.stream_finished(
+                &ctx,
+                Err(JoinError::Stream("closed: over a stream budget".into())),
+            );
             self.out.stream_cmds.push_back(StreamCommand::Close { id });
         }
     }
@@ -361,7 +365,7 @@ impl<D: Delegate> Memberlist<D> {
     pub fn handle_stream_error(&mut self, _now: Instant, id: StreamId, error: &str) {
         if let Some(ctx) = self.take_stream(id) {
             self.stats.streams_failed += 1;
-            self.stream_finished(&ctx, Err(error.to_string()));
+            self.stream_finished(&ctx, Err(JoinError::Stream(error.to_string())));
         }
     }
 
@@ -434,13 +438,13 @@ impl<D: Delegate> Memberlist<D> {
                 .stream_cmds
                 .push_back(StreamCommand::Reply { id, data });
         } else {
-            self.stream_finished(&ctx, Err(why.to_string()));
+            self.stream_finished(&ctx, Err(JoinError::Stream(why.to_string())));
             self.out.stream_cmds.push_back(StreamCommand::Close { id });
         }
     }
 
     /// Reports how an outbound exchange ended (a join's [`Event::JoinResult`]).
-    pub(super) fn stream_finished(&mut self, ctx: &StreamCtx, result: Result<usize, String>) {
+    pub(super) fn stream_finished(&mut self, ctx: &StreamCtx, result: Result<usize, JoinError>) {
         if let StreamKind::OutPushPull { join: true, to } = ctx.kind {
             self.out
                 .events
@@ -525,7 +529,7 @@ impl<D: Delegate> Memberlist<D> {
                         if join {
                             self.out.events.push_back(Event::JoinResult {
                                 addr: to,
-                                result: result.map(|_| states.len()),
+                                result: result.map(|_| states.len()).map_err(JoinError::from),
                             });
                         }
                     }
@@ -534,7 +538,7 @@ impl<D: Delegate> Memberlist<D> {
                         if join {
                             self.out.events.push_back(Event::JoinResult {
                                 addr: to,
-                                result: Err(format!("remote error: {}", e.error)),
+                                result: Err(JoinError::Remote(e.error)),
                             });
                         }
                     }
@@ -543,7 +547,7 @@ impl<D: Delegate> Memberlist<D> {
                         if join {
                             self.out.events.push_back(Event::JoinResult {
                                 addr: to,
-                                result: Err("unexpected reply to push/pull".into()),
+                                result: Err(JoinError::UnexpectedReply),
                             });
                         }
                     }
