@@ -247,25 +247,11 @@ impl TableState {
         self.check_joined(nid)?;
         self.check_kv(key, value)?;
         let k = (nid.to_string(), table.to_string(), Arc::from(key));
-        match self.entries.get(&k) {
-            Some(e) if !e.deleting && self.owner_visible(&e.owner) => {
-                if e.owner != self.name {
-                    return Err(NdbError::NotOwner {
-                        table: table.into(),
-                        nid: nid.into(),
-                        key: key.into(),
-                        owner: e.owner.clone(),
-                    });
-                }
-            }
-            _ => {
-                return Err(NdbError::UpdateMissing {
-                    table: table.into(),
-                    nid: nid.into(),
-                    key: key.into(),
-                })
-            }
-        }
+        self.check_own_live(&k, |table, nid, key| NdbError::UpdateMissing {
+            table,
+            nid,
+            key,
+        })?;
         self.local_write(now, k, TableEventType::Update, value.to_vec())
     }
 
@@ -279,25 +265,11 @@ impl TableState {
     ) -> Result<(), NdbError> {
         self.check_joined(nid)?;
         let k = (nid.to_string(), table.to_string(), Arc::from(key));
-        match self.entries.get(&k) {
-            Some(e) if !e.deleting && self.owner_visible(&e.owner) => {
-                if e.owner != self.name {
-                    return Err(NdbError::NotOwner {
-                        table: table.into(),
-                        nid: nid.into(),
-                        key: key.into(),
-                        owner: e.owner.clone(),
-                    });
-                }
-            }
-            _ => {
-                return Err(NdbError::DeleteMissing {
-                    table: table.into(),
-                    nid: nid.into(),
-                    key: key.into(),
-                })
-            }
-        }
+        self.check_own_live(&k, |table, nid, key| NdbError::DeleteMissing {
+            table,
+            nid,
+            key,
+        })?;
         self.local_write(now, k, TableEventType::Delete, Vec::new())
     }
 
@@ -353,5 +325,30 @@ impl TableState {
             self.record_change(k, prev, value, ChangeOrigin::Local);
         }
         Ok(())
+    }
+
+    /// Checks that entry `k` is live, visible and owned by this node, the
+    /// condition for updating or deleting it: another owner's entry gives
+    /// [`NdbError::NotOwner`], a missing, deleted or hidden one `missing`.
+    fn check_own_live(
+        &self,
+        k: &super::EntryKey,
+        missing: impl FnOnce(String, String, String) -> NdbError,
+    ) -> Result<(), NdbError> {
+        let (nid, table, key) = (&k.0, &k.1, &k.2);
+        match self.entries.get(k) {
+            Some(e) if !e.deleting && self.owner_visible(&e.owner) => {
+                if e.owner != self.name {
+                    return Err(NdbError::NotOwner {
+                        table: table.clone(),
+                        nid: nid.clone(),
+                        key: key.to_string(),
+                        owner: e.owner.clone(),
+                    });
+                }
+                Ok(())
+            }
+            _ => Err(missing(table.clone(), nid.clone(), key.to_string())),
+        }
     }
 }
