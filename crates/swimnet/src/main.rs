@@ -1,5 +1,7 @@
 //! `swimnet`: the agent and its command-line client.
 
+mod cli;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
