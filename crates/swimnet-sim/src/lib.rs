@@ -166,6 +166,10 @@ pub struct Harness<C: SansIoNode> {
     /// Per-link (from, to) extra loss, one direction.
     link_loss: HashMap<(NodeId, NodeId), f64>,
     tcp_refused: HashSet<NodeId>,
+    /// Nodes whose inbound TCP connections are never answered.
+    tcp_silent: HashSet<NodeId>,
+    /// Size of the largest datagram any node sent.
+    largest_datagram: usize,
     // Observation.
     /// Per observer, per target: highest incarnation seen + 1 (0: none yet).
     views: Vec<Vec<u32>>,
@@ -241,6 +245,8 @@ impl<C: SansIoNode> Harness<C> {
             node_loss: Vec::new(),
             link_loss: HashMap::new(),
             tcp_refused: Default::default(),
+            tcp_silent: Default::default(),
+            largest_datagram: 0,
             views: Vec::new(),
             dead_at: HashMap::new(),
             violations: Vec::new(),
@@ -294,6 +300,12 @@ impl<C: SansIoNode> Harness<C> {
     /// [`Harness::record_events`] on), leaving none.
     pub fn take_app_events(&mut self) -> Vec<(Duration, NodeId, C::AppEvent)> {
         std::mem::take(&mut self.app_events)
+    }
+
+    /// Size in bytes of the largest datagram any node has sent so far (to
+    /// check that a node keeps its packets within the path MTU).
+    pub fn largest_datagram(&self) -> usize {
+        self.largest_datagram
     }
 
     /// Packets and bytes delivered to node `id` so far.

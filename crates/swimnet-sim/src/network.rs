@@ -129,6 +129,17 @@ impl<C: SansIoNode> Harness<C> {
         self.node_loss[id] = loss;
     }
 
+    /// Makes node `id` a TCP black hole (or ends it): connections to it are
+    /// never answered, as behind a firewall that drops instead of refusing,
+    /// so every stream to it waits for its opener's own deadline.
+    pub fn set_tcp_silent(&mut self, id: NodeId, silent: bool) {
+        if silent {
+            self.tcp_silent.insert(id);
+        } else {
+            self.tcp_silent.remove(&id);
+        }
+    }
+
     /// Whether a packet from `a` reaches `b` under the current partition.
     pub fn reachable(&self, a: NodeId, b: NodeId) -> bool {
         match &self.partition {

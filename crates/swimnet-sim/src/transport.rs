@@ -156,6 +156,7 @@ impl<C: SansIoNode> Harness<C> {
     fn send_datagram(&mut self, id: NodeId, from: SocketAddr, t: Transmit) {
         self.nodes[id].sent_packets += 1;
         self.nodes[id].sent_bytes += t.payload.len() as u64;
+        self.largest_datagram = self.largest_datagram.max(t.payload.len());
         if self.classify {
             kinds::classify_packet(&t.payload, &mut self.traffic);
         }
@@ -247,7 +248,8 @@ impl<C: SansIoNode> Harness<C> {
             Some(t)
                 if self.stream_reachable(id, t)
                     && self.is_running(t)
-                    && !self.tcp_refused.contains(&t) =>
+                    && !self.tcp_refused.contains(&t)
+                    && !self.tcp_silent.contains(&t) =>
             {
                 let origin = expect_reply.then_some((id, sid));
                 match self.stream_delay(id, t, true) {
@@ -267,8 +269,8 @@ impl<C: SansIoNode> Harness<C> {
                     None => {}
                 }
             }
-            Some(t) if !self.stream_reachable(id, t) => {
-                // Partitioned: the connection attempt hangs until the core's own deadline.
+            Some(t) if !self.stream_reachable(id, t) || self.tcp_silent.contains(&t) => {
+                // Partitioned or silent: the attempt hangs until the core's own deadline.
             }
             other => {
                 // Nobody listening: refused after a round trip.
