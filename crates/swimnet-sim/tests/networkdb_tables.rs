@@ -58,20 +58,9 @@ fn assert_converged(c: &Cluster, members: &[usize], nid: &str) -> Vec<(String, S
 fn entries_converge_on_all_network_members() {
     let n = 8;
     let mut c = formed(n, 1);
-    for i in 0..n {
-        c.on(i, |db, now| db.join_network(now, NET)).unwrap();
-    }
     // Attachments spread by the cluster-wide epidemic, then push/pull and
     // bulk sync repair whoever missed one.
-    for _ in 0..40 {
-        if (0..n).all(|i| c.node(i).network_peers(NET).len() == n) {
-            break;
-        }
-        c.run_for(Duration::from_secs(1));
-    }
-    for i in 0..n {
-        assert_eq!(c.node(i).network_peers(NET).len(), n, "node {i} peers");
-    }
+    c.attach_all(NET);
     for w in [0usize, 2, 5, 7] {
         for k in 0..10 {
             let key = format!("ep-{w}-{k}");
@@ -418,15 +407,7 @@ fn write_burst(cfg: NdbConfig, entries: usize) -> (Duration, u64) {
     let n = 8;
     let mut c = Cluster::new(n, 11, cfg);
     c.run_for(Duration::from_secs(5));
-    for i in 0..n {
-        c.on(i, |db, now| db.join_network(now, NET)).unwrap();
-    }
-    for _ in 0..40 {
-        if (0..n).all(|i| c.node(i).network_peers(NET).len() == n) {
-            break;
-        }
-        c.run_for(Duration::from_secs(1));
-    }
+    c.attach_all(NET);
     let before: Vec<u64> = (0..n).map(|i| c.sent_bytes(i)).collect();
     let start = c.now();
     for k in 0..entries {
@@ -577,15 +558,7 @@ fn entries_converge_with_topology_aware_choice() {
 fn peers_come_with_their_ips_and_put_creates_then_updates() {
     let n = 3;
     let mut c = formed(n, 3);
-    for i in 0..n {
-        c.on(i, |db, now| db.join_network(now, NET)).unwrap();
-    }
-    for _ in 0..40 {
-        if (0..n).all(|i| c.node(i).network_peers(NET).len() == n) {
-            break;
-        }
-        c.run_for(Duration::from_secs(1));
-    }
+    c.attach_all(NET);
     let want: Vec<_> = (0..n)
         .map(|i| (name(i), Some(ndb_cluster::addr(i).ip())))
         .collect();

@@ -102,6 +102,27 @@ impl Cluster {
         );
     }
 
+    /// Attaches every node to network `nid` and runs until each lists all
+    /// of them as the network's peers; fails the test after 40 s.
+    pub fn attach_all(&mut self, nid: &str) {
+        let n = self.h.len();
+        for i in 0..n {
+            self.on(i, |db, now| db.join_network(now, nid)).unwrap();
+        }
+        let all_attached = |h: &Harness<NetworkDb>| {
+            (0..n).all(|i| h.core(i).is_some_and(|db| db.network_peers(nid).len() == n))
+        };
+        let took = self.h.run_until_cond(
+            Duration::from_secs(40),
+            Duration::from_secs(1),
+            all_attached,
+        );
+        assert!(
+            took.is_some(),
+            "not every node lists all {n} peers of {nid}"
+        );
+    }
+
     /// The live entries of a table on node `i`.
     pub fn table(&self, i: NodeId, nid: &str, table: &str) -> Vec<TableEntry> {
         self.node(i).table_entries(nid, table)
