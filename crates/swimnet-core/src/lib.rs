@@ -124,6 +124,8 @@ pub use delegate::{Delegate, NoopDelegate};
 pub use error::{Error, JoinError, MergeRefusal, Veto};
 pub use member::{Node, NodeState};
 pub use memberlist::streams::StreamLimits;
-pub use memberlist::{Event, Memberlist, Stats, StreamCommand, StreamId, Transmit};
+pub use memberlist::{
+    Event, Memberlist, Stats, StreamCommand, StreamId, Transmit, LEAVE_TIMEOUT_PROBES,
+};
 pub use node::SansIoNode;
 pub use swimnet_wire as wire;

@@ -12,7 +12,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::{Delegate, Error, Event, Memberlist, StreamCommand, StreamId, Transmit};
 
@@ -56,7 +56,7 @@ use crate::{Delegate, Error, Event, Memberlist, StreamCommand, StreamId, Transmi
 /// drive(&mut node, start, start + Duration::from_secs(5));
 /// assert_eq!(node.core().num_alive(), 1);
 /// node.leave(start + Duration::from_secs(5));
-/// assert!(matches!(node.poll_event(), Some(swimnet_core::Event::LeaveComplete)));
+/// assert!(matches!(node.poll_event(), Some(swimnet_core::Event::LeaveComplete { .. })));
 /// ```
 ///
 /// [`poll_transmit`]: SansIoNode::poll_transmit
@@ -87,15 +87,6 @@ pub trait SansIoNode {
     /// Our node name (the core's).
     fn name(&self) -> &str {
         self.core().name()
-    }
-
-    /// How long a caller that stops after [`SansIoNode::leave`] should wait
-    /// for [`Event::LeaveComplete`] before stopping anyway (the leave
-    /// broadcast can stall in a cluster that does not answer). Counted from
-    /// the call to `leave`; includes any wait the node itself adds before
-    /// the memberlist leave.
-    fn leave_timeout(&self) -> Duration {
-        self.core().config().probe_interval * 5
     }
 
     // -------------------------------------------------------------- inputs
@@ -155,8 +146,9 @@ pub trait SansIoNode {
     fn join(&mut self, now: Instant, addrs: &[SocketAddr]) -> Result<(), Error>;
 
     /// Starts a graceful leave. [`Event::LeaveComplete`] comes out once the
-    /// leave has gone out; a caller that stops afterwards waits at most
-    /// [`SansIoNode::leave_timeout`]. Calling it again does nothing.
+    /// leave has gone out, or once the node's own deadline for it passed
+    /// (the event says which), so a caller that stops afterwards waits for
+    /// that event and nothing else. Calling it again does nothing.
     fn leave(&mut self, now: Instant);
 
     /// Adds `key` to the keyring (not primary). Fails, changing nothing,

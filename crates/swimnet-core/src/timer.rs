@@ -14,11 +14,24 @@ pub(crate) enum TimerKind {
     Gossip,
     PushPull,
     Reconnect,
-    ProbeTimeout { seq: u32 },
-    ProbeDeadline { seq: u32 },
-    RelayExpire { seq: u32 },
-    Suspicion { node: Arc<str>, generation: u64 },
-    Stream { id: StreamId },
+    ProbeTimeout {
+        seq: u32,
+    },
+    ProbeDeadline {
+        seq: u32,
+    },
+    RelayExpire {
+        seq: u32,
+    },
+    Suspicion {
+        node: Arc<str>,
+        generation: u64,
+    },
+    Stream {
+        id: StreamId,
+    },
+    /// Our leave broadcast gets no more time: report the leave complete.
+    LeaveDeadline,
 }
 
 #[derive(Debug, Default)]

@@ -174,11 +174,6 @@ impl SansIoNode for SerfNode {
     fn core_mut(&mut self) -> &mut Memberlist<SerfDelegate> {
         &mut self.core
     }
-    /// The grace before the memberlist leave plus the core's five probe
-    /// intervals for the leave broadcast.
-    fn leave_timeout(&self) -> Duration {
-        self.leave_grace() + self.core.config().probe_interval * 5
-    }
     fn handle_packet(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
         self.core.handle_packet(now, from, datagram);
         self.after();

@@ -312,6 +312,49 @@ fn ten_ten_partition_heals_and_reconverges() {
     assert_invariants(&s, seed);
 }
 
+/// A leave whose broadcast cannot use its retransmits in time (here a
+/// retransmit budget of 200 sends, 40 s of gossip) is reported complete by
+/// the node itself at its deadline, five probe intervals after the call,
+/// marked as timed out: whoever waits for it (the agent before exiting)
+/// needs no deadline of its own.
+#[test]
+fn a_stalled_leave_completes_at_the_nodes_own_deadline() {
+    fn slow_broadcasts(name: String, addr: SocketAddr) -> Config {
+        let mut c = lan(name, addr);
+        c.retransmit_mult = 200;
+        c
+    }
+    let mut s = converged_cluster_with(seed(8), 3, NetworkModel::default(), slow_broadcasts);
+    s.record_events(true);
+    let leaver: NodeId = 1;
+    let now = s.now();
+    let left_at = s.elapsed();
+    s.core_mut(leaver).unwrap().leave(now);
+    s.flush(leaver);
+    s.run_for(Duration::from_secs(10));
+    let complete: Vec<_> = s
+        .events()
+        .iter()
+        .filter(|(_, who, e)| *who == leaver && matches!(e, Event::LeaveComplete { .. }))
+        .map(|(at, _, e)| (*at - left_at, e.clone()))
+        .collect();
+    let probe = s.core(leaver).unwrap().config().probe_interval;
+    assert_eq!(
+        complete.len(),
+        1,
+        "one LeaveComplete within 10 s: {complete:?}"
+    );
+    assert!(matches!(
+        complete[0].1,
+        Event::LeaveComplete { timed_out: true }
+    ));
+    assert_eq!(
+        complete[0].0,
+        probe * swimnet_core::LEAVE_TIMEOUT_PROBES,
+        "at the deadline"
+    );
+}
+
 #[test]
 fn graceful_leave_shows_left_not_dead() {
     let seed = seed(7);
@@ -323,10 +366,9 @@ fn graceful_leave_shows_left_not_dead() {
     s.core_mut(leaver).unwrap().leave(now);
     s.flush(leaver);
     s.run_for(Duration::from_secs(5));
-    assert!(s
-        .events()
-        .iter()
-        .any(|(_, who, e)| *who == leaver && matches!(e, Event::LeaveComplete)));
+    assert!(s.events().iter().any(
+        |(_, who, e)| *who == leaver && matches!(e, Event::LeaveComplete { timed_out: false })
+    ));
     for o in (0..n).filter(|&o| o != leaver) {
         assert_eq!(s.view(o, leaver), Some(NodeState::Left), "node {o}");
     }

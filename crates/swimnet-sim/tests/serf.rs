@@ -125,7 +125,9 @@ fn a_leaving_serf_node_waits_its_grace_period_then_is_seen_left() {
     let complete: Vec<Duration> = h
         .events()
         .iter()
-        .filter(|(_, id, e)| *id == leaver && matches!(e, Event::LeaveComplete))
+        .filter(|(_, id, e)| {
+            *id == leaver && matches!(e, Event::LeaveComplete { timed_out: false })
+        })
         .map(|(at, _, _)| *at)
         .collect();
     assert_eq!(complete.len(), 1, "one LeaveComplete: {complete:?}");

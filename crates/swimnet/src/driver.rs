@@ -63,11 +63,10 @@ pub struct DriverStats {
 /// Called with every membership event, for logging or the layer above.
 pub type EventSink = Box<dyn FnMut(&Event) + Send>;
 
-/// A leave in progress: who waits for it, and when to stop waiting.
+/// A leave in progress: who waits for it. It ends with the node's
+/// [`Event::LeaveComplete`], which the node reports by its own deadline.
 struct Leaving {
     waiters: Vec<oneshot::Sender<()>>,
-    /// The call to `leave` plus the node's [`swimnet_core::SansIoNode::leave_timeout`].
-    deadline: Instant,
     done: bool,
 }
 
@@ -195,29 +194,17 @@ impl<N: AgentNode> Driver<N> {
     }
 
     fn next_deadline(&self) -> Instant {
-        let d = self
-            .core
+        self.core
             .poll_timeout()
-            .unwrap_or_else(|| now() + Duration::from_secs(3600));
-        match &self.leaving {
-            Some(l) => d.min(l.deadline),
-            None => d,
-        }
+            .unwrap_or_else(|| now() + Duration::from_secs(3600))
     }
 
     fn on_deadline(&mut self) {
-        let t = now();
-        if let Some(l) = &mut self.leaving {
-            if l.deadline <= t && !l.done {
-                tracing::warn!("leave broadcast not finished in time; leaving anyway");
-                l.finish();
-            }
-        }
-        self.core.handle_timeout(t);
+        self.core.handle_timeout(now());
     }
 
     /// Starts the node's leave (once) and adds `waiter` to those answered
-    /// when it completes or the node's leave timeout passes.
+    /// when it completes (the node's [`Event::LeaveComplete`]).
     fn start_leave(&mut self, waiter: Option<oneshot::Sender<()>>) {
         if let Some(l) = &mut self.leaving {
             if let Some(w) = waiter {
@@ -229,7 +216,6 @@ impl<N: AgentNode> Driver<N> {
         tracing::info!("leaving the cluster");
         self.leaving = Some(Leaving {
             waiters: waiter.into_iter().collect(),
-            deadline: t + self.core.leave_timeout(),
             done: false,
         });
         self.core.leave(t);
@@ -494,7 +480,7 @@ impl<N: AgentNode> Driver<N> {
         crate::event_log::log_event(e);
         match e {
             Event::JoinResult { addr, result } => self.joins.on_result(*addr, result),
-            Event::LeaveComplete => {
+            Event::LeaveComplete { .. } => {
                 if let Some(l) = &mut self.leaving {
                     l.finish();
                 }

@@ -30,6 +30,9 @@ pub fn log_event(e: &Event) {
             Ok(n) => tracing::info!(%addr, nodes = n, "joined"),
             Err(err) => tracing::warn!(%addr, error = %esc(err), "join failed"),
         },
-        Event::LeaveComplete => tracing::info!("left the cluster"),
+        Event::LeaveComplete { timed_out: false } => tracing::info!("left the cluster"),
+        Event::LeaveComplete { timed_out: true } => {
+            tracing::warn!("leave broadcast not finished in time; left the cluster anyway")
+        }
     }
 }

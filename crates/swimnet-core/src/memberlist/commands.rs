@@ -15,7 +15,8 @@ use crate::delegate::Delegate;
 use crate::error::Error;
 use crate::member::{Member, Node, NodeState};
 
-use super::{encode, Event, Memberlist, StreamCommand, LEAVE_DIRECT};
+use super::{encode, Event, Memberlist, StreamCommand, LEAVE_DIRECT, LEAVE_TIMEOUT_PROBES};
+use crate::timer::TimerKind;
 
 impl<D: Delegate> Memberlist<D> {
     /// Starts a join: a push/pull with `Join=true` to each address. Each
@@ -58,7 +59,10 @@ impl<D: Delegate> Memberlist<D> {
 
     /// Leaves gracefully: broadcasts our own `dead` (which peers record as
     /// left) and stops refuting. [`Event::LeaveComplete`] follows once the
-    /// broadcast has used its retransmits, or at once if nobody else is alive.
+    /// broadcast has used its retransmits, at once if nobody else is alive,
+    /// and at the latest [`LEAVE_TIMEOUT_PROBES`] probe intervals from now
+    /// (a cluster that does not answer can stall the broadcast; the event
+    /// then says it timed out).
     pub fn leave(&mut self, now: Instant) {
         if self.leaving {
             return;
@@ -99,8 +103,12 @@ impl<D: Delegate> Memberlist<D> {
             .any(|m| m.name != self.name && m.state == NodeState::Alive);
         if anyone {
             self.leave_broadcast = Some(id);
+            let deadline = now + self.config.probe_interval * LEAVE_TIMEOUT_PROBES;
+            self.timers.schedule(deadline, TimerKind::LeaveDeadline);
         } else {
-            self.out.events.push_back(Event::LeaveComplete);
+            self.out
+                .events
+                .push_back(Event::LeaveComplete { timed_out: false });
         }
     }
 

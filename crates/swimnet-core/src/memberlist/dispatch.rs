@@ -44,6 +44,7 @@ impl<D: Delegate> Memberlist<D> {
                     self.on_suspicion_timeout(now, &node, generation)
                 }
                 TimerKind::Stream { id } => self.on_stream_timer(now, id),
+                TimerKind::LeaveDeadline => self.on_leave_deadline(),
             }
         }
         self.check_leave_done();

@@ -298,8 +298,20 @@ impl<D: Delegate> Memberlist<D> {
         if let Some(id) = self.leave_broadcast {
             if !self.broadcasts.contains(id) {
                 self.leave_broadcast = None;
-                self.out.events.push_back(Event::LeaveComplete);
+                self.out
+                    .events
+                    .push_back(Event::LeaveComplete { timed_out: false });
             }
+        }
+    }
+
+    /// The leave's deadline passed: if the broadcast is still queued, the
+    /// leave is reported complete anyway, as timed out.
+    pub(super) fn on_leave_deadline(&mut self) {
+        if self.leave_broadcast.take().is_some() {
+            self.out
+                .events
+                .push_back(Event::LeaveComplete { timed_out: true });
         }
     }
 }

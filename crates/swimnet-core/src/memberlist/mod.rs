@@ -62,6 +62,9 @@ use suspicion::Suspicions;
 const MAX_PIGGYBACK: usize = 126;
 /// Peers told directly of our graceful leave.
 const LEAVE_DIRECT: usize = 64;
+/// Probe intervals a graceful leave's broadcast gets before the leave is
+/// reported complete anyway ([`Event::LeaveComplete`] with `timed_out`).
+pub const LEAVE_TIMEOUT_PROBES: u32 = 5;
 /// Dead and left nodes remembered after they leave the table.
 const MAX_TOMBSTONES: usize = 16_384;
 /// Tombstones sent in one push/pull (the most recent ones).

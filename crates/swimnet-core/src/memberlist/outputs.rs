@@ -97,8 +97,12 @@ pub enum Event {
         /// Number of node states merged, or why it failed.
         result: Result<usize, JoinError>,
     },
-    /// Our leave broadcast has been sent out (or nobody was left to tell).
-    LeaveComplete,
+    /// Our leave broadcast has been sent out (or nobody was left to tell),
+    /// or the leave's deadline passed first (see [`Memberlist::leave`]).
+    LeaveComplete {
+        /// The deadline passed before the broadcast had used its retransmits.
+        timed_out: bool,
+    },
     /// A peer's push/pull was not merged (version check or merge veto).
     MergeRefused {
         /// Who sent it.
