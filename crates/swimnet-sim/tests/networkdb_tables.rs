@@ -28,6 +28,23 @@ fn formed_with(n: usize, seed: u64, cfg: NdbConfig) -> Cluster {
     c
 }
 
+/// [`formed`], every node attached to [`NET`] and owning one entry `e{i}`
+/// that every node holds.
+fn formed_with_entries(n: usize, seed: u64) -> Cluster {
+    let mut c = formed(n, seed);
+    for i in 0..n {
+        c.on(i, |db, now| db.join_network(now, NET)).unwrap();
+    }
+    c.run_for(Duration::from_secs(2));
+    for i in 0..n {
+        let key = format!("e{i}");
+        c.on(i, |db, now| db.create_entry(now, NET, T, &key, b"x"))
+            .unwrap();
+    }
+    c.run_for(Duration::from_secs(3));
+    c
+}
+
 /// (key, value digest, owner) of every live entry, sorted by key.
 fn snapshot(c: &Cluster, i: usize, nid: &str) -> Vec<(String, String, String)> {
     c.table(i, nid, T)
@@ -181,17 +198,7 @@ fn late_joiner_gets_existing_entries_by_bulk_sync() {
 #[test]
 fn leaving_a_network_removes_its_entries_and_peer() {
     let n = 5;
-    let mut c = formed(n, 5);
-    for i in 0..n {
-        c.on(i, |db, now| db.join_network(now, NET)).unwrap();
-    }
-    c.run_for(Duration::from_secs(2));
-    for i in 0..n {
-        let key = format!("e{i}");
-        c.on(i, |db, now| db.create_entry(now, NET, T, &key, b"x"))
-            .unwrap();
-    }
-    c.run_for(Duration::from_secs(3));
+    let mut c = formed_with_entries(n, 5);
     c.on(4, |db, now| db.leave_network(now, NET)).unwrap();
     c.run_for(Duration::from_secs(3));
     for i in 0..4 {
@@ -329,17 +336,7 @@ fn large_values_fit_gossip_packets_and_converge() {
 #[test]
 fn graceful_cluster_leave_deletes_the_leavers_entries() {
     let n = 5;
-    let mut c = formed(n, 9);
-    for i in 0..n {
-        c.on(i, |db, now| db.join_network(now, NET)).unwrap();
-    }
-    c.run_for(Duration::from_secs(2));
-    for i in 0..n {
-        let key = format!("e{i}");
-        c.on(i, |db, now| db.create_entry(now, NET, T, &key, b"x"))
-            .unwrap();
-    }
-    c.run_for(Duration::from_secs(3));
+    let mut c = formed_with_entries(n, 9);
     c.on(4, |db, now| db.leave(now));
     c.run_for(Duration::from_secs(3));
     c.h.crash(4);
