@@ -144,6 +144,21 @@ async fn ask<T>(
     rx.await.map_err(|_| gone())
 }
 
+/// The `Server` header of every API answer: how the CLI tells a swimnet
+/// agent (whose errors may be plain text, e.g. a body over the size limit)
+/// from another HTTP server at `--api`.
+pub const SERVER_HEADER: &str = concat!("swimnet/", env!("CARGO_PKG_VERSION"));
+
+/// Adds [`SERVER_HEADER`] to an answer; a layer over the whole API router
+/// (`axum::middleware::map_response`), so refusals and 404s carry it too.
+pub async fn mark_swimnet(mut resp: Response) -> Response {
+    resp.headers_mut().insert(
+        axum::http::header::SERVER,
+        axum::http::HeaderValue::from_static(SERVER_HEADER),
+    );
+    resp
+}
+
 /// The router with every endpoint, each request checked by `guard` first
 /// (Docker's diagnostic paths are not here: see [`crate::diag::router`]).
 pub fn router(state: ApiState, guard: crate::http_guard::Guard) -> Router {

@@ -88,21 +88,28 @@ impl Client {
         }
     }
 
-    /// A 4xx/5xx answer: the agent's `{"error": ...}` message, or a
-    /// statement that something other than a swimnet API answered.
+    /// A 4xx/5xx answer: the agent's message (its `{"error": ...}`, or the
+    /// plain text it sent), or a statement that something other than a
+    /// swimnet API answered.
     fn status_error(&self, code: u16, resp: ureq::Response) -> String {
         let json = is_json(&resp);
+        let swimnet = resp
+            .header("server")
+            .is_some_and(|s| s.starts_with("swimnet/"));
+        let what = format!(" with {}", one_line(resp.content_type()));
         let mut text = String::new();
         let _ = resp
             .into_reader()
             .take(ERROR_BODY_MAX)
             .read_to_string(&mut text);
-        let message = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v.get("error")?.as_str().map(one_line));
+        let message = match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(v) if json => v.get("error").and_then(|e| e.as_str()).map(one_line),
+            _ if swimnet => Some(one_line(&text)),
+            _ => None,
+        };
         match message {
-            Some(m) if json => format!("{m} (the agent at {} answered {code})", self.api),
-            _ => self.not_swimnet(code, ""),
+            Some(m) => format!("{m} (the agent at {} answered {code})", self.api),
+            None => self.not_swimnet(code, &what),
         }
     }
 
@@ -147,8 +154,15 @@ impl Client {
         self.decode(resp)
     }
 
-    /// `PUT path` with a raw body, decoded.
+    /// `PUT path` with a raw body, decoded. A body over the API's request
+    /// limit ([`REQUEST_BODY_MAX`]) is refused here, unsent.
     pub fn put_bytes<T: DeserializeOwned>(&self, path: &str, body: &[u8]) -> Result<T, String> {
+        if body.len() > REQUEST_BODY_MAX {
+            return Err(format!(
+                "the value is {} bytes, over the API's 2 MiB request limit",
+                body.len()
+            ));
+        }
         let resp = self
             .request(&self.agent, "PUT", path)
             .set("Content-Type", "application/octet-stream")
@@ -187,6 +201,10 @@ impl Client {
         self.decode(resp)
     }
 }
+
+/// The largest request body the agent's API takes (axum's default body
+/// limit, which the API keeps).
+pub const REQUEST_BODY_MAX: usize = 2 << 20;
 
 /// Most bytes of an error answer read (a swimnet error is one short line).
 const ERROR_BODY_MAX: u64 = 64 * 1024;

@@ -140,6 +140,10 @@ fn fake_server(ip: Ipv4Addr, answer: &'static str) -> u16 {
 
 const HTML_PAGE: &str = "<!DOCTYPE html>\n<html><body><h1>Welcome to nginx!</h1>\n</body></html>\n";
 
+const SWIMNET_PLAIN_413: &str = "HTTP/1.1 413 Payload Too Large\r\nServer: swimnet/0.1.0\r\n\
+    Content-Type: text/plain; charset=utf-8\r\nContent-Length: 21\r\nConnection: close\r\n\r\n\
+    length limit exceeded";
+
 #[test]
 fn cli_errors_say_what_answered() {
     let env = Env::new("cli_errors", 192);
@@ -197,6 +201,35 @@ fn cli_errors_say_what_answered() {
         err,
         format!("swimnet: not attached to nope (the agent at {api} answered 404)")
     );
+    // Every answer names its server; a plain-text error from a swimnet
+    // server (axum's own rejections are text) is the agent's message.
+    let mut conn = std::net::TcpStream::connect(&api).unwrap();
+    write!(
+        conn,
+        "GET /nowhere HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = String::new();
+    conn.read_to_string(&mut head).unwrap();
+    assert!(
+        head.to_ascii_lowercase().contains("\r\nserver: swimnet/"),
+        "{head}"
+    );
+    let plain = format!("{ip}:{}", fake_server(ip, SWIMNET_PLAIN_413));
+    let err = one_line_error(&cli(&env, &["members", "--api", &plain]));
+    assert_eq!(
+        err,
+        format!("swimnet: length limit exceeded (the agent at {plain} answered 413)")
+    );
+    // A value over the API's request limit is refused before it is sent.
+    let big = env.dir.join("big-value");
+    std::fs::write(&big, vec![b'x'; 3 << 20]).unwrap();
+    let big = big.to_str().unwrap();
+    let err = one_line_error(&cli(
+        &env,
+        &["table", "put", "--api", &api, "n", "t", "k", "--file", big],
+    ));
+    assert!(err.contains("over the API's 2 MiB request limit"), "{err}");
     agent.signal("TERM");
     assert!(agent.wait_exit(Duration::from_secs(10)).is_some());
 }
