@@ -14,6 +14,9 @@ need_pkgs=()
 command -v go >/dev/null 2>&1 || need_pkgs+=(golang-go)
 [ -d /usr/share/gocode/src/github.com/hashicorp/memberlist ] || need_pkgs+=(golang-github-hashicorp-memberlist-dev)
 command -v serf >/dev/null 2>&1 || need_pkgs+=(serf)
+# The systemd unit's test runs systemd-analyze verify, which runs man.
+command -v systemd-analyze >/dev/null 2>&1 || need_pkgs+=(systemd)
+command -v man >/dev/null 2>&1 || need_pkgs+=(man-db)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "== installing ${need_pkgs[*]}"

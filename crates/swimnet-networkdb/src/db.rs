@@ -392,6 +392,12 @@ impl NetworkDb {
         self.state().get_entry(nid, table, key)
     }
 
+    /// `Ok` when this node is attached to `nid`; see
+    /// [`TableState::check_attached`]. Changes nothing.
+    pub fn check_attached(&self, nid: &str) -> Result<(), NdbError> {
+        self.state().check_attached(nid)
+    }
+
     /// The live, visible entries of one table of one network, by key.
     pub fn table_entries(&self, nid: &str, table: &str) -> Vec<TableEntry> {
         self.state().table_entries(nid, table)

@@ -522,6 +522,23 @@ fn local_writes_are_reported_with_their_origin_when_asked() {
 }
 
 #[test]
+fn check_attached_tells_a_network_not_joined_from_an_empty_one() {
+    use swimnet_networkdb::NdbErrorKind as K;
+    let now = Instant::now();
+    let mut d = db(now);
+    // Joined, empty table: attached.
+    assert_eq!(d.check_attached(NET), Ok(()));
+    assert!(d.table_entries(NET, T).is_empty());
+    // Never joined: the table reads empty too, but the check says why.
+    let e = d.check_attached("other").unwrap_err();
+    assert_eq!(e, NdbError::NetworkNotJoined("other".into()));
+    assert_eq!(e.kind(), K::NotAttached);
+    // Left: not attached any more.
+    d.leave_network(now, NET).unwrap();
+    assert_eq!(d.check_attached(NET).unwrap_err().kind(), K::NotAttached);
+}
+
+#[test]
 fn error_kinds_sort_refusals_without_reading_messages() {
     use swimnet_networkdb::NdbErrorKind as K;
     let now = Instant::now();
@@ -533,8 +550,9 @@ fn error_kinds_sort_refusals_without_reading_messages() {
     assert_eq!(kind(d.join_network(now, NET)), K::Conflict);
     assert_eq!(
         kind(d.create_entry(now, "other", T, "k", b"v")),
-        K::Conflict
+        K::NotAttached
     );
+    assert_eq!(kind(d.leave_network(now, "other")), K::NotAttached);
     d.create_entry(now, NET, T, "k", b"v").unwrap();
     assert_eq!(kind(d.create_entry(now, NET, T, "k", b"v")), K::Conflict);
     d.delete_entry(now, NET, T, "k").unwrap();

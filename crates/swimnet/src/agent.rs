@@ -304,7 +304,8 @@ pub async fn start(opts: AgentOptions) -> Result<RunningAgent, AgentError> {
             opts.http.api_token.clone(),
             addr.port(),
         );
-        let app = api::router(state.clone(), guard(policy));
+        let app = api::router(state.clone(), guard(policy))
+            .layer(axum::middleware::map_response(api::mark_swimnet));
         tokio::spawn(crate::api_server::serve(
             listener,
             app,

@@ -71,6 +71,9 @@ impl AgentNode for SerfNode {
 }
 
 fn ndb_error(e: swimnet_networkdb::NdbError) -> TableError {
+    if let swimnet_networkdb::NdbError::NetworkNotJoined(nid) = e {
+        return TableError::NotAttached(nid);
+    }
     match e.kind() {
         swimnet_networkdb::NdbErrorKind::NotFound => TableError::NotFound(e.to_string()),
         _ => TableError::Failed(e.to_string()),
@@ -94,6 +97,7 @@ impl AgentNode for NetworkDb {
             TableCommand::JoinNetwork(nid) => done(self.join_network(now, &nid)),
             TableCommand::LeaveNetwork(nid) => done(self.leave_network(now, &nid)),
             TableCommand::NetworkPeers(nid) => Ok(TableReply::Peers(self.network_peer_ips(&nid))),
+            TableCommand::CheckAttached(nid) => done(self.check_attached(&nid)),
             TableCommand::ClusterPeers => Ok(TableReply::Peers(self.cluster_peer_ips())),
             TableCommand::NetworkStats(nid) => Ok(TableReply::Stats(self.network_stats(&nid))),
             TableCommand::Create {

@@ -68,13 +68,23 @@ pub struct KeysView {
     pub keys: Vec<String>,
 }
 
+/// A member's tags from its metadata, decoded as Serf does; empty metadata
+/// (a NetworkDB or plain memberlist node) has no tags, where Serf's legacy
+/// rule would show it as a phantom `role=""`.
+pub fn member_tags(meta: &[u8]) -> BTreeMap<String, String> {
+    if meta.is_empty() {
+        return Default::default();
+    }
+    swimnet_serf::tags::decode_tags(meta)
+}
+
 /// Turns a core node into its API view.
 pub fn member_view(n: &Node) -> MemberView {
     MemberView {
         name: n.name.to_string(),
         addr: n.addr.to_string(),
         port: n.addr.port(),
-        tags: swimnet_serf::tags::decode_tags(&n.meta),
+        tags: member_tags(&n.meta),
         status: match n.state {
             NodeState::Alive => "alive",
             NodeState::Suspect => "suspect",
@@ -132,6 +142,21 @@ async fn ask<T>(
     let (tx, rx) = oneshot::channel();
     state.commands.send(make(tx)).await.map_err(|_| gone())?;
     rx.await.map_err(|_| gone())
+}
+
+/// The `Server` header of every API answer: how the CLI tells a swimnet
+/// agent (whose errors may be plain text, e.g. a body over the size limit)
+/// from another HTTP server at `--api`.
+pub const SERVER_HEADER: &str = concat!("swimnet/", env!("CARGO_PKG_VERSION"));
+
+/// Adds [`SERVER_HEADER`] to an answer; a layer over the whole API router
+/// (`axum::middleware::map_response`), so refusals and 404s carry it too.
+pub async fn mark_swimnet(mut resp: Response) -> Response {
+    resp.headers_mut().insert(
+        axum::http::header::SERVER,
+        axum::http::HeaderValue::from_static(SERVER_HEADER),
+    );
+    resp
 }
 
 /// The router with every endpoint, each request checked by `guard` first
@@ -489,14 +514,29 @@ fn b64(v: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(v)
 }
 
+/// The API's status for a failed table command: 404 for a missing entry or
+/// a network this node is not attached to.
+fn table_error(e: TableError) -> ApiError {
+    match e {
+        TableError::NotNetworkDb => ApiError(StatusCode::CONFLICT, e.to_string()),
+        TableError::NotFound(m) => ApiError(StatusCode::NOT_FOUND, m),
+        TableError::NotAttached(_) => ApiError(StatusCode::NOT_FOUND, e.to_string()),
+        TableError::Failed(m) => bad(m),
+    }
+}
+
 async fn table_cmd(state: &ApiState, cmd: TableCommand) -> Result<TableReply, ApiError> {
     ask(state, |tx| Command::Table(cmd, tx))
         .await?
-        .map_err(|e| match e {
-            TableError::NotNetworkDb => ApiError(StatusCode::CONFLICT, e.to_string()),
-            TableError::NotFound(m) => ApiError(StatusCode::NOT_FOUND, m),
-            TableError::Failed(m) => bad(m),
-        })
+        .map_err(table_error)
+}
+
+/// 404 "not attached to NID" unless this node is attached to `nid`: asked
+/// before reading a network, so one not joined does not look empty.
+async fn require_attached(state: &ApiState, nid: &str) -> Result<(), ApiError> {
+    table_cmd(state, TableCommand::CheckAttached(nid.to_string()))
+        .await
+        .map(drop)
 }
 
 fn unexpected() -> ApiError {
@@ -535,6 +575,7 @@ async fn network_peers(
     State(state): State<ApiState>,
     Path(nid): Path<String>,
 ) -> Result<Json<PeersView>, ApiError> {
+    require_attached(&state, &nid).await?;
     match table_cmd(&state, TableCommand::NetworkPeers(nid.clone())).await? {
         TableReply::Peers(ps) => Ok(Json(PeersView {
             network: nid,
@@ -590,11 +631,7 @@ async fn table_watch(state: &ApiState, nid: String, table: String) -> Result<Res
         reply: tx,
     };
     state.commands.send(cmd).await.map_err(|_| gone())?;
-    let WatchStart { entries, changes } = rx.await.map_err(|_| gone())?.map_err(|e| match e {
-        TableError::NotNetworkDb => ApiError(StatusCode::CONFLICT, e.to_string()),
-        TableError::NotFound(m) => ApiError(StatusCode::NOT_FOUND, m),
-        TableError::Failed(m) => bad(m),
-    })?;
+    let WatchStart { entries, changes } = rx.await.map_err(|_| gone())?.map_err(table_error)?;
     let initial: std::collections::VecDeque<axum::body::Bytes> = entries
         .into_iter()
         .map(|e| {
@@ -678,6 +715,7 @@ async fn table_list(
         Some("true") | Some("1") | Some("") => return table_watch(&state, nid, table).await,
         Some(other) => return Err(bad(format!("watch={other:?}: use watch=true"))),
     }
+    require_attached(&state, &nid).await?;
     let cmd = TableCommand::List {
         nid: nid.clone(),
         table: table.clone(),
@@ -704,6 +742,7 @@ async fn entry_get(
     State(state): State<ApiState>,
     Path((nid, table, key)): Path<(String, String, String)>,
 ) -> Result<Json<EntryView>, ApiError> {
+    require_attached(&state, &nid).await?;
     let cmd = TableCommand::Get {
         nid,
         table,
@@ -746,4 +785,23 @@ async fn entry_delete(
     };
     table_cmd(&state, cmd).await?;
     Ok(Json(serde_json::json!({ "key": key, "deleted": true })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_metadata_has_no_tags_not_a_phantom_role() {
+        assert!(member_tags(b"").is_empty());
+        let tagged = swimnet_serf::tags::encode_tags(
+            &[("role".to_string(), "web".to_string())]
+                .into_iter()
+                .collect(),
+        );
+        assert_eq!(member_tags(&tagged)["role"], "web");
+        // Serf's legacy form (metadata without the tags magic byte) is
+        // still its role.
+        assert_eq!(member_tags(b"db")["role"], "db");
+    }
 }

@@ -74,6 +74,10 @@ pub enum TableCommand {
     LeaveNetwork(String),
     /// Active nodes attached to a network (this one included when attached).
     NetworkPeers(String),
+    /// Answers [`TableReply::Done`] when this node is attached to the
+    /// network, else [`TableError::NotAttached`] (the API asks it before a
+    /// read, so a network not joined does not look empty).
+    CheckAttached(String),
     /// Active nodes of the cluster.
     ClusterPeers,
     /// `(entries, queue length)` of a network, Docker's `/networkstats`.
@@ -164,6 +168,9 @@ pub enum TableError {
     /// No such entry (or network).
     #[error("{0}")]
     NotFound(String),
+    /// This node is not attached to the network named.
+    #[error("not attached to {0}")]
+    NotAttached(String),
     /// The command failed; NetworkDB's message.
     #[error("{0}")]
     Failed(String),

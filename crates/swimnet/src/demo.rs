@@ -1,8 +1,8 @@
 //! `swimnet demo`: a local cluster of real agents on loopback sockets, in
-//! one process. Members converge, one agent is killed without a word, the
-//! others detect it, and one leaves gracefully. Every agent runs NetworkDB:
-//! the rest then attach to a network and replicate a table (writes and a
-//! delete) before they stop.
+//! one process. Members converge; every agent runs NetworkDB, attaches to a
+//! network and writes an entry, and the table (writes, then a delete)
+//! converges on every agent; then one agent is killed without a word, the
+//! others detect it, and one leaves gracefully.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -27,8 +27,20 @@ async fn table(tx: &mpsc::Sender<Command>, cmd: TableCommand) -> Result<TableRep
         .map_err(|e| e.to_string())
 }
 
+/// What the demo's table phase saw (for tests and the summary).
+#[derive(Debug, Clone, Default)]
+pub struct DemoReport {
+    /// The agents that attached to the network and wrote an entry.
+    pub writers: Vec<String>,
+    /// Entries of the demo table each agent (in `writers` order) held once
+    /// the writes converged.
+    pub entries_seen: Vec<usize>,
+    /// Entries each held once the delete converged.
+    pub entries_after_delete: Vec<usize>,
+}
+
 /// Entries of the demo table each agent holds.
-async fn entry_counts(agents: &[(String, RunningAgent)]) -> Result<Vec<usize>, String> {
+async fn entry_counts(agents: &[(String, &RunningAgent)]) -> Result<Vec<usize>, String> {
     let mut counts = Vec::new();
     for (_, a) in agents {
         let list = TableCommand::List {
@@ -46,10 +58,10 @@ async fn entry_counts(agents: &[(String, RunningAgent)]) -> Result<Vec<usize>, S
 /// Polls every 100 ms until each agent holds `want` entries, printing the
 /// counts; answers the time it took.
 async fn wait_entries(
-    agents: &[(String, RunningAgent)],
+    agents: &[(String, &RunningAgent)],
     want: usize,
     since: Instant,
-) -> Result<Duration, String> {
+) -> Result<(Duration, Vec<usize>), String> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let counts = entry_counts(agents).await?;
@@ -58,7 +70,7 @@ async fn wait_entries(
             since.elapsed()
         );
         if counts.iter().all(|&c| c == want) {
-            return Ok(since.elapsed());
+            return Ok((since.elapsed(), counts));
         }
         if Instant::now() > deadline {
             return Err(format!(
@@ -84,13 +96,24 @@ fn status(state: NodeState) -> &'static str {
 /// Runs the demo with `n` agents (at least 3). Uses loopback addresses
 /// 127.0.0.101 and up, on a port picked free at start.
 pub async fn run(n: usize) -> Result<(), String> {
+    run_on(n, Ipv4Addr::new(127, 0, 0, 101)).await.map(drop)
+}
+
+/// [`run`] with the agents on `first` and the addresses after it (all in
+/// one /24); answers what the table phase saw.
+pub async fn run_on(n: usize, first: Ipv4Addr) -> Result<DemoReport, String> {
     if !(3..=50).contains(&n) {
         return Err("use between 3 and 50 nodes".into());
     }
-    let base_port = free_port()?;
+    if !first.is_loopback() || first.octets()[3] as usize + n > 255 {
+        return Err(format!(
+            "{first} and the {n} addresses after it must be loopback ones in one /24"
+        ));
+    }
+    let base_port = free_port(first)?;
     let addr = |i: usize| {
         SocketAddr::new(
-            IpAddr::V4(Ipv4Addr::new(127, 0, 0, 101 + i as u8)),
+            IpAddr::V4(Ipv4Addr::from(u32::from(first) + i as u32)),
             base_port,
         )
     };
@@ -103,15 +126,20 @@ pub async fn run(n: usize) -> Result<(), String> {
     let mut agents = start_agents(n, addr).await?;
     println!("started {n} agents; each joins demo-0 ...");
     wait_converged(&agents, t0).await?;
+    let named: Vec<(String, &RunningAgent)> = agents
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| Some((format!("demo-{i}"), a.as_ref()?)))
+        .collect();
+    let report = tables(&named).await?;
     crash_one(&mut agents, t0).await?;
     let remaining = leave_one(agents).await;
-    tables(&remaining).await?;
     for (_, a) in remaining {
         a.shutdown.notify_waiters();
         let _ = a.done.await;
     }
     println!("all agents stopped; demo finished in {:.2?}", t0.elapsed());
-    Ok(())
+    Ok(report)
 }
 
 /// Starts `n` NetworkDB agents on `addr(0)..addr(n-1)`, each joining the
@@ -245,16 +273,16 @@ async fn leave_one(agents: Vec<Option<RunningAgent>>) -> Vec<(String, RunningAge
     remaining
 }
 
-/// The table part: every remaining agent attaches to [`NET`], writes one
-/// entry (its name, its address), and the table converges everywhere; then
-/// one entry is deleted and the delete converges.
-async fn tables(agents: &[(String, RunningAgent)]) -> Result<(), String> {
+/// The table part: every agent attaches to [`NET`], writes one entry (its
+/// name, its address), and the table converges everywhere; then one entry
+/// is deleted and the delete converges.
+async fn tables(agents: &[(String, &RunningAgent)]) -> Result<DemoReport, String> {
     let k = agents.len();
     let t = Instant::now();
     for (_, a) in agents {
         table(&a.commands, TableCommand::JoinNetwork(NET.into())).await?;
     }
-    println!("network tables: the {k} remaining agents join network {NET} ...");
+    println!("network tables: all {k} agents join network {NET} ...");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let mut peers = Vec::new();
@@ -292,7 +320,7 @@ async fn tables(agents: &[(String, RunningAgent)]) -> Result<(), String> {
         table(&a.commands, put).await?;
     }
     println!("each agent writes {NET}/{TABLE}[its name] = its address ...");
-    let took = wait_entries(agents, k, t).await?;
+    let (took, entries_seen) = wait_entries(agents, k, t).await?;
     println!("replicated: all {k} agents hold all {k} entries after {took:.2?}");
 
     let (name, owner) = &agents[0];
@@ -304,23 +332,27 @@ async fn tables(agents: &[(String, RunningAgent)]) -> Result<(), String> {
     };
     table(&owner.commands, del).await?;
     println!("{name} deletes its entry ...");
-    let took = wait_entries(agents, k - 1, t).await?;
+    let (took, entries_after_delete) = wait_entries(agents, k - 1, t).await?;
     println!(
         "deleted: every agent holds {} entries after {took:.2?}",
         k - 1
     );
-    Ok(())
+    Ok(DemoReport {
+        writers: agents.iter().map(|(name, _)| name.clone()).collect(),
+        entries_seen,
+        entries_after_delete,
+    })
 }
 
-/// A port free on 127.0.0.101 for UDP and TCP (the demo uses the same port on each address).
-fn free_port() -> Result<u16, String> {
+/// A port free on `ip` for UDP and TCP (the demo uses the same port on each address).
+fn free_port(ip: Ipv4Addr) -> Result<u16, String> {
     for _ in 0..20 {
-        let l = std::net::TcpListener::bind("127.0.0.101:0").map_err(|e| e.to_string())?;
+        let l = std::net::TcpListener::bind((ip, 0)).map_err(|e| e.to_string())?;
         let port = l.local_addr().map_err(|e| e.to_string())?.port();
         drop(l);
-        if std::net::UdpSocket::bind(("127.0.0.101", port)).is_ok() {
+        if std::net::UdpSocket::bind((ip, port)).is_ok() {
             return Ok(port);
         }
     }
-    Err("no free port on 127.0.0.101".into())
+    Err(format!("no free port on {ip}"))
 }

@@ -219,6 +219,10 @@ async fn table(state: &ApiState, cmd: TableCommand) -> Result<TableReply, String
     match rx.await {
         Ok(Ok(r)) => Ok(r),
         Ok(Err(TableError::NotNetworkDb)) | Err(_) => Err(DB_NOT_AVAILABLE.into()),
+        // Docker's own text on these paths.
+        Ok(Err(TableError::NotAttached(nid))) => {
+            Err(swimnet_networkdb::NdbError::NetworkNotJoined(nid).to_string())
+        }
         Ok(Err(e)) => Err(e.to_string()),
     }
 }

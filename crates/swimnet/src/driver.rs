@@ -265,9 +265,12 @@ impl<N: AgentNode> Driver<N> {
                 let _ = tx.send(self.core.table(t, tc));
             }
             Command::Watch { nid, table, reply } => {
+                // A network not joined would look empty and the watch
+                // would wait forever: refuse it.
                 let r = self
                     .core
-                    .table(t, TableCommand::List { nid, table })
+                    .table(t, TableCommand::CheckAttached(nid.clone()))
+                    .and_then(|_| self.core.table(t, TableCommand::List { nid, table }))
                     .and_then(|r| match r {
                         TableReply::Entries(entries) => Ok(WatchStart {
                             entries,

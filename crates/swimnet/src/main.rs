@@ -218,6 +218,11 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         nodes: usize,
     },
+    /// Print a shell completion script (bash, zsh, fish, ...) to stdout.
+    Completions(cli::packaging::CompletionsArgs),
+    /// Print the swimnet(1) man page, or write one page per command with
+    /// --out DIR.
+    Man(cli::packaging::ManArgs),
     /// Run a simulated cluster described by a scenario file (virtual time,
     /// modelled network) and write a report: report.json (identical for the
     /// same seed), summary.txt, host.json and SVG charts. Exits non-zero when
@@ -560,6 +565,8 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Keys { api, op } => run_keys(connect(api)?, op),
         Cmd::Network { api, op } => run_network(connect(api)?, op),
         Cmd::Table { api, op } => run_table(connect(api)?, op),
+        Cmd::Completions(args) => cli::packaging::run_completions(args),
+        Cmd::Man(args) => cli::packaging::run_man(args),
         Cmd::Keygen => {
             println!("{}", generate_key());
             Ok(())

@@ -158,7 +158,12 @@ impl TableState {
         Ok(())
     }
 
-    pub(super) fn check_joined(&self, nid: &str) -> Result<(), NdbError> {
+    /// `Ok` when this node is attached to `nid` (joined, not leaving),
+    /// otherwise [`NdbError::NetworkNotJoined`] (kind
+    /// [`super::NdbErrorKind::NotAttached`]). Call it before reading a
+    /// network's tables or peers when "not attached" must not look like an
+    /// empty network; changes nothing.
+    pub fn check_attached(&self, nid: &str) -> Result<(), NdbError> {
         if self.local.get(nid).is_some_and(|n| !n.leaving) {
             Ok(())
         } else {
@@ -181,7 +186,7 @@ impl TableState {
         key: &str,
         value: &[u8],
     ) -> Result<(), NdbError> {
-        self.check_joined(nid)?;
+        self.check_attached(nid)?;
         self.check_kv(key, value)?;
         let k = (nid.to_string(), table.to_string(), Arc::from(key));
         if let Some(e) = self.entries.get(&k) {
@@ -244,7 +249,7 @@ impl TableState {
         key: &str,
         value: &[u8],
     ) -> Result<(), NdbError> {
-        self.check_joined(nid)?;
+        self.check_attached(nid)?;
         self.check_kv(key, value)?;
         let k = (nid.to_string(), table.to_string(), Arc::from(key));
         self.check_own_live(&k, |table, nid, key| NdbError::UpdateMissing {
@@ -263,7 +268,7 @@ impl TableState {
         table: &str,
         key: &str,
     ) -> Result<(), NdbError> {
-        self.check_joined(nid)?;
+        self.check_attached(nid)?;
         let k = (nid.to_string(), table.to_string(), Arc::from(key));
         self.check_own_live(&k, |table, nid, key| NdbError::DeleteMissing {
             table,

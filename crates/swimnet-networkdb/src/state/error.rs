@@ -6,7 +6,8 @@ pub enum NdbError {
     /// `join_network` on a network already joined.
     #[error("network {0} is already joined")]
     AlreadyJoined(String),
-    /// `leave_network` or an entry command on a network not joined.
+    /// `leave_network`, an entry command or [`crate::NetworkDb::check_attached`]
+    /// on a network not joined (Docker's text).
     #[error("could not find network {0}")]
     NetworkNotJoined(String),
     /// `create_entry` over a live entry.
@@ -126,8 +127,10 @@ pub enum NdbErrorKind {
     /// A read or delete of an entry that is not there (missing, deleted,
     /// or its owner failed).
     NotFound,
-    /// The command contradicts the current state: the network is (not)
-    /// joined, the entry exists already or is missing for an update, or
+    /// The command names a network this node is not attached to.
+    NotAttached,
+    /// The command contradicts the current state: the network is joined
+    /// already, the entry exists already or is missing for an update, or
     /// another node owns it.
     Conflict,
     /// The key or value is outside the configured limits.
@@ -143,8 +146,8 @@ impl NdbError {
             NdbError::NotFound { .. }
             | NdbError::Deleted { .. }
             | NdbError::DeleteMissing { .. } => NdbErrorKind::NotFound,
+            NdbError::NetworkNotJoined(_) => NdbErrorKind::NotAttached,
             NdbError::AlreadyJoined(_)
-            | NdbError::NetworkNotJoined(_)
             | NdbError::EntryExists { .. }
             | NdbError::UpdateMissing { .. }
             | NdbError::NotOwner { .. } => NdbErrorKind::Conflict,
