@@ -1,3 +1,6 @@
 //! Subcommands of the `swimnet` binary that live outside `main.rs`: one
 //! module per group of commands, each with its clap arguments and the
 //! function that runs it against the agent's API.
+
+pub mod config_file;
+pub mod log_level;
