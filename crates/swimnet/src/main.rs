@@ -10,8 +10,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use swimnet::agent::{self, AgentOptions, HttpOptions, KeySource, Profile, Protocol};
 use swimnet::api::{
-    CoordinatesView, EntryView, KeysView, MembersView, NetworksView, PeersView,
-    RttView, TableView,
+    CoordinatesView, EntryView, KeysView, MembersView, NetworksView, PeersView, RttView, TableView,
 };
 use swimnet::api_server::{parse_duration, HttpLimits};
 use swimnet::client::{segment, Client};

@@ -102,7 +102,9 @@ pub async fn resolve_seeds(seeds: &[String]) -> (Vec<SocketAddr>, Vec<String>) {
             Ok(Target::Name(host, port)) => {
                 let lookup = tokio::net::lookup_host((host.as_str(), port));
                 match tokio::time::timeout(LOOKUP_TIMEOUT, lookup).await {
-                    Err(_) => Err(format!("{seed}: no answer from the resolver in {LOOKUP_TIMEOUT:?}")),
+                    Err(_) => Err(format!(
+                        "{seed}: no answer from the resolver in {LOOKUP_TIMEOUT:?}"
+                    )),
                     Ok(Err(e)) => Err(format!("{seed}: cannot resolve: {e}")),
                     Ok(Ok(it)) => Ok(it.take(MAX_ADDRS_PER_NAME).collect()),
                 }
@@ -154,7 +156,10 @@ mod tests {
         let (addrs, errors) = resolve_seeds(&seeds).await;
         assert!(addrs.contains(&"127.0.0.1:7002".parse().unwrap()));
         assert_eq!(
-            addrs.iter().filter(|a| a.to_string() == "127.0.0.1:7002").count(),
+            addrs
+                .iter()
+                .filter(|a| a.to_string() == "127.0.0.1:7002")
+                .count(),
             1,
             "duplicates merged: {addrs:?}"
         );

@@ -85,7 +85,10 @@ where
 /// usage trailer; other clap errors and help output as they are.
 fn one_line(e: clap::Error) -> ParseError {
     use clap::error::ErrorKind;
-    if !matches!(e.kind(), ErrorKind::ValueValidation | ErrorKind::InvalidValue) {
+    if !matches!(
+        e.kind(),
+        ErrorKind::ValueValidation | ErrorKind::InvalidValue
+    ) {
         return ParseError::Clap(e);
     }
     let text = e.to_string();
@@ -105,7 +108,10 @@ fn config_path(cmd: &clap::Command, args: &[OsString]) -> Option<PathBuf> {
     if name != AGENT {
         return None;
     }
-    sub.try_get_one::<PathBuf>(CONFIG_FLAG).ok().flatten().cloned()
+    sub.try_get_one::<PathBuf>(CONFIG_FLAG)
+        .ok()
+        .flatten()
+        .cloned()
 }
 
 /// Reads and parses the file, at most [`MAX_FILE_BYTES`].
@@ -178,7 +184,9 @@ fn apply_file(
             } else {
                 String::new()
             };
-            return Err(err(format!("unknown key{hint} (the keys are the agent's flags, see `swimnet agent --help`)")));
+            return Err(err(format!(
+                "unknown key{hint} (the keys are the agent's flags, see `swimnet agent --help`)"
+            )));
         };
         let repeatable = matches!(arg.get_action(), ArgAction::Append);
         let values = values_of(value, repeatable).map_err(err)?;
@@ -201,16 +209,14 @@ fn apply_file(
 fn check_value(arg: &clap::Arg, value: &str) -> Result<(), String> {
     use clap::error::{ContextKind, ContextValue};
     use std::error::Error as _;
-    let probe = clap::Command::new("config")
-        .no_binary_name(true)
-        .arg(
-            clap::Arg::new("value")
-                .long("value")
-                .num_args(1)
-                .action(ArgAction::Set)
-                .allow_hyphen_values(true)
-                .value_parser(arg.get_value_parser().clone()),
-        );
+    let probe = clap::Command::new("config").no_binary_name(true).arg(
+        clap::Arg::new("value")
+            .long("value")
+            .num_args(1)
+            .action(ArgAction::Set)
+            .allow_hyphen_values(true)
+            .value_parser(arg.get_value_parser().clone()),
+    );
     let e = match probe.try_get_matches_from(["--value", value]) {
         Ok(_) => return Ok(()),
         Err(e) => e,
@@ -222,7 +228,10 @@ fn check_value(arg: &clap::Arg, value: &str) -> Result<(), String> {
         }
         _ => "not accepted by the flag".to_string(),
     };
-    Err(format!("invalid value {value:?}: {}", reason.replace('\n', " ")))
+    Err(format!(
+        "invalid value {value:?}: {}",
+        reason.replace('\n', " ")
+    ))
 }
 
 #[cfg(test)]
@@ -234,7 +243,8 @@ mod tests {
 
     /// Writes `text` to a file of this test's own.
     fn file(test: &str, text: &str) -> PathBuf {
-        let p = std::env::temp_dir().join(format!("swimnet-config-{}-{test}.toml", std::process::id()));
+        let p =
+            std::env::temp_dir().join(format!("swimnet-config-{}-{test}.toml", std::process::id()));
         std::fs::write(&p, text).unwrap();
         p
     }
@@ -307,7 +317,13 @@ retry_max = 4
         assert!(a.api_hosts.is_empty() && a.retry_join.is_empty());
         assert_eq!(a.retry_interval, Duration::from_secs(30));
         let a = parse(&[
-            "agent", "--config", path, "--node", "flag", "--join", "127.0.0.9:1",
+            "agent",
+            "--config",
+            path,
+            "--node",
+            "flag",
+            "--join",
+            "127.0.0.9:1",
             "--topology-aware",
         ])
         .unwrap();
@@ -322,7 +338,10 @@ retry_max = 4
     #[test]
     fn precedence_is_flag_then_environment_then_file_then_default() {
         const VAR: &str = "SWIMNET_API_REQUEST_TIMEOUT";
-        let p = file("precedence", "node = \"n\"\napi_request_timeout = \"11s\"\n");
+        let p = file(
+            "precedence",
+            "node = \"n\"\napi_request_timeout = \"11s\"\n",
+        );
         let path = p.to_str().unwrap();
         let timeout = |args: &[&str]| parse(args).unwrap().api_request_timeout.as_secs();
         std::env::remove_var(VAR);
@@ -342,16 +361,52 @@ retry_max = 4
     #[test]
     fn bad_files_are_one_line_errors_naming_file_and_key() {
         let cases = [
-            ("unknown", "node = \"n\"\nbogus = 1\n", "key `bogus`: unknown key"),
-            ("kebab", "api-host = [\"x\"]\n", "key `api-host`: unknown key: write it `api_host`"),
-            ("badaddr", "bind = \"not an address\"\n", "key `bind`: invalid value \"not an address\""),
-            ("badenum", "protocol = \"carrier-pigeon\"\n", "key `protocol`:"),
-            ("badtype", "node = [\"a\", \"b\"]\n", "key `node`: takes one value, not a list"),
-            ("table", "api_idle_timeout = { s = 1 }\n", "key `api_idle_timeout`: expected a string, number or boolean"),
-            ("badduration", "api_idle_timeout = \"soon\"\n", "key `api_idle_timeout`: invalid value \"soon\""),
-            ("badlevel", "log_level = \"bogus\"\n", "key `log_level`: invalid value \"bogus\""),
+            (
+                "unknown",
+                "node = \"n\"\nbogus = 1\n",
+                "key `bogus`: unknown key",
+            ),
+            (
+                "kebab",
+                "api-host = [\"x\"]\n",
+                "key `api-host`: unknown key: write it `api_host`",
+            ),
+            (
+                "badaddr",
+                "bind = \"not an address\"\n",
+                "key `bind`: invalid value \"not an address\"",
+            ),
+            (
+                "badenum",
+                "protocol = \"carrier-pigeon\"\n",
+                "key `protocol`:",
+            ),
+            (
+                "badtype",
+                "node = [\"a\", \"b\"]\n",
+                "key `node`: takes one value, not a list",
+            ),
+            (
+                "table",
+                "api_idle_timeout = { s = 1 }\n",
+                "key `api_idle_timeout`: expected a string, number or boolean",
+            ),
+            (
+                "badduration",
+                "api_idle_timeout = \"soon\"\n",
+                "key `api_idle_timeout`: invalid value \"soon\"",
+            ),
+            (
+                "badlevel",
+                "log_level = \"bogus\"\n",
+                "key `log_level`: invalid value \"bogus\"",
+            ),
             ("syntax", "node = \"n\"\nbind = \n", "line 2:"),
-            ("self", "config = \"other.toml\"\n", "key `config`: unknown key"),
+            (
+                "self",
+                "config = \"other.toml\"\n",
+                "key `config`: unknown key",
+            ),
         ];
         for (name, text, want) in cases {
             let p = file(name, text);
@@ -362,20 +417,29 @@ retry_max = 4
             let _ = std::fs::remove_file(p);
         }
         let e = config_error(&["agent", "--config", "/nonexistent/swimnet.toml"]);
-        assert!(e.starts_with("config file /nonexistent/swimnet.toml: "), "{e}");
+        assert!(
+            e.starts_with("config file /nonexistent/swimnet.toml: "),
+            "{e}"
+        );
     }
 
     #[test]
     fn a_bad_flag_value_is_one_line() {
         let e = config_error(&["agent", "--node", "a", "--log-level", "bogus"]);
-        assert!(e.starts_with("invalid value 'bogus' for '--log-level"), "{e}");
+        assert!(
+            e.starts_with("invalid value 'bogus' for '--log-level"),
+            "{e}"
+        );
         assert!(!e.contains('\n'), "{e:?}");
     }
 
     #[test]
     fn other_subcommands_ignore_the_agent_config() {
         match parse_args::<Cli, _>(["swimnet", "keygen"].map(OsString::from)) {
-            Ok(Cli { command: Cmd::Keygen, .. }) => {}
+            Ok(Cli {
+                command: Cmd::Keygen,
+                ..
+            }) => {}
             _ => panic!("keygen not parsed"),
         }
     }

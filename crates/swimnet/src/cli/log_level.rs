@@ -20,9 +20,9 @@ fn is_level(word: &str) -> bool {
 /// A target is a Rust module path (`swimnet`, `swimnet_core::memberlist`).
 fn is_target(word: &str) -> bool {
     !word.is_empty()
-        && word
-            .split("::")
-            .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        && word.split("::").all(|part| {
+            !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
 }
 
 /// Checks a `--log-level` value; returns it unchanged when every
@@ -33,7 +33,9 @@ pub fn parse_log_level(text: &str) -> Result<String, String> {
     let levels = LEVELS.join(", ");
     let directives: Vec<&str> = text.split(',').map(str::trim).collect();
     if directives.iter().all(|d| d.is_empty()) {
-        return Err(format!("give a level ({levels}) or TARGET=LEVEL directives"));
+        return Err(format!(
+            "give a level ({levels}) or TARGET=LEVEL directives"
+        ));
     }
     for d in directives.into_iter().filter(|d| !d.is_empty()) {
         let ok = match d.split_once('=') {
@@ -52,7 +54,11 @@ pub fn parse_log_level(text: &str) -> Result<String, String> {
 /// The filter for a value [`parse_log_level`] accepted.
 pub fn log_filter(text: &str) -> Result<Targets, String> {
     parse_log_level(text)?;
-    let cleaned: Vec<&str> = text.split(',').map(str::trim).filter(|d| !d.is_empty()).collect();
+    let cleaned: Vec<&str> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .collect();
     cleaned
         .join(",")
         .parse()
@@ -66,7 +72,14 @@ mod tests {
 
     #[test]
     fn levels_and_directives_are_accepted() {
-        for ok in ["info", "DEBUG", "off", "swimnet_core=debug,info", "swimnet=trace, warn", "swimnet_core::memberlist=debug"] {
+        for ok in [
+            "info",
+            "DEBUG",
+            "off",
+            "swimnet_core=debug,info",
+            "swimnet=trace, warn",
+            "swimnet_core::memberlist=debug",
+        ] {
             assert!(parse_log_level(ok).is_ok(), "{ok} refused");
         }
         let f = log_filter("swimnet_core=debug,info").unwrap();
@@ -77,10 +90,22 @@ mod tests {
 
     #[test]
     fn typos_are_refused_in_one_line() {
-        for bad in ["bogus", "", " , ", "inf", "swimnet=loud", "=debug", "swimnet core=debug", "[span]=debug", "a::=info"] {
+        for bad in [
+            "bogus",
+            "",
+            " , ",
+            "inf",
+            "swimnet=loud",
+            "=debug",
+            "swimnet core=debug",
+            "[span]=debug",
+            "a::=info",
+        ] {
             let e = parse_log_level(bad).unwrap_err();
             assert!(!e.contains('\n') && !e.is_empty(), "{bad:?}: {e:?}");
         }
-        assert!(parse_log_level("bogus").unwrap_err().starts_with("\"bogus\" is not a level"));
+        assert!(parse_log_level("bogus")
+            .unwrap_err()
+            .starts_with("\"bogus\" is not a level"));
     }
 }
