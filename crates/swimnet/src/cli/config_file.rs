@@ -423,6 +423,25 @@ retry_max = 4
         );
     }
 
+    /// `packaging/swimnet.toml` is accepted and mentions every key.
+    #[test]
+    fn the_example_file_is_valid_and_complete() {
+        let text = include_str!("../../../../packaging/swimnet.toml");
+        let table: toml::Table = text.parse().unwrap();
+        let cmd = with_env(Cli::command());
+        apply_file(cmd.clone(), Path::new("swimnet.toml"), &table).unwrap();
+        for a in cmd.find_subcommand(AGENT).unwrap().get_arguments() {
+            let key = a.get_long().unwrap().replace('-', "_");
+            let named = text
+                .lines()
+                .any(|l| l.trim_start_matches("# ").starts_with(&format!("{key} = ")));
+            assert!(
+                key == CONFIG_FLAG || named,
+                "packaging/swimnet.toml lacks `{key}`"
+            );
+        }
+    }
+
     #[test]
     fn a_bad_flag_value_is_one_line() {
         let e = config_error(&["agent", "--node", "a", "--log-level", "bogus"]);
