@@ -75,6 +75,7 @@ where
     let mut cmd = with_env(C::command());
     if let Some(path) = config_path(&cmd, &args) {
         let table = read_file(&path).map_err(ParseError::Config)?;
+        check_secret_mode(&path, &table).map_err(ParseError::Config)?;
         cmd = apply_file(cmd, &path, &table).map_err(ParseError::Config)?;
     }
     let matches = cmd.try_get_matches_from(args).map_err(one_line)?;
@@ -137,6 +138,30 @@ fn read_file(path: &Path) -> Result<toml::Table, String> {
             e.message().replace('\n', " ")
         )
     })
+}
+
+/// Refuses a file holding the key itself (`encrypt`) that group or others
+/// may read, as the key files are refused (`crate::keyfile`).
+fn check_secret_mode(path: &Path, table: &toml::Table) -> Result<(), String> {
+    if !table.contains_key("encrypt") {
+        return Ok(());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let shown = path.display();
+        let mode = std::fs::metadata(path)
+            .map_err(|e| format!("config file {shown}: {e}"))?
+            .permissions()
+            .mode()
+            & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "config file {shown}: key `encrypt`: the file is accessible by group or others (mode {mode:04o}): run `chmod 600 {shown}` or give the key in encrypt_file"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The flag's values from one TOML value: a scalar gives one, a list one
@@ -440,6 +465,26 @@ retry_max = 4
                 "packaging/swimnet.toml lacks `{key}`"
             );
         }
+    }
+
+    #[test]
+    fn a_key_in_the_file_needs_a_private_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let key = swimnet::keyfile::generate_key();
+        let p = file("secret", &format!("node = \"n\"\nencrypt = \"{key}\"\n"));
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let path = p.to_str().unwrap();
+        let e = config_error(&["agent", "--config", path]);
+        assert!(
+            e.contains("key `encrypt`") && e.contains("chmod 600"),
+            "{e}"
+        );
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let a = parse(&["agent", "--config", path])
+            .map_err(|_| "refused")
+            .unwrap();
+        assert_eq!(a.encrypt.as_deref(), Some(key.as_str()));
+        let _ = std::fs::remove_file(p);
     }
 
     #[test]
