@@ -227,6 +227,27 @@ fn host_names_work_for_bind_and_join() {
     let took = wait_all_alive(&[&a, &b], &["a", "b"], Duration::from_secs(15));
     assert!(took < Duration::from_secs(10), "join by name took {took:?}");
     wait_log(&b, "joined the cluster", Duration::from_secs(5));
+    // The API's join resolves names too (and refuses what is no address).
+    let c = start(
+        &env,
+        "c",
+        "c",
+        env.ip(3),
+        &strs(&at(&env.ip(3).to_string())),
+        &[],
+    );
+    let (code, body) = http(
+        &c.api(),
+        "POST",
+        "/v1/join",
+        Some(r#"{"addrs":["no host:1"]}"#),
+    )
+    .unwrap();
+    assert_eq!(code, 400, "{body}");
+    let req = format!(r#"{{"addrs":["localhost:{port}"]}}"#);
+    let (code, body) = http(&c.api(), "POST", "/v1/join", Some(&req)).unwrap();
+    assert_eq!((code, body.as_str()), (200, r#"{"joined":1}"#));
+    wait_all_alive(&[&a, &b, &c], &["a", "b", "c"], Duration::from_secs(15));
 }
 
 #[test]
