@@ -45,6 +45,15 @@ pub enum MergeRefusal {
     /// The delegate vetoed the merge ([`crate::Delegate::notify_merge`]).
     #[error("{0}")]
     Vetoed(Veto),
+    /// The cluster we tried to join already has a live node by our name at
+    /// another address (only checked when joining).
+    #[error("the node name {name:?} is already taken by a live member at {holder}: give this node another name")]
+    NameTaken {
+        /// Our node name.
+        name: String,
+        /// Where the member holding it is.
+        holder: std::net::SocketAddr,
+    },
 }
 
 /// Why a join through one address failed (reported in

@@ -475,3 +475,77 @@ fn a_delegate_veto_fails_the_join_with_its_reason() {
     assert!(refused, "{:?}", s.events());
     assert_eq!(s.view(b, a), None, "nothing of a's state was merged");
 }
+
+#[test]
+fn a_second_node_with_a_taken_name_is_refused_on_both_sides() {
+    let mut s = cluster(31, 3, Config::lan);
+    s.record_events(true);
+    // Node 3 starts with node 1's name at its own address.
+    let taken = node_name(1);
+    let dup = s.add_node(|_, addr| Config::lan(taken.clone(), addr));
+    s.join(dup, &[0]);
+    s.run_for(Duration::from_secs(5));
+    let holder = s.core(1).unwrap().config().advertise;
+    let dup_addr = s.core(dup).unwrap().config().advertise;
+    // The node it joined through refuses the claim and says so.
+    assert!(
+        s.events().iter().any(|(_, who, e)| *who == 0
+            && *e
+                == Event::NameConflict {
+                    name: taken.clone(),
+                    existing: holder,
+                    claimed: dup_addr,
+                    local: false,
+                }),
+        "{:?}",
+        s.events()
+    );
+    // The joiner's join fails, naming who holds the name, and it merged nothing.
+    assert!(
+        s.events().iter().any(|(_, who, e)| *who == dup
+            && matches!(e, Event::JoinResult { result: Err(JoinError::Refused(MergeRefusal::NameTaken { name, holder: h })), .. } if *name == taken && *h == holder)),
+        "{:?}",
+        s.events()
+    );
+    assert_eq!(s.core(dup).unwrap().members().count(), 1);
+    assert!(s.core(dup).unwrap().stats().name_conflicts >= 1);
+    assert!(s.core(0).unwrap().stats().name_conflicts >= 1);
+    // The holder is untouched: still alive at its own address everywhere.
+    for i in [0, 2] {
+        assert_eq!(s.view(i, 1), Some(NodeState::Alive));
+    }
+    assert_eq!(
+        s.core(0)
+            .unwrap()
+            .members()
+            .find(|n| *n.name == taken)
+            .unwrap()
+            .addr,
+        holder
+    );
+}
+
+#[test]
+fn a_name_conflict_is_reported_once_per_interval_but_counted_every_time() {
+    let mut s = cluster(32, 2, Config::lan);
+    s.record_events(true);
+    let taken = node_name(1);
+    let dup = s.add_node(|_, addr| Config::lan(taken.clone(), addr));
+    for _ in 0..3 {
+        s.join(dup, &[0]);
+        s.run_for(Duration::from_secs(1));
+    }
+    let reports = |s: &Sim<NoopDelegate>| {
+        s.events()
+            .iter()
+            .filter(|(_, who, e)| *who == 0 && matches!(e, Event::NameConflict { .. }))
+            .count()
+    };
+    assert_eq!(reports(&s), 1, "{:?}", s.events());
+    assert!(s.core(0).unwrap().stats().name_conflicts >= 3);
+    // After the interval the same conflict is reported again.
+    s.run_for(Duration::from_secs(31));
+    s.join(dup, &[0]);
+    s.run_for(Duration::from_secs(1));
+    assert_eq!(reports(&s), 2, "{:?}", s.events());
+}

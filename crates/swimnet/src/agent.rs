@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use swimnet_core::{Config, Memberlist, NoopDelegate};
 use swimnet_serf::{SerfDelegate, SerfNode};
@@ -16,6 +16,7 @@ use crate::api::{self, ApiState};
 use crate::api_server::{ApiCounters, HttpLimits};
 use crate::driver::{Command, Driver};
 use crate::http_guard::{AccessPolicy, Guard};
+pub use crate::join::RetryJoin;
 use crate::keyfile::{keyring, parse_key, KeyringFile};
 
 /// The protocol family the agent speaks on top of memberlist.
@@ -58,8 +59,11 @@ pub struct AgentOptions {
     pub bind: SocketAddr,
     /// Address peers use to reach us (defaults to `bind`).
     pub advertise: Option<SocketAddr>,
-    /// Seeds to join at start (retried until one answers).
-    pub join: Vec<SocketAddr>,
+    /// Seeds to join at start, `HOST:PORT` or `IP:PORT`, resolved again at
+    /// every attempt and retried with a short backoff until one answers.
+    pub join: Vec<String>,
+    /// Serf-style `--retry-join` seeds, interval and attempt limit.
+    pub retry_join: RetryJoin,
     /// Encryption keys.
     pub keys: Option<KeySource>,
     /// Tags (Serf's encoding in node metadata).
@@ -216,6 +220,10 @@ pub struct RunningAgent {
     pub diagnostic_addr: Option<SocketAddr>,
     /// What the HTTP listeners counted (also in `GET /v1/stats`).
     pub http_counters: Arc<ApiCounters>,
+    /// The `--retry-join` task, when retry-join seeds were given: it ends
+    /// with the number of nodes joined through, or with why it gave up
+    /// after `--retry-max` attempts.
+    pub retry_join: Option<tokio::task::JoinHandle<Result<usize, String>>>,
 }
 
 /// Binds one HTTP listener; `flag` names the option in errors.
@@ -248,8 +256,9 @@ pub fn check_http_options(opts: &AgentOptions) -> Result<(), AgentError> {
 }
 
 /// Starts an agent: binds its sockets and API, spawns the driver, and
-/// starts joining the seeds in the background (retrying with backoff until
-/// one answers). Call from inside a tokio runtime.
+/// starts joining the seeds in the background ([`crate::join`]: `--join`
+/// with backoff until one answers, `--retry-join` every interval). Call
+/// from inside a tokio runtime.
 pub async fn start(opts: AgentOptions) -> Result<RunningAgent, AgentError> {
     let (udp, tcp) = bind_gossip(opts.bind).await?;
     let gossip_addr = udp
@@ -324,8 +333,10 @@ pub async fn start(opts: AgentOptions) -> Result<RunningAgent, AgentError> {
         ));
     }
     if !opts.join.is_empty() {
-        spawn_seed_join(cmd_tx.clone(), opts.join.clone());
+        crate::join::spawn_seed_join(cmd_tx.clone(), opts.join.clone());
     }
+    let retry_join = (!opts.retry_join.seeds.is_empty())
+        .then(|| crate::join::spawn_retry_join(cmd_tx.clone(), opts.retry_join.clone()));
     Ok(RunningAgent {
         commands: cmd_tx,
         done,
@@ -334,6 +345,7 @@ pub async fn start(opts: AgentOptions) -> Result<RunningAgent, AgentError> {
         api_addr,
         diagnostic_addr,
         http_counters,
+        retry_join,
     })
 }
 
@@ -376,32 +388,6 @@ fn spawn_node(
     })
 }
 
-/// Joins the seeds in the background, retrying with backoff (200 ms
-/// doubling to 10 s) until one answers or the driver stops.
-fn spawn_seed_join(tx: mpsc::Sender<Command>, seeds: Vec<SocketAddr>) {
-    tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(200);
-        loop {
-            let (rtx, rrx) = tokio::sync::oneshot::channel();
-            if tx.send(Command::Join(seeds.clone(), rtx)).await.is_err() {
-                return;
-            }
-            match rrx.await {
-                Ok(Ok(n)) => {
-                    tracing::info!(seeds = n, "joined the cluster");
-                    return;
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %crate::escape::esc(&e), retry_in = ?backoff, "could not join yet")
-                }
-                Err(_) => return,
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(10));
-        }
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -415,6 +401,7 @@ mod tests {
                 bind: bound,
                 advertise: None,
                 join: Vec::new(),
+                retry_join: RetryJoin::default(),
                 keys: None,
                 tags: BTreeMap::new(),
                 profile: Profile::Lan,

@@ -204,6 +204,9 @@ async fn members(State(state): State<ApiState>) -> Result<Json<MembersView>, Api
     Ok(Json(MembersView { members }))
 }
 
+/// Most addresses one `POST /v1/join` may name.
+const MAX_JOIN_ADDRS: usize = 64;
+
 #[derive(Deserialize)]
 struct JoinBody {
     addrs: Vec<String>,
@@ -216,12 +219,23 @@ async fn join(
     let Some(Json(body)) = body else {
         return Err(bad(r#"send a JSON body {"addrs": ["IP:PORT", ...]}"#));
     };
-    let addrs = body
-        .addrs
-        .iter()
-        .map(|a| parse_addr(a))
-        .collect::<Result<Vec<SocketAddr>, String>>()
-        .map_err(bad)?;
+    if body.addrs.len() > MAX_JOIN_ADDRS {
+        return Err(bad(format!(
+            "{} addresses: give at most {MAX_JOIN_ADDRS}",
+            body.addrs.len()
+        )));
+    }
+    for a in &body.addrs {
+        crate::resolve::check_seed(a).map_err(bad)?;
+    }
+    // Host names are resolved here, at each request.
+    let (addrs, errors) = crate::resolve::resolve_seeds(&body.addrs).await;
+    if addrs.is_empty() {
+        return Err(ApiError(
+            StatusCode::BAD_GATEWAY,
+            format!("join failed: {}", errors.join("; ")),
+        ));
+    }
     let n = ask(&state, |tx| Command::Join(addrs, tx))
         .await?
         .map_err(|e| ApiError(StatusCode::BAD_GATEWAY, format!("join failed: {e}")))?;
@@ -330,6 +344,7 @@ async fn stats(State(state): State<ApiState>) -> Result<Json<serde_json::Value>,
             "stream_bytes_scanned": s.stream_bytes_scanned,
             "coordinates_rejected": s.coordinates_rejected,
             "topology_choices": s.topology_choices,
+            "name_conflicts": s.name_conflicts,
         },
         "driver": v.driver,
         "api": &*state.http_counters,

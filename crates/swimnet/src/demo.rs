@@ -154,7 +154,12 @@ async fn start_agents(
             node: format!("demo-{i}"),
             bind: addr(i),
             advertise: None,
-            join: if i == 0 { Vec::new() } else { vec![addr(0)] },
+            join: if i == 0 {
+                Vec::new()
+            } else {
+                vec![addr(0).to_string()]
+            },
+            retry_join: Default::default(),
             keys: None,
             // NetworkDB nodes carry no metadata, hence no tags.
             tags: Default::default(),

@@ -34,5 +34,23 @@ pub fn log_event(e: &Event) {
         Event::LeaveComplete { timed_out: true } => {
             tracing::warn!("leave broadcast not finished in time; left the cluster anyway")
         }
+        Event::NameConflict {
+            name,
+            existing,
+            claimed,
+            local: true,
+        } => tracing::error!(
+            node = %esc(name), ours = %existing, other = %claimed,
+            "another node announces itself under this node's name: refused; give one of them another --node"
+        ),
+        Event::NameConflict {
+            name,
+            existing,
+            claimed,
+            local: false,
+        } => tracing::error!(
+            node = %esc(name), member = %existing, other = %claimed,
+            "duplicate node name: a node tried to join with the name of a live member; refused"
+        ),
     }
 }

@@ -16,5 +16,7 @@ pub mod escape;
 pub mod event_log;
 pub mod fdlimit;
 pub mod http_guard;
+pub mod join;
 pub mod keyfile;
+pub mod resolve;
 mod stream_io;

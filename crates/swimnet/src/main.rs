@@ -10,12 +10,17 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use swimnet::agent::{self, AgentOptions, HttpOptions, KeySource, Profile, Protocol};
 use swimnet::api::{
-    parse_addr, CoordinatesView, EntryView, KeysView, MembersView, NetworksView, PeersView,
-    RttView, TableView,
+    CoordinatesView, EntryView, KeysView, MembersView, NetworksView, PeersView, RttView, TableView,
 };
 use swimnet::api_server::{parse_duration, HttpLimits};
 use swimnet::client::{segment, Client};
 use swimnet::keyfile::{encode_key, generate_key, load_key_file, load_token_file, parse_key};
+
+/// Parses an address flag: `IP:PORT` or `HOST:PORT` (resolved now; IPv4
+/// preferred), port 7946 when left out.
+fn parse_addr(text: &str) -> Result<SocketAddr, String> {
+    swimnet::resolve::resolve_now(text)
+}
 
 /// Default address of the local API.
 const DEFAULT_API: &str = "127.0.0.1:7380";
@@ -61,21 +66,38 @@ enum LogFormat {
     Json,
 }
 
-/// The `agent` subcommand's flags.
+/// The `agent` subcommand's flags. Each also reads `SWIMNET_<FLAG>` and
+/// the `--config` file's key of the same name (see `cli::config_file`).
 #[derive(Args)]
 struct AgentArgs {
+    /// TOML file whose keys are these flags' names with `_` for `-`
+    /// (`api_idle_timeout = "10s"`); flags and SWIMNET_* variables win.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Unique node name.
     #[arg(long)]
     node: String,
-    /// Address for gossip (UDP and TCP), IP:PORT.
+    /// Address for gossip (UDP and TCP), IP:PORT or HOST:PORT.
     #[arg(long, default_value = "127.0.0.1:7946", value_parser = parse_addr)]
     bind: SocketAddr,
     /// Address peers use to reach this node (default: --bind).
     #[arg(long, value_parser = parse_addr)]
     advertise: Option<SocketAddr>,
-    /// A node to join at start (repeatable); retried until one answers.
-    #[arg(long, value_parser = parse_addr)]
-    join: Vec<SocketAddr>,
+    /// A node to join at start, HOST:PORT or IP:PORT (repeatable, or
+    /// comma-separated); resolved at each attempt and retried with a short
+    /// backoff until one answers.
+    #[arg(long, value_delimiter = ',', value_parser = swimnet::resolve::check_seed)]
+    join: Vec<String>,
+    /// Like --join, Serf's way: tried every --retry-interval, at most
+    /// --retry-max times, then the agent exits with an error.
+    #[arg(long, value_delimiter = ',', value_parser = swimnet::resolve::check_seed)]
+    retry_join: Vec<String>,
+    /// Wait between --retry-join attempts (`30s`, `500ms`).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    retry_interval: std::time::Duration,
+    /// --retry-join attempts before giving up; 0 tries forever.
+    #[arg(long, default_value_t = 0)]
+    retry_max: u32,
     /// Encryption key, base64 of 16, 24 or 32 bytes (`swimnet keygen` makes
     /// one). Visible to every local user in `ps`: prefer --encrypt-file or
     /// the SWIMNET_ENCRYPT_KEY environment variable.
@@ -98,7 +120,7 @@ struct AgentArgs {
     api: SocketAddr,
     /// A host name the API answers to besides IP addresses and localhost
     /// (repeatable); requests naming any other host are refused.
-    #[arg(long = "api-host")]
+    #[arg(long = "api-host", value_delimiter = ',')]
     api_hosts: Vec<String>,
     /// File holding the API's bearer token (mode 0600); every request must
     /// then send `Authorization: Bearer TOKEN`.
@@ -124,8 +146,9 @@ struct AgentArgs {
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
-    /// Log level (error, warn, info, debug, trace) or a tracing filter.
-    #[arg(long, default_value = "info")]
+    /// Log level (off, error, warn, info, debug, trace), or RUST_LOG-style
+    /// directives: `swimnet_core=debug,info`.
+    #[arg(long, default_value = "info", value_parser = cli::log_level::parse_log_level)]
     log_level: String,
     /// Latency-aware peer selection: bias gossip, probes, indirect-probe,
     /// push/pull and NetworkDB table-gossip and bulk-sync peers toward
@@ -513,14 +536,8 @@ fn parse_tag(s: &str) -> Result<(String, String), String> {
 }
 
 fn init_logs(format: LogFormat, level: &str) -> Result<(), String> {
-    // `Targets` ("info", "swimnet=debug,warn", ...) rather than EnvFilter:
-    // the same directives for what swimnet needs, without pulling a regex
-    // engine into the binary.
-    use tracing_subscriber::filter::Targets;
     use tracing_subscriber::prelude::*;
-    let targets: Targets = level
-        .parse()
-        .map_err(|e| format!("--log-level {level:?}: {e}"))?;
+    let targets = cli::log_level::log_filter(level)?;
     use std::io::IsTerminal;
     let layer = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
@@ -537,7 +554,14 @@ fn init_logs(format: LogFormat, level: &str) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match cli::config_file::parse_args::<Cli, _>(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(cli::config_file::ParseError::Clap(e)) => e.exit(),
+        Err(cli::config_file::ParseError::Config(e)) => {
+            eprintln!("swimnet: {e}");
+            return ExitCode::from(2);
+        }
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -610,6 +634,20 @@ fn print_view<T: serde::Serialize>(
 impl AgentArgs {
     /// The agent's options from the flags; reads the key and token files.
     fn options(self) -> Result<AgentOptions, String> {
+        // clap checks these conflicts between flags and variables; a config
+        // file's values are defaults, which clap does not check.
+        let given = [
+            ("encrypt", self.encrypt.is_some()),
+            ("encrypt-file", self.encrypt_file.is_some()),
+            ("keyring-file", self.keyring_file.is_some()),
+        ];
+        let set: Vec<&str> = given.iter().filter(|g| g.1).map(|g| g.0).collect();
+        if set.len() > 1 {
+            return Err(format!(
+                "--{} cannot be used together (from flags, SWIMNET_* variables or the config file): give one key source",
+                set.join(" and --")
+            ));
+        }
         if let Some(k) = &self.encrypt {
             parse_key(k).map_err(|e| format!("--encrypt: {e}"))?;
         }
@@ -641,6 +679,11 @@ impl AgentArgs {
             bind: self.bind,
             advertise: self.advertise,
             join: self.join,
+            retry_join: swimnet::agent::RetryJoin {
+                seeds: self.retry_join,
+                interval: self.retry_interval,
+                max_attempts: self.retry_max,
+            },
             keys,
             tags: self.tags.into_iter().collect::<BTreeMap<_, _>>(),
             profile: match self.profile {
@@ -674,7 +717,7 @@ fn run_agent(args: AgentArgs) -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     rt.block_on(async move {
-        let running = agent::start(opts).await.map_err(|e| e.to_string())?;
+        let mut running = agent::start(opts).await.map_err(|e| e.to_string())?;
         tracing::info!(addr = %running.gossip_addr, api = %api, diagnostic = ?running.diagnostic_addr, "agent started");
         let stop = running.shutdown.clone();
         tokio::spawn(async move {
@@ -682,11 +725,20 @@ fn run_agent(args: AgentArgs) -> Result<(), String> {
             tracing::info!("signal received: leaving");
             stop.notify_waiters();
         });
-        running.done.await.map_err(|e| e.to_string())?;
+        // Like Serf, running out of --retry-max attempts stops the agent.
+        let gave_up = swimnet::join::gave_up(running.retry_join.take());
+        let failed = tokio::select! {
+            r = &mut running.done => r.map(|()| None),
+            e = gave_up => {
+                running.shutdown.notify_waiters();
+                (&mut running.done).await.map(|()| Some(e))
+            }
+        }
+        .map_err(|e| e.to_string())?;
         // Let the API finish the answer to the request that asked for
         // the leave before the process exits.
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-        Ok::<(), String>(())
+        failed.map_or(Ok(()), Err)
     })
 }
 

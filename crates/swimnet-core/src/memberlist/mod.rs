@@ -9,7 +9,8 @@
 //! - [`gossip`] and [`sending`]: broadcasts and the datagram sending path;
 //! - [`push_pull`] and [`streams`]: full state exchanges over TCP;
 //! - [`commands`], [`queries`], [`outputs`], [`stats`]: the public surface;
-//! - [`guard`]: budgets against misbehaving peers.
+//! - [`guard`]: budgets against misbehaving peers;
+//! - [`conflict`]: node names claimed at a second address.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,6 +34,7 @@ use crate::reply_limit::TokenBucket;
 use crate::timer::{TimerKind, Timers};
 
 mod commands;
+mod conflict;
 mod dispatch;
 mod gossip;
 mod guard;
@@ -111,6 +113,8 @@ pub struct Memberlist<D: Delegate> {
     stats: Stats,
     /// Coordinates and latency-aware peer selection.
     latency: LatencyState,
+    /// Name conflicts reported lately (see [`conflict`]).
+    conflicts: conflict::ConflictReports,
 }
 
 /// The member table: every node we know as alive, suspect or dead, with an
@@ -181,6 +185,7 @@ impl<D: Delegate> Memberlist<D> {
             timers: Timers::default(),
             out: Outbox::default(),
             stats: Stats::default(),
+            conflicts: conflict::ConflictReports::default(),
             delegate,
             rng: ChaCha8Rng::seed_from_u64(core_seed),
             config,

@@ -103,7 +103,22 @@ pub enum Event {
         /// The deadline passed before the broadcast had used its retransmits.
         timed_out: bool,
     },
-    /// A peer's push/pull was not merged (version check or merge veto).
+    /// An alive claim was refused because a live member already holds its
+    /// name at another address (counted in
+    /// [`crate::Stats::name_conflicts`]; the same conflict is reported
+    /// again only after a while).
+    NameConflict {
+        /// The contested node name.
+        name: String,
+        /// Where the live member holding the name is.
+        existing: SocketAddr,
+        /// The address that claimed the name too.
+        claimed: SocketAddr,
+        /// The name is ours: another node is announcing itself as us.
+        local: bool,
+    },
+    /// A peer's push/pull was not merged (version check, merge veto, or
+    /// our name taken in the cluster we tried to join).
     MergeRefused {
         /// Who sent it.
         peer: SocketAddr,

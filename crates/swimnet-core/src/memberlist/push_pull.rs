@@ -173,6 +173,16 @@ impl<D: Delegate> Memberlist<D> {
             });
             return Err(reason);
         }
+        if join && direct.is_some() {
+            // We are the one joining: refuse a cluster that has our name.
+            if let Err(reason) = self.check_name_free(states) {
+                self.out.events.push_back(Event::MergeRefused {
+                    peer,
+                    reason: reason.clone(),
+                });
+                return Err(reason);
+            }
+        }
         if join {
             let peers: Vec<Node> = states
                 .iter()

@@ -121,7 +121,10 @@ impl<D: Delegate> Memberlist<D> {
                 if m.state == NodeState::Left || (m.state == NodeState::Dead && reclaim) {
                     updates_node = true;
                 } else {
-                    return false; // conflicting address for a live node
+                    // A conflicting address for a live node: refused.
+                    let (name, existing) = (m.name.clone(), m.addr);
+                    self.name_conflict(now, name, existing, addr);
+                    return false;
                 }
             }
         }

@@ -91,6 +91,12 @@ pub struct Stats {
     /// longer than [`crate::config::NODE_NAME_MAX`] or empty, metadata over
     /// [`META_MAX_SIZE`], or a version field that is not 6 consistent bytes.
     pub alives_invalid: u64,
+    /// Alive claims refused because their name belongs to a live member at
+    /// another address (a second node started with a name in use), and
+    /// joins refused because the cluster already has a live node by our
+    /// name; reported as [`crate::Event::NameConflict`] and in a failed
+    /// join.
+    pub name_conflicts: u64,
     /// Alive, suspect and dead claims dropped for an incarnation more than
     /// [`Config::max_incarnation_jump`] above what we know of the node.
     pub incarnation_jumps_rejected: u64,

@@ -3,3 +3,5 @@
 //! function that runs it against the agent's API.
 
 pub mod packaging;
+pub mod config_file;
+pub mod log_level;

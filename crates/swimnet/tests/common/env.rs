@@ -71,6 +71,17 @@ impl Env {
 
     /// Starts a long-running process with stdout+stderr to `<dir>/<name>.log`.
     pub fn spawn(&self, name: &str, program: &Path, args: &[String]) -> Proc {
+        self.spawn_env(name, program, args, &[])
+    }
+
+    /// [`Env::spawn`] with extra environment variables for the child.
+    pub fn spawn_env(
+        &self,
+        name: &str,
+        program: &Path,
+        args: &[String],
+        vars: &[(&str, &str)],
+    ) -> Proc {
         let log = self.dir.join(format!("{name}.log"));
         let f = OpenOptions::new()
             .create(true)
@@ -87,6 +98,7 @@ impl Env {
             None => Command::new(program),
         };
         cmd.args(args).stdin(Stdio::null()).stdout(f).stderr(f2);
+        cmd.envs(vars.iter().copied());
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {} {:?}: {e}", program.display(), args));
