@@ -63,6 +63,47 @@ impl MessageType {
             _ => return None,
         })
     }
+
+    /// The message types with a code below 14, in code order: the kinds
+    /// the core's per-kind counters are kept for.
+    pub const COUNTED: [MessageType; 14] = [
+        Self::Ping,
+        Self::IndirectPing,
+        Self::AckResp,
+        Self::Suspect,
+        Self::Alive,
+        Self::Dead,
+        Self::PushPull,
+        Self::Compound,
+        Self::User,
+        Self::Compress,
+        Self::Encrypt,
+        Self::NackResp,
+        Self::HasCrc,
+        Self::ErrResp,
+    ];
+
+    /// A short lowercase name for the type (`ping`, `ack`, `push_pull`,
+    /// ...), as metrics and the agent's API label it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ping => "ping",
+            Self::IndirectPing => "indirect_ping",
+            Self::AckResp => "ack",
+            Self::Suspect => "suspect",
+            Self::Alive => "alive",
+            Self::Dead => "dead",
+            Self::PushPull => "push_pull",
+            Self::Compound => "compound",
+            Self::User => "user",
+            Self::Compress => "compressed",
+            Self::Encrypt => "encrypted",
+            Self::NackResp => "nack",
+            Self::HasCrc => "crc",
+            Self::ErrResp => "err",
+            Self::HasLabel => "label",
+        }
+    }
 }
 
 /// `ping`: a direct probe (UDP) or a TCP fallback probe.
