@@ -133,3 +133,48 @@ fn undecryptable_datagrams_are_counted_as_decrypt_failures() {
     assert_eq!(ml.stats().packets_dropped, 1);
     assert_eq!(ml.stats().received(MessageType::Ping), 0);
 }
+
+/// Steps `ml` from deadline to deadline until it sends a ping; returns the
+/// ping's sequence number and the time reached.
+fn next_probe(ml: &mut Memberlist<NoopDelegate>, mut now: Instant) -> (u32, Instant) {
+    for _ in 0..1000 {
+        now = ml.poll_timeout().expect("a timer").max(now);
+        ml.handle_timeout(now);
+        let sent = swimnet_testkit::decode_sent(std::iter::from_fn(|| {
+            ml.poll_transmit().map(|t| (t.dst, t.payload))
+        }));
+        for (_, m) in sent {
+            if let Message::Ping(p) = m {
+                return (p.seq_no, now);
+            }
+        }
+    }
+    panic!("no probe went out");
+}
+
+fn ack(seq: u32) -> Message {
+    Message::AckResp(swimnet_core::wire::msg::AckResp {
+        seq_no: seq,
+        payload: Vec::new(),
+    })
+}
+
+#[test]
+fn probes_answered_after_the_indirect_pings_are_counted_apart() {
+    let t0 = Instant::now();
+    let mut ml = core(t0);
+    feed(&mut ml, t0, &alive("a", 1, 2));
+    feed(&mut ml, t0, &alive("b", 1, 3));
+    feed(&mut ml, t0, &alive("c", 1, 4));
+    // Answered at once: a direct probe.
+    let (seq, now) = next_probe(&mut ml, t0);
+    feed(&mut ml, now, &ack(seq));
+    assert_eq!((ml.stats().probes_ok, ml.stats().probes_indirect), (1, 0));
+    // Answered only after the probe timeout sent the indirect pings.
+    let (seq, now) = next_probe(&mut ml, now);
+    let later = now + ml.config().probe_timeout;
+    ml.handle_timeout(later);
+    assert!(ml.stats().sent(MessageType::IndirectPing) > 0);
+    feed(&mut ml, later, &ack(seq));
+    assert_eq!((ml.stats().probes_ok, ml.stats().probes_indirect), (2, 1));
+}

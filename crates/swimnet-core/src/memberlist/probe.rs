@@ -274,6 +274,9 @@ impl<D: Delegate> Memberlist<D> {
                 let direct = !p.indirect_sent;
                 let rtt = now.saturating_duration_since(p.start);
                 let target = p.target.clone();
+                if !direct {
+                    self.stats.probes_indirect += 1;
+                }
                 self.finish_probe(now, true);
                 if direct {
                     if let Some(c) = &mut self.latency.coords {

@@ -60,8 +60,11 @@ pub struct Stats {
     pub probes_ok: u64,
     /// Probes that failed (target became suspect).
     pub probes_failed: u64,
-    /// Probes saved only by the TCP fallback ping.
+    /// Probes saved only by the TCP fallback ping (also in `probes_ok`).
     pub probes_tcp_rescued: u64,
+    /// Probes answered after the indirect pings went out: an ack relayed by
+    /// a helper, or a late direct ack (also in `probes_ok`).
+    pub probes_indirect: u64,
     /// TCP pings refused by the target's host (nothing listening).
     pub pings_refused: u64,
     /// Last checks sent to suspects before declaring them dead.
