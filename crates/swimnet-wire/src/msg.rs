@@ -64,25 +64,6 @@ impl MessageType {
         })
     }
 
-    /// The message types with a code below 14, in code order: the kinds
-    /// the core's per-kind counters are kept for.
-    pub const COUNTED: [MessageType; 14] = [
-        Self::Ping,
-        Self::IndirectPing,
-        Self::AckResp,
-        Self::Suspect,
-        Self::Alive,
-        Self::Dead,
-        Self::PushPull,
-        Self::Compound,
-        Self::User,
-        Self::Compress,
-        Self::Encrypt,
-        Self::NackResp,
-        Self::HasCrc,
-        Self::ErrResp,
-    ];
-
     /// A short lowercase name for the type (`ping`, `ack`, `push_pull`,
     /// ...), as metrics and the agent's API label it.
     pub fn name(self) -> &'static str {
