@@ -79,3 +79,28 @@ async fn health(State(state): State<ApiState>) -> Response {
     let (status, body) = health_answer(v.as_ref());
     (status, Json(body)).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::figures::LayerFigures;
+    use crate::metrics::tests::view;
+
+    #[test]
+    fn health_is_ok_while_running_and_503_leaving_after() {
+        let mut v = view(LayerFigures::Memberlist);
+        let (status, body) = health_answer(Some(&v));
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            body,
+            serde_json::json!({"status": "ok", "node": "n1", "members_alive": 3})
+        );
+        v.leaving = true;
+        let (status, body) = health_answer(Some(&v));
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["status"], "leaving");
+        let (status, body) = health_answer(None);
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["status"], "leaving");
+    }
+}

@@ -709,7 +709,8 @@ fn object(lists: &[Vec<Named>]) -> serde_json::Map<String, serde_json::Value> {
 
 /// The body of `GET /v1/stats`: identity, members by status, queue
 /// depths, and every counter by name (messages and their bytes as objects
-/// keyed by message kind).
+/// keyed by message kind); `limits` repeats the counters of dropped or
+/// refused input, by layer.
 pub fn stats_json(v: &StatusView, api: &ApiCounters) -> serde_json::Value {
     let s = &v.stats;
     let mut stats = object(&[core_activity(s), core_drops(s)]);
@@ -746,6 +747,14 @@ pub fn stats_json(v: &StatusView, api: &ApiCounters) -> serde_json::Value {
         "driver": object(&[driver_activity(&v.driver), driver_drops(&v.driver)]),
         "api": api_obj,
     });
+    let mut limits = serde_json::Map::new();
+    for (layer, n) in all_drops(v, api) {
+        let entry = limits
+            .entry(layer)
+            .or_insert_with(|| serde_json::Value::Object(Default::default()));
+        entry[n.name] = n.value.into();
+    }
+    body["limits"] = limits.into();
     match &v.layer {
         LayerFigures::Memberlist => {}
         LayerFigures::Serf { counters, queue } => {
@@ -763,4 +772,78 @@ pub fn stats_json(v: &StatusView, api: &ApiCounters) -> serde_json::Value {
         }
     }
     body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::tests::{ndb, view};
+
+    #[test]
+    fn stats_name_every_figure() {
+        let v = stats_json(&view(ndb()), &ApiCounters::default());
+        assert_eq!(v["protocol"], "networkdb");
+        assert_eq!(v["members"]["alive"], 3);
+        assert_eq!(v["broadcast_queue"], 9);
+        assert_eq!(v["stats"]["messages_in"]["ping"], 7);
+        assert_eq!(v["stats"]["messages_in"]["ack"], 0);
+        assert_eq!(v["stats"]["message_bytes_out"]["ack"], 420);
+        assert_eq!(v["stats"]["messages_in"].as_object().unwrap().len(), 8);
+        assert_eq!(v["stats"]["packets_replayed"], 5);
+        assert_eq!(v["stats"]["dead_verdicts"], 4);
+        assert_eq!(v["driver"]["connections_refused"], 6);
+        assert_eq!(v["networkdb"]["stats"]["entry_limit_drops"], 8);
+        assert_eq!(v["networkdb"]["networks"][0]["network"], "net-a");
+        assert_eq!(v["networkdb"]["networks"][0]["entries"], 12);
+        assert!(v.get("serf").is_none());
+        assert_eq!(v["limits"]["core"]["packets_replayed"], 5);
+        assert_eq!(v["limits"]["networkdb"]["entry_limit_drops"], 8);
+        // No unlabelled arrays anywhere.
+        fn no_arrays_of_numbers(v: &serde_json::Value) {
+            match v {
+                serde_json::Value::Array(a) => {
+                    assert!(a.iter().all(|x| !x.is_number()), "{v}");
+                    a.iter().for_each(no_arrays_of_numbers);
+                }
+                serde_json::Value::Object(o) => o.values().for_each(no_arrays_of_numbers),
+                _ => {}
+            }
+        }
+        no_arrays_of_numbers(&v);
+    }
+
+    #[test]
+    fn member_counts_map_core_states_to_api_statuses() {
+        let c = MemberCounts::of(
+            [
+                NodeState::Alive,
+                NodeState::Alive,
+                NodeState::Dead,
+                NodeState::Left,
+                NodeState::Suspect,
+            ]
+            .into_iter(),
+        );
+        assert_eq!(
+            c.by_status(),
+            [("alive", 2), ("suspect", 1), ("failed", 1), ("left", 1)]
+        );
+    }
+
+    #[test]
+    fn drop_lists_cover_every_layer_without_repeats() {
+        let serf = LayerFigures::Serf {
+            counters: Default::default(),
+            queue: 0,
+        };
+        for layer in [serf, ndb()] {
+            let drops = all_drops(&view(layer), &ApiCounters::default());
+            let keys: std::collections::BTreeSet<(&str, &str)> =
+                drops.iter().map(|(l, n)| (*l, n.name)).collect();
+            assert_eq!(keys.len(), drops.len());
+            for layer in ["core", "driver", "api"] {
+                assert!(keys.iter().any(|(l, _)| *l == layer));
+            }
+        }
+    }
 }

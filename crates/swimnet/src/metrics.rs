@@ -348,7 +348,7 @@ pub fn render(view: &StatusView, api: &ApiCounters) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
@@ -397,7 +397,8 @@ mod tests {
         found[0]
     }
 
-    fn view(layer: LayerFigures) -> StatusView {
+    /// A snapshot with known figures (shared with the other modules' tests).
+    pub(crate) fn view(layer: LayerFigures) -> StatusView {
         let mut stats = swimnet_core::Stats::default();
         stats.messages_in[MessageType::Ping as usize] = 7;
         stats.message_bytes_out[MessageType::AckResp as usize] = 420;
@@ -429,7 +430,8 @@ mod tests {
         }
     }
 
-    fn ndb() -> LayerFigures {
+    /// NetworkDB figures with two networks.
+    pub(crate) fn ndb() -> LayerFigures {
         let stats = swimnet_networkdb::NdbStats {
             entry_limit_drops: 8,
             table_events_applied: 11,
