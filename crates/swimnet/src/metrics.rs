@@ -562,3 +562,30 @@ pub(crate) mod tests {
             .all(|(n, _, _)| !n.starts_with("swimnet_networkdb_")));
     }
 }
+
+#[cfg(test)]
+mod readme {
+    use super::tests::{ndb, view};
+    use super::*;
+
+    /// The README's metrics table names every metric (`swimnet_NAME` in
+    /// backticks) that any node kind exports.
+    #[test]
+    fn the_readme_lists_every_metric() {
+        let readme = include_str!("../../../README.md");
+        let serf = LayerFigures::Serf {
+            counters: Default::default(),
+            queue: 0,
+        };
+        for layer in [LayerFigures::Memberlist, serf, ndb()] {
+            let text = render(&view(layer), &ApiCounters::default());
+            for name in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+                let name = name.split(' ').next().unwrap();
+                assert!(
+                    readme.contains(&format!("`{name}`")) || readme.contains(&format!("`{name}{{")),
+                    "README.md does not document {name}"
+                );
+            }
+        }
+    }
+}

@@ -246,17 +246,9 @@ fn cli(env: &Env, a: &Agent, args: &[&str]) -> String {
     out.stdout
 }
 
-/// Joins, a table write, a kill and a leave, each read back from /metrics;
-/// health 200 then 503 while leaving; 404 for unknown paths; `swimnet info`.
-#[test]
-fn metrics_follow_known_events_and_health_follows_the_leave() {
-    let env = Env::new("metrics_events", 210);
-    let mut m1 = start(&env, "m1", 1, None, &[]);
-    let mut m2 = start(&env, "m2", 2, Some(&m1), &[]);
-    let mut m3 = start(&env, "m3", 3, Some(&m1), &[]);
-
-    // The joins: every member alive, push/pulls done, pings and acks both ways.
-    let s = wait_metrics(&m1, "3 alive members", Duration::from_secs(20), |s| {
+/// The joins: every member alive, push/pulls done, pings and acks both ways.
+fn check_joins(m1: &Agent) {
+    let s = wait_metrics(m1, "3 alive members", Duration::from_secs(20), |s| {
         equals(s, "swimnet_members", &[("status", "alive")], 3.0)?;
         at_least(
             s,
@@ -265,40 +257,27 @@ fn metrics_follow_known_events_and_health_follows_the_leave() {
             1.0,
         )
     });
-    equals(
-        &s,
-        "swimnet_node_info",
-        &[("node", "m1"), ("protocol", "networkdb")],
-        1.0,
-    )
-    .unwrap();
+    let node = [("node", "m1"), ("protocol", "networkdb")];
+    equals(&s, "swimnet_node_info", &node, 1.0).unwrap();
     at_least(&s, "swimnet_push_pulls_total", &[], 2.0).unwrap();
     at_least(&s, "swimnet_messages_sent_total", &[("kind", "ping")], 1.0).unwrap();
-    at_least(
-        &s,
-        "swimnet_messages_sent_bytes_total",
-        &[("kind", "ping")],
-        20.0,
-    )
-    .unwrap();
+    let ping = [("kind", "ping")];
+    at_least(&s, "swimnet_messages_sent_bytes_total", &ping, 20.0).unwrap();
     at_least(&s, "swimnet_packets_received_bytes_total", &[], 20.0).unwrap();
     equals(&s, "swimnet_members", &[("status", "failed")], 0.0).unwrap();
     equals(&s, "swimnet_dead_verdicts_total", &[], 0.0).unwrap();
     equals(&s, "swimnet_health_score", &[], 0.0).unwrap();
-    equals(
-        &s,
-        "swimnet_dropped_total",
-        &[("layer", "core"), ("reason", "packets_dropped")],
-        0.0,
-    )
-    .unwrap();
+    let dropped = [("layer", "core"), ("reason", "packets_dropped")];
+    equals(&s, "swimnet_dropped_total", &dropped, 0.0).unwrap();
+}
 
-    // A table write on m2, on a network m1 is attached to as well.
-    cli(&env, &m1, &["network", "join", "net1"]);
-    cli(&env, &m2, &["network", "join", "net1"]);
-    cli(&env, &m2, &["table", "put", "net1", "t", "k1", "hello"]);
+/// A table write on m2, on a network m1 is attached to as well.
+fn check_table_write(env: &Env, m1: &Agent, m2: &Agent) {
+    cli(env, m1, &["network", "join", "net1"]);
+    cli(env, m2, &["network", "join", "net1"]);
+    cli(env, m2, &["table", "put", "net1", "t", "k1", "hello"]);
     let s = wait_metrics(
-        &m1,
+        m1,
         "the entry of m2 in net1",
         Duration::from_secs(20),
         |s| equals(s, "swimnet_networkdb_entries", &[("network", "net1")], 1.0),
@@ -312,49 +291,54 @@ fn metrics_follow_known_events_and_health_follows_the_leave() {
         1.0,
     )
     .unwrap();
+}
 
-    // Health while running, and 404s for unknown paths.
+/// Health while running, and 404s for unknown paths.
+fn check_health_and_404s(m1: &Agent) {
     let (code, body) = get(&m1.api, "/v1/health", None).unwrap();
     assert_eq!(code, 200, "{body}");
     let health: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(
-        health,
-        serde_json::json!({"status": "ok", "node": "m1", "members_alive": 3})
-    );
+    let want = serde_json::json!({"status": "ok", "node": "m1", "members_alive": 3});
+    assert_eq!(health, want);
     for path in ["/nope", "/metrics/x", "/v1/nope", "/health"] {
         let (code, body) = get(&m1.api, path, None).unwrap();
         assert_eq!(code, 404, "{path}: {body}");
     }
+}
 
-    // kill -9 m3: suspected, then declared dead by m1.
+/// kill -9 m3: suspected, then declared dead by m1. Returns m1's count of
+/// dead verdicts.
+fn check_kill(m1: &Agent, m3: &mut Agent) -> f64 {
     m3.proc.kill9();
-    let s = wait_metrics(&m1, "a dead verdict on m3", Duration::from_secs(30), |s| {
+    let s = wait_metrics(m1, "a dead verdict on m3", Duration::from_secs(30), |s| {
         equals(s, "swimnet_members", &[("status", "failed")], 1.0)?;
         at_least(s, "swimnet_dead_verdicts_total", &[], 1.0)
     });
     equals(&s, "swimnet_members", &[("status", "alive")], 2.0).unwrap();
     at_least(&s, "swimnet_suspicions_total", &[], 1.0).unwrap();
-    let dead_verdicts = value(&s, "swimnet_dead_verdicts_total", &[]).unwrap();
+    value(&s, "swimnet_dead_verdicts_total", &[]).unwrap()
+}
 
-    // `swimnet info` shows the same figures.
-    let info = cli(&env, &m1, &["info"]);
-    assert!(
-        info.contains("members:     2 alive, 0 suspect, 1 failed, 0 left"),
-        "{info}"
-    );
+/// `swimnet info` shows the same figures.
+fn check_info(env: &Env, m1: &Agent) {
+    let info = cli(env, m1, &["info"]);
+    let members = "members:     2 alive, 0 suspect, 1 failed, 0 left";
+    assert!(info.contains(members), "{info}");
     assert!(
         info.lines().any(|l| l.trim_start().starts_with("net1 ")),
         "{info}"
     );
-    let json: serde_json::Value =
-        serde_json::from_str(&cli(&env, &m1, &["info", "--format", "json"])).unwrap();
+    let json = cli(env, m1, &["info", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(json["members"]["failed"], 1);
     assert!(
         json["stats"]["messages_in"]["ack"].as_u64().unwrap() > 0,
         "{json}"
     );
+}
 
-    // m2 leaves: its health answers 503 "leaving" until the process exits.
+/// m2 leaves: its health answers 503 "leaving" until the process exits.
+fn check_leave_health(m2: &mut Agent) {
     let api2 = m2.api.clone();
     let leave = thread::spawn(move || request("POST", &api2, "/v1/leave", None));
     let mut saw_leaving = false;
@@ -378,13 +362,27 @@ fn metrics_follow_known_events_and_health_follows_the_leave() {
         m2.proc.wait_exit(Duration::from_secs(10)).is_some(),
         "m2 did not exit"
     );
+}
 
+/// Joins, a table write, a kill and a leave, each read back from /metrics;
+/// health 200 then 503 while leaving; 404 for unknown paths; `swimnet info`.
+#[test]
+fn metrics_follow_known_events_and_health_follows_the_leave() {
+    let env = Env::new("metrics_events", 210);
+    let mut m1 = start(&env, "m1", 1, None, &[]);
+    let mut m2 = start(&env, "m2", 2, Some(&m1), &[]);
+    let mut m3 = start(&env, "m3", 3, Some(&m1), &[]);
+    check_joins(&m1);
+    check_table_write(&env, &m1, &m2);
+    check_health_and_404s(&m1);
+    let dead_verdicts = check_kill(&m1, &mut m3);
+    check_info(&env, &m1);
+    check_leave_health(&mut m2);
     // m1 sees the leave, and a leave is no dead verdict.
     wait_metrics(&m1, "m2 left", Duration::from_secs(20), |s| {
         equals(s, "swimnet_members", &[("status", "left")], 1.0)?;
         equals(s, "swimnet_dead_verdicts_total", &[], dead_verdicts)
     });
-
     // Budgets of a scraped agent.
     let rss = procstat::rss_kib(m1.proc.pid());
     assert!(rss < 64 * 1024, "m1 RSS {rss} KiB");
