@@ -213,25 +213,25 @@ pub fn for_each_message_within(
     for_each_sized_message_within(inner, budget, &mut |m, _, budget| f(m, budget));
 }
 
+/// What [`for_each_sized_message_within`] calls per message: the message
+/// (or why it could not be decoded), the length of its own encoding, and the
+/// walk's budget.
+pub type SizedMessageFn<'f> = dyn FnMut(Result<Message, WireError>, usize, &mut DecodeBudget) + 'f;
+
 /// [`for_each_message_within`], with the length in bytes of each message's
 /// own encoding (type byte included; after decompression, without the
 /// compound framing) passed to `f` too, for per-kind byte counts.
 pub fn for_each_sized_message_within(
     inner: &[u8],
     budget: &mut DecodeBudget,
-    f: &mut dyn FnMut(Result<Message, WireError>, usize, &mut DecodeBudget),
+    f: &mut SizedMessageFn<'_>,
 ) {
     if budget.take_bytes(inner.len()) {
         walk(inner, 0, budget, f);
     }
 }
 
-fn walk(
-    bytes: &[u8],
-    depth: usize,
-    budget: &mut DecodeBudget,
-    f: &mut dyn FnMut(Result<Message, WireError>, usize, &mut DecodeBudget),
-) {
+fn walk(bytes: &[u8], depth: usize, budget: &mut DecodeBudget, f: &mut SizedMessageFn<'_>) {
     if !budget.take_part() {
         return;
     }
