@@ -812,6 +812,72 @@ mod tests {
         no_arrays_of_numbers(&v);
     }
 
+    /// The top-level field names of a struct, from its pretty `Debug`.
+    fn fields(pretty_debug: &str) -> Vec<String> {
+        pretty_debug
+            .lines()
+            .filter(|l| l.starts_with("    ") && !l.starts_with("     "))
+            .filter_map(|l| l.trim().split_once(':').map(|(k, _)| k.to_string()))
+            .collect()
+    }
+
+    fn assert_covers(what: &str, debug: String, named: &[Vec<Named>], per_kind: &[&str]) {
+        let mut want = fields(&debug);
+        want.sort();
+        let mut got: Vec<String> = named.iter().flatten().map(|n| n.name.to_string()).collect();
+        got.extend(per_kind.iter().map(|s| s.to_string()));
+        got.sort();
+        assert_eq!(
+            got, want,
+            "{what}: every counter is reported, under its field name"
+        );
+    }
+
+    #[test]
+    fn every_counter_of_every_layer_is_reported() {
+        let s = Stats::default();
+        let per_kind = [
+            "messages_in",
+            "messages_out",
+            "message_bytes_in",
+            "message_bytes_out",
+        ];
+        assert_covers(
+            "core",
+            format!("{s:#?}"),
+            &[core_activity(&s), core_drops(&s)],
+            &per_kind,
+        );
+        let n = NdbStats::default();
+        assert_covers(
+            "networkdb",
+            format!("{n:#?}"),
+            &[ndb_activity(&n), ndb_drops(&n)],
+            &[],
+        );
+        let c = SerfCounters::default();
+        assert_covers(
+            "serf",
+            format!("{c:#?}"),
+            &[serf_activity(&c), serf_drops(&c)],
+            &["received"],
+        );
+        let d = DriverStats::default();
+        assert_covers(
+            "driver",
+            format!("{d:#?}"),
+            &[driver_activity(&d), driver_drops(&d)],
+            &[],
+        );
+        let a = ApiCounters::default();
+        assert_covers(
+            "api",
+            format!("{a:#?}"),
+            &[api_activity(&a), api_drops(&a)],
+            &["connections_open"],
+        );
+    }
+
     #[test]
     fn member_counts_map_core_states_to_api_statuses() {
         let c = MemberCounts::of(
