@@ -132,7 +132,7 @@ fn identity(m: &mut Metrics, v: &StatusView) {
     );
 }
 
-/// Datagrams, messages by kind, probes and the failure detector's verdicts.
+/// Datagrams and messages by kind.
 fn traffic(m: &mut Metrics, v: &StatusView) {
     let s = &v.stats;
     m.counter("packets_received", "Datagrams received", s.packets_in);
@@ -167,6 +167,11 @@ fn traffic(m: &mut Metrics, v: &StatusView) {
         Some(Unit::Bytes),
         kind_series(&s.message_bytes_out),
     );
+}
+
+/// Probes, the failure detector's verdicts, push/pulls and stream health.
+fn detection(m: &mut Metrics, v: &StatusView) {
+    let s = &v.stats;
     let direct = s
         .probes_ok
         .saturating_sub(s.probes_indirect)
@@ -338,6 +343,7 @@ pub fn render(view: &StatusView, api: &ApiCounters) -> String {
     };
     identity(&mut m, view);
     traffic(&mut m, view);
+    detection(&mut m, view);
     drops(&mut m, view, api);
     http(&mut m, api);
     layer(&mut m, view);
