@@ -63,6 +63,28 @@ impl MessageType {
             _ => return None,
         })
     }
+
+    /// A short lowercase name for the type (`ping`, `ack`, `push_pull`,
+    /// ...), as metrics and the agent's API label it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ping => "ping",
+            Self::IndirectPing => "indirect_ping",
+            Self::AckResp => "ack",
+            Self::Suspect => "suspect",
+            Self::Alive => "alive",
+            Self::Dead => "dead",
+            Self::PushPull => "push_pull",
+            Self::Compound => "compound",
+            Self::User => "user",
+            Self::Compress => "compressed",
+            Self::Encrypt => "encrypted",
+            Self::NackResp => "nack",
+            Self::HasCrc => "crc",
+            Self::ErrResp => "err",
+            Self::HasLabel => "label",
+        }
+    }
 }
 
 /// `ping`: a direct probe (UDP) or a TCP fallback probe.

@@ -210,26 +210,37 @@ pub fn for_each_message_within(
     budget: &mut DecodeBudget,
     f: &mut dyn FnMut(Result<Message, WireError>, &mut DecodeBudget),
 ) {
+    for_each_sized_message_within(inner, budget, &mut |m, _, budget| f(m, budget));
+}
+
+/// What [`for_each_sized_message_within`] calls per message: the message
+/// (or why it could not be decoded), the length of its own encoding, and the
+/// walk's budget.
+pub type SizedMessageFn<'f> = dyn FnMut(Result<Message, WireError>, usize, &mut DecodeBudget) + 'f;
+
+/// [`for_each_message_within`], with the length in bytes of each message's
+/// own encoding (type byte included; after decompression, without the
+/// compound framing) passed to `f` too, for per-kind byte counts.
+pub fn for_each_sized_message_within(
+    inner: &[u8],
+    budget: &mut DecodeBudget,
+    f: &mut SizedMessageFn<'_>,
+) {
     if budget.take_bytes(inner.len()) {
         walk(inner, 0, budget, f);
     }
 }
 
-fn walk(
-    bytes: &[u8],
-    depth: usize,
-    budget: &mut DecodeBudget,
-    f: &mut dyn FnMut(Result<Message, WireError>, &mut DecodeBudget),
-) {
+fn walk(bytes: &[u8], depth: usize, budget: &mut DecodeBudget, f: &mut SizedMessageFn<'_>) {
     if !budget.take_part() {
         return;
     }
     let Some((&t, body)) = bytes.split_first() else {
-        return f(Err(WireError::Empty), budget);
+        return f(Err(WireError::Empty), 0, budget);
     };
     let wrapper = t == MessageType::Compound as u8 || t == MessageType::Compress as u8;
     if wrapper && depth >= MAX_NESTING {
-        return f(Err(WireError::NestingTooDeep), budget);
+        return f(Err(WireError::NestingTooDeep), bytes.len(), budget);
     }
     if t == MessageType::Compound as u8 {
         match decode_compound(body) {
@@ -243,20 +254,21 @@ fn walk(
                 if c.truncated > 0 {
                     f(
                         Err(WireError::CompoundTruncated { count: c.truncated }),
+                        0,
                         budget,
                     );
                 }
             }
-            Err(e) => f(Err(e), budget),
+            Err(e) => f(Err(e), bytes.len(), budget),
         }
     } else if t == MessageType::Compress as u8 {
         match decompress_payload_within(body, budget) {
             Ok(plain) => walk(&plain, depth + 1, budget, f),
             Err(_) if budget.exceeded().is_some() => {}
-            Err(e) => f(Err(e), budget),
+            Err(e) => f(Err(e), bytes.len(), budget),
         }
     } else {
-        f(codec::decode(bytes), budget);
+        f(codec::decode(bytes), bytes.len(), budget);
     }
 }
 
@@ -301,6 +313,35 @@ mod tests {
         assert!(matches!(&got[1], Ok(Message::Ping(p)) if p.seq_no == 2));
         assert!(matches!(&got[2], Ok(Message::Ping(p)) if p.seq_no == 1));
         assert_eq!(got[3], Err(WireError::UnknownType(0x63)));
+    }
+
+    #[test]
+    fn sized_walk_gives_each_message_its_own_length() {
+        let (a, b) = (ping(1), ping(300));
+        let mut comp = Vec::new();
+        encode_compound(&[&a, &b], &mut comp);
+        let mut z = Vec::new();
+        compress_payload(&comp, &mut z);
+        let mut outer = Vec::new();
+        encode_compound(&[&z, &a], &mut outer);
+        let mut budget = DecodeBudget::new(1 << 20, DecodeBudget::DATAGRAM_PARTS);
+        let mut sizes = Vec::new();
+        for_each_sized_message_within(&outer, &mut budget, &mut |m, len, _| {
+            assert!(m.is_ok());
+            sizes.push(len);
+        });
+        assert_ne!(a.len(), b.len());
+        assert_eq!(sizes, vec![a.len(), b.len(), a.len()]);
+    }
+
+    #[test]
+    fn message_type_names_are_distinct() {
+        let types: Vec<MessageType> = (0..=255).filter_map(MessageType::from_u8).collect();
+        let names: std::collections::HashSet<&str> = types.iter().map(|t| t.name()).collect();
+        assert_eq!(names.len(), types.len());
+        assert_eq!(types.len(), 15);
+        assert_eq!(MessageType::AckResp.name(), "ack");
+        assert_eq!(MessageType::PushPull.name(), "push_pull");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use swimnet_networkdb::{NetworkDb, TableChange};
 use swimnet_serf::{SerfEvent, SerfNode};
 
 use crate::commands::{TableCommand, TableError, TableReply};
+use crate::figures::{LayerFigures, NetworkFigures};
 
 /// A node the agent's driver can run.
 pub trait AgentNode: SansIoNode + Send + 'static {
@@ -28,6 +29,12 @@ pub trait AgentNode: SansIoNode + Send + 'static {
     /// after every input): returns the table change to publish to table
     /// watchers, if it is one; other kinds are logged.
     fn on_app_event(event: Self::AppEvent) -> Option<TableChange>;
+
+    /// The node kind's own figures for a status snapshot (`GET /v1/stats`,
+    /// `GET /metrics`); call between inputs, it changes nothing.
+    fn layer_figures(&self) -> LayerFigures {
+        LayerFigures::Memberlist
+    }
 }
 
 /// `--protocol memberlist`: membership only.
@@ -68,6 +75,12 @@ impl AgentNode for SerfNode {
         }
         None
     }
+    fn layer_figures(&self) -> LayerFigures {
+        LayerFigures::Serf {
+            counters: self.serf().counters().clone(),
+            queue: self.serf().pending_broadcasts() as u64,
+        }
+    }
 }
 
 fn ndb_error(e: swimnet_networkdb::NdbError) -> TableError {
@@ -87,6 +100,25 @@ impl AgentNode for NetworkDb {
     }
     fn on_app_event(event: TableChange) -> Option<TableChange> {
         Some(event)
+    }
+    fn layer_figures(&self) -> LayerFigures {
+        let mut networks: Vec<NetworkFigures> = self
+            .networks()
+            .into_iter()
+            .filter_map(|network| {
+                let (entries, queue) = self.network_stats(&network)?;
+                Some(NetworkFigures {
+                    network,
+                    entries: entries as u64,
+                    queue: queue as u64,
+                })
+            })
+            .collect();
+        networks.sort_by(|a, b| a.network.cmp(&b.network));
+        LayerFigures::NetworkDb {
+            stats: self.stats().clone(),
+            networks,
+        }
     }
     fn table(&mut self, now: Instant, cmd: TableCommand) -> Result<TableReply, TableError> {
         let done = |r: Result<(), swimnet_networkdb::NdbError>| {

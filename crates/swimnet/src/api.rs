@@ -179,6 +179,7 @@ pub fn router(state: ApiState, guard: crate::http_guard::Guard) -> Router {
             "/v1/tables/:nid/:table/:key",
             get(entry_get).put(entry_put).delete(entry_delete),
         )
+        .merge(crate::api_metrics::routes())
         .fallback(no_endpoint)
         .layer(axum::middleware::from_fn_with_state(
             guard,
@@ -314,41 +315,7 @@ async fn key_op(
 
 async fn stats(State(state): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
     let v = ask(&state, Command::Stats).await?;
-    let s = &v.stats;
-    Ok(Json(serde_json::json!({
-        "name": v.name,
-        "incarnation": v.incarnation,
-        "health_score": v.health_score,
-        "stats": {
-            "packets_in": s.packets_in,
-            "bytes_in": s.bytes_in,
-            "packets_out": s.packets_out,
-            "bytes_out": s.bytes_out,
-            "packets_dropped": s.packets_dropped,
-            "messages_malformed": s.messages_malformed,
-            "datagrams_over_budget": s.datagrams_over_budget,
-            "packets_replayed": s.packets_replayed,
-            "messages_in": s.messages_in,
-            "messages_out": s.messages_out,
-            "probes_ok": s.probes_ok,
-            "probes_failed": s.probes_failed,
-            "probes_tcp_rescued": s.probes_tcp_rescued,
-            "refutations": s.refutations,
-            "push_pulls": s.push_pulls,
-            "streams_failed": s.streams_failed,
-            "streams_refused": s.streams_refused,
-            "streams_refused_per_source": s.streams_refused_per_source,
-            "streams_over_limit": s.streams_over_limit,
-            "streams_over_budget": s.streams_over_budget,
-            "streams_first_bytes_timeout": s.streams_first_bytes_timeout,
-            "stream_bytes_scanned": s.stream_bytes_scanned,
-            "coordinates_rejected": s.coordinates_rejected,
-            "topology_choices": s.topology_choices,
-            "name_conflicts": s.name_conflicts,
-        },
-        "driver": v.driver,
-        "api": &*state.http_counters,
-    })))
+    Ok(Json(crate::figures::stats_json(&v, &state.http_counters)))
 }
 
 /// A Vivaldi network coordinate, in seconds (Serf's fields).

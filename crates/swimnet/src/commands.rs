@@ -209,6 +209,14 @@ pub struct StatusView {
     pub stats: Stats,
     /// Driver counters.
     pub driver: DriverStats,
+    /// Members of the table by state.
+    pub members: crate::figures::MemberCounts,
+    /// memberlist broadcasts waiting to be gossiped.
+    pub broadcast_queue: u64,
+    /// A leave has started (the agent is shutting down).
+    pub leaving: bool,
+    /// What the node kind (Serf, NetworkDB) adds.
+    pub layer: crate::figures::LayerFigures,
 }
 
 /// Network coordinates known to the agent.

@@ -260,7 +260,9 @@ pub fn router(state: ApiState, guard: crate::http_guard::Guard) -> axum::Router 
 }
 
 /// Every diagnostic path: dispatches on the URL path. Unknown paths answer
-/// Docker's "not implemented" (under `/v1/`, swimnet's own API, a JSON 404).
+/// Docker's "not implemented" text with status 404 (Docker answers 200, but
+/// then a probe or scraper pointed at a wrong path reads success; under
+/// `/v1/`, swimnet's own API, a JSON 404).
 pub async fn handle(
     State(state): State<ApiState>,
     uri: Uri,
@@ -278,7 +280,11 @@ pub async fn handle(
     }
     let form = Form(query.map(|Query(q)| q).unwrap_or_default());
     let r = dispatch(&state, &path, &form).await;
-    form.reply(r)
+    let mut response = form.reply(r);
+    if !PATHS.contains(&path.as_str()) {
+        *response.status_mut() = StatusCode::NOT_FOUND;
+    }
+    response
 }
 
 /// What a handler answers: `Err` carries the answer for a request that

@@ -291,6 +291,10 @@ impl<N: AgentNode> Driver<N> {
             health_score: core.health_score(),
             stats: core.stats().clone(),
             driver: self.stats.clone(),
+            members: crate::figures::MemberCounts::of(core.members().map(|n| n.state)),
+            broadcast_queue: core.pending_broadcasts() as u64,
+            leaving: self.leaving.is_some(),
+            layer: self.core.layer_figures(),
         }
     }
 

@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod agent_node;
 pub mod api;
+pub mod api_metrics;
 pub mod api_server;
 pub mod client;
 pub mod commands;
@@ -15,8 +16,10 @@ pub mod driver;
 pub mod escape;
 pub mod event_log;
 pub mod fdlimit;
+pub mod figures;
 pub mod http_guard;
 pub mod join;
 pub mod keyfile;
 pub mod resolve;
+pub mod metrics;
 mod stream_io;

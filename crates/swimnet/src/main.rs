@@ -194,6 +194,16 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
+    /// Show an agent's figures: identity, members by status, health,
+    /// traffic by message kind, queues, networks, and the limits that bit.
+    Info {
+        /// Agent API address.
+        #[arg(long, default_value = DEFAULT_API, value_parser = parse_addr)]
+        api: SocketAddr,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
     /// Ask an agent to join other nodes.
     Join {
         /// Agent API address.
@@ -580,6 +590,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Members { api, format } => run_members(connect(api)?, format),
         Cmd::Rtt { api, node, other } => run_rtt(connect(api)?, &node, other.as_deref()),
         Cmd::Coordinates { api, format } => run_coordinates(connect(api)?, format),
+        Cmd::Info { api, format } => cli::info::run(connect(api)?, format == Format::Json),
         Cmd::Join { api, addrs } => run_join(connect(api)?, &addrs),
         Cmd::Leave { api } => {
             let _: serde_json::Value = connect(api)?.post("/v1/leave", serde_json::json!({}))?;

@@ -65,10 +65,15 @@ fn base(a: &RunningAgent) -> String {
 /// A Docker diagnostic request (on the `--diagnostic-addr` listener):
 /// always HTTP 200.
 async fn diag(a: &RunningAgent, path_and_query: &str) -> String {
-    let at = a.diagnostic_addr.expect("diagnostic listener bound");
-    let (status, body) = http("GET", format!("http://{at}{path_and_query}"), None).await;
+    let (status, body) = diag_status(a, path_and_query).await;
     assert_eq!(status, 200, "{path_and_query}: {body}");
     body
+}
+
+/// A diagnostic request's status and body.
+async fn diag_status(a: &RunningAgent, path_and_query: &str) -> (u16, String) {
+    let at = a.diagnostic_addr.expect("diagnostic listener bound");
+    http("GET", format!("http://{at}{path_and_query}"), None).await
 }
 
 async fn diag_json(a: &RunningAgent, path_and_query: &str) -> serde_json::Value {
@@ -165,10 +170,17 @@ async fn networkdb_agents_replicate_tables() {
 /// stats of a network the agent is not on (text and JSON).
 async fn docker_simple_paths(a1: &RunningAgent) {
     assert_eq!(diag(a1, "/ready").await, "OK\nOK");
+    // Docker's text, but a 404: a probe pointed at a wrong path must not
+    // read success.
     assert_eq!(
-        diag(a1, "/nosuchpath").await,
-        "not implemented\nUsage: URL path: /nosuchpath no method implemented check /help\n"
+        diag_status(a1, "/nosuchpath").await,
+        (
+            404,
+            "not implemented\nUsage: URL path: /nosuchpath no method implemented check /help\n"
+                .to_string()
+        )
     );
+    assert_eq!(diag_status(a1, "/metrics").await.0, 404);
     assert_eq!(
         diag(a1, "/createentry?tname=t&nid=net1&key=k").await,
         "missing parameter\nUsage: /createentry?tname=table_name&nid=network_id&key=k&value=v"

@@ -87,7 +87,7 @@ impl<D: Delegate> Memberlist<D> {
             .collect();
         peers.shuffle(&mut self.rng);
         for (addr, pmax) in peers.into_iter().take(LEAVE_DIRECT) {
-            self.stats.count_sent(MessageType::Dead);
+            self.stats.count_sent(MessageType::Dead, msg.len());
             self.raw_send(addr, Some(pmax), &msg);
         }
         let id = self.broadcasts.queue(Some(self.name.as_bytes()), msg);
@@ -149,7 +149,7 @@ impl<D: Delegate> Memberlist<D> {
         buf.push(MessageType::User as u8);
         buf.extend_from_slice(msg);
         let pmax = self.pmax_for_addr(to);
-        self.stats.count_sent(MessageType::User);
+        self.stats.count_sent(MessageType::User, buf.len());
         self.raw_send(to, pmax, &buf);
     }
 

@@ -39,8 +39,11 @@ impl<D: Delegate> Memberlist<D> {
         };
         let opened = match packet::open_packet_with_nonce(datagram, &opts) {
             Ok(opened) => opened,
-            Err(_) => {
+            Err(e) => {
                 self.stats.packets_dropped += 1;
+                if e == swimnet_wire::WireError::Decrypt {
+                    self.stats.decrypt_failures += 1;
+                }
                 return;
             }
         };
@@ -54,12 +57,14 @@ impl<D: Delegate> Memberlist<D> {
             self.config.datagram_max_decoded_bytes,
             self.config.datagram_max_parts,
         );
-        packet::for_each_message_within(&opened.inner, &mut budget, &mut |m, budget| match m {
-            Ok(msg) => {
-                self.stats.count_received(msg.message_type());
-                self.handle_message(now, from, msg, budget);
+        packet::for_each_sized_message_within(&opened.inner, &mut budget, &mut |m, len, budget| {
+            match m {
+                Ok(msg) => {
+                    self.stats.count_received(msg.message_type(), len);
+                    self.handle_message(now, from, msg, budget);
+                }
+                Err(_) => self.stats.messages_malformed += 1,
             }
-            Err(_) => self.stats.messages_malformed += 1,
         });
         if budget.exceeded().is_some() {
             self.stats.datagrams_over_budget += 1;

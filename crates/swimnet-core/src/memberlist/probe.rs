@@ -199,8 +199,8 @@ impl<D: Delegate> Memberlist<D> {
             };
             let a = encode(&Message::Ping(ping));
             let b = encode(&Message::Suspect(s));
-            self.stats.count_sent(MessageType::Ping);
-            self.stats.count_sent(MessageType::Suspect);
+            self.stats.count_sent(MessageType::Ping, a.len());
+            self.stats.count_sent(MessageType::Suspect, b.len());
             let mut compound = Vec::with_capacity(a.len() + b.len() + 6);
             encode_compound(&[&a, &b], &mut compound);
             self.raw_send(addr, Some(pmax), &compound);
@@ -274,6 +274,9 @@ impl<D: Delegate> Memberlist<D> {
                 let direct = !p.indirect_sent;
                 let rtt = now.saturating_duration_since(p.start);
                 let target = p.target.clone();
+                if !direct {
+                    self.stats.probes_indirect += 1;
+                }
                 self.finish_probe(now, true);
                 if direct {
                     if let Some(c) = &mut self.latency.coords {

@@ -248,7 +248,7 @@ impl<D: Delegate> Memberlist<D> {
             if self.incarnation != inc_before && !self.leaving {
                 let pmax = self.pmax_for_addr(addr);
                 let buf = encode(&Message::Alive(self.local_alive()));
-                self.stats.count_sent(MessageType::Alive);
+                self.stats.count_sent(MessageType::Alive, buf.len());
                 self.raw_send(addr, pmax, &buf);
             }
         }

@@ -82,8 +82,8 @@ impl<D: Delegate> Memberlist<D> {
 
     /// Sends one message, piggy-backing queued broadcasts that fit.
     pub(super) fn send_msg(&mut self, dst: SocketAddr, node: Option<&str>, msg: &Message) {
-        self.stats.count_sent(msg.message_type());
         let buf = encode(msg);
+        self.stats.count_sent(msg.message_type(), buf.len());
         let avail = self
             .config
             .udp_buffer_size
@@ -109,7 +109,7 @@ impl<D: Delegate> Memberlist<D> {
         let mut out = self.broadcasts.get_broadcasts(part_overhead, limit, n);
         for m in &out {
             if let Some(&t) = m.first() {
-                self.stats.count_sent_type_byte(t);
+                self.stats.count_sent_type_byte(t, m.len());
             }
         }
         let used: usize = out.iter().map(|m| m.len() + part_overhead).sum();
@@ -124,7 +124,7 @@ impl<D: Delegate> Memberlist<D> {
                 let mut framed = Vec::with_capacity(msg.len() + 1);
                 framed.push(MessageType::User as u8);
                 framed.extend_from_slice(&msg);
-                self.stats.count_sent(MessageType::User);
+                self.stats.count_sent(MessageType::User, framed.len());
                 out.push(framed);
             }
         }

@@ -197,7 +197,7 @@ impl<D: Delegate> Memberlist<D> {
             .told_accusers
             .insert(accuser.to_string(), self.incarnation);
         let buf = encode(&Message::Alive(self.local_alive()));
-        self.stats.count_sent(MessageType::Alive);
+        self.stats.count_sent(MessageType::Alive, buf.len());
         self.raw_send(addr, Some(pmax), &buf);
     }
 
@@ -290,6 +290,7 @@ impl<D: Delegate> Memberlist<D> {
             },
         );
         self.arm_suspicion(now, &name, now + timeout);
+        self.stats.suspicions += 1;
         self.out.events.push_back(Event::Suspect {
             node: snap,
             from: s.from,
@@ -361,6 +362,9 @@ impl<D: Delegate> Memberlist<D> {
             since: now,
         };
         self.table.tombstones.insert(name, tomb);
+        if !left {
+            self.stats.dead_verdicts += 1;
+        }
         self.out.events.push_back(Event::Leave(snap));
     }
 }

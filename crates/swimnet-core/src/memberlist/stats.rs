@@ -39,12 +39,32 @@ pub struct Stats {
     pub messages_in: [u64; MESSAGE_TYPE_COUNT],
     /// Messages sent, by type code; read one kind with [`Stats::sent`].
     pub messages_out: [u64; MESSAGE_TYPE_COUNT],
+    /// Bytes of the messages received, by type code: each message's own
+    /// encoding (after decompression, without compound framing or packet
+    /// sealing); read one kind with [`Stats::received_bytes`].
+    pub message_bytes_in: [u64; MESSAGE_TYPE_COUNT],
+    /// Bytes of the messages sent, by type code, counted as
+    /// [`Stats::message_bytes_in`]; read one kind with [`Stats::sent_bytes`].
+    pub message_bytes_out: [u64; MESSAGE_TYPE_COUNT],
+    /// Members that became suspect in our table (suspicions started, by us
+    /// or learned from gossip).
+    pub suspicions: u64,
+    /// Members declared dead in our table (failures; graceful leaves are
+    /// not counted).
+    pub dead_verdicts: u64,
+    /// Datagrams and stream messages dropped because no key of the keyring
+    /// could decrypt them (the datagrams are also in `packets_dropped`, the
+    /// streams in `streams_failed`).
+    pub decrypt_failures: u64,
     /// Probes that succeeded.
     pub probes_ok: u64,
     /// Probes that failed (target became suspect).
     pub probes_failed: u64,
-    /// Probes saved only by the TCP fallback ping.
+    /// Probes saved only by the TCP fallback ping (also in `probes_ok`).
     pub probes_tcp_rescued: u64,
+    /// Probes answered after the indirect pings went out: an ack relayed by
+    /// a helper, or a late direct ack (also in `probes_ok`).
+    pub probes_indirect: u64,
     /// TCP pings refused by the target's host (nothing listening).
     pub pings_refused: u64,
     /// Last checks sent to suspects before declaring them dead.
@@ -127,23 +147,50 @@ impl Stats {
         self.messages_out.get(kind as usize).copied().unwrap_or(0)
     }
 
-    /// Counts one received message of type `kind`.
-    pub(super) fn count_received(&mut self, kind: MessageType) {
-        if let Some(c) = self.messages_in.get_mut(kind as usize) {
+    /// Bytes of the messages of type `kind` received in datagrams so far.
+    pub fn received_bytes(&self, kind: MessageType) -> u64 {
+        self.message_bytes_in
+            .get(kind as usize)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Bytes of the messages of type `kind` sent in datagrams so far.
+    pub fn sent_bytes(&self, kind: MessageType) -> u64 {
+        self.message_bytes_out
+            .get(kind as usize)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Counts one received message of type `kind`, `len` bytes long.
+    pub(super) fn count_received(&mut self, kind: MessageType, len: usize) {
+        let i = kind as usize;
+        if let (Some(c), Some(b)) = (
+            self.messages_in.get_mut(i),
+            self.message_bytes_in.get_mut(i),
+        ) {
             *c += 1;
+            *b += len as u64;
         }
     }
 
-    /// Counts one sent message of type `kind`.
-    pub(super) fn count_sent(&mut self, kind: MessageType) {
-        self.count_sent_type_byte(kind as u8);
+    /// Counts one sent message of type `kind`, `len` bytes long.
+    pub(super) fn count_sent(&mut self, kind: MessageType, len: usize) {
+        self.count_sent_type_byte(kind as u8, len);
     }
 
     /// Counts one sent message whose encoding starts with `type_byte`
-    /// (a queued broadcast, kept encoded); unknown bytes are not counted.
-    pub(super) fn count_sent_type_byte(&mut self, type_byte: u8) {
-        if let Some(c) = self.messages_out.get_mut(usize::from(type_byte)) {
+    /// (a queued broadcast, kept encoded), `len` bytes long; unknown bytes
+    /// are not counted.
+    pub(super) fn count_sent_type_byte(&mut self, type_byte: u8, len: usize) {
+        let i = usize::from(type_byte);
+        if let (Some(c), Some(b)) = (
+            self.messages_out.get_mut(i),
+            self.message_bytes_out.get_mut(i),
+        ) {
             *c += 1;
+            *b += len as u64;
         }
     }
 }

@@ -244,6 +244,9 @@ impl<D: Delegate> Memberlist<D> {
                 }
             }
             Err(e) => {
+                if e == WireError::Decrypt {
+                    self.stats.decrypt_failures += 1;
+                }
                 if matches!(e, WireError::TooLarge { .. }) {
                     self.stats.streams_over_limit += 1;
                 }

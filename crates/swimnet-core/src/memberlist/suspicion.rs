@@ -114,8 +114,8 @@ impl<D: Delegate> Memberlist<D> {
         };
         let a = encode(&Message::Ping(ping.clone()));
         let b = encode(&Message::Suspect(s));
-        self.stats.count_sent(MessageType::Ping);
-        self.stats.count_sent(MessageType::Suspect);
+        self.stats.count_sent(MessageType::Ping, a.len());
+        self.stats.count_sent(MessageType::Suspect, b.len());
         let mut compound = Vec::with_capacity(a.len() + b.len() + 6);
         encode_compound(&[&a, &b], &mut compound);
         self.raw_send(addr, Some(pmax), &compound);

@@ -5,3 +5,4 @@
 pub mod packaging;
 pub mod config_file;
 pub mod log_level;
+pub mod info;
