@@ -298,6 +298,11 @@ pub fn core_drops(s: &Stats) -> Vec<Named> {
             s.alives_invalid,
         ),
         named(
+            "name_conflicts",
+            "Alive claims refused: a live member already holds the name elsewhere",
+            s.name_conflicts,
+        ),
+        named(
             "incarnation_jumps_rejected",
             "Claims with an implausible incarnation jump",
             s.incarnation_jumps_rejected,

@@ -20,6 +20,6 @@ pub mod figures;
 pub mod http_guard;
 pub mod join;
 pub mod keyfile;
-pub mod resolve;
 pub mod metrics;
+pub mod resolve;
 mod stream_io;

@@ -2,7 +2,7 @@
 //! module per group of commands, each with its clap arguments and the
 //! function that runs it against the agent's API.
 
-pub mod packaging;
 pub mod config_file;
-pub mod log_level;
 pub mod info;
+pub mod log_level;
+pub mod packaging;
