@@ -15,6 +15,9 @@ impl TableState {
         src: Source,
     ) -> bool {
         if ev.node_name == self.name {
+            if self.cfg.adopt_own_entries {
+                self.adopt_own_event(now, ev);
+            }
             return false;
         }
         if !witness(&mut self.table_clock, ev.l_time) {

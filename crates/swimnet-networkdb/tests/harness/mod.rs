@@ -131,6 +131,17 @@ impl Cluster {
         i
     }
 
+    /// Replaces node `i` with a fresh one of the same name and address (a
+    /// process restart): nothing of the old one is kept, traffic in flight
+    /// to it is still delivered to the new one.
+    pub fn replace_node(&mut self, i: usize, ndb: NdbConfig, seed: u64) {
+        let mut cfg = NetworkDb::docker_memberlist(Config::local(name(i), addr(i)));
+        (self.core_tweak)(&mut cfg);
+        self.nodes[i] = NetworkDb::new(cfg, ndb, self.now, seed).unwrap();
+        self.down.remove(&i);
+        self.flush(i);
+    }
+
     fn rand(&mut self) -> u64 {
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;
