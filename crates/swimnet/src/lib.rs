@@ -17,4 +17,5 @@ pub mod event_log;
 pub mod fdlimit;
 pub mod http_guard;
 pub mod keyfile;
+pub mod snapshot;
 mod stream_io;
