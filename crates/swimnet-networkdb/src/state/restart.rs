@@ -177,11 +177,21 @@ impl TableState {
         done
     }
 
-    /// An event about one of this node's own entries came back from a peer
-    /// ([`super::NdbConfig::adopt_own_entries`]): witnessed, and stored when
-    /// newer than this node's version (a deletion only over a stored
-    /// version). Never relayed.
-    pub(super) fn adopt_own_event(&mut self, now: Instant, ev: &TableEvent) {
+    /// An event about one of this node's own entries came back from a
+    /// peer: ignored, as Docker does, unless
+    /// [`super::NdbConfig::adopt_own_entries`] is on (see
+    /// [`Self::adopt_own_event`]). Never relayed: returns `false`.
+    pub(super) fn on_own_event(&mut self, now: Instant, ev: &TableEvent) -> bool {
+        if self.cfg.adopt_own_entries {
+            self.adopt_own_event(now, ev);
+        }
+        false
+    }
+
+    /// An own entry's event from a peer, with adoption on: witnessed, and
+    /// stored when newer than this node's version (a deletion only over a
+    /// stored version).
+    fn adopt_own_event(&mut self, now: Instant, ev: &TableEvent) {
         if !witness(&mut self.table_clock, ev.l_time) {
             self.stats.clock_far_future += 1;
             return;
