@@ -18,7 +18,7 @@
 //!   into the core it owns: user packets (gossip) and user streams (bulk
 //!   syncs). That is the one way NetworkDB traffic leaves.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
@@ -26,7 +26,8 @@ use swimnet_core::topology::TopologyView;
 use swimnet_core::{Config, Event, Memberlist, StreamCommand, StreamId, Transmit};
 
 use crate::state::{
-    NdbConfig, NdbError, NdbStats, Outgoing, PeerState, TableChange, TableEntry, TableState,
+    NdbConfig, NdbError, NdbStats, Outgoing, PeerState, RestartState, RestoreReport, TableChange,
+    TableEntry, TableState,
 };
 use crate::wire::NodeEventType;
 
@@ -44,6 +45,11 @@ pub struct NetworkDb {
     leaving: bool,
     /// The last [`Memberlist::topology_view`] and when it was taken.
     topology: Option<(Instant, TopologyView)>,
+    /// Restored networks whose own entries are re-announced once they are
+    /// in sync after the next cluster join (see [`Self::restore`]).
+    reannounce: BTreeSet<String>,
+    /// Whether the restored networks wait for a cluster join to resync.
+    resync_on_join: bool,
 }
 
 impl NetworkDb {
@@ -78,6 +84,8 @@ impl NetworkDb {
             bootstrap: Vec::new(),
             leaving: false,
             topology: None,
+            reannounce: BTreeSet::new(),
+            resync_on_join: false,
         };
         db.after(now);
         Ok(db)
@@ -130,16 +138,19 @@ impl NetworkDb {
     /// state (and keeps them for [`Self::poll_event`]), then sends the
     /// traffic the table state queued through the core.
     fn after(&mut self, now: Instant) {
+        let mut joined = false;
         while let Some(e) = self.core.poll_event() {
             match &e {
                 Event::Join(n) | Event::Update(n) => self.tables_mut().on_member_join(now, n),
                 Event::Leave(n) => self.tables_mut().on_member_leave(now, n),
+                Event::JoinResult { result: Ok(_), .. } => joined = true,
                 _ => {}
             }
             self.events.push_back(e);
         }
         // Attachments of nodes that this input did not make members.
         self.tables_mut().drop_parked_attachments();
+        self.continue_restore(now, joined);
         // The one way table traffic leaves: what the table state queued
         // (during this input's hooks, timers or commands) goes to the core.
         for o in self.tables_mut().take_outbox() {
@@ -147,6 +158,59 @@ impl NetworkDb {
                 Outgoing::Packet(to, msg) => self.core.send_user_packet(to, &msg),
                 Outgoing::Stream(to, msg) => self.core.send_user_stream(now, to, msg),
             }
+        }
+    }
+
+    /// What this node keeps across a restart: its clocks, attached
+    /// networks and live own entries (at most `max_entries`, in (network,
+    /// table, key) order). Cheap enough to take every second.
+    pub fn restart_state(&self, max_entries: usize) -> RestartState {
+        self.state().restart_state(max_entries)
+    }
+
+    /// Takes back what a previous run of this node kept
+    /// ([`Self::restart_state`]); call it on a fresh node, before
+    /// [`Self::join`]. The clocks move past the kept ones, the networks are
+    /// attached and the entries stored (not gossiped yet). After the next
+    /// successful cluster join each restored network is bulk synced with
+    /// all its peers, and once in sync this node's entries there are
+    /// written again with new Lamport times, so they win over whatever its
+    /// previous run left at its peers (tombstones, older values). Entries
+    /// over a limit, or of a network not in `kept.networks`, are refused
+    /// and listed in the report.
+    pub fn restore(&mut self, now: Instant, kept: RestartState) -> RestoreReport {
+        let report = self.tables_mut().restore_kept(now, kept);
+        self.reannounce = self.networks().into_iter().collect();
+        self.resync_on_join = !self.reannounce.is_empty();
+        self.after(now);
+        report
+    }
+
+    /// Moves a restore on (see [`Self::restore`]): after a successful
+    /// cluster join (`joined`), resyncs the restored networks; re-announces
+    /// the own entries of those now in sync.
+    fn continue_restore(&mut self, now: Instant, joined: bool) {
+        if self.reannounce.is_empty() {
+            return;
+        }
+        if self.resync_on_join {
+            if !joined {
+                return;
+            }
+            self.resync_on_join = false;
+            for nid in self.reannounce.clone() {
+                self.tables_mut().resync_network(now, &nid);
+            }
+        }
+        let ready: Vec<String> = self
+            .reannounce
+            .iter()
+            .filter(|nid| self.state().in_sync(nid) || !self.networks().contains(nid))
+            .cloned()
+            .collect();
+        for nid in ready {
+            self.reannounce.remove(&nid);
+            self.tables_mut().reannounce_own(now, &nid);
         }
     }
 

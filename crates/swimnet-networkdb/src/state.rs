@@ -40,6 +40,7 @@ mod gossip;
 mod guard;
 mod handlers;
 mod membership;
+mod restart;
 mod stats;
 mod sync;
 
@@ -47,6 +48,7 @@ pub use config::{NdbConfig, COMPOUND_PART_OVERHEAD, PACKET_OVERHEAD};
 use entries::Entries;
 pub use error::{NdbError, NdbErrorKind};
 pub use guard::{CLOCK_CEILING, CLOCK_WINDOW};
+pub use restart::{OwnEntry, RestartState, RestoreReport};
 pub use stats::NdbStats;
 
 use crate::wire::{

@@ -18,6 +18,7 @@ use crate::driver::{Command, Driver};
 use crate::http_guard::{AccessPolicy, Guard};
 pub use crate::join::RetryJoin;
 use crate::keyfile::{keyring, parse_key, KeyringFile};
+use crate::snapshot::start::DataDir;
 
 /// The protocol family the agent speaks on top of memberlist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +85,9 @@ pub struct AgentOptions {
     /// Who may use the HTTP listeners, the diagnostic listener, and their
     /// budgets.
     pub http: HttpOptions,
+    /// Where the restart snapshot lives (`--data-dir`, see
+    /// [`crate::snapshot`]); `None` keeps nothing across restarts.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 /// The HTTP side of the agent: access rules, the diagnostic listener, limits.
@@ -172,13 +176,27 @@ pub fn core_config(opts: &AgentOptions, bound: SocketAddr) -> Result<Config, Age
     Ok(c)
 }
 
+/// Gives the node what the data dir kept, runs its driver, and writes the
+/// last snapshot once the driver has stopped.
 fn spawn_driver<N: AgentNode>(
-    driver: Driver<N>,
+    mut node: N,
+    (udp, tcp): (UdpSocket, TcpListener),
+    cmd_rx: mpsc::Receiver<Command>,
     shutdown: Arc<Notify>,
+    data: Option<&DataDir>,
 ) -> tokio::task::JoinHandle<()> {
+    if let Some(d) = data {
+        d.restore_into(&mut node);
+    }
+    let writer = data.map(|d| d.writer.clone());
+    let driver = Driver::new(node, udp, tcp, cmd_rx);
     tokio::spawn(async move {
         let stop_fut = async move { shutdown.notified().await };
-        driver.run(stop_fut).await;
+        let node = driver.run(stop_fut).await;
+        if let Some(w) = writer {
+            let snap = crate::snapshot::capture(&node);
+            let _ = tokio::task::spawn_blocking(move || w.write(snap, true)).await;
+        }
     })
 }
 
@@ -264,8 +282,10 @@ pub async fn start(opts: AgentOptions) -> Result<RunningAgent, AgentError> {
     let gossip_addr = udp
         .local_addr()
         .map_err(|e| AgentError::Bind(e.to_string()))?;
-    let config = core_config(&opts, gossip_addr)?;
+    let mut config = core_config(&opts, gossip_addr)?;
     check_http_options(&opts)?;
+    let data = DataDir::open(&opts, &mut config)?;
+    let advertise = config.advertise;
     let api_listener = match opts.api {
         Some(a) => Some(bind_http(a, "--api").await?),
         None => None,
@@ -287,6 +307,7 @@ pub async fn start(opts: AgentOptions) -> Result<RunningAgent, AgentError> {
         (udp, tcp),
         cmd_rx,
         &shutdown,
+        data.as_ref(),
     )?;
     let api_addr = api_listener.as_ref().and_then(|l| l.local_addr().ok());
     let diagnostic_addr = diag_listener.as_ref().and_then(|l| l.local_addr().ok());
@@ -332,8 +353,21 @@ pub async fn start(opts: AgentOptions) -> Result<RunningAgent, AgentError> {
             http_counters.clone(),
         ));
     }
-    if !opts.join.is_empty() {
-        crate::join::spawn_seed_join(cmd_tx.clone(), opts.join.clone());
+    let mut seeds = opts.join.clone();
+    if let Some(d) = &data {
+        d.writer.spawn(cmd_tx.clone());
+        let rejoin = d.rejoin(&opts.node, advertise);
+        if !rejoin.is_empty() {
+            tracing::info!(
+                members = rejoin.len(),
+                "rejoining through the remembered members"
+            );
+        }
+        let remembered = rejoin.into_iter().map(|a| a.to_string());
+        seeds.extend(remembered.filter(|a| !opts.join.contains(a)));
+    }
+    if !seeds.is_empty() {
+        crate::join::spawn_seed_join(cmd_tx.clone(), seeds);
     }
     let retry_join = (!opts.retry_join.seeds.is_empty())
         .then(|| crate::join::spawn_retry_join(cmd_tx.clone(), opts.retry_join.clone()));
@@ -357,18 +391,23 @@ fn spawn_node(
     (udp, tcp): (UdpSocket, TcpListener),
     cmd_rx: mpsc::Receiver<Command>,
     shutdown: &Arc<Notify>,
+    data: Option<&DataDir>,
 ) -> Result<tokio::task::JoinHandle<()>, AgentError> {
+    let sockets = (udp, tcp);
     let started = |e: swimnet_core::Error| AgentError::Config(e.to_string());
     Ok(match opts.protocol {
         Protocol::NetworkDb => {
             let ndb = swimnet_networkdb::NdbConfig {
                 // Watchers see this agent's own writes too.
                 report_local_changes: true,
+                // Node names are reused across restarts: what peers hold of
+                // this node's entries from its previous run is taken back.
+                adopt_own_entries: true,
                 ..swimnet_networkdb::NdbConfig::default()
             };
             let db = swimnet_networkdb::NetworkDb::new(config, ndb, Instant::now(), rand::random())
                 .map_err(started)?;
-            spawn_driver(Driver::new(db, udp, tcp, cmd_rx), shutdown.clone())
+            spawn_driver(db, sockets, cmd_rx, shutdown.clone(), data)
         }
         Protocol::Serf => {
             let delegate = SerfDelegate::new(opts.node.clone(), opts.tags.clone())
@@ -378,12 +417,12 @@ fn spawn_node(
             if let Some(file) = keyring_file {
                 node = node.with_keyring_saver(Box::new(move |keys| file.save(keys)));
             }
-            spawn_driver(Driver::new(node, udp, tcp, cmd_rx), shutdown.clone())
+            spawn_driver(node, sockets, cmd_rx, shutdown.clone(), data)
         }
         Protocol::Memberlist => {
             let core = Memberlist::new(config, NoopDelegate, Instant::now(), rand::random())
                 .map_err(started)?;
-            spawn_driver(Driver::new(core, udp, tcp, cmd_rx), shutdown.clone())
+            spawn_driver(core, sockets, cmd_rx, shutdown.clone(), data)
         }
     })
 }
@@ -409,6 +448,7 @@ mod tests {
                 protocol: Protocol::NetworkDb,
                 topology_aware: on,
                 http: HttpOptions::default(),
+                data_dir: None,
             };
             let c = core_config(&opts, bound).unwrap();
             assert_eq!(c.topology.enabled, on);

@@ -9,7 +9,7 @@ use std::convert::Infallible;
 use std::time::Instant;
 
 use swimnet_core::{Memberlist, NoopDelegate, SansIoNode};
-use swimnet_networkdb::{NetworkDb, TableChange};
+use swimnet_networkdb::{NetworkDb, RestartState, RestoreReport, TableChange};
 use swimnet_serf::{SerfEvent, SerfNode};
 
 use crate::commands::{TableCommand, TableError, TableReply};
@@ -34,6 +34,20 @@ pub trait AgentNode: SansIoNode + Send + 'static {
     /// `GET /metrics`); call between inputs, it changes nothing.
     fn layer_figures(&self) -> LayerFigures {
         LayerFigures::Memberlist
+    }
+
+    /// What the node keeps across a restart besides membership (NetworkDB:
+    /// networks, own entries, clocks; at most `max_entries` entries); `None`
+    /// for node kinds without tables. Read-only.
+    fn restart_tables(&self, _max_entries: usize) -> Option<RestartState> {
+        None
+    }
+
+    /// Gives a fresh node back what [`Self::restart_tables`] kept, before it
+    /// joins (see [`NetworkDb::restore`]); `None` for node kinds without
+    /// tables, which ignore it.
+    fn restore_tables(&mut self, _now: Instant, _kept: RestartState) -> Option<RestoreReport> {
+        None
     }
 }
 
@@ -119,6 +133,13 @@ impl AgentNode for NetworkDb {
             stats: self.stats().clone(),
             networks,
         }
+    }
+
+    fn restart_tables(&self, max_entries: usize) -> Option<RestartState> {
+        Some(self.restart_state(max_entries))
+    }
+    fn restore_tables(&mut self, now: Instant, kept: RestartState) -> Option<RestoreReport> {
+        Some(self.restore(now, kept))
     }
     fn table(&mut self, now: Instant, cmd: TableCommand) -> Result<TableReply, TableError> {
         let done = |r: Result<(), swimnet_networkdb::NdbError>| {

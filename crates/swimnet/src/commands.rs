@@ -50,6 +50,9 @@ pub enum Command {
         /// The snapshot and the subscription.
         reply: oneshot::Sender<Result<WatchStart, TableError>>,
     },
+    /// The state kept across a restart (`--data-dir`), see
+    /// [`crate::snapshot::capture`].
+    Snapshot(oneshot::Sender<crate::snapshot::Snapshot>),
 }
 
 /// The start of a table watch.

@@ -168,6 +168,7 @@ async fn start_agents(
             protocol: Protocol::NetworkDb,
             topology_aware: true,
             http: Default::default(),
+            data_dir: None,
         };
         agents.push(Some(agent::start(opts).await.map_err(|e| e.to_string())?));
     }

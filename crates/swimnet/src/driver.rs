@@ -280,6 +280,9 @@ impl<N: AgentNode> Driver<N> {
                     });
                 let _ = reply.send(r);
             }
+            Command::Snapshot(tx) => {
+                let _ = tx.send(crate::snapshot::capture(&self.core));
+            }
         }
     }
 

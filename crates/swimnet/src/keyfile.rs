@@ -164,7 +164,7 @@ pub fn load_token_file(path: &Path) -> Result<String, String> {
 /// Replaces `path` with `bytes` through a fresh temporary file next to it
 /// (random name, `O_CREAT|O_EXCL|O_NOFOLLOW`, mode 0600), synced, then
 /// renamed; the temporary file is removed when any step fails.
-fn write_replacing(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_replacing(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),

@@ -22,4 +22,5 @@ pub mod join;
 pub mod keyfile;
 pub mod metrics;
 pub mod resolve;
+pub mod snapshot;
 mod stream_io;

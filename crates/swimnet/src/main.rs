@@ -157,6 +157,10 @@ struct AgentArgs {
     /// Default: true.
     #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     topology_aware: bool,
+    /// Directory for the restart snapshot (members, networks, own table
+    /// entries, keyring); a restart without --join rejoins through it.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
 }
 
 // Parsed once per run: the size of the `agent` variant costs nothing.
@@ -710,6 +714,7 @@ impl AgentArgs {
             },
             topology_aware: self.topology_aware,
             http,
+            data_dir: self.data_dir,
         })
     }
 }

@@ -26,6 +26,7 @@ fn opts(i: u8, join: Option<SocketAddr>, key: Option<&str>) -> AgentOptions {
         protocol: Protocol::Serf,
         topology_aware: false,
         http: Default::default(),
+        data_dir: None,
     }
 }
 

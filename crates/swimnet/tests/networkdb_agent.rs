@@ -25,6 +25,7 @@ fn opts(i: u8, join: Option<SocketAddr>, protocol: Protocol) -> AgentOptions {
             diagnostic: Some(format!("127.0.78.{i}:0").parse().unwrap()),
             ..Default::default()
         },
+        data_dir: None,
     }
 }
 

@@ -198,6 +198,14 @@ impl TableState {
                 });
             }
         }
+        self.check_room(&k)?;
+        self.local_write(now, k, TableEventType::Create, value.to_vec())
+    }
+
+    /// Whether a new live entry `k` fits: the tables per network, the
+    /// stored records and the live entries of its table.
+    pub(super) fn check_room(&self, k: &EntryKey) -> Result<(), NdbError> {
+        let (nid, table) = (k.0.as_str(), k.1.as_str());
         if !self.entries.has_table(nid, table)
             && self.entries.table_count(nid) >= self.cfg.max_tables_per_network
         {
@@ -207,7 +215,7 @@ impl TableState {
                 max: self.cfg.max_tables_per_network,
             });
         }
-        if !self.entries.contains_key(&k) && self.entries.len() >= self.cfg.max_entries {
+        if !self.entries.contains_key(k) && self.entries.len() >= self.cfg.max_entries {
             return Err(NdbError::StoreFull {
                 max: self.cfg.max_entries,
             });
@@ -219,7 +227,7 @@ impl TableState {
                 max: self.cfg.max_entries_per_table,
             });
         }
-        self.local_write(now, k, TableEventType::Create, value.to_vec())
+        Ok(())
     }
 
     /// Creates the entry, or updates it when a live one is visible (the

@@ -92,6 +92,13 @@ pub struct NdbConfig {
     /// [`crate::ChangeOrigin::Local`]), so that one stream of changes feeds
     /// watchers. Off by default: only remote changes are reported.
     pub report_local_changes: bool,
+    /// Whether an event about one of this node's own entries that is newer
+    /// than its stored version (its previous run wrote it, then crashed or
+    /// restarted) is taken as its own, so this node and its peers agree on
+    /// it. Off by default (Docker ignores events about its own entries,
+    /// since its node names are never reused); the agent turns it on, since
+    /// its node names are.
+    pub adopt_own_entries: bool,
 }
 
 impl Default for NdbConfig {
@@ -124,6 +131,7 @@ impl Default for NdbConfig {
             max_relay_queue: 4096,
             bulk_sync_answer_interval: Duration::from_secs(5),
             report_local_changes: false,
+            adopt_own_entries: false,
         }
     }
 }

@@ -15,7 +15,7 @@ impl TableState {
         src: Source,
     ) -> bool {
         if ev.node_name == self.name {
-            return false;
+            return self.on_own_event(now, ev);
         }
         if !witness(&mut self.table_clock, ev.l_time) {
             self.stats.clock_far_future += 1;

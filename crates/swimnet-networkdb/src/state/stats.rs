@@ -72,4 +72,8 @@ pub struct NdbStats {
     /// over TCP only, and a datagram's decode budget does not stretch to a
     /// whole table dump.
     pub bulk_syncs_in_datagram: u64,
+    /// Events about this node's own entries, newer than its stored version
+    /// (written by its previous run), taken as its own
+    /// ([`NdbConfig::adopt_own_entries`]).
+    pub own_entries_adopted: u64,
 }

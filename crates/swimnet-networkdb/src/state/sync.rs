@@ -258,7 +258,14 @@ impl TableState {
             }
         });
         self.stats.bulk_syncs_completed += (before - self.syncs.len()) as u64;
+        let attached_before = self.sender_attachments(&b);
         self.apply_bulk_attachments(now, &b, Source::Bulk);
+        if b.unsolicited && attached_before != self.sender_attachments(&b) {
+            // The sender (re)joined some of these networks since it was
+            // last answered (a restart, or a new attachment): it needs
+            // the answer now, whatever the rate limit.
+            self.answered.retain(|(peer, _), _| *peer != b.node_name);
+        }
         for nid in done.into_iter().flatten() {
             self.maybe_in_sync(&nid);
         }
@@ -314,6 +321,16 @@ impl TableState {
                 self.process_table_event(now, ev, src);
             }
         });
+    }
+
+    /// The Lamport times of the sender's attachments to the networks of
+    /// bulk sync `b`, as this node knows them.
+    fn sender_attachments(&self, b: &BulkSyncMessage) -> Vec<Option<u64>> {
+        let nets = self.attachments.get(&b.node_name);
+        b.networks
+            .iter()
+            .map(|nid| nets.and_then(|n| n.get(nid)).map(|a| a.ltime))
+            .collect()
     }
 
     pub(super) fn count_decode_error(&mut self, e: &wire::DecodeError) {

@@ -34,6 +34,13 @@ fn network() -> NetworkModel {
     }
 }
 
+/// Docker's memberlist settings for a node, with `tweak` applied.
+fn node_config(name: String, addr: std::net::SocketAddr, tweak: fn(&mut Config)) -> Config {
+    let mut cfg = NetworkDb::docker_memberlist(Config::local(name, addr));
+    tweak(&mut cfg);
+    cfg
+}
+
 impl Cluster {
     /// `n` nodes; node 0 is the seed, the others join through it, and the
     /// cluster runs until every node sees all `n` (at most a minute).
@@ -65,11 +72,19 @@ impl Cluster {
     /// Adds a node with Docker's memberlist settings; it is not joined yet.
     pub fn add_node(&mut self) -> NodeId {
         let tweak = self.tweak;
-        self.h.add_node(|name, addr| {
-            let mut cfg = NetworkDb::docker_memberlist(Config::local(name, addr));
-            tweak(&mut cfg);
-            cfg
-        })
+        self.h
+            .add_node(move |name, addr| node_config(name, addr, tweak))
+    }
+
+    /// Kills node `i` if it runs (kill -9) and starts a fresh node in its
+    /// place: same name, address and settings, nothing kept, not joined.
+    pub fn replace_node(&mut self, i: NodeId) {
+        if self.h.is_running(i) {
+            self.h.crash(i);
+        }
+        let tweak = self.tweak;
+        self.h
+            .restart(i, move |name, addr| node_config(name, addr, tweak), &[]);
     }
 
     /// Node `i`'s NetworkDB (it must be running).
