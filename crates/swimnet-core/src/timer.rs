@@ -19,6 +19,8 @@ pub(crate) enum TimerKind {
     RelayExpire { seq: u32 },
     Suspicion { node: Arc<str>, generation: u64 },
     Stream { id: StreamId },
+    KeyOpResend { id: u64 },
+    KeyOpDeadline { id: u64 },
 }
 
 #[derive(Debug, Default)]

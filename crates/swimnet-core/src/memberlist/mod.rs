@@ -37,6 +37,7 @@ mod dispatch;
 mod gossip;
 mod guard;
 mod inbound;
+mod key_ops;
 mod outputs;
 mod probe;
 mod push_pull;
@@ -108,6 +109,8 @@ pub struct Memberlist<D: Delegate> {
     stats: Stats,
     /// Coordinates and latency-aware peer selection.
     latency: LatencyState,
+    /// Cluster-wide key operations and keyring-mismatch notices.
+    key_ops: key_ops::KeyOpState,
 }
 
 /// The member table: every node we know as alive, suspect or dead, with an
@@ -178,6 +181,7 @@ impl<D: Delegate> Memberlist<D> {
             timers: Timers::default(),
             out: Outbox::default(),
             stats: Stats::default(),
+            key_ops: key_ops::KeyOpState::default(),
             delegate,
             rng: ChaCha8Rng::seed_from_u64(core_seed),
             config,
