@@ -163,6 +163,8 @@ pub fn core_config(opts: &AgentOptions, bound: SocketAddr) -> Result<Config, Age
         }
     };
     c.topology.enabled = opts.topology_aware;
+    // Serf nodes use Serf's key queries; the others swimnet's key messages.
+    c.cluster_key_ops = opts.protocol != Protocol::Serf;
     c.validate()
         .map_err(|e| AgentError::Config(e.to_string()))?;
     Ok(c)
@@ -355,7 +357,8 @@ fn spawn_node(
             };
             let db = swimnet_networkdb::NetworkDb::new(config, ndb, Instant::now(), rand::random())
                 .map_err(started)?;
-            spawn_driver(Driver::new(db, udp, tcp, cmd_rx), shutdown.clone())
+            let driver = Driver::new(db, udp, tcp, cmd_rx).with_keyring_file(keyring_file);
+            spawn_driver(driver, shutdown.clone())
         }
         Protocol::Serf => {
             let delegate = SerfDelegate::new(opts.node.clone(), opts.tags.clone())
@@ -370,7 +373,8 @@ fn spawn_node(
         Protocol::Memberlist => {
             let core = Memberlist::new(config, NoopDelegate, Instant::now(), rand::random())
                 .map_err(started)?;
-            spawn_driver(Driver::new(core, udp, tcp, cmd_rx), shutdown.clone())
+            let driver = Driver::new(core, udp, tcp, cmd_rx).with_keyring_file(keyring_file);
+            spawn_driver(driver, shutdown.clone())
         }
     })
 }
