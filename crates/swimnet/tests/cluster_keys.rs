@@ -18,6 +18,22 @@ use swimnet_core::wire::security::{EncryptionVersion, Key};
 /// Starts `swimnet agent --protocol PROTOCOL --profile local --encrypt KEY`
 /// on `127.0.<net>.<host>:7946` (API on :7380) and waits for its API.
 fn agent(env: &Env, name: &str, host: u8, protocol: &str, key: &str, join: Option<&Swim>) -> Swim {
+    let extra = match join {
+        Some(j) => vec!["--join".to_string(), j.addr()],
+        None => Vec::new(),
+    };
+    agent_with(env, name, host, protocol, &["--encrypt", key], &extra)
+}
+
+/// [`agent`] with the key options `keys` and more arguments `extra`.
+fn agent_with(
+    env: &Env,
+    name: &str,
+    host: u8,
+    protocol: &str,
+    keys: &[&str],
+    extra: &[String],
+) -> Swim {
     let ip = env.ip(host);
     let mut args: Vec<String> = [
         "agent",
@@ -31,17 +47,14 @@ fn agent(env: &Env, name: &str, host: u8, protocol: &str, key: &str, join: Optio
         "local",
         "--protocol",
         protocol,
-        "--encrypt",
-        key,
         "--log-level",
         "info",
     ]
     .iter()
+    .chain(keys)
     .map(|s| s.to_string())
     .collect();
-    if let Some(j) = join {
-        args.extend(["--join".to_string(), j.addr()]);
-    }
+    args.extend_from_slice(extra);
     let proc = env.spawn(name, &env.swimnet, &args);
     let s = Swim {
         name: name.into(),
@@ -217,4 +230,51 @@ fn networkdb_agents_rotate_keys_cluster_wide() {
 #[test]
 fn memberlist_agents_rotate_keys_cluster_wide() {
     rotation("cluster_keys_memberlist", 231, "memberlist");
+}
+
+#[test]
+fn a_cluster_wide_change_rewrites_the_keyring_file() {
+    let env = Env::new("cluster_keys_file", 232);
+    let (k1, k2) = (keygen(&env), keygen(&env));
+    let file = env.dir.join("keyring.json");
+    std::fs::write(&file, format!("[\"{k1}\"]")).unwrap();
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let path = file.to_str().unwrap();
+    let a = agent_with(&env, "a", 1, "memberlist", &["--keyring-file", path], &[]);
+    let out = keys(&a, &["install", &k2]);
+    assert!(out.ok(), "{}", out.describe());
+    assert!(
+        out.stdout.contains("1/1 nodes responded"),
+        "{}",
+        out.describe()
+    );
+    let saved: Vec<String> =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(saved, vec![k1.clone(), k2.clone()]);
+    // Removing the primary fails on the member, which the report names.
+    let out = keys(&a, &["remove", &k1]);
+    assert!(!out.ok(), "{}", out.describe());
+    assert!(
+        out.stdout.contains("failed: a: keyring"),
+        "{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn serf_mode_says_cluster_wide_keys_are_not_there_yet() {
+    let env = Env::new("cluster_keys_serf", 233);
+    let k1 = keygen(&env);
+    let k2 = keygen(&env);
+    let a = agent(&env, "a", 1, "serf", &k1, None);
+    let out = keys(&a, &["install", &k2]);
+    assert!(!out.ok(), "{}", out.describe());
+    assert!(
+        out.stderr.contains("not available yet") && out.stderr.lines().count() == 1,
+        "{}",
+        out.describe()
+    );
+    let out = keys(&a, &["install", "--local", &k2]);
+    assert!(out.ok(), "{}", out.describe());
+    assert_eq!(a.keys().unwrap().1, vec![k1, k2]);
 }
