@@ -126,9 +126,21 @@ pub enum KeyNotice {
 
 /// A decoded key-operation message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum KeyOpMessage {
-    Request { id: u64, op: KeyOp },
-    Answer { id: u64, answer: KeyAnswer },
+pub enum KeyOpMessage {
+    /// Apply `op` and answer with `id`.
+    Request {
+        /// The requester's operation id.
+        id: u64,
+        /// What to do.
+        op: KeyOp,
+    },
+    /// A member's answer to request `id`.
+    Answer {
+        /// The request's id.
+        id: u64,
+        /// The member's result and keys.
+        answer: KeyAnswer,
+    },
 }
 
 /// True when a user message is a key-operation message (starts with [`MAGIC`]).
@@ -136,7 +148,8 @@ pub fn is_key_op_message(msg: &[u8]) -> bool {
     msg.starts_with(&MAGIC)
 }
 
-pub(crate) fn encode_request(id: u64, op: &KeyOp) -> Vec<u8> {
+/// Encodes a request for `op` with `id` (a user message's payload).
+pub fn encode_request(id: u64, op: &KeyOp) -> Vec<u8> {
     let (code, key) = op.code_and_key();
     let mut out = Vec::with_capacity(MAGIC.len() + 11 + key.len());
     out.extend_from_slice(&MAGIC);
@@ -148,7 +161,9 @@ pub(crate) fn encode_request(id: u64, op: &KeyOp) -> Vec<u8> {
     out
 }
 
-pub(crate) fn encode_answer(id: u64, answer: &KeyAnswer) -> Vec<u8> {
+/// Encodes an answer to request `id` (a user message's payload); the error
+/// text is cut to [`MAX_ERROR_LEN`] bytes and the keys to [`MAX_KEYS_LISTED`].
+pub fn encode_answer(id: u64, answer: &KeyAnswer) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + answer.keys.len() * 33);
     out.extend_from_slice(&MAGIC);
     out.push(KIND_ANSWER);
@@ -204,7 +219,7 @@ impl<'a> Reader<'a> {
 /// Decodes a key-operation message; `None` when it is malformed (wrong
 /// magic, unknown kind or op, a key of a length AES does not use, too many
 /// keys, bytes left over).
-pub(crate) fn decode(msg: &[u8]) -> Option<KeyOpMessage> {
+pub fn decode(msg: &[u8]) -> Option<KeyOpMessage> {
     let mut r = Reader(msg.strip_prefix(&MAGIC[..])?);
     let decoded = match r.u8()? {
         KIND_REQUEST => {
