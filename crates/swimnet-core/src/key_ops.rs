@@ -107,8 +107,9 @@ pub enum KeyNotice {
     /// A datagram from this address could not be decrypted with any key of
     /// our keyring (or was plaintext while we require encryption).
     CannotDecrypt(std::net::SocketAddr),
-    /// A probe of this member failed although datagrams from its address
-    /// reached us during the probe: it may be unable to decrypt what we
+    /// With encryption on, a probe of this member failed although
+    /// datagrams from its address reached us during the probe: it may be
+    /// unable to decrypt what we
     /// send (our primary key is missing from its keyring), or the path to
     /// it is one-way.
     ProbesUnanswered {

@@ -181,3 +181,42 @@ fn both_sides_of_a_key_mismatch_get_a_notice() {
         .count();
     assert_eq!(per_peer, 1, "{at_1:?}");
 }
+
+/// Two nodes where node 0 cannot reach node 1 but node 1 reaches node 0:
+/// node 0's failed probes and its key notices.
+fn one_way(encrypted: bool) -> (u64, Vec<KeyNotice>) {
+    let mut s = Sim::new(26, NetworkModel::default(), |_| NoopDelegate);
+    for _ in 0..2 {
+        if encrypted {
+            s.add_node(with_keys(vec![key(1)]));
+        } else {
+            s.add_node(Config::lan);
+        }
+    }
+    s.join(1, &[0]);
+    s.run_until_cond(Duration::from_secs(30), Duration::from_millis(50), |s| {
+        s.converged()
+    })
+    .expect("cluster converges");
+    s.set_link_loss(0, 1, 1.0);
+    s.run_for(Duration::from_secs(20));
+    let failed = s.core(0).unwrap().stats().probes_failed;
+    let mut notices = Vec::new();
+    while let Some(n) = s.core_mut(0).unwrap().poll_key_notice() {
+        notices.push(n);
+    }
+    (failed, notices)
+}
+
+#[test]
+fn a_one_way_path_gives_a_key_notice_only_with_encryption() {
+    let (failed, notices) = one_way(true);
+    assert!(failed > 0);
+    assert!(
+        matches!(notices.as_slice(), [KeyNotice::ProbesUnanswered { .. }]),
+        "{notices:?}"
+    );
+    let (failed, notices) = one_way(false);
+    assert!(failed > 0);
+    assert_eq!(notices, vec![]);
+}

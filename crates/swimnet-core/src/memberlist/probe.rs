@@ -346,7 +346,7 @@ impl<D: Delegate> Memberlist<D> {
                 1
             };
             self.awareness.apply_delta(delta);
-            if p.heard_from_target && !p.refused {
+            if p.heard_from_target && !p.refused && self.config.keyring.is_some() {
                 self.notice_probes_unanswered(now, &p.target, p.target_addr);
             }
             if self.member(&p.target).is_some() {
