@@ -210,6 +210,13 @@ pub struct Config {
     /// addresses that are not members' (reflection); see
     /// [`crate::reply_limit`].
     pub reply_limit: ReplyLimitConfig,
+    /// swimnet addition: take part in cluster-wide key operations
+    /// ([`crate::key_ops`]): answer authenticated key-operation user
+    /// messages instead of handing them to the delegate, and allow
+    /// [`crate::Memberlist::start_key_op`]. Off by default (Serf nodes use
+    /// Serf's key queries); the agent turns it on for plain memberlist and
+    /// NetworkDB nodes.
+    pub cluster_key_ops: bool,
 }
 
 impl Config {
@@ -260,6 +267,7 @@ impl Config {
             max_members: DEFAULT_MAX_MEMBERS,
             max_queued_broadcasts: DEFAULT_MAX_QUEUED_BROADCASTS,
             reply_limit: ReplyLimitConfig::default(),
+            cluster_key_ops: false,
         }
     }
 

@@ -31,6 +31,9 @@ pub enum Error {
     /// A keyring change was refused (unknown key, removing the primary, bad length).
     #[error("keyring: {0}")]
     Keyring(String),
+    /// A cluster-wide key operation could not start; the text says why.
+    #[error("{0}")]
+    KeyOp(String),
 }
 
 /// Why a peer's push/pull state was not merged (reported in

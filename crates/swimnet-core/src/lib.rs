@@ -109,6 +109,7 @@ pub mod coordinate;
 mod delegate;
 mod error;
 pub mod formulas;
+pub mod key_ops;
 mod member;
 mod memberlist;
 pub mod node;

@@ -32,6 +32,12 @@ pub(crate) enum TimerKind {
     },
     /// Our leave broadcast gets no more time: report the leave complete.
     LeaveDeadline,
+    KeyOpResend {
+        id: u64,
+    },
+    KeyOpDeadline {
+        id: u64,
+    },
 }
 
 #[derive(Debug, Default)]

@@ -171,6 +171,8 @@ pub fn core_config(opts: &AgentOptions, bound: SocketAddr) -> Result<Config, Age
         }
     };
     c.topology.enabled = opts.topology_aware;
+    // Serf nodes use Serf's key queries; the others swimnet's key messages.
+    c.cluster_key_ops = opts.protocol != Protocol::Serf;
     c.validate()
         .map_err(|e| AgentError::Config(e.to_string()))?;
     Ok(c)
@@ -184,12 +186,13 @@ fn spawn_driver<N: AgentNode>(
     cmd_rx: mpsc::Receiver<Command>,
     shutdown: Arc<Notify>,
     data: Option<&DataDir>,
+    keyring_file: Option<KeyringFile>,
 ) -> tokio::task::JoinHandle<()> {
     if let Some(d) = data {
         d.restore_into(&mut node);
     }
     let writer = data.map(|d| d.writer.clone());
-    let driver = Driver::new(node, udp, tcp, cmd_rx);
+    let driver = Driver::new(node, udp, tcp, cmd_rx).with_keyring_file(keyring_file);
     tokio::spawn(async move {
         let stop_fut = async move { shutdown.notified().await };
         let node = driver.run(stop_fut).await;
@@ -407,7 +410,7 @@ fn spawn_node(
             };
             let db = swimnet_networkdb::NetworkDb::new(config, ndb, Instant::now(), rand::random())
                 .map_err(started)?;
-            spawn_driver(db, sockets, cmd_rx, shutdown.clone(), data)
+            spawn_driver(db, sockets, cmd_rx, shutdown.clone(), data, keyring_file)
         }
         Protocol::Serf => {
             let delegate = SerfDelegate::new(opts.node.clone(), opts.tags.clone())
@@ -417,12 +420,12 @@ fn spawn_node(
             if let Some(file) = keyring_file {
                 node = node.with_keyring_saver(Box::new(move |keys| file.save(keys)));
             }
-            spawn_driver(node, sockets, cmd_rx, shutdown.clone(), data)
+            spawn_driver(node, sockets, cmd_rx, shutdown.clone(), data, None)
         }
         Protocol::Memberlist => {
             let core = Memberlist::new(config, NoopDelegate, Instant::now(), rand::random())
                 .map_err(started)?;
-            spawn_driver(core, sockets, cmd_rx, shutdown.clone(), data)
+            spawn_driver(core, sockets, cmd_rx, shutdown.clone(), data, keyring_file)
         }
     })
 }

@@ -6,12 +6,13 @@
 //! (`networkdb`); the agent picks one at start-up.
 
 use std::convert::Infallible;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use swimnet_core::{Memberlist, NoopDelegate, SansIoNode};
 use swimnet_networkdb::{NetworkDb, RestartState, RestoreReport, TableChange};
 use swimnet_serf::{SerfEvent, SerfNode};
 
+use crate::cluster_keys::{KeyOp, KeyOpReport};
 use crate::commands::{TableCommand, TableError, TableReply};
 use crate::figures::{LayerFigures, NetworkFigures};
 
@@ -49,6 +50,26 @@ pub trait AgentNode: SansIoNode + Send + 'static {
     fn restore_tables(&mut self, _now: Instant, _kept: RestartState) -> Option<RestoreReport> {
         None
     }
+
+    /// Starts a cluster-wide key operation (this node included) that gives
+    /// up waiting for answers after `timeout`; returns its id, whose report
+    /// comes out of [`AgentNode::poll_key_report`]. Timers run through the
+    /// node's `poll_timeout`. One at a time; the error says why it could
+    /// not start, and nothing changed then. By default the membership
+    /// core's own key messages ([`swimnet_core::key_ops`]).
+    fn start_key_op(&mut self, now: Instant, op: KeyOp, timeout: Duration) -> Result<u64, String> {
+        self.core_mut()
+            .start_key_op(now, op, timeout)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The next finished key operation's id and report; drained by the
+    /// driver after every input.
+    fn poll_key_report(&mut self) -> Option<(u64, KeyOpReport)> {
+        self.core_mut()
+            .poll_key_op_outcome()
+            .map(|o| (o.id, KeyOpReport::from(o)))
+    }
 }
 
 /// `--protocol memberlist`: membership only.
@@ -73,6 +94,17 @@ impl AgentNode for SerfNode {
         self.core_mut()
             .set_meta(now, meta)
             .map_err(|e| e.to_string())
+    }
+    fn start_key_op(
+        &mut self,
+        _now: Instant,
+        _op: KeyOp,
+        _timeout: Duration,
+    ) -> Result<u64, String> {
+        Err("cluster-wide key operations in serf mode are not available yet: use `swimnet keys --local` on each node, or `serf keys`".into())
+    }
+    fn poll_key_report(&mut self) -> Option<(u64, KeyOpReport)> {
+        None
     }
     fn on_app_event(event: SerfEvent) -> Option<TableChange> {
         match event {

@@ -180,6 +180,7 @@ pub fn router(state: ApiState, guard: crate::http_guard::Guard) -> Router {
             get(entry_get).put(entry_put).delete(entry_delete),
         )
         .merge(crate::api_metrics::routes())
+        .merge(crate::api_keys::routes())
         .fallback(no_endpoint)
         .layer(axum::middleware::from_fn_with_state(
             guard,

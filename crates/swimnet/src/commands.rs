@@ -27,6 +27,16 @@ pub enum Command {
     Leave(oneshot::Sender<()>),
     /// A keyring change or listing.
     Keys(KeyCommand, oneshot::Sender<Result<KeyringView, String>>),
+    /// A cluster-wide key operation; answers with its report once every
+    /// member answered or the timeout passed, or why it could not start.
+    ClusterKeys {
+        /// The operation.
+        op: crate::cluster_keys::KeyOp,
+        /// How long to wait for answers.
+        timeout: std::time::Duration,
+        /// The report.
+        reply: oneshot::Sender<Result<crate::cluster_keys::KeyOpReport, String>>,
+    },
     /// Counters and identity.
     Stats(oneshot::Sender<StatusView>),
     /// Replace our metadata (announced with a new incarnation).

@@ -94,6 +94,8 @@ pub struct Driver<N: AgentNode> {
     leaving: Option<Leaving>,
     connections: Arc<std::sync::atomic::AtomicUsize>,
     changes: broadcast::Sender<TableChange>,
+    key_op: crate::cluster_keys::KeyOpWaiter,
+    keyring_file: Option<crate::keyfile::KeyringFile>,
 }
 
 fn now() -> Instant {
@@ -124,12 +126,21 @@ impl<N: AgentNode> Driver<N> {
             leaving: None,
             connections: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             changes: broadcast::channel(WATCH_BUFFER).0,
+            key_op: Default::default(),
+            keyring_file: None,
         }
     }
 
     /// Sets the sink that sees every membership event.
     pub fn with_events(mut self, sink: EventSink) -> Self {
         self.events = Some(sink);
+        self
+    }
+
+    /// Sets the keyring file rewritten when a cluster-wide key operation
+    /// changes this node's keyring.
+    pub fn with_keyring_file(mut self, file: Option<crate::keyfile::KeyringFile>) -> Self {
+        self.keyring_file = file;
         self
     }
 
@@ -249,6 +260,14 @@ impl<N: AgentNode> Driver<N> {
                 };
                 let view = self.keyring_view();
                 let _ = tx.send(r.map_err(|e| e.to_string()).and(view));
+            }
+            Command::ClusterKeys { op, timeout, reply } => {
+                match self.core.start_key_op(t, op, timeout) {
+                    Ok(id) => self.key_op.wait(id, reply),
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
             }
             Command::Stats(tx) => {
                 let _ = tx.send(self.status_view());
@@ -472,6 +491,13 @@ impl<N: AgentNode> Driver<N> {
                 if let Some(c) = N::on_app_event(e) {
                     let _ = self.changes.send(c);
                 }
+            }
+            while let Some((id, report)) = self.core.poll_key_report() {
+                self.key_op.on_report(id, report);
+            }
+            while let Some(n) = self.core.core_mut().poll_key_notice() {
+                let ring = self.core.core().keyring();
+                crate::cluster_keys::on_key_notice(n, ring, self.keyring_file.as_ref());
             }
             while let Some(e) = self.core.poll_event() {
                 progressed = true;

@@ -303,6 +303,16 @@ pub fn core_drops(s: &Stats) -> Vec<Named> {
             s.name_conflicts,
         ),
         named(
+            "key_ops_refused",
+            "Cluster-wide key operations refused (not encrypted with a key of ours)",
+            s.key_ops_refused,
+        ),
+        named(
+            "key_op_answers_dropped",
+            "Answers to key operations that no open operation asked for",
+            s.key_op_answers_dropped,
+        ),
+        named(
             "incarnation_jumps_rejected",
             "Claims with an implausible incarnation jump",
             s.incarnation_jumps_rejected,
@@ -479,6 +489,11 @@ pub fn ndb_activity(s: &NdbStats) -> Vec<Named> {
             "bootstrap_rejoins",
             "Bootstrap rejoins attempted",
             s.bootstrap_rejoins,
+        ),
+        named(
+            "own_entries_adopted",
+            "Newer versions of this node's own entries taken back from peers after a restart",
+            s.own_entries_adopted,
         ),
         named(
             "topology_choices",

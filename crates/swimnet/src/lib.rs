@@ -6,9 +6,11 @@
 pub mod agent;
 pub mod agent_node;
 pub mod api;
+pub mod api_keys;
 pub mod api_metrics;
 pub mod api_server;
 pub mod client;
+pub mod cluster_keys;
 pub mod commands;
 pub mod demo;
 pub mod diag;

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use swimnet::agent::{self, AgentOptions, HttpOptions, KeySource, Profile, Protocol};
 use swimnet::api::{
-    CoordinatesView, EntryView, KeysView, MembersView, NetworksView, PeersView, RttView, TableView,
+    CoordinatesView, EntryView, MembersView, NetworksView, PeersView, RttView, TableView,
 };
 use swimnet::api_server::{parse_duration, HttpLimits};
 use swimnet::client::{segment, Client};
@@ -223,13 +223,13 @@ enum Cmd {
         #[arg(long, default_value = DEFAULT_API, value_parser = parse_addr)]
         api: SocketAddr,
     },
-    /// Inspect or change an agent's keyring at runtime.
+    /// Inspect or change the keyrings of the cluster (or, with `--local`, of one agent) at runtime.
     Keys {
         /// Agent API address.
         #[arg(long, global = true, default_value = DEFAULT_API, value_parser = parse_addr)]
         api: SocketAddr,
         #[command(subcommand)]
-        op: KeysCmd,
+        op: cli::keys::KeysCmd,
     },
     /// NetworkDB networks of an agent run with `--protocol networkdb`.
     Network {
@@ -277,31 +277,6 @@ enum Cmd {
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
-    },
-}
-
-#[derive(Subcommand)]
-enum KeysCmd {
-    /// List the keys, primary first.
-    List {
-        /// Output format.
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-    },
-    /// Add a key (not primary).
-    Install {
-        /// Base64 key.
-        key: String,
-    },
-    /// Make an installed key the primary.
-    Use {
-        /// Base64 key.
-        key: String,
-    },
-    /// Remove a key (not the primary).
-    Remove {
-        /// Base64 key.
-        key: String,
     },
 }
 
@@ -601,7 +576,7 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("left the cluster");
             Ok(())
         }
-        Cmd::Keys { api, op } => run_keys(connect(api)?, op),
+        Cmd::Keys { api, op } => cli::keys::run_keys(connect(api)?, op),
         Cmd::Network { api, op } => run_network(connect(api)?, op),
         Cmd::Table { api, op } => run_table(connect(api)?, op),
         Cmd::Completions(args) => cli::packaging::run_completions(args),
@@ -821,28 +796,6 @@ fn run_join(client: Client, addrs: &[SocketAddr]) -> Result<(), String> {
     let addrs: Vec<String> = addrs.iter().map(ToString::to_string).collect();
     let v: serde_json::Value = client.post("/v1/join", serde_json::json!({ "addrs": addrs }))?;
     println!("joined {} node(s)", v["joined"]);
-    Ok(())
-}
-
-/// `swimnet keys list|install|use|remove`.
-fn run_keys(client: Client, op: KeysCmd) -> Result<(), String> {
-    let (path, key, verb) = match op {
-        KeysCmd::List { format } => {
-            let v: KeysView = client.get("/v1/keys")?;
-            return print_view(format, &v, |v| {
-                for (i, k) in v.keys.iter().enumerate() {
-                    println!("{k}{}", if i == 0 { "  (primary)" } else { "" });
-                }
-                Ok(())
-            });
-        }
-        KeysCmd::Install { key } => ("/v1/keys/install", key, "installed"),
-        KeysCmd::Use { key } => ("/v1/keys/use", key, "now primary"),
-        KeysCmd::Remove { key } => ("/v1/keys/remove", key, "removed"),
-    };
-    parse_key(&key)?;
-    let _: KeysView = client.post(path, serde_json::json!({ "key": key }))?;
-    println!("key {verb}");
     Ok(())
 }
 

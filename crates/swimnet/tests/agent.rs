@@ -339,11 +339,11 @@ fn cli_drives_an_agent_and_keeps_the_keyring_file() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["members"][0]["name"], "cli");
     assert_eq!(v["members"][0]["status"], "alive");
-    assert!(run(&["keys", "install", &k2]).status.success());
-    assert!(run(&["keys", "use", &k2]).status.success());
-    let err = one_line_error(run(&["keys", "remove", &k2]));
+    assert!(run(&["keys", "install", "--local", &k2]).status.success());
+    assert!(run(&["keys", "use", "--local", &k2]).status.success());
+    let err = one_line_error(run(&["keys", "remove", "--local", &k2]));
     assert!(err.contains("primary"), "{err}");
-    assert!(run(&["keys", "remove", &k1]).status.success());
+    assert!(run(&["keys", "remove", "--local", &k1]).status.success());
     let saved: Vec<String> =
         serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     assert_eq!(

@@ -466,7 +466,14 @@ fn keyring_file_is_never_written_through_a_symlink() {
             ring.to_str().unwrap(),
         ],
     );
-    let out = cli(&["keys", "--api", &a.api.to_string(), "install", &k2]);
+    let out = cli(&[
+        "keys",
+        "--api",
+        &a.api.to_string(),
+        "install",
+        "--local",
+        &k2,
+    ]);
     assert!(
         out.status.success(),
         "{}",

@@ -45,19 +45,23 @@ impl<D: Delegate> Memberlist<D> {
                 }
                 TimerKind::Stream { id } => self.on_stream_timer(now, id),
                 TimerKind::LeaveDeadline => self.on_leave_deadline(),
+                TimerKind::KeyOpResend { id } => self.on_key_op_resend(now, id),
+                TimerKind::KeyOpDeadline { id } => self.on_key_op_deadline(id),
             }
         }
         self.check_leave_done();
     }
 
     /// Handles one message of a datagram; a user message gets what is left
-    /// of the datagram's `budget` (see [`super::inbound`]).
+    /// of the datagram's `budget` (see [`super::inbound`]). `authenticated`:
+    /// the datagram was decrypted with a key of our keyring.
     pub(super) fn handle_message(
         &mut self,
         now: Instant,
         from: SocketAddr,
         msg: Message,
         budget: &mut DecodeBudget,
+        authenticated: bool,
     ) {
         match msg {
             Message::Ping(p) => self.on_ping(now, from, p),
@@ -75,6 +79,11 @@ impl<D: Delegate> Memberlist<D> {
             }
             Message::Suspect(s) => self.suspect_node(now, s),
             Message::Dead(d) => self.dead_node(now, d),
+            Message::User(buf)
+                if self.config.cluster_key_ops && crate::key_ops::is_key_op_message(&buf) =>
+            {
+                self.on_key_op_message(from, &buf, authenticated)
+            }
             Message::User(buf) => self.delegate.notify_packet_msg(now, from, &buf, budget),
             Message::ErrResp(_) => {}
         }

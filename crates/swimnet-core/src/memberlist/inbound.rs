@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use swimnet_wire::budget::DecodeBudget;
+use swimnet_wire::error::WireError;
 use swimnet_wire::packet::{self, OpenOptions};
 
 use crate::delegate::Delegate;
@@ -44,9 +45,18 @@ impl<D: Delegate> Memberlist<D> {
                 if e == swimnet_wire::WireError::Decrypt {
                     self.stats.decrypt_failures += 1;
                 }
+                if self.config.keyring.is_some() && undecryptable(&e) {
+                    self.notice_undecryptable(now, from);
+                }
                 return;
             }
         };
+        if let Some(p) = &mut self.probing.current {
+            if p.target_addr == from {
+                p.heard_from_target = true;
+            }
+        }
+        let authenticated = opened.nonce.is_some();
         if let Some(nonce) = opened.nonce {
             if self.replays.is_replay(now, nonce) {
                 self.stats.packets_replayed += 1;
@@ -61,7 +71,7 @@ impl<D: Delegate> Memberlist<D> {
             match m {
                 Ok(msg) => {
                     self.stats.count_received(msg.message_type(), len);
-                    self.handle_message(now, from, msg, budget);
+                    self.handle_message(now, from, msg, budget, authenticated);
                 }
                 Err(_) => self.stats.messages_malformed += 1,
             }
@@ -71,4 +81,17 @@ impl<D: Delegate> Memberlist<D> {
         }
         self.check_leave_done();
     }
+}
+
+/// True for the errors of a datagram that could not be decrypted with our
+/// keyring (or was not encrypted at all while we require it), as opposed
+/// to a wrong label or a broken frame.
+fn undecryptable(e: &WireError) -> bool {
+    matches!(
+        e,
+        WireError::Decrypt
+            | WireError::UnsupportedEncryptionVersion(_)
+            | WireError::BadPadding
+            | WireError::NotEncrypted
+    )
 }

@@ -39,6 +39,7 @@ mod dispatch;
 mod gossip;
 mod guard;
 mod inbound;
+mod key_ops;
 mod outputs;
 mod probe;
 mod push_pull;
@@ -115,6 +116,8 @@ pub struct Memberlist<D: Delegate> {
     latency: LatencyState,
     /// Name conflicts reported lately (see [`conflict`]).
     conflicts: conflict::ConflictReports,
+    /// Cluster-wide key operations and keyring-mismatch notices.
+    key_ops: key_ops::KeyOpState,
 }
 
 /// The member table: every node we know as alive, suspect or dead, with an
@@ -186,6 +189,7 @@ impl<D: Delegate> Memberlist<D> {
             out: Outbox::default(),
             stats: Stats::default(),
             conflicts: conflict::ConflictReports::default(),
+            key_ops: key_ops::KeyOpState::default(),
             delegate,
             rng: ChaCha8Rng::seed_from_u64(core_seed),
             config,

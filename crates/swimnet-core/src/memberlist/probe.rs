@@ -62,6 +62,10 @@ pub(super) struct Probe {
     /// The target's host refused the TCP ping: it is down, not our network.
     pub(super) refused: bool,
     pub(super) done: bool,
+    /// The target's address.
+    pub(super) target_addr: SocketAddr,
+    /// A datagram from the target's address was opened during the probe.
+    pub(super) heard_from_target: bool,
 }
 
 #[derive(Debug)]
@@ -217,6 +221,8 @@ impl<D: Delegate> Memberlist<D> {
             tcp_ok: false,
             refused: false,
             done: false,
+            target_addr: addr,
+            heard_from_target: false,
         });
         self.timers.schedule(
             now + self.config.probe_timeout,
@@ -343,6 +349,9 @@ impl<D: Delegate> Memberlist<D> {
                 1
             };
             self.awareness.apply_delta(delta);
+            if p.heard_from_target && !p.refused && self.config.keyring.is_some() {
+                self.notice_probes_unanswered(now, &p.target, p.target_addr);
+            }
             if self.member(&p.target).is_some() {
                 let s = Suspect {
                     incarnation: p.incarnation,

@@ -132,6 +132,12 @@ pub struct Stats {
     pub replies_limited: u64,
     /// Indirect pings dropped because `reply_limit.max_relays` were pending.
     pub relays_rejected: u64,
+    /// Key-operation messages refused because their datagram was not
+    /// encrypted with a key of our keyring (see [`crate::key_ops`]).
+    pub key_ops_refused: u64,
+    /// Key-operation answers dropped: no operation of ours waits for them,
+    /// or they came from an address we did not ask (or asked and heard).
+    pub key_op_answers_dropped: u64,
 }
 
 impl Stats {

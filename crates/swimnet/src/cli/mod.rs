@@ -4,5 +4,6 @@
 
 pub mod config_file;
 pub mod info;
+pub mod keys;
 pub mod log_level;
 pub mod packaging;

@@ -61,9 +61,9 @@ impl Swim {
             .ok_or_else(|| format!("no incarnation in {v}"))
     }
 
-    /// `swimnet keys --api X list --format json` → (primary, keys).
+    /// `swimnet keys --api X list --local --format json` → (primary, keys).
     pub fn keys(&self) -> Result<(String, Vec<String>), String> {
-        let out = self.cli("keys", &["list", "--format", "json"]);
+        let out = self.cli("keys", &["list", "--local", "--format", "json"]);
         if !out.ok() {
             return Err(out.describe());
         }

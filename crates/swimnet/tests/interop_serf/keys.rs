@@ -143,7 +143,7 @@ fn rotation_install(s1: &Serf, sw: &Swim, k1: &str, k2: &str) {
                 .ok_or(format!("{p} {ks:?}"))
         },
     );
-    let out = sw.cli("keys", &["install", k2]);
+    let out = sw.cli("keys", &["install", "--local", k2]);
     assert!(
         out.ok(),
         "swimnet keys install (already installed): {}",
@@ -173,7 +173,7 @@ fn rotation_use(s1: &Serf, sw: &Swim, k2: &str) {
                 .ok_or(format!("{p} {ks:?}"))
         },
     );
-    let out = sw.cli("keys", &["use", k2]);
+    let out = sw.cli("keys", &["use", "--local", k2]);
     assert!(out.ok(), "swimnet keys use: {}", out.describe());
 }
 
@@ -264,7 +264,7 @@ fn old_key_holders_cannot_join(env: &Env, all: &[&dyn Node], s1: &Serf, sw: &Swi
 /// before it run either way. Then a real removal of a key only swimnet
 /// holds.
 fn swimnet_keys_remove_and_install(sw: &Swim, k1: &str, k2: &str) {
-    let out = sw.cli("keys", &["remove", k1]);
+    let out = sw.cli("keys", &["remove", "--local", k1]);
     assert!(
         out.ok(),
         "swimnet keys remove of a key no longer installed should be a no-op like memberlist's \
@@ -272,13 +272,13 @@ fn swimnet_keys_remove_and_install(sw: &Swim, k1: &str, k2: &str) {
         out.describe()
     );
     let k3 = keygen();
-    let out = sw.cli("keys", &["install", &k3]);
+    let out = sw.cli("keys", &["install", "--local", &k3]);
     assert!(out.ok(), "swimnet keys install: {}", out.describe());
     assert_eq!(
         sw.keys().unwrap(),
         (k2.to_string(), vec![k2.to_string(), k3.clone()])
     );
-    let out = sw.cli("keys", &["remove", &k3]);
+    let out = sw.cli("keys", &["remove", "--local", &k3]);
     assert!(out.ok(), "swimnet keys remove: {}", out.describe());
     assert_eq!(sw.keys().unwrap(), (k2.to_string(), vec![k2.to_string()]));
 }
