@@ -55,6 +55,7 @@ pub mod error;
 pub mod lamport;
 pub mod messages;
 mod node;
+pub mod query;
 pub mod tags;
 
 pub use delegate::{
@@ -63,7 +64,10 @@ pub use delegate::{
     PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN, REMOVE_KEY_QUERY, USER_EVENT_SIZE_LIMIT,
     USE_KEY_QUERY,
 };
-pub use error::{SerfError, TagsError, UserEventError};
+pub use error::{ForceLeaveError, SerfError, TagsError, UserEventError};
 pub use lamport::{LamportClock, LamportTime};
-pub use node::{KeyringSaver, SerfEvent, SerfNode};
+pub use node::{KeyringSaver, RecentEvent, SerfEvent, SerfNode, MAX_RECENT_EVENTS};
+pub use query::{
+    IncomingQuery, KeyReport, NodeResponse, QueryError, QueryHandle, QueryParams, QueryStatus,
+};
 pub use tags::{check_tags, decode_tags, encode_tags, encoded_tags_len, try_decode_tags};

@@ -320,6 +320,9 @@ fn filters_edge_cases() {
     }
 }
 
+/// Internal queries other than ping and key queries are acked and not
+/// handed out; a user query is acked and kept for the application's
+/// answer (see `swimnet-sim/tests/serf_query.rs` for the round trip).
 #[test]
 fn other_queries_are_ignored_but_acked() {
     let now = Instant::now();
@@ -335,8 +338,15 @@ fn other_queries_are_ignored_but_acked() {
     let actions = d.take_actions();
     assert_eq!(actions.len(), 3);
     assert!(actions.iter().all(|a| matches!(a, SerfAction::Send { .. })));
-    assert_eq!(d.counters().queries_ignored, 3);
+    assert_eq!(d.counters().queries_ignored, 2);
     assert_eq!(d.counters().acks_sent, 3);
+    let user = d.queries_mut().poll_incoming().expect("user query");
+    assert_eq!(
+        (user.name.as_str(), user.payload.as_slice()),
+        ("uptime", &b"x"[..])
+    );
+    assert_eq!(user.source_node, "s9");
+    assert!(d.queries_mut().poll_incoming().is_none());
 }
 
 #[test]
