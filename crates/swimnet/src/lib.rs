@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod agent_node;
 pub mod api;
+pub mod api_serf;
 pub mod api_server;
 pub mod client;
 pub mod commands;
@@ -17,4 +18,5 @@ pub mod event_log;
 pub mod fdlimit;
 pub mod http_guard;
 pub mod keyfile;
+pub mod serf_cmd;
 mod stream_io;
