@@ -565,9 +565,7 @@ impl SerfDelegate {
             });
         }
         let deadline = now + q.timeout_duration();
-        let handle =
-            self.queries
-                .register(&q.name, q.ltime, q.id, deadline, q.ack(), expected, key_op);
+        let handle = self.queries.register(&q, deadline, expected, key_op);
         self.queue(Queue::Query, raw.clone());
         self.handle_query(now, me, q, &raw, true);
         Ok(handle)

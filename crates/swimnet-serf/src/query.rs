@@ -28,7 +28,7 @@ use thiserror::Error;
 
 use crate::delegate::QueryReply;
 use crate::lamport::LamportTime;
-use crate::messages::{Filter, KeyResponse, MessageType, QueryResponse, SerfMessage};
+use crate::messages::{Filter, KeyResponse, MessageType, Query, QueryResponse, SerfMessage};
 
 /// Serf's `QueryTimeoutMult`: the default timeout is this many gossip
 /// intervals times `ceil(log10(N + 1))`.
@@ -336,11 +336,8 @@ impl QueryBook {
     /// that our own ack and answer are collected).
     pub(crate) fn register(
         &mut self,
-        name: &str,
-        ltime: LamportTime,
-        id: u32,
+        q: &Query,
         deadline: Instant,
-        ack_requested: bool,
         expected: usize,
         key_op: Option<&'static str>,
     ) -> QueryHandle {
@@ -356,11 +353,11 @@ impl QueryBook {
         self.outgoing.push_back(Outgoing {
             status: QueryStatus {
                 handle,
-                name: name.to_string(),
-                ltime,
-                id,
+                name: q.name.clone(),
+                ltime: q.ltime,
+                id: q.id,
                 deadline,
-                ack_requested,
+                ack_requested: q.ack(),
                 expected: expected.max(1),
                 acks: Vec::new(),
                 responses: Vec::new(),
@@ -588,7 +585,13 @@ mod tests {
     fn responses_are_deduplicated_and_bounded() {
         let now = Instant::now();
         let mut b = QueryBook::new(16);
-        let h = b.register("q", 5, 42, now + Duration::from_secs(1), true, 2, None);
+        let q = Query {
+            ltime: 5,
+            id: 42,
+            flags: crate::messages::QUERY_FLAG_ACK,
+            ..Query::default()
+        };
+        let h = b.register(&q, now + Duration::from_secs(1), 2, None);
         assert!(b.on_response(resp(5, 42, "a", true, b"")));
         assert!(b.on_response(resp(5, 42, "a", true, b"")), "duplicate ack");
         assert!(b.on_response(resp(5, 42, "a", false, b"1")));
@@ -621,7 +624,12 @@ mod tests {
         let now = Instant::now();
         let mut b = QueryBook::new(1024);
         for i in 0..(MAX_FINISHED_QUERIES + 10) as u32 {
-            b.register("q", u64::from(i), i, now, false, 1, None);
+            let q = Query {
+                ltime: u64::from(i),
+                id: i,
+                ..Query::default()
+            };
+            b.register(&q, now, 1, None);
             b.expire(now);
         }
         assert_eq!(b.outgoing.len(), MAX_FINISHED_QUERIES);
