@@ -46,6 +46,12 @@ pub const MAX_FINISHED_QUERIES: usize = 64;
 /// first (and counted).
 pub const MAX_PENDING_INCOMING: usize = 256;
 
+/// Largest payload of a received query kept for the application (Serf
+/// senders stay within 1024 bytes for the whole query by default); larger
+/// ones are acked but dropped and counted in
+/// [`QueryCounters::incoming_too_large`].
+pub const MAX_INCOMING_PAYLOAD: usize = 8 * 1024;
+
 /// Serf's default query timeout for a cluster of `members` nodes.
 pub fn default_query_timeout(gossip_interval: Duration, members: usize) -> Duration {
     let n = members as f64 + 1.0;
@@ -226,6 +232,8 @@ pub struct QueryCounters {
     pub incoming: u64,
     /// Received queries forgotten unanswered because too many waited.
     pub incoming_dropped: u64,
+    /// Received queries dropped for a payload over [`MAX_INCOMING_PAYLOAD`].
+    pub incoming_too_large: u64,
     /// Answers sent through [`crate::SerfNode::respond_query`].
     pub answered: u64,
 }
@@ -413,6 +421,10 @@ impl QueryBook {
     /// Takes a query that passed our filters: keeps it until answered and
     /// hands it out through [`QueryBook::poll_incoming`].
     pub(crate) fn on_incoming(&mut self, reply: QueryReply, payload: Vec<u8>, relay_factor: u8) {
+        if payload.len() > MAX_INCOMING_PAYLOAD {
+            self.counters.incoming_too_large += 1;
+            return;
+        }
         self.next_incoming += 1;
         let query = IncomingQuery {
             id: self.next_incoming,
@@ -646,6 +658,9 @@ mod tests {
         }
         assert_eq!(b.incoming.len(), MAX_PENDING_INCOMING);
         assert_eq!(b.counters().incoming_dropped, 5);
+        b.on_incoming(reply(1), vec![0; MAX_INCOMING_PAYLOAD + 1], 0);
+        assert_eq!(b.counters().incoming_too_large, 1);
+        assert_eq!(b.counters().incoming, (MAX_PENDING_INCOMING + 5) as u64);
         assert!(matches!(
             b.respond(now, 1, "me", b""),
             Err(QueryError::UnknownQuery(1))

@@ -39,6 +39,15 @@ pub fn routes() -> Router<ApiState> {
         .route("/v1/serf/reachability", get(reachability))
         .route("/v1/serf/keys/:op", post(key_query))
         .route("/v1/serf/events", get(events))
+        .route("/v1/serf/stats", get(stats))
+}
+
+/// `GET /v1/serf/stats`: the Serf layer's counters by name.
+async fn stats(State(state): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
+    match serf(&state, SerfCommand::Counters).await? {
+        SerfReply::Counters(v) => Ok(Json(v)),
+        _ => Err(unexpected()),
+    }
 }
 
 /// Runs a Serf command; a refusal is 409 (wrong mode) or 400.

@@ -81,6 +81,8 @@ pub enum SerfCommand {
         /// Forget it once finished.
         forget: bool,
     },
+    /// The Serf layer's counters (messages, queries, limits that bit).
+    Counters,
     /// Received user events and queries with a sequence number over `after`.
     Recent {
         /// Last sequence number already seen (0: all).
@@ -103,6 +105,8 @@ pub enum SerfReply {
     KeyReport(KeyReport),
     /// Recent received events, oldest first.
     Recent(Vec<RecentEvent>),
+    /// Counters by name.
+    Counters(serde_json::Value),
 }
 
 /// What node kinds other than Serf answer to every Serf command.
@@ -176,8 +180,54 @@ pub fn run(node: &mut SerfNode, now: Instant, cmd: SerfCommand) -> Result<SerfRe
             }
             Ok(SerfReply::KeyReport(r))
         }
+        SerfCommand::Counters => Ok(SerfReply::Counters(counters(node))),
         SerfCommand::Recent { after } => Ok(SerfReply::Recent(
             node.recent_events(after).cloned().collect(),
         )),
     }
+}
+
+/// The Serf layer's counters by name: messages handled and dropped, the
+/// queries we sent and received, and every limit that bit.
+fn counters(node: &SerfNode) -> serde_json::Value {
+    let c = node.serf().counters();
+    let q = node.serf().queries().counters();
+    serde_json::json!({
+        "messages": {
+            "received_by_type": c.received,
+            "unknown_type": c.unknown_type,
+            "malformed": c.malformed,
+            "ignored": c.ignored,
+            "clock_jumps_rejected": c.clock_jumps_rejected,
+            "replies_limited": c.replies_limited,
+            "dropped": c.dropped,
+            "relayed": c.relayed,
+            "rebroadcasts": c.rebroadcasts,
+        },
+        "user_events": c.user_events,
+        "user_events_dropped": c.user_events_dropped,
+        "queries_received": {
+            "duplicate": c.queries_duplicate,
+            "too_old": c.queries_too_old,
+            "filtered_out": c.queries_filtered_out,
+            "ignored": c.queries_ignored,
+            "pings": c.pings,
+            "key_queries": c.key_queries,
+            "acks_sent": c.acks_sent,
+            "handed_out": q.incoming,
+            "dropped_unanswered": q.incoming_dropped,
+            "too_large": q.incoming_too_large,
+            "answered": q.answered,
+        },
+        "queries_sent": {
+            "sent": q.sent,
+            "open": node.serf().queries().open(),
+            "acks": q.acks,
+            "responses": q.responses,
+            "duplicates": q.duplicates,
+            "unexpected": q.unexpected,
+            "over_limit": q.over_limit,
+        },
+        "recent_events_kept": node.recent_events(0).count(),
+    })
 }

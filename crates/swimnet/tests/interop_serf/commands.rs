@@ -156,6 +156,7 @@ fn queries_both_ways() {
         "swimnet query: every node acks, serf agents answer: {last}"
     );
     assert!(handled(&env, "s1").contains("query uptime ping"));
+    let t0 = Instant::now();
     let out = cli_ok(
         &sw,
         "query",
@@ -168,6 +169,12 @@ fn queries_both_ways() {
             "--format",
             "json",
         ],
+    );
+    // The query stays open for its whole timeout, and not much longer.
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(1900) && took <= Duration::from_secs(2) + SLACK,
+        "a 2 s query took {took:?}"
     );
     let v = json(&out);
     assert_eq!(sorted_strings(&v["Acks"]), vec!["s2".to_string()], "{out}");
@@ -227,6 +234,19 @@ fn queries_both_ways() {
     );
     assert_eq!(v["Responses"]["sw1"], "i am sw1", "{}", out.stdout);
     assert_eq!(v["Responses"]["s2"], "pong-s2", "{}", out.stdout);
+
+    let (_, body) = http(&sw.api(), "GET", "/v1/serf/stats", None).unwrap();
+    let st = json(&body);
+    assert!(st["queries_sent"]["sent"].as_u64().unwrap() >= 3, "{body}");
+    assert!(st["queries_sent"]["acks"].as_u64().unwrap() >= 3, "{body}");
+    assert!(
+        st["queries_received"]["answered"].as_u64().unwrap() >= 1,
+        "{body}"
+    );
+    assert_eq!(st["queries_sent"]["open"], 0, "{body}");
+    // Queries cost no lasting memory: the agent stays small.
+    let rss = procstat::rss_kib(sw.proc.pid());
+    assert!(rss < 64 * 1024, "swimnet RSS {rss} KiB after the queries");
 }
 
 /// Runtime tags reach serf; reachability (ours and serf's) sees every
@@ -250,11 +270,15 @@ fn tags_reachability_filters_and_force_leave() {
             _ => Err(out.describe()),
         }
     });
+    // Serf's default timeout in the local profile: 100 ms * 16 * 1.
+    let t0 = Instant::now();
     let out = cli_ok(&sw, "reachability", &[]);
     assert!(
         out.contains("Successfully contacted all live nodes"),
         "{out}"
     );
+    let took = t0.elapsed();
+    assert!(took <= Duration::from_millis(1600) + SLACK, "took {took:?}");
     let out = serfs[0].cmd("reachability", &[]);
     // Three live members (sw1 included) all acked.
     assert!(
