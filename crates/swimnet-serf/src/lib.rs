@@ -15,6 +15,14 @@
 //!   keeps Serf's Lamport clocks current ([`LamportClock`]), answers Serf's
 //!   internal key queries (`serf keys ...`) and acks, and re-broadcasts what
 //!   it sees as Serf nodes do;
+//! * Serf's user events and queries both ways ([`query`]): queries sent
+//!   with filters and Serf's default timeout, their acks and answers
+//!   collected ([`SerfNode::query`], [`SerfNode::query_status`]), received
+//!   user queries handed out as [`SerfEvent::Query`] and answered with
+//!   [`SerfNode::respond_query`], cluster-wide key operations with Serf's
+//!   own key queries ([`SerfNode::start_key_query`], [`KeyReport`]),
+//!   runtime tags ([`SerfNode::set_tags`]) and force-leave
+//!   ([`SerfNode::force_leave`]);
 //! * a leave intent before the memberlist leave, so that Serf shows it
 //!   `left` rather than `failed`.
 //!
