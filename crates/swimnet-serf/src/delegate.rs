@@ -993,10 +993,12 @@ impl SerfDelegate {
                 payload: Vec::new(),
             };
             self.counters.acks_sent += 1;
-            self.push_action(SerfAction::Send {
-                to,
-                payload: ack.encode(),
-            });
+            let payload = ack.encode();
+            if q.relay_factor > 0 && !local {
+                self.queries
+                    .relay_later(q.relay_factor, to, payload.clone(), q.id);
+            }
+            self.push_action(SerfAction::Send { to, payload });
         }
         let reply = QueryReply {
             ltime: q.ltime,

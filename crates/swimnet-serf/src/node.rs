@@ -158,6 +158,9 @@ impl SerfNode {
                 }
             }
         }
+        for (factor, to, msg, salt) in self.core.delegate_mut().queries_mut().take_relays() {
+            self.relay_response(factor, to, &msg, salt);
+        }
         while let Some(e) = self.core.delegate_mut().poll_user_event() {
             self.remember(now, SerfEvent::User(e.clone()));
             self.events.push_back(SerfEvent::User(e));

@@ -265,6 +265,9 @@ pub struct QueryBook {
     incoming_events: VecDeque<IncomingQuery>,
     counters: QueryCounters,
     response_size_limit: usize,
+    /// Acks to relay through other members: (relay factor, asker, ack,
+    /// salt); drained by the node, which knows the members.
+    relays: Vec<(u8, SocketAddr, Vec<u8>, u64)>,
 }
 
 impl QueryBook {
@@ -391,20 +394,20 @@ impl QueryBook {
         };
         let s = &mut o.status;
         if resp.ack() {
-            if !s.ack_requested || s.acks.len() >= s.expected {
-                c.over_limit += 1;
-            } else if s.acks.contains(&resp.from) {
+            if s.acks.contains(&resp.from) {
                 c.duplicates += 1;
+            } else if !s.ack_requested || s.acks.len() >= s.expected {
+                c.over_limit += 1;
             } else {
                 c.acks += 1;
                 s.acks.push(resp.from);
             }
             return true;
         }
-        if s.responses.len() >= s.expected || resp.payload.len() > limit {
-            c.over_limit += 1;
-        } else if s.responses.iter().any(|r| r.from == resp.from) {
+        if s.responses.iter().any(|r| r.from == resp.from) {
             c.duplicates += 1;
+        } else if s.responses.len() >= s.expected || resp.payload.len() > limit {
+            c.over_limit += 1;
         } else {
             c.responses += 1;
             s.responses.push(NodeResponse {
@@ -448,6 +451,26 @@ impl QueryBook {
             reply,
             relay_factor,
         });
+    }
+
+    /// Asks the node to relay `msg` (an ack for `to`) through
+    /// `relay_factor` other members, as Serf relays acks; at most
+    /// [`MAX_PENDING_INCOMING`] wait.
+    pub(crate) fn relay_later(
+        &mut self,
+        relay_factor: u8,
+        to: SocketAddr,
+        msg: Vec<u8>,
+        salt: u32,
+    ) {
+        if self.relays.len() < MAX_PENDING_INCOMING {
+            self.relays.push((relay_factor, to, msg, u64::from(salt)));
+        }
+    }
+
+    /// Takes the acks waiting to be relayed.
+    pub(crate) fn take_relays(&mut self) -> Vec<(u8, SocketAddr, Vec<u8>, u64)> {
+        std::mem::take(&mut self.relays)
     }
 
     /// The next received query for the application, oldest first.

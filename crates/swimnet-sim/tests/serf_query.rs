@@ -370,3 +370,34 @@ fn force_leave_sends_a_leave_intent_about_a_failed_node() {
         "the intent reached both alive members"
     );
 }
+
+#[test]
+fn acks_and_answers_are_relayed_when_asked_and_counted_once() {
+    let mut h = cluster(30, NODES, None);
+    let params = QueryParams {
+        request_ack: true,
+        relay_factor: 2,
+        ..QueryParams::default()
+    };
+    let asker = 1;
+    let handle = ask(&mut h, asker, &params);
+    h.run_for(Duration::from_millis(500));
+    assert_eq!(answer_all(&mut h).len(), NODES);
+    h.run_for(Duration::from_secs(3));
+    let st = status(&h, asker, handle);
+    assert_eq!(st.acks.len(), NODES);
+    assert_eq!(st.responses.len(), NODES);
+    let relayed: u64 = (0..NODES)
+        .map(|i| h.core(i).unwrap().serf().counters().relayed)
+        .sum();
+    // Every node but the asker relays its ack and its answer through two
+    // others (the asker's own go to itself directly).
+    assert!(relayed >= 2 * 2 * (NODES as u64 - 1), "relayed {relayed}");
+    let c = h.core(asker).unwrap().serf().queries().counters().clone();
+    assert_eq!((c.acks, c.responses), (NODES as u64, NODES as u64));
+    assert_eq!(c.over_limit, 0, "{c:?}");
+    assert!(
+        c.duplicates >= relayed / 2,
+        "relayed copies are dropped: {c:?}"
+    );
+}

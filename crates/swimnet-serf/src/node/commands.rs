@@ -222,7 +222,13 @@ impl SerfNode {
     /// Serf's `relayResponse`: a copy of `raw` for `to`, wrapped in a relay
     /// message, through up to `relay_factor` alive members other than us
     /// that speak Serf protocol 5; nothing when the cluster is too small.
-    fn relay_response(&mut self, relay_factor: u8, to: SocketAddr, raw: &[u8], salt: u64) {
+    pub(super) fn relay_response(
+        &mut self,
+        relay_factor: u8,
+        to: SocketAddr,
+        raw: &[u8],
+        salt: u64,
+    ) {
         let k = usize::from(relay_factor);
         if k == 0 || self.core.num_members() < k + 1 {
             return;
