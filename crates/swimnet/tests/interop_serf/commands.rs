@@ -189,7 +189,12 @@ fn queries_both_ways() {
         "sw1 has role=swim: {text}"
     );
 
-    // serf asks; swimnet acks at once and answers through the API.
+    serf_query_answered_by_swimnet(&serfs, &sw);
+}
+
+/// serf asks; swimnet acks at once and answers through the API; the
+/// counters show the queries both ways; memory stays small.
+fn serf_query_answered_by_swimnet(serfs: &[Serf], sw: &Swim) {
     let (bin, rpc) = (serfs[0].bin.clone(), serfs[0].rpc());
     let asker = thread::spawn(move || {
         let args = [
