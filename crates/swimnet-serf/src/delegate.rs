@@ -20,6 +20,7 @@ use crate::messages::{
     Filter, Join, KeyRequest, KeyResponse, Leave, Message, MessageType, PushPull, Query,
     QueryResponse, Relay, SerfMessage, UserEvent, QUERY_FLAG_ACK,
 };
+use crate::query::{QueryBook, QueryError, QueryHandle, QUERY_SIZE_LIMIT};
 use crate::tags::check_tags;
 
 /// Prefix of the queries Serf handles itself.
@@ -125,47 +126,26 @@ impl SerfConfig {
     }
 }
 
-/// A keyring operation asked for by a Serf key query.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeyOp {
-    /// `_serf_install-key`: add this key (not as primary).
-    Install(Vec<u8>),
-    /// `_serf_use-key`: make this installed key the primary one.
-    Use(Vec<u8>),
-    /// `_serf_remove-key`: remove this key.
-    Remove(Vec<u8>),
-    /// `_serf_list-keys`: report the keyring.
-    List,
+/// A keyring operation asked for by a Serf key query: the same operations
+/// as swimnet's own cluster-wide key messages ([`swimnet_core::key_ops`]).
+pub use swimnet_core::key_ops::KeyOp;
+
+/// The Serf query name that asks for `op`.
+pub fn key_query_name(op: &KeyOp) -> &'static str {
+    match op {
+        KeyOp::Install(_) => INSTALL_KEY_QUERY,
+        KeyOp::Use(_) => USE_KEY_QUERY,
+        KeyOp::Remove(_) => REMOVE_KEY_QUERY,
+        KeyOp::List => LIST_KEYS_QUERY,
+    }
 }
 
-impl KeyOp {
-    /// A short name for logs: `install`, `use`, `remove` or `list`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            KeyOp::Install(_) => "install",
-            KeyOp::Use(_) => "use",
-            KeyOp::Remove(_) => "remove",
-            KeyOp::List => "list",
-        }
-    }
-
-    /// The query name that asks for this operation.
-    pub fn query_name(&self) -> &'static str {
-        match self {
-            KeyOp::Install(_) => INSTALL_KEY_QUERY,
-            KeyOp::Use(_) => USE_KEY_QUERY,
-            KeyOp::Remove(_) => REMOVE_KEY_QUERY,
-            KeyOp::List => LIST_KEYS_QUERY,
-        }
-    }
-
-    /// The error text Serf answers with when encryption is off; pass it as
-    /// `Err(..)` to [`SerfDelegate::key_response`] when there is no keyring.
-    pub fn no_keyring_message(&self) -> &'static str {
-        match self {
-            KeyOp::List => "Keyring is empty (encryption not enabled)",
-            _ => "No keyring to modify (encryption not enabled)",
-        }
+/// The error text Serf answers `op` with when encryption is off; pass it
+/// as `Err(..)` to [`SerfDelegate::key_response`] when there is no keyring.
+pub fn no_keyring_message(op: &KeyOp) -> &'static str {
+    match op {
+        KeyOp::List => "Keyring is empty (encryption not enabled)",
+        _ => "No keyring to modify (encryption not enabled)",
     }
 }
 
@@ -376,6 +356,8 @@ pub struct SerfDelegate {
     /// Tokens for sends to peer-chosen addresses; created on first use
     /// (the delegate is built before it sees a clock).
     reply_bucket: Option<TokenBucket>,
+    /// Our queries and received ones waiting for an answer.
+    queries: QueryBook,
 }
 
 impl SerfDelegate {
@@ -413,6 +395,7 @@ impl SerfDelegate {
             counters: SerfCounters::default(),
             clocks_synced: false,
             reply_bucket: None,
+            queries: QueryBook::new(config.query_response_size_limit),
             config,
         })
     }
@@ -462,6 +445,19 @@ impl SerfDelegate {
     /// What has been seen and done so far.
     pub fn counters(&self) -> &SerfCounters {
         &self.counters
+    }
+
+    /// Our queries (open and recently finished) and received queries
+    /// waiting for an answer.
+    pub fn queries(&self) -> &QueryBook {
+        &self.queries
+    }
+
+    /// The query state, to drain received queries
+    /// ([`QueryBook::poll_incoming`]) and expire old ones when embedding the
+    /// delegate in another node type ([`crate::SerfNode`] does both).
+    pub fn queries_mut(&mut self) -> &mut QueryBook {
+        &mut self.queries
     }
 
     /// Messages waiting in the broadcast queues.
@@ -523,6 +519,54 @@ impl SerfDelegate {
         msg
     }
 
+    /// Sends query `q` as Serf's `Query` does: stamps it with the query
+    /// clock, registers it (closing at now + its timeout, accepting up to
+    /// `expected` acks and responses), queues it for gossip and processes
+    /// it locally as if received from `me` (our own address), so that we
+    /// ack and answer it too. Refuses, changing nothing, a query over
+    /// [`QUERY_SIZE_LIMIT`] or one too many open.
+    pub(crate) fn send_query(
+        &mut self,
+        now: Instant,
+        me: SocketAddr,
+        mut q: Query,
+        expected: usize,
+        key_op: Option<&'static str>,
+    ) -> Result<QueryHandle, QueryError> {
+        self.queries.check_room()?;
+        q.ltime = self.query_clock.time();
+        let raw = q.encode();
+        if raw.len() > QUERY_SIZE_LIMIT {
+            return Err(QueryError::TooLarge {
+                what: "query",
+                len: raw.len(),
+                limit: QUERY_SIZE_LIMIT,
+            });
+        }
+        let deadline = now + q.timeout_duration();
+        let handle = self.queries.register(&q, deadline, expected, key_op);
+        self.queue(Queue::Query, raw.clone());
+        self.handle_query(now, me, q, &raw, true);
+        Ok(handle)
+    }
+
+    /// A leave intent about another node, as Serf's force-leave sends it:
+    /// stamped with the member clock, recorded, queued for gossip and
+    /// returned (the caller also sends it to every alive member).
+    pub fn force_leave_intent(&mut self, now: Instant, node: &str, prune: bool) -> Vec<u8> {
+        let ltime = self.clock.time();
+        self.clock.increment();
+        self.note_intent(now, node, ltime);
+        let msg = Leave {
+            ltime,
+            node: node.to_string(),
+            prune,
+        }
+        .encode();
+        self.queue(Queue::Intent, msg.clone());
+        msg
+    }
+
     /// Sends a user event to the cluster, as Serf's `UserEvent` does: stamps
     /// it with the event clock, records it as seen (it is also handed out by
     /// [`SerfDelegate::poll_user_event`], as Serf delivers its own events)
@@ -578,7 +622,7 @@ impl SerfDelegate {
     /// [`KeyOp`] of a [`SerfAction::Key`].
     ///
     /// `result` is the outcome (`Err` with the text to report, e.g.
-    /// [`KeyOp::no_keyring_message`] when encryption is off); `keys` is the
+    /// [`no_keyring_message`] when encryption is off); `keys` is the
     /// keyring after the operation, primary first (used for list-keys only).
     /// Returns where to send and the user-message payload: a
     /// `messageQueryResponse` whose payload is a type-8 `nodeKeyResponse`
@@ -767,10 +811,14 @@ impl SerfDelegate {
             Message::Leave(m) => self.handle_leave(now, &m, msg),
             Message::Join(m) => self.handle_join(now, &m, msg),
             Message::UserEvent(m) => self.handle_user_event(m, msg),
-            Message::Query(q) => self.handle_query(now, from, q, msg),
+            Message::Query(q) => self.handle_query(now, from, q, msg, false),
             Message::Relay(r) => self.handle_relay(now, from, r),
+            Message::QueryResponse(r) => {
+                if !self.queries.on_response(r) {
+                    self.counters.ignored += 1;
+                }
+            }
             Message::PushPull(_)
-            | Message::QueryResponse(_)
             | Message::ConflictResponse(_)
             | Message::KeyRequest(_)
             | Message::KeyResponse(_) => self.counters.ignored += 1,
@@ -884,7 +932,8 @@ impl SerfDelegate {
         true
     }
 
-    fn handle_query(&mut self, now: Instant, from: SocketAddr, q: Query, raw: &[u8]) {
+    /// A query from `from`; `local`: one of ours (already queued for gossip).
+    fn handle_query(&mut self, now: Instant, from: SocketAddr, q: Query, raw: &[u8], local: bool) {
         if !self.witness_peer(Clock::Query, q.ltime, self.config.max_clock_jump) {
             return;
         }
@@ -896,7 +945,7 @@ impl SerfDelegate {
             self.counters.queries_duplicate += 1;
             return;
         }
-        if !q.no_broadcast() {
+        if !q.no_broadcast() && !local {
             self.rebroadcast(Queue::Query, raw);
         }
         if !self.should_process(&q.filters) {
@@ -923,10 +972,12 @@ impl SerfDelegate {
                 payload: Vec::new(),
             };
             self.counters.acks_sent += 1;
-            self.push_action(SerfAction::Send {
-                to,
-                payload: ack.encode(),
-            });
+            let payload = ack.encode();
+            if q.relay_factor > 0 && !local {
+                self.queries
+                    .relay_later(q.relay_factor, to, payload.clone(), q.id);
+            }
+            self.push_action(SerfAction::Send { to, payload });
         }
         let reply = QueryReply {
             ltime: q.ltime,
@@ -936,6 +987,10 @@ impl SerfDelegate {
             name: q.name.clone(),
             deadline: now.checked_add(q.timeout_duration()),
         };
+        if !q.name.starts_with(INTERNAL_QUERY_PREFIX) {
+            self.queries.on_incoming(reply, q.payload, q.relay_factor);
+            return;
+        }
         // Serf reads the key request after the payload's type byte without
         // checking that byte.
         let key = || KeyRequest::decode_body(q.payload.get(1..).unwrap_or(&[]));

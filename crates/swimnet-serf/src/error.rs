@@ -71,6 +71,9 @@ pub enum TagsError {
     /// msgpack map of strings (only from [`crate::tags::try_decode_tags`]).
     #[error("tags in metadata are malformed: {0}")]
     Malformed(WireError),
+    /// The node is leaving: its metadata can no longer change.
+    #[error("the node is leaving the cluster: its tags can no longer change")]
+    Leaving,
 }
 
 /// A user event we were asked to send was refused (local misuse).
@@ -87,4 +90,16 @@ pub enum UserEventError {
         /// The limit.
         limit: usize,
     },
+}
+
+/// A force-leave we were asked for was refused (local misuse).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ForceLeaveError {
+    /// No member of that name is known.
+    #[error("no member named {0:?} is known: see `swimnet members`")]
+    UnknownNode(String),
+    /// The node named is this one: use `leave` instead.
+    #[error("{0:?} is this node: use `swimnet leave` to leave gracefully")]
+    OwnNode(String),
 }

@@ -15,6 +15,14 @@
 //!   keeps Serf's Lamport clocks current ([`LamportClock`]), answers Serf's
 //!   internal key queries (`serf keys ...`) and acks, and re-broadcasts what
 //!   it sees as Serf nodes do;
+//! * Serf's user events and queries both ways ([`query`]): queries sent
+//!   with filters and Serf's default timeout, their acks and answers
+//!   collected ([`SerfNode::query`], [`SerfNode::query_status`]), received
+//!   user queries handed out as [`SerfEvent::Query`] and answered with
+//!   [`SerfNode::respond_query`], cluster-wide key operations with Serf's
+//!   own key queries ([`SerfNode::start_key_query`], [`KeyReport`]),
+//!   runtime tags ([`SerfNode::set_tags`]) and force-leave
+//!   ([`SerfNode::force_leave`]);
 //! * a leave intent before the memberlist leave, so that Serf shows it
 //!   `left` rather than `failed`.
 //!
@@ -55,15 +63,19 @@ pub mod error;
 pub mod lamport;
 pub mod messages;
 mod node;
+pub mod query;
 pub mod tags;
 
 pub use delegate::{
-    KeyOp, QueryReply, SerfAction, SerfConfig, SerfCounters, SerfDelegate, CONFLICT_QUERY,
+    key_query_name, no_keyring_message, KeyOp, QueryReply, SerfAction, SerfConfig, SerfCounters, SerfDelegate, CONFLICT_QUERY,
     INSTALL_KEY_QUERY, INTERNAL_QUERY_PREFIX, LIST_KEYS_QUERY, MIN_ENCODED_KEY_LENGTH, PING_QUERY,
     PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN, REMOVE_KEY_QUERY, USER_EVENT_SIZE_LIMIT,
     USE_KEY_QUERY,
 };
-pub use error::{SerfError, TagsError, UserEventError};
+pub use error::{ForceLeaveError, SerfError, TagsError, UserEventError};
 pub use lamport::{LamportClock, LamportTime};
-pub use node::{KeyringSaver, SerfEvent, SerfNode};
+pub use node::{KeyringSaver, RecentEvent, SerfEvent, SerfNode, MAX_RECENT_EVENTS};
+pub use query::{
+    IncomingQuery, KeyReport, NodeResponse, QueryError, QueryHandle, QueryParams, QueryStatus,
+};
 pub use tags::{check_tags, decode_tags, encode_tags, encoded_tags_len, try_decode_tags};

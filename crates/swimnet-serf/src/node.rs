@@ -5,16 +5,29 @@
 //! owns Serf's graceful leave: the leave intent, the grace period that lets
 //! the intent spread, then the memberlist leave, all on its own timer.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use swimnet_core::{
-    Config, Event, Memberlist, NodeState, SansIoNode, StreamCommand, StreamId, Transmit,
+    Config, Delegate, Event, Memberlist, NodeState, SansIoNode, StreamCommand, StreamId, Transmit,
 };
 
 use crate::delegate::{KeyOp, SerfAction, SerfDelegate};
 use crate::error::UserEventError;
 use crate::messages::UserEvent;
+use crate::query::IncomingQuery;
+
+mod commands;
+
+pub use commands::RecentEvent;
+
+/// Most received user events and queries kept for
+/// [`SerfNode::recent_events`].
+pub const MAX_RECENT_EVENTS: usize = 256;
+/// Most rounds of messages to ourselves handled after one input (a
+/// relay to our own address may wrap another).
+const MAX_LOOPBACK_ROUNDS: usize = 8;
 
 /// Shortest wait between the leave intent and the memberlist leave.
 const MIN_LEAVE_GRACE: Duration = Duration::from_millis(300);
@@ -41,6 +54,12 @@ pub enum SerfEvent {
         /// The saver's reason.
         error: String,
     },
+    /// A user query (from a peer, or ours) that passed our filters. The
+    /// ack, if one was asked for, went out already; answer it with
+    /// [`SerfNode::respond_query`] (with the query's `id`) before its
+    /// deadline, or let it expire. Internal `_serf_` queries are handled
+    /// by the node and never show up here.
+    Query(IncomingQuery),
 }
 
 /// One Serf member: a memberlist core with a [`SerfDelegate`], driven
@@ -50,7 +69,15 @@ pub struct SerfNode {
     /// When the memberlist leave is due (the grace after the intent).
     leave_at: Option<Instant>,
     keyring_saver: Option<KeyringSaver>,
-    events: std::collections::VecDeque<SerfEvent>,
+    events: VecDeque<SerfEvent>,
+    /// State of the generator of query ids (splitmix64).
+    query_ids: u64,
+    /// Received user events and queries, newest last, with sequence numbers.
+    recent: VecDeque<RecentEvent>,
+    recent_seq: u64,
+    /// Key queries started with `start_key_query` whose report
+    /// `poll_key_report` has not handed out yet (bounded by the query book).
+    key_queries: Vec<crate::query::QueryHandle>,
 }
 
 impl std::fmt::Debug for SerfNode {
@@ -77,7 +104,11 @@ impl SerfNode {
             core: Memberlist::new(config, delegate, now, seed)?,
             leave_at: None,
             keyring_saver: None,
-            events: std::collections::VecDeque::new(),
+            events: VecDeque::new(),
+            query_ids: seed ^ 0x5e7f_0000_0000_0001,
+            recent: VecDeque::new(),
+            recent_seq: 0,
+            key_queries: Vec::new(),
         })
     }
 
@@ -109,22 +140,48 @@ impl SerfNode {
     }
 
     /// Carries out what the delegate collected during the last input.
-    fn after(&mut self) {
-        for action in self.core.delegate_mut().take_actions() {
-            match action {
-                SerfAction::Send { to, payload } => self.core.send_user_packet(to, &payload),
-                SerfAction::Key { op, reply } => {
-                    let result = self.apply_key_op(&op);
-                    let keys = self.keys();
-                    let result = result.and_then(|()| self.save_keys(&op, &keys));
-                    let d = self.core.delegate_mut();
-                    let (to, payload) = d.key_response(&reply, result, &keys);
-                    self.core.send_user_packet(to, &payload);
+    /// Messages to our own address (our acks and answers to our own
+    /// queries) are handed to the delegate directly.
+    fn after(&mut self, now: Instant) {
+        for _ in 0..MAX_LOOPBACK_ROUNDS {
+            let actions = self.core.delegate_mut().take_actions();
+            if actions.is_empty() {
+                break;
+            }
+            for action in actions {
+                match action {
+                    SerfAction::Send { to, payload } => self.send(now, to, &payload),
+                    SerfAction::Key { op, reply } => {
+                        let result = self.apply_key_op(&op);
+                        let keys = self.keys();
+                        let result = result.and_then(|()| self.save_keys(&op, &keys));
+                        let d = self.core.delegate_mut();
+                        let (to, payload) = d.key_response(&reply, result, &keys);
+                        self.send(now, to, &payload);
+                    }
                 }
             }
         }
+        for (factor, to, msg, salt) in self.core.delegate_mut().queries_mut().take_relays() {
+            self.relay_response(factor, to, &msg, salt);
+        }
         while let Some(e) = self.core.delegate_mut().poll_user_event() {
+            self.remember(now, SerfEvent::User(e.clone()));
             self.events.push_back(SerfEvent::User(e));
+        }
+        while let Some(q) = self.core.delegate_mut().queries_mut().poll_incoming() {
+            self.remember(now, SerfEvent::Query(q.clone()));
+            self.events.push_back(SerfEvent::Query(q));
+        }
+    }
+
+    /// Sends a Serf message to `to`, or hands it to our own delegate when
+    /// `to` is our address.
+    fn send(&mut self, now: Instant, to: SocketAddr, payload: &[u8]) {
+        if to == self.core.config().advertise {
+            self.core.delegate_mut().notify_msg(now, to, payload);
+        } else {
+            self.core.send_user_packet(to, payload);
         }
     }
 
@@ -176,24 +233,24 @@ impl SansIoNode for SerfNode {
     }
     fn handle_packet(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
         self.core.handle_packet(now, from, datagram);
-        self.after();
+        self.after(now);
     }
     fn handle_stream_accept(&mut self, now: Instant, from: SocketAddr) -> StreamId {
         let id = self.core.handle_stream_accept(now, from);
-        self.after();
+        self.after(now);
         id
     }
     fn handle_stream_data(&mut self, now: Instant, id: StreamId, data: &[u8], fin: bool) {
         self.core.handle_stream_data(now, id, data, fin);
-        self.after();
+        self.after(now);
     }
     fn handle_stream_error(&mut self, now: Instant, id: StreamId, error: &str) {
         self.core.handle_stream_error(now, id, error);
-        self.after();
+        self.after(now);
     }
     fn handle_stream_refused(&mut self, now: Instant, id: StreamId) {
         self.core.handle_stream_refused(now, id);
-        self.after();
+        self.after(now);
     }
     /// Also runs the memberlist leave once the grace after our leave
     /// intent has passed.
@@ -203,7 +260,8 @@ impl SansIoNode for SerfNode {
             self.core.leave(now);
         }
         self.core.handle_timeout(now);
-        self.after();
+        self.core.delegate_mut().queries_mut().expire(now);
+        self.after(now);
     }
     fn poll_transmit(&mut self) -> Option<Transmit> {
         self.core.poll_transmit()
@@ -218,14 +276,18 @@ impl SansIoNode for SerfNode {
         self.events.pop_front()
     }
     fn poll_timeout(&self) -> Option<Instant> {
-        match (self.core.poll_timeout(), self.leave_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.core.poll_timeout(),
+            self.leave_at,
+            self.core.delegate().queries().next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
     fn join(&mut self, now: Instant, addrs: &[SocketAddr]) -> Result<(), swimnet_core::Error> {
         let r = self.core.join(now, addrs);
-        self.after();
+        self.after(now);
         r
     }
     /// Serf's leave: our leave intent goes to every alive member at once
@@ -248,7 +310,7 @@ impl SansIoNode for SerfNode {
             self.core.send_user_packet(addr, &intent);
         }
         self.leave_at = Some(now + self.leave_grace());
-        self.after();
+        self.after(now);
     }
     fn install_key(&mut self, key: &[u8]) -> Result<(), swimnet_core::Error> {
         self.core.install_key(key)

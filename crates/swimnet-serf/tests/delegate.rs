@@ -11,6 +11,7 @@ use swimnet_serf::messages::{
     SerfMessage, UserEvent,
 };
 use swimnet_serf::{
+    no_keyring_message,
     KeyOp, QueryReply, SerfAction, SerfConfig, SerfDelegate, TagsError, INSTALL_KEY_QUERY,
     LIST_KEYS_QUERY,
 };
@@ -124,7 +125,7 @@ fn install_key_failure_is_reported() {
     let Some(SerfAction::Key { op, reply }) = d.take_actions().pop() else {
         panic!("no key action");
     };
-    let (_, raw) = d.key_response(&reply, Err(op.no_keyring_message().into()), &[]);
+    let (_, raw) = d.key_response(&reply, Err(no_keyring_message(&op).into()), &[]);
     let (resp, kr) = as_serf_reads_it(&raw);
     assert!(!kr.result);
     assert_eq!(kr.message, "No keyring to modify (encryption not enabled)");
@@ -170,7 +171,7 @@ fn list_keys_with_ack() {
     assert_eq!(kr.keys.len(), 2);
 
     // Without encryption.
-    let (_, raw) = d.key_response(reply, Err(KeyOp::List.no_keyring_message().into()), &[]);
+    let (_, raw) = d.key_response(reply, Err(no_keyring_message(&KeyOp::List).into()), &[]);
     let (_, kr) = as_serf_reads_it(&raw);
     assert!(!kr.result);
     assert_eq!(kr.message, "Keyring is empty (encryption not enabled)");
@@ -320,6 +321,9 @@ fn filters_edge_cases() {
     }
 }
 
+/// Internal queries other than ping and key queries are acked and not
+/// handed out; a user query is acked and kept for the application's
+/// answer (see `swimnet-sim/tests/serf_query.rs` for the round trip).
 #[test]
 fn other_queries_are_ignored_but_acked() {
     let now = Instant::now();
@@ -335,8 +339,15 @@ fn other_queries_are_ignored_but_acked() {
     let actions = d.take_actions();
     assert_eq!(actions.len(), 3);
     assert!(actions.iter().all(|a| matches!(a, SerfAction::Send { .. })));
-    assert_eq!(d.counters().queries_ignored, 3);
+    assert_eq!(d.counters().queries_ignored, 2);
     assert_eq!(d.counters().acks_sent, 3);
+    let user = d.queries_mut().poll_incoming().expect("user query");
+    assert_eq!(
+        (user.name.as_str(), user.payload.as_slice()),
+        ("uptime", &b"x"[..])
+    );
+    assert_eq!(user.source_node, "s9");
+    assert!(d.queries_mut().poll_incoming().is_none());
 }
 
 #[test]

@@ -15,6 +15,7 @@ use swimnet_serf::{SerfEvent, SerfNode};
 use crate::cluster_keys::{KeyOp, KeyOpReport};
 use crate::commands::{TableCommand, TableError, TableReply};
 use crate::figures::{LayerFigures, NetworkFigures};
+use crate::serf_cmd::{not_serf, SerfCommand, SerfReply};
 
 /// A node the agent's driver can run.
 pub trait AgentNode: SansIoNode + Send + 'static {
@@ -25,6 +26,10 @@ pub trait AgentNode: SansIoNode + Send + 'static {
     /// Replaces our metadata (announced with a new incarnation); the error
     /// says why it was refused.
     fn set_meta(&mut self, now: Instant, meta: Vec<u8>) -> Result<(), String>;
+
+    /// Carries out a Serf command; node kinds other than Serf refuse it
+    /// with [`crate::serf_cmd::not_serf`].
+    fn serf(&mut self, now: Instant, cmd: SerfCommand) -> Result<SerfReply, String>;
 
     /// Takes one of the node's application events (drained by the driver
     /// after every input): returns the table change to publish to table
@@ -80,6 +85,9 @@ impl AgentNode for Memberlist<NoopDelegate> {
     fn set_meta(&mut self, now: Instant, meta: Vec<u8>) -> Result<(), String> {
         Memberlist::set_meta(self, now, meta).map_err(|e| e.to_string())
     }
+    fn serf(&mut self, _now: Instant, _cmd: SerfCommand) -> Result<SerfReply, String> {
+        Err(not_serf("memberlist"))
+    }
     fn on_app_event(event: Infallible) -> Option<TableChange> {
         match event {}
     }
@@ -95,21 +103,45 @@ impl AgentNode for SerfNode {
             .set_meta(now, meta)
             .map_err(|e| e.to_string())
     }
-    fn start_key_op(
-        &mut self,
-        _now: Instant,
-        _op: KeyOp,
-        _timeout: Duration,
-    ) -> Result<u64, String> {
-        Err("cluster-wide key operations in serf mode are not available yet: use `swimnet keys --local` on each node, or `serf keys`".into())
+    fn start_key_op(&mut self, now: Instant, op: KeyOp, timeout: Duration) -> Result<u64, String> {
+        // Serf's own key queries, so serf agents in the cluster take part.
+        self.start_key_query(now, &op, 0, Some(timeout))
+            .map(|h| h.0)
+            .map_err(|e| e.to_string())
     }
     fn poll_key_report(&mut self) -> Option<(u64, KeyOpReport)> {
-        None
+        let (handle, r) = SerfNode::poll_key_report(self)?;
+        let report = KeyOpReport {
+            responded: r.responded,
+            total: r.total,
+            failures: r.failures,
+            keys: r.keys,
+        };
+        Some((handle.0, report))
+    }
+    fn serf(&mut self, now: Instant, cmd: SerfCommand) -> Result<SerfReply, String> {
+        crate::serf_cmd::run(self, now, cmd)
     }
     fn on_app_event(event: SerfEvent) -> Option<TableChange> {
         match event {
             SerfEvent::User(e) => {
-                tracing::debug!(name = %crate::escape::esc(&e.name), ltime = e.ltime, "serf user event");
+                tracing::info!(
+                    name = %crate::escape::esc(&e.name),
+                    payload = %crate::escape::esc(log_payload(&e.payload)),
+                    ltime = e.ltime,
+                    coalesce = e.cc,
+                    "serf user event"
+                );
+            }
+            SerfEvent::Query(q) => {
+                tracing::info!(
+                    name = %crate::escape::esc(&q.name),
+                    payload = %crate::escape::esc(log_payload(&q.payload)),
+                    from = %crate::escape::esc(&q.source_node),
+                    id = q.id,
+                    ltime = q.ltime,
+                    "serf query"
+                );
             }
             SerfEvent::KeyringChanged { op } => {
                 tracing::info!(op, "keyring changed by a Serf key query");
@@ -129,6 +161,11 @@ impl AgentNode for SerfNode {
     }
 }
 
+/// A payload for a log line: lossy UTF-8, at most 256 bytes of it.
+fn log_payload(p: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(&p[..p.len().min(256)])
+}
+
 fn ndb_error(e: swimnet_networkdb::NdbError) -> TableError {
     if let swimnet_networkdb::NdbError::NetworkNotJoined(nid) = e {
         return TableError::NotAttached(nid);
@@ -143,6 +180,9 @@ fn ndb_error(e: swimnet_networkdb::NdbError) -> TableError {
 impl AgentNode for NetworkDb {
     fn set_meta(&mut self, _now: Instant, _meta: Vec<u8>) -> Result<(), String> {
         Err("node metadata cannot be changed in networkdb mode".into())
+    }
+    fn serf(&mut self, _now: Instant, _cmd: SerfCommand) -> Result<SerfReply, String> {
+        Err(not_serf("networkdb"))
     }
     fn on_app_event(event: TableChange) -> Option<TableChange> {
         Some(event)

@@ -116,7 +116,7 @@ pub struct ApiState {
 
 /// An API error: a status and a one-line message.
 #[derive(Debug)]
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub(crate) StatusCode, pub(crate) String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -124,18 +124,18 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn bad(msg: impl Into<String>) -> ApiError {
+pub(crate) fn bad(msg: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, msg.into())
 }
 
-fn gone() -> ApiError {
+pub(crate) fn gone() -> ApiError {
     ApiError(
         StatusCode::SERVICE_UNAVAILABLE,
         "the agent is shutting down".into(),
     )
 }
 
-async fn ask<T>(
+pub(crate) async fn ask<T>(
     state: &ApiState,
     make: impl FnOnce(oneshot::Sender<T>) -> Command,
 ) -> Result<T, ApiError> {
@@ -181,6 +181,7 @@ pub fn router(state: ApiState, guard: crate::http_guard::Guard) -> Router {
         )
         .merge(crate::api_metrics::routes())
         .merge(crate::api_keys::routes())
+        .merge(crate::api_serf::routes())
         .fallback(no_endpoint)
         .layer(axum::middleware::from_fn_with_state(
             guard,
@@ -199,9 +200,16 @@ async fn no_endpoint(uri: axum::http::Uri) -> ApiError {
     )
 }
 
-async fn members(State(state): State<ApiState>) -> Result<Json<MembersView>, ApiError> {
+/// `GET /v1/members[?status=RE&name=RE&tag=KEY=RE...]` (see
+/// [`crate::api_serf::MemberFilter`]).
+async fn members(
+    State(state): State<ApiState>,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
+) -> Result<Json<MembersView>, ApiError> {
+    let filter = crate::api_serf::MemberFilter::from_query(q.as_deref()).map_err(bad)?;
     let nodes = ask(&state, Command::Members).await?;
     let mut members: Vec<MemberView> = nodes.iter().map(member_view).collect();
+    members.retain(|m| filter.matches(m));
     members.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Json(MembersView { members }))
 }
@@ -595,7 +603,7 @@ struct ListQuery {
     watch: Option<String>,
 }
 
-fn json_line(v: &impl Serialize) -> axum::body::Bytes {
+pub(crate) fn json_line(v: &impl Serialize) -> axum::body::Bytes {
     let mut line = serde_json::to_vec(v).unwrap_or_default();
     line.push(b'\n');
     line.into()

@@ -11,7 +11,7 @@
 //! "failures": {"NODE": "ERROR", ...}, "keys": {"BASE64": HOLDERS, ...}}`,
 //! also when some members failed or did not answer (their failures say
 //! so); `400` for a bad key or timeout or when the operation cannot start
-//! (no encryption, one already running, serf mode); `409` for a refused
+//! (no encryption, one already running); `409` for a refused
 //! `use`.
 
 use std::time::Duration;

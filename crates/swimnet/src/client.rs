@@ -191,6 +191,24 @@ impl Client {
         Ok(std::io::BufReader::new(resp.into_reader()))
     }
 
+    /// `POST path` with a JSON body, answered as a stream (no read
+    /// timeout, e.g. a query's acks and answers as they come): the body,
+    /// buffered for reading line by line.
+    pub fn post_stream(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> Result<std::io::BufReader<Box<dyn std::io::Read + Send + Sync>>, String> {
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(2))
+            .build();
+        let resp = self
+            .request(&agent, "POST", path)
+            .send_json(body)
+            .map_err(|e| self.error(e))?;
+        Ok(std::io::BufReader::new(resp.into_reader()))
+    }
+
     /// `DELETE path`, decoded.
     pub fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, String> {
         let resp = self

@@ -49,6 +49,12 @@ pub enum Command {
         TableCommand,
         oneshot::Sender<Result<TableReply, TableError>>,
     ),
+    /// A Serf command (events, queries, tags, force-leave, key queries);
+    /// fails with a clear message unless the agent runs `--protocol serf`.
+    Serf(
+        crate::serf_cmd::SerfCommand,
+        oneshot::Sender<Result<crate::serf_cmd::SerfReply, String>>,
+    ),
     /// Watch a table: answers with its live entries and a subscription to
     /// every later change (of any table; the subscriber filters), taken
     /// together so no change falls between them.

@@ -278,6 +278,9 @@ impl<N: AgentNode> Driver<N> {
             Command::SetMeta(meta, tx) => {
                 let _ = tx.send(self.core.set_meta(t, meta));
             }
+            Command::Serf(sc, tx) => {
+                let _ = tx.send(self.core.serf(t, sc));
+            }
             Command::Table(tc, tx) => {
                 // Local writes reach watchers through poll_table_change
                 // (NdbConfig::report_local_changes).

@@ -177,7 +177,11 @@ enum Cmd {
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
+        #[command(flatten)]
+        filter: cli::serf::MemberFilterArgs,
     },
+    #[command(flatten)]
+    Serf(cli::serf::SerfCmd),
     /// Estimated round trip time between this agent's node and NODE, or
     /// between two nodes, from their Vivaldi network coordinates.
     Rtt {
@@ -566,7 +570,12 @@ fn run(cli: Cli) -> Result<(), String> {
     let connect = |api: SocketAddr| Client::connect(api, token_file.as_deref());
     match cli.command {
         Cmd::Agent(args) => run_agent(args),
-        Cmd::Members { api, format } => run_members(connect(api)?, format),
+        Cmd::Members {
+            api,
+            format,
+            filter,
+        } => run_members(connect(api)?, format, &filter.path()),
+        Cmd::Serf(c) => cli::serf::run(c, token_file.as_deref()),
         Cmd::Rtt { api, node, other } => run_rtt(connect(api)?, &node, other.as_deref()),
         Cmd::Coordinates { api, format } => run_coordinates(connect(api)?, format),
         Cmd::Info { api, format } => cli::info::run(connect(api)?, format == Format::Json),
@@ -734,8 +743,8 @@ fn run_agent(args: AgentArgs) -> Result<(), String> {
 }
 
 /// `swimnet members`: one line per member (name, address, status, tags).
-fn run_members(client: Client, format: Format) -> Result<(), String> {
-    let v: MembersView = client.get("/v1/members")?;
+fn run_members(client: Client, format: Format, path: &str) -> Result<(), String> {
+    let v: MembersView = client.get(path)?;
     print_view(format, &v, |v| {
         for m in &v.members {
             let tags: Vec<String> = m.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();

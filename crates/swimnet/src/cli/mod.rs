@@ -7,3 +7,4 @@ pub mod info;
 pub mod keys;
 pub mod log_level;
 pub mod packaging;
+pub mod serf;

@@ -150,6 +150,9 @@ impl Env {
         for j in &opts.join {
             args.push(format!("-join={j}"));
         }
+        for h in &opts.event_handlers {
+            args.push(format!("-event-handler={h}"));
+        }
         let proc = self.spawn(name, &self.serf, &args);
         let mut s = Serf {
             name: name.to_string(),
@@ -276,6 +279,8 @@ pub struct SerfOpts {
     pub join: Vec<String>,
     /// Do not wait for the RPC (the agent is expected to exit, e.g. a failing `-join`).
     pub expect_start_failure: bool,
+    /// `-event-handler` values (`[FILTER=]PATH`).
+    pub event_handlers: Vec<String>,
 }
 
 #[derive(Default, Clone)]

@@ -19,6 +19,7 @@
 //! which adds up to
 //! two probe intervals; that is included in the bound for swimnet.
 
+mod commands;
 #[path = "../common/mod.rs"]
 mod common;
 mod coordinates;
