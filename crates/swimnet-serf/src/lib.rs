@@ -67,10 +67,10 @@ pub mod query;
 pub mod tags;
 
 pub use delegate::{
-    key_query_name, no_keyring_message, KeyOp, QueryReply, SerfAction, SerfConfig, SerfCounters, SerfDelegate, CONFLICT_QUERY,
-    INSTALL_KEY_QUERY, INTERNAL_QUERY_PREFIX, LIST_KEYS_QUERY, MIN_ENCODED_KEY_LENGTH, PING_QUERY,
-    PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN, REMOVE_KEY_QUERY, USER_EVENT_SIZE_LIMIT,
-    USE_KEY_QUERY,
+    key_query_name, no_keyring_message, KeyOp, QueryReply, SerfAction, SerfConfig, SerfCounters,
+    SerfDelegate, CONFLICT_QUERY, INSTALL_KEY_QUERY, INTERNAL_QUERY_PREFIX, LIST_KEYS_QUERY,
+    MIN_ENCODED_KEY_LENGTH, PING_QUERY, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN,
+    REMOVE_KEY_QUERY, USER_EVENT_SIZE_LIMIT, USE_KEY_QUERY,
 };
 pub use error::{ForceLeaveError, SerfError, TagsError, UserEventError};
 pub use lamport::{LamportClock, LamportTime};

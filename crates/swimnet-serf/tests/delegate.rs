@@ -11,9 +11,8 @@ use swimnet_serf::messages::{
     SerfMessage, UserEvent,
 };
 use swimnet_serf::{
-    no_keyring_message,
-    KeyOp, QueryReply, SerfAction, SerfConfig, SerfDelegate, TagsError, INSTALL_KEY_QUERY,
-    LIST_KEYS_QUERY,
+    no_keyring_message, KeyOp, QueryReply, SerfAction, SerfConfig, SerfDelegate, TagsError,
+    INSTALL_KEY_QUERY, LIST_KEYS_QUERY,
 };
 use swimnet_testkit::{unhex, vector};
 

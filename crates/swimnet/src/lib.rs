@@ -25,6 +25,6 @@ pub mod join;
 pub mod keyfile;
 pub mod metrics;
 pub mod resolve;
-pub mod snapshot;
 pub mod serf_cmd;
+pub mod snapshot;
 mod stream_io;

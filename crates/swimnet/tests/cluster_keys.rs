@@ -261,20 +261,37 @@ fn a_cluster_wide_change_rewrites_the_keyring_file() {
     );
 }
 
+/// In serf mode the same commands go out as Serf's own key queries: an
+/// install from one agent reaches the other, both count in `N/M`, and
+/// `--local` still acts on one agent alone.
 #[test]
-fn serf_mode_says_cluster_wide_keys_are_not_there_yet() {
+fn serf_mode_rotates_keys_with_serfs_key_queries() {
     let env = Env::new("cluster_keys_serf", 233);
     let k1 = keygen(&env);
     let k2 = keygen(&env);
+    let k3 = keygen(&env);
     let a = agent(&env, "a", 1, "serf", &k1, None);
+    let b = agent(&env, "b", 2, "serf", &k1, Some(&a));
+    wait_for("a and b see each other", Duration::from_secs(20), || {
+        let n = a.members()?.len();
+        (n == 2).then_some(()).ok_or(format!("{n} members"))
+    });
     let out = keys(&a, &["install", &k2]);
-    assert!(!out.ok(), "{}", out.describe());
+    assert!(out.ok(), "{}", out.describe());
     assert!(
-        out.stderr.contains("not available yet") && out.stderr.lines().count() == 1,
+        out.stdout.contains("2/2 nodes responded"),
         "{}",
         out.describe()
     );
-    let out = keys(&a, &["install", "--local", &k2]);
+    assert_eq!(b.keys().unwrap().1, vec![k1.clone(), k2.clone()]);
+    let out = keys(&b, &["use", &k2]);
     assert!(out.ok(), "{}", out.describe());
-    assert_eq!(a.keys().unwrap().1, vec![k1, k2]);
+    let out = keys(&a, &["remove", &k1]);
+    assert!(out.ok(), "{}", out.describe());
+    assert_eq!(a.keys().unwrap(), (k2.clone(), vec![k2.clone()]));
+    assert_eq!(b.keys().unwrap(), (k2.clone(), vec![k2.clone()]));
+    let out = keys(&a, &["install", "--local", &k3]);
+    assert!(out.ok(), "{}", out.describe());
+    assert_eq!(a.keys().unwrap().1, vec![k2.clone(), k3]);
+    assert_eq!(b.keys().unwrap().1, vec![k2]);
 }

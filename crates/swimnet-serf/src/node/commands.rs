@@ -130,8 +130,10 @@ impl SerfNode {
             timeout,
             ..QueryParams::default()
         };
-        let handle = self.send_query(now, key_query_name(op), &payload, &params, Some(op.name()))?;
-        self.key_queries.retain(|h| self.core.delegate().queries().status(*h).is_some());
+        let handle =
+            self.send_query(now, key_query_name(op), &payload, &params, Some(op.name()))?;
+        self.key_queries
+            .retain(|h| self.core.delegate().queries().status(*h).is_some());
         self.key_queries.push(handle);
         Ok(handle)
     }

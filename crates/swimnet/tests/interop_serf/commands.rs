@@ -367,6 +367,22 @@ fn key_queries_sent_by_swimnet() {
         keys.contains(&k3),
         "serf's install reached swimnet: {keys:?}"
     );
+    // `swimnet keys` (cluster-wide by default) uses the same queries: the
+    // serf agents take part in the rotation and count in N/M.
+    let out = sw.cli("keys", &["use", &k2]);
+    assert!(
+        out.ok() && out.stdout.contains("3/3 nodes responded"),
+        "{}",
+        out.describe()
+    );
+    let out = sw.cli("keys", &["remove", &k1]);
+    assert!(out.ok(), "{}", out.describe());
+    let listing = serfs[0].cmd("keys", &["-list"]);
+    assert!(
+        listing.stdout.contains(&k2) && !listing.stdout.contains(&k1),
+        "serf dropped the old key: {}",
+        listing.describe()
+    );
 }
 
 /// Outside serf mode the Serf commands are refused with a clear message.
