@@ -11,6 +11,7 @@ use swimnet_serf::{SerfDelegate, SerfNode};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, Notify};
 
+use crate::agent_events::{EventCounters, EventHub};
 use crate::agent_node::AgentNode;
 use crate::api::{self, ApiState};
 use crate::api_server::{ApiCounters, HttpLimits};
@@ -80,6 +81,8 @@ pub struct AgentOptions {
     /// Who may use the HTTP listeners, the diagnostic listener, and their
     /// budgets.
     pub http: HttpOptions,
+    /// Programs run for events (`--event-handler`) and their timeout.
+    pub events: crate::event_handler::HandlerConfig,
 }
 
 /// The HTTP side of the agent: access rules, the diagnostic listener, limits.
@@ -271,12 +274,15 @@ pub async fn start(opts: AgentOptions) -> Result<RunningAgent, AgentError> {
     };
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let shutdown = Arc::new(Notify::new());
+    let event_counters = Arc::new(EventCounters::default());
+    let handlers =
+        crate::event_handler::spawn(opts.events.clone(), cmd_tx.clone(), event_counters.clone());
     let done = spawn_node(
         &opts,
         config,
         keyring_file.clone(),
         (udp, tcp),
-        cmd_rx,
+        (cmd_rx, EventHub::new(event_counters.clone(), handlers)),
         &shutdown,
     )?;
     let api_addr = api_listener.as_ref().and_then(|l| l.local_addr().ok());
@@ -292,6 +298,7 @@ pub async fn start(opts: AgentOptions) -> Result<RunningAgent, AgentError> {
         keyring_file,
         shutdown: shutdown.clone(),
         http_counters: http_counters.clone(),
+        events: Arc::new(crate::api_events::EventStreams::new(event_counters)),
     };
     let guard = |policy: AccessPolicy| Guard {
         policy: Arc::new(policy),
@@ -342,7 +349,7 @@ fn spawn_node(
     config: Config,
     keyring_file: Option<KeyringFile>,
     (udp, tcp): (UdpSocket, TcpListener),
-    cmd_rx: mpsc::Receiver<Command>,
+    (cmd_rx, hub): (mpsc::Receiver<Command>, EventHub),
     shutdown: &Arc<Notify>,
 ) -> Result<tokio::task::JoinHandle<()>, AgentError> {
     let started = |e: swimnet_core::Error| AgentError::Config(e.to_string());
@@ -355,7 +362,10 @@ fn spawn_node(
             };
             let db = swimnet_networkdb::NetworkDb::new(config, ndb, Instant::now(), rand::random())
                 .map_err(started)?;
-            spawn_driver(Driver::new(db, udp, tcp, cmd_rx), shutdown.clone())
+            spawn_driver(
+                Driver::new(db, udp, tcp, cmd_rx).with_event_hub(hub),
+                shutdown.clone(),
+            )
         }
         Protocol::Serf => {
             let delegate = SerfDelegate::new(opts.node.clone(), opts.tags.clone())
@@ -365,12 +375,18 @@ fn spawn_node(
             if let Some(file) = keyring_file {
                 node = node.with_keyring_saver(Box::new(move |keys| file.save(keys)));
             }
-            spawn_driver(Driver::new(node, udp, tcp, cmd_rx), shutdown.clone())
+            spawn_driver(
+                Driver::new(node, udp, tcp, cmd_rx).with_event_hub(hub),
+                shutdown.clone(),
+            )
         }
         Protocol::Memberlist => {
             let core = Memberlist::new(config, NoopDelegate, Instant::now(), rand::random())
                 .map_err(started)?;
-            spawn_driver(Driver::new(core, udp, tcp, cmd_rx), shutdown.clone())
+            spawn_driver(
+                Driver::new(core, udp, tcp, cmd_rx).with_event_hub(hub),
+                shutdown.clone(),
+            )
         }
     })
 }
@@ -421,6 +437,7 @@ mod tests {
                 protocol: Protocol::NetworkDb,
                 topology_aware: on,
                 http: HttpOptions::default(),
+                events: Default::default(),
             };
             let c = core_config(&opts, bound).unwrap();
             assert_eq!(c.topology.enabled, on);

@@ -12,6 +12,7 @@ use swimnet_core::{Memberlist, NoopDelegate, SansIoNode};
 use swimnet_networkdb::{NetworkDb, TableChange};
 use swimnet_serf::{SerfEvent, SerfNode};
 
+use crate::agent_events::AgentEvent;
 use crate::commands::{TableCommand, TableError, TableReply};
 
 /// A node the agent's driver can run.
@@ -25,9 +26,22 @@ pub trait AgentNode: SansIoNode + Send + 'static {
     fn set_meta(&mut self, now: Instant, meta: Vec<u8>) -> Result<(), String>;
 
     /// Takes one of the node's application events (drained by the driver
-    /// after every input): returns the table change to publish to table
-    /// watchers, if it is one; other kinds are logged.
-    fn on_app_event(event: Self::AppEvent) -> Option<TableChange>;
+    /// after every input): returns the agent event to publish (to event
+    /// streams, table watchers and handlers), if it is one; other kinds
+    /// are logged.
+    fn on_app_event(event: Self::AppEvent) -> Option<AgentEvent>;
+
+    /// Answers the Serf query with handle `id` (from an
+    /// [`AgentEvent::Query`]) with `payload`; the error says why it could
+    /// not be sent.
+    fn respond_query(&mut self, now: Instant, id: u64, payload: Vec<u8>) -> Result<(), String>;
+}
+
+/// The answer of node kinds that take no queries.
+fn no_queries(id: u64, _payload: Vec<u8>) -> Result<(), String> {
+    Err(format!(
+        "cannot respond to query {id}: this agent does not answer Serf queries (not supported)"
+    ))
 }
 
 /// `--protocol memberlist`: membership only.
@@ -38,8 +52,11 @@ impl AgentNode for Memberlist<NoopDelegate> {
     fn set_meta(&mut self, now: Instant, meta: Vec<u8>) -> Result<(), String> {
         Memberlist::set_meta(self, now, meta).map_err(|e| e.to_string())
     }
-    fn on_app_event(event: Infallible) -> Option<TableChange> {
+    fn on_app_event(event: Infallible) -> Option<AgentEvent> {
         match event {}
+    }
+    fn respond_query(&mut self, _now: Instant, id: u64, payload: Vec<u8>) -> Result<(), String> {
+        no_queries(id, payload)
     }
 }
 
@@ -53,10 +70,19 @@ impl AgentNode for SerfNode {
             .set_meta(now, meta)
             .map_err(|e| e.to_string())
     }
-    fn on_app_event(event: SerfEvent) -> Option<TableChange> {
+    fn respond_query(&mut self, _now: Instant, id: u64, payload: Vec<u8>) -> Result<(), String> {
+        no_queries(id, payload)
+    }
+    fn on_app_event(event: SerfEvent) -> Option<AgentEvent> {
         match event {
             SerfEvent::User(e) => {
                 tracing::debug!(name = %crate::escape::esc(&e.name), ltime = e.ltime, "serf user event");
+                return Some(AgentEvent::User {
+                    name: e.name,
+                    ltime: e.ltime,
+                    payload: e.payload,
+                    coalesce: e.cc,
+                });
             }
             SerfEvent::KeyringChanged { op } => {
                 tracing::info!(op, "keyring changed by a Serf key query");
@@ -82,8 +108,11 @@ impl AgentNode for NetworkDb {
     fn set_meta(&mut self, _now: Instant, _meta: Vec<u8>) -> Result<(), String> {
         Err("node metadata cannot be changed in networkdb mode".into())
     }
-    fn on_app_event(event: TableChange) -> Option<TableChange> {
-        Some(event)
+    fn on_app_event(event: TableChange) -> Option<AgentEvent> {
+        AgentEvent::from_table_change(event)
+    }
+    fn respond_query(&mut self, _now: Instant, id: u64, payload: Vec<u8>) -> Result<(), String> {
+        no_queries(id, payload)
     }
     fn table(&mut self, now: Instant, cmd: TableCommand) -> Result<TableReply, TableError> {
         let done = |r: Result<(), swimnet_networkdb::NdbError>| {

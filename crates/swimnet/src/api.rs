@@ -102,6 +102,8 @@ pub struct ApiState {
     pub shutdown: Arc<Notify>,
     /// The HTTP listeners' counters (shown by `GET /v1/stats`).
     pub http_counters: Arc<crate::api_server::ApiCounters>,
+    /// `GET /v1/events`' stream slots and the event counters.
+    pub events: Arc<crate::api_events::EventStreams>,
 }
 
 /// An API error: a status and a one-line message.
@@ -154,6 +156,7 @@ pub fn router(state: ApiState, guard: crate::http_guard::Guard) -> Router {
             "/v1/tables/:nid/:table/:key",
             get(entry_get).put(entry_put).delete(entry_delete),
         )
+        .merge(crate::api_events::routes())
         .fallback(no_endpoint)
         .layer(axum::middleware::from_fn_with_state(
             guard,
@@ -308,6 +311,7 @@ async fn stats(State(state): State<ApiState>) -> Result<Json<serde_json::Value>,
         },
         "driver": v.driver,
         "api": &*state.http_counters,
+        "events": &*state.events.counters,
     })))
 }
 
@@ -609,7 +613,7 @@ async fn table_watch(state: &ApiState, nid: String, table: String) -> Result<Res
         .collect();
     struct St {
         initial: std::collections::VecDeque<axum::body::Bytes>,
-        changes: tokio::sync::broadcast::Receiver<swimnet_networkdb::TableChange>,
+        changes: tokio::sync::broadcast::Receiver<Arc<crate::agent_events::Published>>,
         nid: String,
         table: String,
         done: bool,
@@ -631,7 +635,10 @@ async fn table_watch(state: &ApiState, nid: String, table: String) -> Result<Res
         use tokio::sync::broadcast::error::RecvError;
         loop {
             match st.changes.recv().await {
-                Ok(c) => {
+                Ok(p) => {
+                    let crate::agent_events::AgentEvent::Table(c) = &p.event else {
+                        continue;
+                    };
                     if c.network_id != st.nid || c.table != st.table {
                         continue;
                     }
@@ -653,7 +660,7 @@ async fn table_watch(state: &ApiState, nid: String, table: String) -> Result<Res
                 Err(RecvError::Lagged(n)) => {
                     st.done = true;
                     let line = json_line(&serde_json::json!({
-                        "error": format!("this watch fell behind and missed {n} table changes; start it again")
+                        "error": format!("this watch fell behind and missed {n} events; start it again")
                     }));
                     return Some((Ok(line), st));
                 }

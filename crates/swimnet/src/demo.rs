@@ -135,6 +135,7 @@ async fn start_agents(
             protocol: Protocol::NetworkDb,
             topology_aware: true,
             http: Default::default(),
+            events: Default::default(),
         };
         agents.push(Some(agent::start(opts).await.map_err(|e| e.to_string())?));
     }

@@ -20,10 +20,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use swimnet_core::{Event, StreamCommand, StreamId};
-use swimnet_networkdb::TableChange;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
+use crate::agent_events::{AgentEvent, EventHub, SelfInfo};
 use crate::agent_node::AgentNode;
 use crate::commands::JoinWaiters;
 pub use crate::commands::{
@@ -94,7 +94,7 @@ pub struct Driver<N: AgentNode> {
     joins: JoinWaiters,
     leaving: Option<Leaving>,
     connections: Arc<std::sync::atomic::AtomicUsize>,
-    changes: broadcast::Sender<TableChange>,
+    hub: EventHub,
 }
 
 fn now() -> Instant {
@@ -124,8 +124,22 @@ impl<N: AgentNode> Driver<N> {
             joins: JoinWaiters::default(),
             leaving: None,
             connections: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
-            changes: broadcast::channel(WATCH_BUFFER).0,
+            hub: EventHub::default(),
         }
+    }
+
+    /// Publishes the agent's events through `hub` (made with the
+    /// counters and handler queue the agent shares) instead of a private
+    /// one.
+    pub fn with_event_hub(mut self, hub: EventHub) -> Self {
+        self.hub = hub;
+        self
+    }
+
+    /// Publishes one agent event (never waits).
+    fn publish(&mut self, event: AgentEvent) {
+        let core = &self.core;
+        self.hub.publish(event, || self_info(core));
     }
 
     /// Sets the sink that sees every membership event.
@@ -276,7 +290,27 @@ impl<N: AgentNode> Driver<N> {
             Command::Table(tc, tx) => {
                 // Local writes reach watchers through poll_table_change
                 // (NdbConfig::report_local_changes).
-                let _ = tx.send(self.core.table(t, tc));
+                let attach = match &tc {
+                    TableCommand::JoinNetwork(n) => Some((true, n.clone())),
+                    TableCommand::LeaveNetwork(n) => Some((false, n.clone())),
+                    _ => None,
+                };
+                let r = self.core.table(t, tc);
+                if let (Some((attached, network)), Ok(_)) = (attach, &r) {
+                    let node = self.core.core().name().to_string();
+                    self.publish(AgentEvent::Network {
+                        attached,
+                        network,
+                        node,
+                    });
+                }
+                let _ = tx.send(r);
+            }
+            Command::Subscribe(tx) => {
+                let _ = tx.send(self.hub.subscribe());
+            }
+            Command::RespondQuery { id, payload, reply } => {
+                let _ = reply.send(self.core.respond_query(t, id, payload));
             }
             Command::Watch { nid, table, reply } => {
                 let r = self
@@ -285,7 +319,7 @@ impl<N: AgentNode> Driver<N> {
                     .and_then(|r| match r {
                         TableReply::Entries(entries) => Ok(WatchStart {
                             entries,
-                            changes: self.changes.subscribe(),
+                            changes: self.hub.subscribe(),
                         }),
                         _ => Err(TableError::Failed("unexpected table answer".into())),
                     });
@@ -471,15 +505,16 @@ impl<N: AgentNode> Driver<N> {
                 }
             }
             while let Some(e) = self.core.poll_app_event() {
-                // No receiver is fine; a full buffer drops the oldest and
-                // the lagging receivers learn it.
-                if let Some(c) = N::on_app_event(e) {
-                    let _ = self.changes.send(c);
+                if let Some(a) = N::on_app_event(e) {
+                    self.publish(a);
                 }
             }
             while let Some(e) = self.core.poll_event() {
                 progressed = true;
                 self.on_event(&e);
+                if let Some(a) = AgentEvent::from_core(&e) {
+                    self.publish(a);
+                }
                 if let Some(sink) = &mut self.events {
                     sink(&e);
                 }
@@ -501,5 +536,19 @@ impl<N: AgentNode> Driver<N> {
             }
             _ => {}
         }
+    }
+}
+
+/// This node's name and tags (Serf's encoding of its metadata), for the
+/// event handlers.
+fn self_info<N: AgentNode>(node: &N) -> SelfInfo {
+    let core = node.core();
+    let tags = core
+        .member_by_name(core.name())
+        .map(|n| swimnet_serf::tags::decode_tags(&n.meta))
+        .unwrap_or_default();
+    SelfInfo {
+        name: core.name().to_string(),
+        tags,
     }
 }

@@ -31,5 +31,6 @@ pub fn log_event(e: &Event) {
             Err(err) => tracing::warn!(%addr, error = %esc(err), "join failed"),
         },
         Event::LeaveComplete => tracing::info!("left the cluster"),
+        Event::Reap(n) => tracing::debug!(node = %esc(&n.name), "member reaped"),
     }
 }

@@ -4,8 +4,10 @@
 #![deny(unsafe_code)]
 
 pub mod agent;
+pub mod agent_events;
 pub mod agent_node;
 pub mod api;
+pub mod api_events;
 pub mod api_server;
 pub mod client;
 pub mod commands;
@@ -13,6 +15,7 @@ pub mod demo;
 pub mod diag;
 pub mod driver;
 pub mod escape;
+pub mod event_handler;
 pub mod event_log;
 pub mod fdlimit;
 pub mod http_guard;

@@ -25,6 +25,7 @@ fn opts(i: u8, join: Option<SocketAddr>, key: Option<&str>) -> AgentOptions {
         protocol: Protocol::Serf,
         topology_aware: false,
         http: Default::default(),
+        events: Default::default(),
     }
 }
 

@@ -24,6 +24,7 @@ fn opts(i: u8, join: Option<SocketAddr>, protocol: Protocol) -> AgentOptions {
             diagnostic: Some(format!("127.0.78.{i}:0").parse().unwrap()),
             ..Default::default()
         },
+        events: Default::default(),
     }
 }
 

@@ -25,6 +25,7 @@ fn opts(i: u8, join: Option<SocketAddr>) -> AgentOptions {
         protocol: Protocol::NetworkDb,
         topology_aware: false,
         http: Default::default(),
+        events: Default::default(),
     }
 }
 

@@ -1,3 +1,5 @@
 //! Subcommands of the `swimnet` binary that live outside `main.rs`: one
 //! module per group of commands, each with its clap arguments and the
 //! function that runs it against the agent's API.
+
+pub mod monitor;
