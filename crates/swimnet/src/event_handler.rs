@@ -17,7 +17,7 @@
 //!   added when it has none); for table events the value (the previous one
 //!   for a delete), as is.
 //! - It is killed (its whole process group) when it runs longer than the
-//!   handler timeout. Its stdout and stderr are kept up to
+//!   handler timeout, or when the agent stops while it runs. Its stdout and stderr are kept up to
 //!   [`OUTPUT_CAP`] bytes each and logged; for a query, its stdout is the
 //!   response.
 //!
@@ -264,6 +264,18 @@ async fn read_capped(mut r: impl AsyncRead + Unpin, cap: usize) -> (Vec<u8>, boo
     }
 }
 
+/// Kills a handler's process group when dropped while armed: on a
+/// timeout, and when the agent stops with a handler still running.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            kill_group(pid);
+        }
+    }
+}
+
 /// Kills the process group `pid` leads.
 fn kill_group(pid: u32) {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
@@ -305,7 +317,7 @@ async fn run(
             return None;
         }
     };
-    let pid = child.id();
+    let mut group = GroupGuard(child.id());
     let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
     let input = handler_stdin(&job.event);
     let work = async {
@@ -334,15 +346,16 @@ async fn run(
     let Ok(((stdout, out_over), (stderr, err_over), status)) =
         tokio::time::timeout(timeout, work).await
     else {
-        if let Some(pid) = pid {
-            kill_group(pid);
-        }
+        drop(group);
         counters.handler_timeouts.fetch_add(1, Ordering::Relaxed);
         counters.handler_failures.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(handler = %esc(&spec.command), event = kind, timeout = ?timeout, "event handler ran past its timeout: killed");
         let _ = tokio::time::timeout(Duration::from_secs(1), child.wait()).await;
         return None;
     };
+    // It exited and its output is closed: nothing of it is left to kill
+    // (and its process group ID may be reused).
+    group.0 = None;
     let elapsed = started.elapsed();
     if out_over || err_over {
         counters
