@@ -128,8 +128,9 @@ pub mod wire;
 
 pub use db::NetworkDb;
 pub use state::{
-    ChangeOrigin, NdbConfig, NdbError, NdbErrorKind, NdbStats, PeerState, TableChange, TableEntry,
-    TableState, CLOCK_CEILING, CLOCK_WINDOW, LONE_QUEUE_MAX, MAX_PENDING_CHANGES,
+    ChangeOrigin, NdbConfig, NdbError, NdbErrorKind, NdbStats, NetworkChange, PeerState,
+    TableChange, TableEntry, TableState, CLOCK_CEILING, CLOCK_WINDOW, LONE_QUEUE_MAX,
+    MAX_PENDING_CHANGES,
 };
 
 /// Traffic the table state queued, for tests that drive a [`TableState`]

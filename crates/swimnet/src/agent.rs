@@ -358,6 +358,8 @@ fn spawn_node(
             let ndb = swimnet_networkdb::NdbConfig {
                 // Watchers see this agent's own writes too.
                 report_local_changes: true,
+                // Network attachments are agent events.
+                report_network_changes: true,
                 ..swimnet_networkdb::NdbConfig::default()
             };
             let db = swimnet_networkdb::NetworkDb::new(config, ndb, Instant::now(), rand::random())

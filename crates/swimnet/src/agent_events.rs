@@ -79,14 +79,17 @@ pub enum AgentEvent {
     },
     /// A NetworkDB table entry was created, updated or deleted.
     Table(TableChange),
-    /// This node attached to or detached from a NetworkDB network.
+    /// A node (this one or a peer) attached to or detached from a
+    /// NetworkDB network.
     Network {
         /// Attached (`true`) or detached.
         attached: bool,
         /// Network ID.
         network: String,
-        /// The node (this agent's).
+        /// The node.
         node: String,
+        /// Through this agent's API, or learned from a peer.
+        origin: ChangeOrigin,
     },
 }
 
@@ -228,7 +231,8 @@ pub struct EventView {
     /// `table-update`, `table-delete`: the value before (base64).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prev: Option<String>,
-    /// `table-*`: `local` (written through this agent) or `remote`.
+    /// `table-*`, `network-*`: `local` (through this agent's API) or
+    /// `remote`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
     /// `network-*`: the node that attached or detached.
@@ -240,6 +244,14 @@ pub struct EventView {
     /// `lagged`: what happened and what to do.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// `local` or `remote`.
+fn origin_name(o: ChangeOrigin) -> &'static str {
+    match o {
+        ChangeOrigin::Local => "local",
+        ChangeOrigin::Remote => "remote",
+    }
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -290,17 +302,17 @@ impl EventView {
                 v.key = Some(c.key.clone());
                 v.value = c.value.as_deref().map(b64);
                 v.prev = c.prev.as_deref().map(b64);
-                v.origin = Some(
-                    match c.origin {
-                        ChangeOrigin::Local => "local",
-                        ChangeOrigin::Remote => "remote",
-                    }
-                    .into(),
-                );
+                v.origin = Some(origin_name(c.origin).into());
             }
-            AgentEvent::Network { network, node, .. } => {
+            AgentEvent::Network {
+                network,
+                node,
+                origin,
+                ..
+            } => {
                 v.network = Some(network.clone());
                 v.node = Some(node.clone());
+                v.origin = Some(origin_name(*origin).into());
             }
         }
         v
@@ -628,6 +640,7 @@ mod tests {
                     attached: true,
                     network: format!("n{i}"),
                     node: "me".into(),
+                    origin: ChangeOrigin::Local,
                 },
                 SelfInfo::default,
             );
@@ -649,6 +662,7 @@ mod tests {
                     attached: false,
                     network: "n".into(),
                     node: "me".into(),
+                    origin: ChangeOrigin::Local,
                 },
                 SelfInfo::default,
             );

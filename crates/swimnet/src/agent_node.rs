@@ -35,6 +35,13 @@ pub trait AgentNode: SansIoNode + Send + 'static {
     /// [`AgentEvent::Query`]) with `payload`; the error says why it could
     /// not be sent.
     fn respond_query(&mut self, now: Instant, id: u64, payload: Vec<u8>) -> Result<(), String>;
+
+    /// The next event the node reports outside its application events
+    /// (NetworkDB's network attachments), drained by the driver after
+    /// every input; `None` for node kinds without such events.
+    fn poll_agent_event(&mut self) -> Option<AgentEvent> {
+        None
+    }
 }
 
 /// The answer of node kinds that take no queries.
@@ -110,6 +117,14 @@ impl AgentNode for NetworkDb {
     }
     fn on_app_event(event: TableChange) -> Option<AgentEvent> {
         AgentEvent::from_table_change(event)
+    }
+    fn poll_agent_event(&mut self) -> Option<AgentEvent> {
+        self.poll_network_change().map(|c| AgentEvent::Network {
+            attached: c.attached,
+            network: c.network_id,
+            node: c.node,
+            origin: c.origin,
+        })
     }
     fn respond_query(&mut self, _now: Instant, id: u64, payload: Vec<u8>) -> Result<(), String> {
         no_queries(id, payload)

@@ -290,21 +290,7 @@ impl<N: AgentNode> Driver<N> {
             Command::Table(tc, tx) => {
                 // Local writes reach watchers through poll_table_change
                 // (NdbConfig::report_local_changes).
-                let attach = match &tc {
-                    TableCommand::JoinNetwork(n) => Some((true, n.clone())),
-                    TableCommand::LeaveNetwork(n) => Some((false, n.clone())),
-                    _ => None,
-                };
-                let r = self.core.table(t, tc);
-                if let (Some((attached, network)), Ok(_)) = (attach, &r) {
-                    let node = self.core.core().name().to_string();
-                    self.publish(AgentEvent::Network {
-                        attached,
-                        network,
-                        node,
-                    });
-                }
-                let _ = tx.send(r);
+                let _ = tx.send(self.core.table(t, tc));
             }
             Command::Subscribe(tx) => {
                 let _ = tx.send(self.hub.subscribe());
@@ -508,6 +494,9 @@ impl<N: AgentNode> Driver<N> {
                 if let Some(a) = N::on_app_event(e) {
                     self.publish(a);
                 }
+            }
+            while let Some(a) = self.core.poll_agent_event() {
+                self.publish(a);
             }
             while let Some(e) = self.core.poll_event() {
                 progressed = true;

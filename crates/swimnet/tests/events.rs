@@ -535,8 +535,16 @@ fn table_writes_stream_with_network_and_type_filters() {
     let attach = n1.next(Duration::from_secs(5)).expect("network-attach");
     assert_eq!(attach["type"], "network-attach");
     assert_eq!(
-        (&attach["network"], &attach["node"]),
-        (&"n1".into(), &"a".into())
+        (&attach["network"], &attach["node"], &attach["origin"]),
+        (&"n1".into(), &"a".into(), &"local".into())
+    );
+    // b's attachment, learned from its gossip.
+    let attach = n1
+        .next(Duration::from_secs(10))
+        .expect("b's network-attach");
+    assert_eq!(
+        (&attach["type"], &attach["node"], &attach["origin"]),
+        (&"network-attach".into(), &"b".into(), &"remote".into())
     );
     // b writes only once it knows a is attached too (else its writes wait
     // for the next bulk sync).
@@ -648,6 +656,7 @@ fn table_writes_stream_with_network_and_type_filters() {
             .collect();
         match kinds
             == [
+                "network-attach",
                 "network-attach",
                 "table-create",
                 "table-update",

@@ -92,6 +92,10 @@ pub struct NdbConfig {
     /// [`crate::ChangeOrigin::Local`]), so that one stream of changes feeds
     /// watchers. Off by default: only remote changes are reported.
     pub report_local_changes: bool,
+    /// Whether nodes attaching to and detaching from networks (this one
+    /// included) are reported by [`crate::NetworkDb::poll_network_change`].
+    /// Off by default.
+    pub report_network_changes: bool,
 }
 
 impl Default for NdbConfig {
@@ -124,6 +128,7 @@ impl Default for NdbConfig {
             max_relay_queue: 4096,
             bulk_sync_answer_interval: Duration::from_secs(5),
             report_local_changes: false,
+            report_network_changes: false,
         }
     }
 }
