@@ -168,6 +168,8 @@ fn recording_handler(dir: &Path) -> PathBuf {
         "SWIMNET_NETWORK",
         "SWIMNET_TABLE",
         "SWIMNET_KEY",
+        "SERF_USER_EVENT",
+        "SERF_USER_LTIME",
     ];
     let mut body = String::from("#!/bin/sh\nf=\"");
     body.push_str(&records.display().to_string());
@@ -732,4 +734,66 @@ async fn query_responses_reach_the_node_which_refuses_them_for_now() {
             .unwrap()
             .unwrap();
     }
+}
+
+#[test]
+fn a_serf_agents_user_events_reach_the_stream_and_handlers() {
+    let env = Env::new("events_serf_user", 254);
+    let script = recording_handler(&env.dir);
+    let mut a = agent(
+        &env,
+        "a",
+        2,
+        "serf",
+        &[
+            "--event-handler".into(),
+            format!("user:deploy={}", script.display()),
+        ],
+    );
+    let api_a = api(&env, 2);
+    let (_, users, _) = EventStream::open(&api_a, "/v1/events?type=user");
+    let users = users.unwrap();
+    let serf = env.serf(
+        "s",
+        3,
+        &SerfOpts {
+            join: vec![format!("{}:{GOSSIP_PORT}", env.ip(2))],
+            ..SerfOpts::default()
+        },
+    );
+    for (name, payload) in [("other", "x"), ("deploy", "hello")] {
+        let out = serf.cmd("event", &[name, payload]);
+        assert!(out.ok(), "{}", out.describe());
+    }
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let e = users.next(Duration::from_secs(20)).expect("a user event");
+        got.push((
+            e["name"].as_str().unwrap().to_string(),
+            e["payload"].as_str().unwrap().to_string(),
+        ));
+        assert!(e["ltime"].as_u64().is_some(), "{e}");
+    }
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("deploy".to_string(), b64("hello")),
+            ("other".to_string(), b64("x"))
+        ]
+    );
+    let rec = wait_record(
+        &env.dir,
+        &["SERF_EVENT=user\n", "SERF_USER_EVENT=deploy\n"],
+        Duration::from_secs(10),
+    );
+    assert!(rec.ends_with("STDIN:\nhello\n"), "{rec}");
+    assert!(!rec.contains("SERF_USER_LTIME=\n"), "{rec}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        records(&env.dir).len(),
+        1,
+        "the handler ran for user:deploy only"
+    );
+    a.stop_gracefully(Duration::from_secs(10));
 }
