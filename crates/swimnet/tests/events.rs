@@ -238,6 +238,37 @@ fn member_status(api: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `swimnet monitor --api API ARGS...`, running in the background (its
+/// output in the test's log directory).
+fn monitor(env: &Env, api: &str, args: &[&str]) -> Proc {
+    let mut a = vec!["monitor".to_string(), "--api".into(), api.into()];
+    a.extend(args.iter().map(|s| s.to_string()));
+    env.spawn("monitor", &env.swimnet, &a)
+}
+
+/// The handler's record of b's join carries Serf's environment and b's
+/// member line.
+fn check_join_record(env: &Env, b_ip: &str) {
+    let rec = wait_record(
+        &env.dir,
+        &[
+            "SERF_EVENT=member-join\n",
+            &format!("b\t{b_ip}\tdb\trole=db\n"),
+        ],
+        Duration::from_secs(20),
+    );
+    for want in [
+        "SWIMNET_EVENT=member-join\n",
+        "SERF_SELF_NAME=a\n",
+        "SWIMNET_SELF_NAME=a\n",
+        "SERF_SELF_ROLE=web\n",
+        "SERF_TAG_ROLE=web\n",
+        "SERF_TAG_RACK_ID=r1\n",
+    ] {
+        assert!(rec.contains(want), "{want:?} missing from {rec}");
+    }
+}
+
 #[test]
 fn handlers_and_streams_see_a_join_and_a_failure() {
     let env = Env::new("events_join_failure", 250);
@@ -263,17 +294,7 @@ fn handlers_and_streams_see_a_join_and_a_failure() {
     let all = all.unwrap();
     let (_, failed_only, _) = EventStream::open(&api_a, "/v1/events?type=member-failed");
     let failed_only = failed_only.unwrap();
-    let mut monitor = env.spawn(
-        "monitor",
-        &env.swimnet,
-        &[
-            "monitor".into(),
-            "--api".into(),
-            api_a.clone(),
-            "--filter".into(),
-            "member-failed".into(),
-        ],
-    );
+    let mut monitor = monitor(&env, &api_a, &["--filter", "member-failed"]);
     let mut b = agent(
         &env,
         "b",
@@ -294,24 +315,7 @@ fn handlers_and_streams_see_a_join_and_a_failure() {
     assert_eq!(join["member"]["status"], "alive");
     assert_eq!(join["member"]["tags"]["role"], "db");
     assert!(join["seq"].as_u64().unwrap() >= 1 && join["time_ms"].as_u64().unwrap() > 0);
-    let rec = wait_record(
-        &env.dir,
-        &[
-            "SERF_EVENT=member-join\n",
-            &format!("b\t{b_ip}\tdb\trole=db\n"),
-        ],
-        Duration::from_secs(20),
-    );
-    for want in [
-        "SWIMNET_EVENT=member-join\n",
-        "SERF_SELF_NAME=a\n",
-        "SWIMNET_SELF_NAME=a\n",
-        "SERF_SELF_ROLE=web\n",
-        "SERF_TAG_ROLE=web\n",
-        "SERF_TAG_RACK_ID=r1\n",
-    ] {
-        assert!(rec.contains(want), "{want:?} missing from {rec}");
-    }
+    check_join_record(&env, &b_ip);
 
     let killed = Instant::now();
     b.kill9();
@@ -466,6 +470,96 @@ fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }
 
+/// `swimnet network --api API join NID`, which must succeed.
+fn network_join(env: &Env, host: u8, nid: &str) {
+    let a = [
+        "network".into(),
+        "--api".into(),
+        api(env, host),
+        "join".into(),
+        nid.into(),
+    ];
+    let out = run_cmd(&env.swimnet, &a, Duration::from_secs(10));
+    assert!(out.ok(), "{}", out.describe());
+}
+
+/// b creates, updates and deletes n1/t/k; returns the types of the events
+/// `n1` shows for them.
+fn write_and_see(env: &Env, n1: &EventStream) -> Vec<String> {
+    // Each write waits to be seen: gossip carries only the latest state of
+    // a key, so quick successive writes could reach a as one.
+    let mut types = Vec::new();
+    for args in [
+        &["put", "n1", "t", "k", "v1"][..],
+        &["put", "n1", "t", "k", "v2"],
+        &["delete", "n1", "t", "k"],
+    ] {
+        table(env, 2, args);
+        let e = n1.next(Duration::from_secs(20)).expect("a table event");
+        assert_eq!(
+            (&e["network"], &e["table"], &e["key"]),
+            (&"n1".into(), &"t".into(), &"k".into()),
+            "{e}"
+        );
+        assert_eq!(e["origin"], "remote");
+        types.push(e["type"].as_str().unwrap().to_string());
+        if e["type"] == "table-update" {
+            assert_eq!(
+                (&e["value"], &e["prev"]),
+                (&b64("v2").into(), &b64("v1").into())
+            );
+        }
+    }
+    assert_eq!(types, ["table-create", "table-update", "table-delete"]);
+    types
+}
+
+/// The table handler's records: the update with its env and the value on
+/// stdin, a's own write in n2, the delete.
+fn check_table_records(env: &Env) {
+    let rec = wait_record(
+        &env.dir,
+        &[
+            "SWIMNET_EVENT=table-update\n",
+            "SWIMNET_NETWORK=n1\n",
+            "SWIMNET_TABLE=t\n",
+            "SWIMNET_KEY=k\n",
+        ],
+        Duration::from_secs(10),
+    );
+    assert!(rec.ends_with("STDIN:\nv2"), "{rec}");
+    assert!(
+        rec.contains("SERF_EVENT=\n"),
+        "no SERF_EVENT for our own types: {rec}"
+    );
+    wait_record(
+        &env.dir,
+        &["SWIMNET_EVENT=table-create\n", "SWIMNET_KEY=other\n"],
+        Duration::from_secs(10),
+    );
+    wait_record(
+        &env.dir,
+        &["SWIMNET_EVENT=table-delete\n", "SWIMNET_KEY=k\n"],
+        Duration::from_secs(10),
+    );
+}
+
+/// Waits until the monitor's log holds JSON lines of exactly these types.
+fn wait_monitor_kinds(monitor: &Proc, want: &[&str]) {
+    wait_for("the monitor's lines", Duration::from_secs(10), || {
+        let log = monitor.log_text();
+        let kinds: Vec<String> = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .map(|v| v["type"].as_str().unwrap_or("").to_string())
+            .collect();
+        match kinds == want {
+            true => Ok(()),
+            false => Err(log),
+        }
+    });
+}
+
 #[test]
 fn table_writes_stream_with_network_and_type_filters() {
     let env = Env::new("events_tables", 252);
@@ -498,19 +592,7 @@ fn table_writes_stream_with_network_and_type_filters() {
     let n1 = n1.unwrap();
     let (_, deletes, _) = EventStream::open(&api_a, "/v1/events?type=table-delete");
     let deletes = deletes.unwrap();
-    let mut monitor = env.spawn(
-        "monitor",
-        &env.swimnet,
-        &[
-            "monitor".into(),
-            "--api".into(),
-            api_a.clone(),
-            "--format".into(),
-            "json".into(),
-            "--network".into(),
-            "n1".into(),
-        ],
-    );
+    let mut monitor = monitor(&env, &api_a, &["--format", "json", "--network", "n1"]);
     // Give the monitor its subscription before the first event.
     wait_for(
         "the monitor's stream",
@@ -520,20 +602,8 @@ fn table_writes_stream_with_network_and_type_filters() {
             other => Err(format!("{other:?}")),
         },
     );
-    for host in [1, 2] {
-        let out = run_cmd(
-            &env.swimnet,
-            &[
-                "network".into(),
-                "--api".into(),
-                api(&env, host),
-                "join".into(),
-                "n1".into(),
-            ],
-            Duration::from_secs(10),
-        );
-        assert!(out.ok(), "{}", out.describe());
-    }
+    network_join(&env, 1, "n1");
+    network_join(&env, 2, "n1");
     let attach = n1.next(Duration::from_secs(5)).expect("network-attach");
     assert_eq!(attach["type"], "network-attach");
     assert_eq!(
@@ -561,44 +631,12 @@ fn table_writes_stream_with_network_and_type_filters() {
     let (_, watch, _) = EventStream::open(&api_a, "/v1/tables/n1/t?watch=true");
     let watch = watch.unwrap();
     // Another network's events stay out of the n1 stream.
-    let out = run_cmd(
-        &env.swimnet,
-        &[
-            "network".into(),
-            "--api".into(),
-            api_a.clone(),
-            "join".into(),
-            "n2".into(),
-        ],
-        Duration::from_secs(10),
-    );
-    assert!(out.ok(), "{}", out.describe());
+    network_join(&env, 1, "n2");
     table(&env, 1, &["put", "n2", "t", "other", "x"]);
-    // Each write waits to be seen: gossip carries only the latest state of
-    // a key, so quick successive writes could reach a as one.
-    let mut types = Vec::new();
-    for args in [
-        &["put", "n1", "t", "k", "v1"][..],
-        &["put", "n1", "t", "k", "v2"],
-        &["delete", "n1", "t", "k"],
-    ] {
-        table(&env, 2, args);
-        let e = n1.next(Duration::from_secs(20)).expect("a table event");
-        assert_eq!(
-            (&e["network"], &e["table"], &e["key"]),
-            (&"n1".into(), &"t".into(), &"k".into()),
-            "{e}"
-        );
-        assert_eq!(e["origin"], "remote");
-        types.push(e["type"].as_str().unwrap().to_string());
-        if e["type"] == "table-update" {
-            assert_eq!(
-                (&e["value"], &e["prev"]),
-                (&b64("v2").into(), &b64("v1").into())
-            );
-        }
-    }
-    assert_eq!(types, ["table-create", "table-update", "table-delete"]);
+    assert_eq!(
+        write_and_see(&env, &n1),
+        ["table-create", "table-update", "table-delete"]
+    );
     assert!(
         n1.next(Duration::from_millis(500)).is_none(),
         "nothing else on n1"
@@ -622,52 +660,18 @@ fn table_writes_stream_with_network_and_type_filters() {
         })
         .collect();
     assert_eq!(w, ["create", "update", "delete"]);
-    // Handlers: the table events, with their env and the value on stdin.
-    let rec = wait_record(
-        &env.dir,
-        &[
-            "SWIMNET_EVENT=table-update\n",
-            "SWIMNET_NETWORK=n1\n",
-            "SWIMNET_TABLE=t\n",
-            "SWIMNET_KEY=k\n",
-        ],
-        Duration::from_secs(10),
-    );
-    assert!(rec.ends_with("STDIN:\nv2"), "{rec}");
-    assert!(
-        rec.contains("SERF_EVENT=\n"),
-        "no SERF_EVENT for our own types: {rec}"
-    );
-    wait_record(
-        &env.dir,
-        &["SWIMNET_EVENT=table-create\n", "SWIMNET_KEY=other\n"],
-        Duration::from_secs(10),
-    );
-    wait_record(
-        &env.dir,
-        &["SWIMNET_EVENT=table-delete\n", "SWIMNET_KEY=k\n"],
-        Duration::from_secs(10),
-    );
+    check_table_records(&env);
     // The monitor printed the n1 events as JSON lines.
-    wait_for("the monitor's lines", Duration::from_secs(10), || {
-        let log = monitor.log_text();
-        let kinds: Vec<String> = log
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .map(|v| v["type"].as_str().unwrap_or("").to_string())
-            .collect();
-        match kinds
-            == [
-                "network-attach",
-                "network-attach",
-                "table-create",
-                "table-update",
-                "table-delete",
-            ] {
-            true => Ok(()),
-            false => Err(log),
-        }
-    });
+    wait_monitor_kinds(
+        &monitor,
+        &[
+            "network-attach",
+            "network-attach",
+            "table-create",
+            "table-update",
+            "table-delete",
+        ],
+    );
     monitor.kill9();
     a.stop_gracefully(Duration::from_secs(10));
 }
