@@ -338,3 +338,37 @@ fn garbage_on_a_stream_gets_an_error_reply_and_is_counted() {
     ml.handle_packet(now, addr(3), &[]);
     assert!(ml.stats().messages_malformed + ml.stats().packets_dropped >= 2);
 }
+
+#[test]
+fn a_dead_or_left_node_is_reported_when_reaped() {
+    let start = Instant::now();
+    let mut ml = core(start);
+    // b gives the probe loop a member to go round.
+    feed(&mut ml, start, &[alive("a", 1, 2), alive("b", 1, 3)]);
+    feed(&mut ml, start, &[dead("a", 1, "a")]);
+    events(&mut ml);
+    let ttl = ml.config().gossip_to_the_dead_time;
+    let mut reaped = Vec::new();
+    let mut now = start;
+    while now < start + ttl * 2 {
+        now = ml.poll_timeout().expect("a probe timer").max(now);
+        ml.handle_timeout(now);
+        for e in events(&mut ml) {
+            if let Event::Reap(n) = e {
+                reaped.push((now, n));
+            }
+        }
+        let _ = sent(&mut ml);
+    }
+    // b, never answering probes, may be declared dead and reaped too.
+    reaped.retain(|(_, n)| &*n.name == "a");
+    assert_eq!(reaped.len(), 1, "one reap of the node that left");
+    let (at, n) = &reaped[0];
+    assert_eq!(&*n.name, "a");
+    assert_eq!(n.state, NodeState::Left);
+    assert!(
+        *at > start + ttl,
+        "reaped only after gossip_to_the_dead_time"
+    );
+    assert_eq!(state(&ml, "a"), None);
+}

@@ -317,6 +317,12 @@ impl NetworkDb {
         self.tables_mut().poll_table_change()
     }
 
+    /// Next network attachment change, this node's or a remote node's
+    /// (only with [`crate::NdbConfig::report_network_changes`]).
+    pub fn poll_network_change(&mut self) -> Option<crate::NetworkChange> {
+        self.tables_mut().poll_network_change()
+    }
+
     /// Docker's `rejoinClusterBootStrap`: when none of the addresses given
     /// to the last [`Self::join`] belongs to a live member any more (this
     /// node was cut off from them, or they restarted and forgot it), join

@@ -128,8 +128,8 @@ pub mod wire;
 
 pub use db::NetworkDb;
 pub use state::{
-    ChangeOrigin, NdbConfig, NdbError, NdbErrorKind, NdbStats, OwnEntry, PeerState, RestartState,
-    RestoreReport, TableChange, TableEntry, TableState, CLOCK_CEILING, CLOCK_WINDOW,
+    ChangeOrigin, NdbConfig, NdbError, NdbErrorKind, NdbStats, NetworkChange, OwnEntry, PeerState,
+    RestartState, RestoreReport, TableChange, TableEntry, TableState, CLOCK_CEILING, CLOCK_WINDOW,
     LONE_QUEUE_MAX, MAX_PENDING_CHANGES,
 };
 

@@ -108,6 +108,20 @@ pub struct TableChange {
     pub origin: ChangeOrigin,
 }
 
+/// A node attached to or detached from a network, as this node learned it
+/// (reported with [`NdbConfig::report_network_changes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkChange {
+    /// Network.
+    pub network_id: String,
+    /// The node.
+    pub node: String,
+    /// Attached (`true`) or detached.
+    pub attached: bool,
+    /// This node's own API, or a remote node's network event.
+    pub origin: ChangeOrigin,
+}
+
 /// One live entry, as returned by reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableEntry {
@@ -221,6 +235,7 @@ pub struct TableState {
     outbox: VecDeque<Outgoing>,
     syncs: Vec<PendingSync>,
     changes: VecDeque<TableChange>,
+    network_changes: VecDeque<NetworkChange>,
     stats: NdbStats,
 }
 
@@ -266,6 +281,7 @@ impl TableState {
             outbox: VecDeque::new(),
             syncs: Vec::new(),
             changes: VecDeque::new(),
+            network_changes: VecDeque::new(),
             stats: NdbStats::default(),
         }
     }
@@ -319,6 +335,37 @@ impl TableState {
     /// The next change to the visible store made by a remote node.
     pub fn poll_table_change(&mut self) -> Option<TableChange> {
         self.changes.pop_front()
+    }
+
+    /// The next network attachment change (with
+    /// [`NdbConfig::report_network_changes`]).
+    pub fn poll_network_change(&mut self) -> Option<NetworkChange> {
+        self.network_changes.pop_front()
+    }
+
+    /// Queues a [`NetworkChange`] when they are reported; the oldest one is
+    /// dropped (and counted in `changes_dropped`) when
+    /// [`MAX_PENDING_CHANGES`] are waiting.
+    fn record_network_change(
+        &mut self,
+        nid: &str,
+        node: &str,
+        attached: bool,
+        origin: ChangeOrigin,
+    ) {
+        if !self.cfg.report_network_changes {
+            return;
+        }
+        if self.network_changes.len() >= MAX_PENDING_CHANGES {
+            self.network_changes.pop_front();
+            self.stats.changes_dropped += 1;
+        }
+        self.network_changes.push_back(NetworkChange {
+            network_id: nid.to_string(),
+            node: node.to_string(),
+            attached,
+            origin,
+        });
     }
 
     /// The value of `k` as reads see it (`None`: missing, deleted, or its

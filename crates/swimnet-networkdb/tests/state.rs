@@ -561,3 +561,49 @@ fn error_kinds_sort_refusals_without_reading_messages() {
     let big = vec![0u8; 1 << 16];
     assert_eq!(kind(d.create_entry(now, NET, T, "k2", &big)), K::Invalid);
 }
+
+#[test]
+fn network_attachments_are_reported_when_asked() {
+    use swimnet_networkdb::{ChangeOrigin, NetworkChange};
+    let now = Instant::now();
+    let change = |node: &str, attached, origin| NetworkChange {
+        network_id: NET.into(),
+        node: node.into(),
+        attached,
+        origin,
+    };
+    let cfg = NdbConfig {
+        report_network_changes: true,
+        ..NdbConfig::default()
+    };
+    let mut d = TableState::new("me".into(), addr(1), cfg, 4, 1);
+    d.on_member_join(now, &node("b", 2));
+    d.join_network(now, NET).unwrap();
+    assert_eq!(
+        d.poll_network_change(),
+        Some(change("me", true, ChangeOrigin::Local))
+    );
+    send(&mut d, now, &net_event("b", NetworkEventType::Join, 5));
+    // The same event again, or an older one, changes nothing.
+    send(&mut d, now, &net_event("b", NetworkEventType::Join, 5));
+    send(&mut d, now, &net_event("b", NetworkEventType::Leave, 4));
+    assert_eq!(
+        d.poll_network_change(),
+        Some(change("b", true, ChangeOrigin::Remote))
+    );
+    assert_eq!(d.poll_network_change(), None);
+    send(&mut d, now, &net_event("b", NetworkEventType::Leave, 6));
+    assert_eq!(
+        d.poll_network_change(),
+        Some(change("b", false, ChangeOrigin::Remote))
+    );
+    d.leave_network(now, NET).unwrap();
+    assert_eq!(
+        d.poll_network_change(),
+        Some(change("me", false, ChangeOrigin::Local))
+    );
+    // Off by default.
+    let mut quiet = db(now);
+    send(&mut quiet, now, &net_event("b", NetworkEventType::Join, 5));
+    assert_eq!(quiet.poll_network_change(), None);
+}

@@ -11,6 +11,7 @@ use swimnet_serf::{SerfDelegate, SerfNode};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, Notify};
 
+use crate::agent_events::{EventCounters, EventHub};
 use crate::agent_node::AgentNode;
 use crate::api::{self, ApiState};
 use crate::api_server::{ApiCounters, HttpLimits};
@@ -88,6 +89,8 @@ pub struct AgentOptions {
     /// Where the restart snapshot lives (`--data-dir`, see
     /// [`crate::snapshot`]); `None` keeps nothing across restarts.
     pub data_dir: Option<std::path::PathBuf>,
+    /// Programs run for events (`--event-handler`) and their timeout.
+    pub events: crate::event_handler::HandlerConfig,
 }
 
 /// The HTTP side of the agent: access rules, the diagnostic listener, limits.
@@ -183,7 +186,7 @@ pub fn core_config(opts: &AgentOptions, bound: SocketAddr) -> Result<Config, Age
 fn spawn_driver<N: AgentNode>(
     mut node: N,
     (udp, tcp): (UdpSocket, TcpListener),
-    cmd_rx: mpsc::Receiver<Command>,
+    (cmd_rx, hub): (mpsc::Receiver<Command>, EventHub),
     shutdown: Arc<Notify>,
     data: Option<&DataDir>,
     keyring_file: Option<KeyringFile>,
@@ -192,7 +195,9 @@ fn spawn_driver<N: AgentNode>(
         d.restore_into(&mut node);
     }
     let writer = data.map(|d| d.writer.clone());
-    let driver = Driver::new(node, udp, tcp, cmd_rx).with_keyring_file(keyring_file);
+    let driver = Driver::new(node, udp, tcp, cmd_rx)
+        .with_keyring_file(keyring_file)
+        .with_event_hub(hub);
     tokio::spawn(async move {
         let stop_fut = async move { shutdown.notified().await };
         let node = driver.run(stop_fut).await;
@@ -303,12 +308,15 @@ pub async fn start(opts: AgentOptions) -> Result<RunningAgent, AgentError> {
     };
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let shutdown = Arc::new(Notify::new());
+    let event_counters = Arc::new(EventCounters::default());
+    let handlers =
+        crate::event_handler::spawn(opts.events.clone(), cmd_tx.clone(), event_counters.clone());
     let done = spawn_node(
         &opts,
         config,
         keyring_file.clone(),
         (udp, tcp),
-        cmd_rx,
+        (cmd_rx, EventHub::new(event_counters.clone(), handlers)),
         &shutdown,
         data.as_ref(),
     )?;
@@ -325,6 +333,7 @@ pub async fn start(opts: AgentOptions) -> Result<RunningAgent, AgentError> {
         keyring_file,
         shutdown: shutdown.clone(),
         http_counters: http_counters.clone(),
+        events: Arc::new(crate::api_events::EventStreams::new(event_counters)),
     };
     let guard = |policy: AccessPolicy| Guard {
         policy: Arc::new(policy),
@@ -392,7 +401,7 @@ fn spawn_node(
     config: Config,
     keyring_file: Option<KeyringFile>,
     (udp, tcp): (UdpSocket, TcpListener),
-    cmd_rx: mpsc::Receiver<Command>,
+    (cmd_rx, hub): (mpsc::Receiver<Command>, EventHub),
     shutdown: &Arc<Notify>,
     data: Option<&DataDir>,
 ) -> Result<tokio::task::JoinHandle<()>, AgentError> {
@@ -406,11 +415,20 @@ fn spawn_node(
                 // Node names are reused across restarts: what peers hold of
                 // this node's entries from its previous run is taken back.
                 adopt_own_entries: true,
+                // Network attachments are agent events.
+                report_network_changes: true,
                 ..swimnet_networkdb::NdbConfig::default()
             };
             let db = swimnet_networkdb::NetworkDb::new(config, ndb, Instant::now(), rand::random())
                 .map_err(started)?;
-            spawn_driver(db, sockets, cmd_rx, shutdown.clone(), data, keyring_file)
+            spawn_driver(
+                db,
+                sockets,
+                (cmd_rx, hub),
+                shutdown.clone(),
+                data,
+                keyring_file,
+            )
         }
         Protocol::Serf => {
             let delegate = SerfDelegate::new(opts.node.clone(), opts.tags.clone())
@@ -420,12 +438,19 @@ fn spawn_node(
             if let Some(file) = keyring_file {
                 node = node.with_keyring_saver(Box::new(move |keys| file.save(keys)));
             }
-            spawn_driver(node, sockets, cmd_rx, shutdown.clone(), data, None)
+            spawn_driver(node, sockets, (cmd_rx, hub), shutdown.clone(), data, None)
         }
         Protocol::Memberlist => {
             let core = Memberlist::new(config, NoopDelegate, Instant::now(), rand::random())
                 .map_err(started)?;
-            spawn_driver(core, sockets, cmd_rx, shutdown.clone(), data, keyring_file)
+            spawn_driver(
+                core,
+                sockets,
+                (cmd_rx, hub),
+                shutdown.clone(),
+                data,
+                keyring_file,
+            )
         }
     })
 }
@@ -452,6 +477,7 @@ mod tests {
                 topology_aware: on,
                 http: HttpOptions::default(),
                 data_dir: None,
+                events: Default::default(),
             };
             let c = core_config(&opts, bound).unwrap();
             assert_eq!(c.topology.enabled, on);

@@ -12,6 +12,7 @@ use swimnet_core::{Memberlist, NoopDelegate, SansIoNode};
 use swimnet_networkdb::{NetworkDb, RestartState, RestoreReport, TableChange};
 use swimnet_serf::{SerfEvent, SerfNode};
 
+use crate::agent_events::AgentEvent;
 use crate::cluster_keys::{KeyOp, KeyOpReport};
 use crate::commands::{TableCommand, TableError, TableReply};
 use crate::figures::{LayerFigures, NetworkFigures};
@@ -32,9 +33,22 @@ pub trait AgentNode: SansIoNode + Send + 'static {
     fn serf(&mut self, now: Instant, cmd: SerfCommand) -> Result<SerfReply, String>;
 
     /// Takes one of the node's application events (drained by the driver
-    /// after every input): returns the table change to publish to table
-    /// watchers, if it is one; other kinds are logged.
-    fn on_app_event(event: Self::AppEvent) -> Option<TableChange>;
+    /// after every input): returns the agent event to publish (to event
+    /// streams, table watchers and handlers), if it is one; other kinds
+    /// are logged.
+    fn on_app_event(event: Self::AppEvent) -> Option<AgentEvent>;
+
+    /// Answers the Serf query with handle `id` (from an
+    /// [`AgentEvent::Query`]) with `payload`; the error says why it could
+    /// not be sent.
+    fn respond_query(&mut self, now: Instant, id: u64, payload: Vec<u8>) -> Result<(), String>;
+
+    /// The next event the node reports outside its application events
+    /// (NetworkDB's network attachments), drained by the driver after
+    /// every input; `None` for node kinds without such events.
+    fn poll_agent_event(&mut self) -> Option<AgentEvent> {
+        None
+    }
 
     /// The node kind's own figures for a status snapshot (`GET /v1/stats`,
     /// `GET /metrics`); call between inputs, it changes nothing.
@@ -88,7 +102,10 @@ impl AgentNode for Memberlist<NoopDelegate> {
     fn serf(&mut self, _now: Instant, _cmd: SerfCommand) -> Result<SerfReply, String> {
         Err(not_serf("memberlist"))
     }
-    fn on_app_event(event: Infallible) -> Option<TableChange> {
+    fn respond_query(&mut self, _now: Instant, id: u64, payload: Vec<u8>) -> Result<(), String> {
+        no_queries(id, payload)
+    }
+    fn on_app_event(event: Infallible) -> Option<AgentEvent> {
         match event {}
     }
 }
@@ -122,7 +139,10 @@ impl AgentNode for SerfNode {
     fn serf(&mut self, now: Instant, cmd: SerfCommand) -> Result<SerfReply, String> {
         crate::serf_cmd::run(self, now, cmd)
     }
-    fn on_app_event(event: SerfEvent) -> Option<TableChange> {
+    fn respond_query(&mut self, now: Instant, id: u64, payload: Vec<u8>) -> Result<(), String> {
+        SerfNode::respond_query(self, now, id, &payload).map_err(|e| e.to_string())
+    }
+    fn on_app_event(event: SerfEvent) -> Option<AgentEvent> {
         match event {
             SerfEvent::User(e) => {
                 tracing::info!(
@@ -132,6 +152,12 @@ impl AgentNode for SerfNode {
                     coalesce = e.cc,
                     "serf user event"
                 );
+                return Some(AgentEvent::User {
+                    name: e.name,
+                    ltime: e.ltime,
+                    payload: e.payload,
+                    coalesce: e.cc,
+                });
             }
             SerfEvent::Query(q) => {
                 tracing::info!(
@@ -142,6 +168,12 @@ impl AgentNode for SerfNode {
                     ltime = q.ltime,
                     "serf query"
                 );
+                return Some(AgentEvent::Query {
+                    id: q.id,
+                    name: q.name,
+                    ltime: q.ltime,
+                    payload: q.payload,
+                });
             }
             SerfEvent::KeyringChanged { op } => {
                 tracing::info!(op, "keyring changed by a Serf key query");
@@ -159,6 +191,13 @@ impl AgentNode for SerfNode {
             queue: self.serf().pending_broadcasts() as u64,
         }
     }
+}
+
+/// The answer of node kinds that take no queries.
+fn no_queries(id: u64, _payload: Vec<u8>) -> Result<(), String> {
+    Err(format!(
+        "cannot respond to query {id}: only an agent run with --protocol serf answers Serf queries"
+    ))
 }
 
 /// A payload for a log line: lossy UTF-8, at most 256 bytes of it.
@@ -184,8 +223,19 @@ impl AgentNode for NetworkDb {
     fn serf(&mut self, _now: Instant, _cmd: SerfCommand) -> Result<SerfReply, String> {
         Err(not_serf("networkdb"))
     }
-    fn on_app_event(event: TableChange) -> Option<TableChange> {
-        Some(event)
+    fn on_app_event(event: TableChange) -> Option<AgentEvent> {
+        AgentEvent::from_table_change(event)
+    }
+    fn poll_agent_event(&mut self) -> Option<AgentEvent> {
+        self.poll_network_change().map(|c| AgentEvent::Network {
+            attached: c.attached,
+            network: c.network_id,
+            node: c.node,
+            origin: c.origin,
+        })
+    }
+    fn respond_query(&mut self, _now: Instant, id: u64, payload: Vec<u8>) -> Result<(), String> {
+        no_queries(id, payload)
     }
     fn layer_figures(&self) -> LayerFigures {
         let mut networks: Vec<NetworkFigures> = self

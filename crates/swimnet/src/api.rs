@@ -112,6 +112,8 @@ pub struct ApiState {
     pub shutdown: Arc<Notify>,
     /// The HTTP listeners' counters (shown by `GET /v1/stats`).
     pub http_counters: Arc<crate::api_server::ApiCounters>,
+    /// `GET /v1/events`' stream slots and the event counters.
+    pub events: Arc<crate::api_events::EventStreams>,
 }
 
 /// An API error: a status and a one-line message.
@@ -182,6 +184,7 @@ pub fn router(state: ApiState, guard: crate::http_guard::Guard) -> Router {
         .merge(crate::api_metrics::routes())
         .merge(crate::api_keys::routes())
         .merge(crate::api_serf::routes())
+        .merge(crate::api_events::routes())
         .fallback(no_endpoint)
         .layer(axum::middleware::from_fn_with_state(
             guard,
@@ -324,7 +327,9 @@ async fn key_op(
 
 async fn stats(State(state): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
     let v = ask(&state, Command::Stats).await?;
-    Ok(Json(crate::figures::stats_json(&v, &state.http_counters)))
+    let mut body = crate::figures::stats_json(&v, &state.http_counters);
+    body["events"] = serde_json::to_value(&*state.events.counters).unwrap_or_default();
+    Ok(Json(body))
 }
 
 /// A Vivaldi network coordinate, in seconds (Serf's fields).
@@ -637,7 +642,7 @@ async fn table_watch(state: &ApiState, nid: String, table: String) -> Result<Res
         .collect();
     struct St {
         initial: std::collections::VecDeque<axum::body::Bytes>,
-        changes: tokio::sync::broadcast::Receiver<swimnet_networkdb::TableChange>,
+        changes: tokio::sync::broadcast::Receiver<Arc<crate::agent_events::Published>>,
         nid: String,
         table: String,
         done: bool,
@@ -659,7 +664,10 @@ async fn table_watch(state: &ApiState, nid: String, table: String) -> Result<Res
         use tokio::sync::broadcast::error::RecvError;
         loop {
             match st.changes.recv().await {
-                Ok(c) => {
+                Ok(p) => {
+                    let crate::agent_events::AgentEvent::Table(c) = &p.event else {
+                        continue;
+                    };
                     if c.network_id != st.nid || c.table != st.table {
                         continue;
                     }
@@ -681,7 +689,7 @@ async fn table_watch(state: &ApiState, nid: String, table: String) -> Result<Res
                 Err(RecvError::Lagged(n)) => {
                     st.done = true;
                     let line = json_line(&serde_json::json!({
-                        "error": format!("this watch fell behind and missed {n} table changes; start it again")
+                        "error": format!("this watch fell behind and missed {n} events; start it again")
                     }));
                     return Some((Ok(line), st));
                 }

@@ -3,16 +3,18 @@
 //! (see [`crate::agent_node::AgentNode`]); nothing here touches a socket.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use swimnet_core::coordinate::Coordinate;
 use swimnet_core::{Node, Stats};
-use swimnet_networkdb::{TableChange, TableEntry};
+use swimnet_networkdb::TableEntry;
 use tokio::sync::{broadcast, oneshot};
 
+use crate::agent_events::Published;
 use crate::driver::DriverStats;
 
-/// Table changes buffered per watcher; a watcher further behind is dropped.
-pub const WATCH_BUFFER: usize = 1024;
+/// Events buffered per watcher; a watcher further behind is dropped.
+pub const WATCH_BUFFER: usize = crate::agent_events::EVENT_BUFFER;
 
 /// What the local API (or the agent) asks of the driver.
 #[derive(Debug)]
@@ -69,6 +71,18 @@ pub enum Command {
     /// The state kept across a restart (`--data-dir`), see
     /// [`crate::snapshot::capture`].
     Snapshot(oneshot::Sender<crate::snapshot::Snapshot>),
+    /// A subscription to every event published after it (see
+    /// [`crate::agent_events`]); it closes when the driver stops.
+    Subscribe(oneshot::Sender<broadcast::Receiver<Arc<Published>>>),
+    /// Answer a Serf query this node received (a [`crate::agent_events::AgentEvent::Query`]).
+    RespondQuery {
+        /// The query's handle.
+        id: u64,
+        /// The response.
+        payload: Vec<u8>,
+        /// Whether the response went out, or why not.
+        reply: oneshot::Sender<Result<(), String>>,
+    },
 }
 
 /// The start of a table watch.
@@ -76,10 +90,11 @@ pub enum Command {
 pub struct WatchStart {
     /// The live entries when the watch started, by key.
     pub entries: Vec<TableEntry>,
-    /// Every change after the snapshot, remote or made through this agent.
+    /// Every event after the snapshot (table changes remote or made
+    /// through this agent among them; the watcher filters).
     /// Bounded ([`WATCH_BUFFER`]): a receiver that falls behind gets
     /// `Lagged` and should stop.
-    pub changes: broadcast::Receiver<TableChange>,
+    pub changes: broadcast::Receiver<Arc<Published>>,
 }
 
 /// A NetworkDB command.

@@ -169,6 +169,7 @@ async fn start_agents(
             topology_aware: true,
             http: Default::default(),
             data_dir: None,
+            events: Default::default(),
         };
         agents.push(Some(agent::start(opts).await.map_err(|e| e.to_string())?));
     }

@@ -20,10 +20,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use swimnet_core::{Event, StreamCommand, StreamId};
-use swimnet_networkdb::TableChange;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
+use crate::agent_events::{AgentEvent, EventHub, SelfInfo};
 use crate::agent_node::AgentNode;
 use crate::commands::JoinWaiters;
 pub use crate::commands::{
@@ -93,9 +93,9 @@ pub struct Driver<N: AgentNode> {
     joins: JoinWaiters,
     leaving: Option<Leaving>,
     connections: Arc<std::sync::atomic::AtomicUsize>,
-    changes: broadcast::Sender<TableChange>,
     key_op: crate::cluster_keys::KeyOpWaiter,
     keyring_file: Option<crate::keyfile::KeyringFile>,
+    hub: EventHub,
 }
 
 fn now() -> Instant {
@@ -125,10 +125,24 @@ impl<N: AgentNode> Driver<N> {
             joins: JoinWaiters::default(),
             leaving: None,
             connections: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
-            changes: broadcast::channel(WATCH_BUFFER).0,
             key_op: Default::default(),
             keyring_file: None,
+            hub: EventHub::default(),
         }
+    }
+
+    /// Publishes the agent's events through `hub` (made with the
+    /// counters and handler queue the agent shares) instead of a private
+    /// one.
+    pub fn with_event_hub(mut self, hub: EventHub) -> Self {
+        self.hub = hub;
+        self
+    }
+
+    /// Publishes one agent event (never waits).
+    fn publish(&mut self, event: AgentEvent) {
+        let core = &self.core;
+        self.hub.publish(event, || self_info(core));
     }
 
     /// Sets the sink that sees every membership event.
@@ -286,6 +300,12 @@ impl<N: AgentNode> Driver<N> {
                 // (NdbConfig::report_local_changes).
                 let _ = tx.send(self.core.table(t, tc));
             }
+            Command::Subscribe(tx) => {
+                let _ = tx.send(self.hub.subscribe());
+            }
+            Command::RespondQuery { id, payload, reply } => {
+                let _ = reply.send(self.core.respond_query(t, id, payload));
+            }
             Command::Watch { nid, table, reply } => {
                 // A network not joined would look empty and the watch
                 // would wait forever: refuse it.
@@ -296,7 +316,7 @@ impl<N: AgentNode> Driver<N> {
                     .and_then(|r| match r {
                         TableReply::Entries(entries) => Ok(WatchStart {
                             entries,
-                            changes: self.changes.subscribe(),
+                            changes: self.hub.subscribe(),
                         }),
                         _ => Err(TableError::Failed("unexpected table answer".into())),
                     });
@@ -489,10 +509,8 @@ impl<N: AgentNode> Driver<N> {
                 }
             }
             while let Some(e) = self.core.poll_app_event() {
-                // No receiver is fine; a full buffer drops the oldest and
-                // the lagging receivers learn it.
-                if let Some(c) = N::on_app_event(e) {
-                    let _ = self.changes.send(c);
+                if let Some(a) = N::on_app_event(e) {
+                    self.publish(a);
                 }
             }
             while let Some((id, report)) = self.core.poll_key_report() {
@@ -502,9 +520,15 @@ impl<N: AgentNode> Driver<N> {
                 let ring = self.core.core().keyring();
                 crate::cluster_keys::on_key_notice(n, ring, self.keyring_file.as_ref());
             }
+            while let Some(a) = self.core.poll_agent_event() {
+                self.publish(a);
+            }
             while let Some(e) = self.core.poll_event() {
                 progressed = true;
                 self.on_event(&e);
+                if let Some(a) = AgentEvent::from_core(&e) {
+                    self.publish(a);
+                }
                 if let Some(sink) = &mut self.events {
                     sink(&e);
                 }
@@ -526,5 +550,19 @@ impl<N: AgentNode> Driver<N> {
             }
             _ => {}
         }
+    }
+}
+
+/// This node's name and tags (Serf's encoding of its metadata), for the
+/// event handlers.
+fn self_info<N: AgentNode>(node: &N) -> SelfInfo {
+    let core = node.core();
+    let tags = core
+        .member_by_name(core.name())
+        .map(|n| swimnet_serf::tags::decode_tags(&n.meta))
+        .unwrap_or_default();
+    SelfInfo {
+        name: core.name().to_string(),
+        tags,
     }
 }

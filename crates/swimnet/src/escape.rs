@@ -18,8 +18,8 @@ pub fn esc<T: Display>(value: T) -> Escaped<T> {
 }
 
 /// True for characters that may change how a terminal or log reader shows
-/// the surrounding text.
-fn needs_escape(c: char) -> bool {
+/// the surrounding text (those [`Escaped`] escapes).
+pub fn needs_escape(c: char) -> bool {
     c.is_control()
         || matches!(c, '\\' | '"')
         || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}')

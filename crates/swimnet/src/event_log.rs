@@ -52,5 +52,6 @@ pub fn log_event(e: &Event) {
             node = %esc(name), member = %existing, other = %claimed,
             "duplicate node name: a node tried to join with the name of a live member; refused"
         ),
+        Event::Reap(n) => tracing::debug!(node = %esc(&n.name), "member reaped"),
     }
 }

@@ -4,8 +4,10 @@
 #![deny(unsafe_code)]
 
 pub mod agent;
+pub mod agent_events;
 pub mod agent_node;
 pub mod api;
+pub mod api_events;
 pub mod api_keys;
 pub mod api_metrics;
 pub mod api_serf;
@@ -17,6 +19,7 @@ pub mod demo;
 pub mod diag;
 pub mod driver;
 pub mod escape;
+pub mod event_handler;
 pub mod event_log;
 pub mod fdlimit;
 pub mod figures;

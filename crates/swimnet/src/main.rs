@@ -161,6 +161,14 @@ struct AgentArgs {
     /// entries, keyring); a restart without --join rejoins through it.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Run a program for events, `[FILTER=]PATH` (repeatable), as Serf's
+    /// -event-handler: FILTER is e.g. `member-join,member-failed`,
+    /// `user:NAME`, `query:NAME` or `table` (default: every event).
+    #[arg(long = "event-handler", value_parser = swimnet::event_handler::HandlerSpec::parse)]
+    event_handlers: Vec<swimnet::event_handler::HandlerSpec>,
+    /// Kill an event handler still running after this long.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    event_handler_timeout: std::time::Duration,
 }
 
 // Parsed once per run: the size of the `agent` variant costs nothing.
@@ -221,6 +229,9 @@ enum Cmd {
         #[arg(required = true, value_parser = parse_addr)]
         addrs: Vec<SocketAddr>,
     },
+    /// Stream an agent's events (members, user events, queries, tables,
+    /// networks), one line each, until interrupted.
+    Monitor(cli::monitor::MonitorArgs),
     /// Ask an agent to leave the cluster gracefully and stop.
     Leave {
         /// Agent API address.
@@ -586,6 +597,7 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Cmd::Keys { api, op } => cli::keys::run_keys(connect(api)?, op),
+        Cmd::Monitor(args) => cli::monitor::run(&connect(args.api)?, &args),
         Cmd::Network { api, op } => run_network(connect(api)?, op),
         Cmd::Table { api, op } => run_table(connect(api)?, op),
         Cmd::Completions(args) => cli::packaging::run_completions(args),
@@ -699,6 +711,10 @@ impl AgentArgs {
             topology_aware: self.topology_aware,
             http,
             data_dir: self.data_dir,
+            events: swimnet::event_handler::HandlerConfig {
+                handlers: self.event_handlers,
+                timeout: self.event_handler_timeout,
+            },
         })
     }
 }

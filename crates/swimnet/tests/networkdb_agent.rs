@@ -26,6 +26,7 @@ fn opts(i: u8, join: Option<SocketAddr>, protocol: Protocol) -> AgentOptions {
             ..Default::default()
         },
         data_dir: None,
+        events: Default::default(),
     }
 }
 

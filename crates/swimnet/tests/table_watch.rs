@@ -27,6 +27,7 @@ fn opts(i: u8, join: Option<SocketAddr>) -> AgentOptions {
         topology_aware: false,
         http: Default::default(),
         data_dir: None,
+        events: Default::default(),
     }
 }
 

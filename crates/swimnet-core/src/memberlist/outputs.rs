@@ -78,6 +78,10 @@ pub enum Event {
     Update(Node),
     /// A node was declared dead (`state == Dead`) or left (`state == Left`).
     Leave(Node),
+    /// A dead or left node was removed from the member table, its
+    /// `gossip_to_the_dead_time` over (its tombstone stays); the node as it
+    /// was last seen.
+    Reap(Node),
     /// A node became suspect; `from` is the accuser.
     Suspect {
         /// The suspected node.

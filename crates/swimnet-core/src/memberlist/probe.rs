@@ -19,7 +19,7 @@ use crate::member::{socket_addr, Member, NodeState};
 use crate::timer::TimerKind;
 
 use super::streams::{StreamCtx, StreamKind};
-use super::{encode, Memberlist, StreamCommand};
+use super::{encode, Event, Memberlist, StreamCommand};
 
 /// Probing: the round in flight, where the next one starts, and the
 /// indirect pings we relay for other probers.
@@ -158,14 +158,20 @@ impl<D: Delegate> Memberlist<D> {
     }
 
     /// Drops dead and left nodes whose state changed more than
-    /// `gossip_to_the_dead_time` ago, then shuffles the probe order.
+    /// `gossip_to_the_dead_time` ago (reporting each as [`Event::Reap`]),
+    /// then shuffles the probe order.
     pub(super) fn reset_nodes(&mut self, now: Instant) {
         let ttl = self.config.gossip_to_the_dead_time;
         let me = self.name.clone();
+        let reaped = &mut self.out.events;
         self.table.nodes.retain(|m| {
-            m.name == me
+            let keep = m.name == me
                 || !m.state.is_dead_or_left()
-                || now.saturating_duration_since(m.state_change) <= ttl
+                || now.saturating_duration_since(m.state_change) <= ttl;
+            if !keep {
+                reaped.push_back(Event::Reap(m.snapshot()));
+            }
+            keep
         });
         self.table.nodes.shuffle(&mut self.rng);
         self.rebuild_index();

@@ -62,6 +62,8 @@ impl TableState {
             node_name: self.name.clone(),
             network_id: nid.to_string(),
         });
+        let me = self.name.clone();
+        self.record_network_change(nid, &me, true, ChangeOrigin::Local);
         let peers = self.peer_addrs(nid);
         if peers.is_empty() {
             if let Some(n) = self.local.get_mut(nid) {
@@ -140,6 +142,8 @@ impl TableState {
             node_name: self.name.clone(),
             network_id: nid.to_string(),
         });
+        let me = self.name.clone();
+        self.record_network_change(nid, &me, false, ChangeOrigin::Local);
     }
 
     pub(super) fn check_kv(&self, key: &str, value: &[u8]) -> Result<(), NdbError> {

@@ -99,6 +99,10 @@ pub struct NdbConfig {
     /// since its node names are never reused); the agent turns it on, since
     /// its node names are.
     pub adopt_own_entries: bool,
+    /// Whether nodes attaching to and detaching from networks (this one
+    /// included) are reported by [`crate::NetworkDb::poll_network_change`].
+    /// Off by default.
+    pub report_network_changes: bool,
 }
 
 impl Default for NdbConfig {
@@ -132,6 +136,7 @@ impl Default for NdbConfig {
             bulk_sync_answer_interval: Duration::from_secs(5),
             report_local_changes: false,
             adopt_own_entries: false,
+            report_network_changes: false,
         }
     }
 }

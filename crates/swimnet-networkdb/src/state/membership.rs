@@ -179,6 +179,12 @@ impl TableState {
         if !known && (leave || !self.attachment_room(&ev.node_name)) {
             return false;
         }
+        let was_attached = known
+            && self
+                .attachments
+                .get(&ev.node_name)
+                .and_then(|n| n.get(&ev.network_id))
+                .is_some_and(|a| !a.leaving);
         let reap = now + self.cfg.reap_network_interval;
         let nets = self.attachments.entry(ev.node_name.clone()).or_default();
         match nets.get_mut(&ev.network_id) {
@@ -201,6 +207,9 @@ impl TableState {
                 );
                 self.attachment_count += 1;
             }
+        }
+        if was_attached == leave {
+            self.record_network_change(&ev.network_id, &ev.node_name, !leave, ChangeOrigin::Remote);
         }
         let key = (ev.node_name.clone(), ev.network_id.clone());
         if leave {

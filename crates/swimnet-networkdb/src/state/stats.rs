@@ -27,7 +27,7 @@ pub struct NdbStats {
     pub bulk_sync_timeouts: u64,
     /// Gossip packets handed to memberlist.
     pub gossip_packets: u64,
-    /// Table changes dropped because nobody polled them.
+    /// Table and network changes dropped because nobody polled them.
     pub changes_dropped: u64,
     /// Received table events queued for relaying to the network.
     pub table_events_relayed: u64,

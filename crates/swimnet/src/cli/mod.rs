@@ -6,5 +6,6 @@ pub mod config_file;
 pub mod info;
 pub mod keys;
 pub mod log_level;
+pub mod monitor;
 pub mod packaging;
 pub mod serf;
