@@ -35,25 +35,13 @@ fn agent_with(
     extra: &[String],
 ) -> Swim {
     let ip = env.ip(host);
-    let mut args: Vec<String> = [
-        "agent",
-        "--node",
-        name,
-        "--bind",
-        &format!("{ip}:{GOSSIP_PORT}"),
-        "--api",
-        &format!("{ip}:{SWIM_API_PORT}"),
-        "--profile",
-        "local",
-        "--protocol",
-        protocol,
-        "--log-level",
-        "info",
-    ]
-    .iter()
-    .chain(keys)
-    .map(|s| s.to_string())
-    .collect();
+    let mut args = env.agent_args(name, host, protocol);
+    args.extend(
+        ["--log-level", "info"]
+            .iter()
+            .chain(keys)
+            .map(|s| s.to_string()),
+    );
     args.extend_from_slice(extra);
     let proc = env.spawn(name, &env.swimnet, &args);
     let s = Swim {

@@ -19,22 +19,7 @@ use serde_json::Value;
 /// :7380, local profile) with `extra` flags, and waits for its API.
 fn agent(env: &Env, name: &str, host: u8, protocol: &str, extra: &[String]) -> Proc {
     let ip = env.ip(host);
-    let mut args: Vec<String> = [
-        "agent",
-        "--node",
-        name,
-        "--bind",
-        &format!("{ip}:{GOSSIP_PORT}"),
-        "--api",
-        &format!("{ip}:{SWIM_API_PORT}"),
-        "--profile",
-        "local",
-        "--protocol",
-        protocol,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut args = env.agent_args(name, host, protocol);
     args.extend_from_slice(extra);
     let mut p = env.spawn(name, &env.swimnet, &args);
     let api = format!("{ip}:{SWIM_API_PORT}");

@@ -236,22 +236,7 @@ impl Cost {
 fn start_agent(env: &Env, name: &str, host: u8) -> (Proc, String) {
     let ip = env.ip(host);
     let api = format!("{ip}:{SWIM_API_PORT}");
-    let args: Vec<String> = [
-        "agent",
-        "--node",
-        name,
-        "--bind",
-        &format!("{ip}:{GOSSIP_PORT}"),
-        "--api",
-        &api,
-        "--profile",
-        "local",
-        "--protocol",
-        "networkdb",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let args = env.agent_args(name, host, "networkdb");
     let mut proc = env.spawn(name, &env.swimnet, &args);
     let end = Instant::now() + Duration::from_secs(20);
     loop {

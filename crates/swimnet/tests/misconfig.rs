@@ -26,22 +26,7 @@ fn one_line_error(out: &CmdOut) -> String {
 fn networkdb_agent(env: &Env, name: &str, host: u8) -> Proc {
     let ip = env.ip(host);
     let api = format!("{ip}:{SWIM_API_PORT}");
-    let args: Vec<String> = [
-        "agent",
-        "--node",
-        name,
-        "--bind",
-        &format!("{ip}:{GOSSIP_PORT}"),
-        "--api",
-        &api,
-        "--profile",
-        "local",
-        "--protocol",
-        "networkdb",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let args = env.agent_args(name, host, "networkdb");
     let mut proc = env.spawn(name, &env.swimnet, &args);
     let started = Instant::now();
     while !matches!(http(&api, "GET", "/v1/members", None), Ok((200, _))) {

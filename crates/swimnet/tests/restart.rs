@@ -117,26 +117,13 @@ fn start(
     expect_exit: bool,
 ) -> Agent {
     let ip = env.ip(host);
-    let mut args: Vec<String> = [
-        "agent",
-        "--node",
-        name,
-        "--bind",
-        &format!("{ip}:{GOSSIP_PORT}"),
-        "--api",
-        &format!("{ip}:{SWIM_API_PORT}"),
-        "--profile",
-        "local",
-        "--protocol",
-        protocol,
-        "--log-level",
-        "info",
-        "--data-dir",
-        &data.display().to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut args = env.agent_args(name, host, protocol);
+    args.extend([
+        "--log-level".to_string(),
+        "info".to_string(),
+        "--data-dir".to_string(),
+        data.display().to_string(),
+    ]);
     if let Some(j) = join {
         args.push("--join".into());
         args.push(j.gossip());

@@ -69,6 +69,29 @@ impl Env {
         Ipv4Addr::new(127, 0, self.net, host)
     }
 
+    /// The arguments of `swimnet agent` for agent `name` on
+    /// `127.0.<net>.<host>` (gossip :7946, API :7380, profile local) in
+    /// `protocol` mode; callers append their own flags.
+    pub fn agent_args(&self, name: &str, host: u8, protocol: &str) -> Vec<String> {
+        let ip = self.ip(host);
+        [
+            "agent",
+            "--node",
+            name,
+            "--bind",
+            &format!("{ip}:{GOSSIP_PORT}"),
+            "--api",
+            &format!("{ip}:{SWIM_API_PORT}"),
+            "--profile",
+            "local",
+            "--protocol",
+            protocol,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
     /// Starts a long-running process with stdout+stderr to `<dir>/<name>.log`.
     pub fn spawn(&self, name: &str, program: &Path, args: &[String]) -> Proc {
         self.spawn_env(name, program, args, &[])
