@@ -3,46 +3,18 @@
 //! user event and Serf's graceful leave (intent, grace period on the
 //! node's own timer, then the memberlist leave) run on virtual time.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use swimnet_core::{Config, Event, NodeState, SansIoNode};
-use swimnet_serf::{SerfDelegate, SerfEvent, SerfNode};
-use swimnet_sim::{node_name, Harness, NetworkModel, NodeId};
+use swimnet_core::{Event, NodeState, SansIoNode};
+use swimnet_serf::{SerfEvent, SerfNode};
+use swimnet_sim::{Harness, NodeId};
+
+mod serf_cluster;
+
+use serf_cluster::serf_cluster;
 
 const NODES: usize = 24;
-
-fn lan(name: String, addr: SocketAddr) -> Config {
-    Config::lan(name, addr).with_serf_versions()
-}
-
-/// `n` Serf nodes that all joined through node 0 and see each other alive.
-fn serf_cluster(seed: u64, n: usize) -> Harness<SerfNode> {
-    let net = NetworkModel {
-        latency: Duration::from_millis(1),
-        jitter: Duration::from_millis(1),
-        loss: 0.0,
-    };
-    let mut h = Harness::with_cores(seed, net, |id, mut config: Config, now, seed| {
-        let mut tags = BTreeMap::new();
-        tags.insert("role".to_string(), format!("r{}", id % 3));
-        let serf = SerfDelegate::new(node_name(id), tags).expect("small tags");
-        config.meta = serf.meta().to_vec();
-        SerfNode::new(config, serf, now, seed).expect("valid config")
-    });
-    for _ in 0..n {
-        h.add_node(lan);
-    }
-    for i in 1..n {
-        h.join(i, &[0]);
-    }
-    let took = h.run_until_cond(Duration::from_secs(60), Duration::from_millis(100), |h| {
-        h.converged()
-    });
-    assert!(took.is_some(), "{n} Serf nodes did not converge in 60 s");
-    h
-}
 
 /// The nodes that delivered user event `name` (each at most once).
 fn delivered(h: &mut Harness<SerfNode>, name: &str) -> Vec<NodeId> {
@@ -60,7 +32,7 @@ fn delivered(h: &mut Harness<SerfNode>, name: &str) -> Vec<NodeId> {
 
 #[test]
 fn a_user_event_reaches_every_serf_node_once() {
-    let mut h = serf_cluster(11, NODES);
+    let mut h = serf_cluster(11, NODES, None);
     h.record_events(true);
     h.take_app_events();
     let sender = 3;
@@ -87,7 +59,7 @@ fn a_user_event_reaches_every_serf_node_once() {
 
 #[test]
 fn a_leaving_serf_node_waits_its_grace_period_then_is_seen_left() {
-    let mut h = serf_cluster(12, NODES);
+    let mut h = serf_cluster(12, NODES, None);
     h.record_events(true);
     h.take_events();
     let leaver = 5;

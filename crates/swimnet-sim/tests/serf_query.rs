@@ -3,50 +3,22 @@
 //! internal ping and key queries, runtime tags and force-leave.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use swimnet_core::{Config, NodeState, SansIoNode};
-use swimnet_serf::{
-    KeyOp, QueryError, QueryHandle, QueryParams, QueryStatus, SerfDelegate, SerfEvent, SerfNode,
-};
-use swimnet_sim::{node_name, Harness, NetworkModel, NodeId};
-use swimnet_wire::security::{Key, Keyring};
+use swimnet_core::{NodeState, SansIoNode};
+use swimnet_serf::{KeyOp, QueryError, QueryHandle, QueryParams, QueryStatus, SerfEvent, SerfNode};
+use swimnet_sim::{node_name, Harness, NodeId};
+
+mod serf_cluster;
+
+use serf_cluster::serf_cluster;
 
 const NODES: usize = 8;
 
-fn lan(name: String, addr: SocketAddr) -> Config {
-    Config::lan(name, addr).with_serf_versions()
-}
-
-/// `n` Serf nodes (tag role=r<id % 3>) that see each other alive; with
-/// `key`, all encrypt with it.
+/// `n` Serf nodes (tag role=r<id % 3>) that see each other alive, with
+/// events recorded from then on; with `key`, all encrypt with it.
 fn cluster(seed: u64, n: usize, key: Option<[u8; 32]>) -> Harness<SerfNode> {
-    let net = NetworkModel {
-        latency: Duration::from_millis(1),
-        jitter: Duration::from_millis(1),
-        loss: 0.0,
-    };
-    let mut h = Harness::with_cores(seed, net, move |id, mut config: Config, now, seed| {
-        let mut tags = BTreeMap::new();
-        tags.insert("role".to_string(), format!("r{}", id % 3));
-        let serf = SerfDelegate::new(node_name(id), tags).expect("small tags");
-        config.meta = serf.meta().to_vec();
-        if let Some(k) = key {
-            config.keyring = Some(Keyring::new(Key::new(&k).expect("32 bytes")));
-        }
-        SerfNode::new(config, serf, now, seed).expect("valid config")
-    });
-    for _ in 0..n {
-        h.add_node(lan);
-    }
-    for i in 1..n {
-        h.join(i, &[0]);
-    }
-    let took = h.run_until_cond(Duration::from_secs(60), Duration::from_millis(100), |h| {
-        h.converged()
-    });
-    assert!(took.is_some(), "{n} Serf nodes did not converge in 60 s");
+    let mut h = serf_cluster(seed, n, key);
     h.record_events(true);
     h.take_app_events();
     h
