@@ -336,6 +336,13 @@ fn key_queries_sent_by_swimnet() {
     let k2 = keygen();
     let k3 = keygen();
     let (serfs, sw) = cluster(&env, &Some(k1.clone()));
+    // Nobody may be seen anything but alive during the whole rotation.
+    let live: Vec<&dyn Node> = vec![&serfs[0], &serfs[1], &sw];
+    let mon = Monitor::start(
+        live.iter().map(|n| n.observer()).collect(),
+        names(&live).iter().map(|s| s.to_string()).collect(),
+        true,
+    );
     let body = format!(r#"{{"key": "{k2}"}}"#);
     let mut last = String::new();
     let ok = (0..4).any(|_| {
@@ -382,6 +389,14 @@ fn key_queries_sent_by_swimnet() {
         listing.stdout.contains(&k2) && !listing.stdout.contains(&k1),
         "serf dropped the old key: {}",
         listing.describe()
+    );
+    // Past a few probe rounds on the new key alone, still all alive.
+    std::thread::sleep(Duration::from_secs(3));
+    let report = mon.finish();
+    assert!(
+        report.rounds > 0 && report.violations.is_empty(),
+        "members seen not alive during the rotation: {:?}",
+        report.violations
     );
 }
 
