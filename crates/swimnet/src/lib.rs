@@ -27,6 +27,7 @@ pub mod http_guard;
 pub mod join;
 pub mod keyfile;
 pub mod metrics;
+pub mod overlay;
 pub mod resolve;
 pub mod serf_cmd;
 pub mod snapshot;
