@@ -114,6 +114,8 @@ pub struct ApiState {
     pub http_counters: Arc<crate::api_server::ApiCounters>,
     /// `GET /v1/events`' stream slots and the event counters.
     pub events: Arc<crate::api_events::EventStreams>,
+    /// The overlay manager (`--protocol networkdb` only).
+    pub overlay: Option<crate::overlay::OverlayHandle>,
 }
 
 /// An API error: a status and a one-line message.
@@ -185,6 +187,7 @@ pub fn router(state: ApiState, guard: crate::http_guard::Guard) -> Router {
         .merge(crate::api_keys::routes())
         .merge(crate::api_serf::routes())
         .merge(crate::api_events::routes())
+        .merge(crate::api_overlay::routes())
         .fallback(no_endpoint)
         .layer(axum::middleware::from_fn_with_state(
             guard,

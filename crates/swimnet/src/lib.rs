@@ -10,6 +10,7 @@ pub mod api;
 pub mod api_events;
 pub mod api_keys;
 pub mod api_metrics;
+pub mod api_overlay;
 pub mod api_serf;
 pub mod api_server;
 pub mod client;

@@ -18,9 +18,7 @@ use swimnet_overlay::OverlayError;
 use tokio::sync::{watch, MappedMutexGuard, Notify};
 
 use super::tables::Tables;
-use super::{
-    CreatedView, EndpointView, OverlayConfig, OverlayCounters, OverlayView, MAX_OVERLAYS,
-};
+use super::{CreatedView, EndpointView, OverlayConfig, OverlayCounters, OverlayView, MAX_OVERLAYS};
 use crate::escape::esc;
 
 /// Makes the data plane the first time an overlay operation needs it (so
@@ -407,7 +405,10 @@ impl<D: DataPlane> Manager<D> {
                 continue;
             };
             out.push(EndpointView {
-                name: names.get(&e.key).map(|r| r.name.clone()).unwrap_or_default(),
+                name: names
+                    .get(&e.key)
+                    .map(|r| r.name.clone())
+                    .unwrap_or_default(),
                 id: e.key,
                 ip: entry.ip.to_string(),
                 mac: entry.mac.to_string(),

@@ -15,13 +15,14 @@
 //! * [`service`]: the request channel the API uses.
 
 pub mod attach;
+mod kernel;
 pub mod manager;
+#[cfg(test)]
+mod memplane;
 pub mod recover;
 pub mod service;
 pub mod sync;
 pub mod tables;
-#[cfg(test)]
-mod memplane;
 #[cfg(test)]
 mod tests;
 
@@ -201,4 +202,86 @@ pub struct OverlayFigures {
     pub conflicts_lost: u64,
     /// Kernel operations that failed during reconcile.
     pub kernel_errors: u64,
+}
+
+/// The overlay flags of `swimnet agent`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverlayOptions {
+    /// `--vtep-addr`: the local VTEP; `None` takes the advertise address.
+    pub vtep_addr: Option<Ipv4Addr>,
+    /// `--vxlan-port`.
+    pub vxlan_port: u16,
+    /// `--overlay-reconcile`.
+    pub reconcile: Duration,
+    /// `--overlay-settle`.
+    pub settle: Duration,
+}
+
+impl Default for OverlayOptions {
+    fn default() -> Self {
+        OverlayOptions {
+            vtep_addr: None,
+            vxlan_port: swimnet_overlay::model::VXLAN_PORT,
+            reconcile: DEFAULT_RECONCILE,
+            settle: DEFAULT_SETTLE,
+        }
+    }
+}
+
+/// Checks a VTEP address: a unicast IPv4 address.
+pub fn check_vtep(ip: Ipv4Addr) -> Result<(), String> {
+    if ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() {
+        return Err(format!(
+            "--vtep-addr {ip} is not a unicast IPv4 address: give the address other hosts reach this one at"
+        ));
+    }
+    Ok(())
+}
+
+/// The manager's settings for an agent advertising `advertise`.
+pub fn overlay_config(
+    opts: &crate::agent::AgentOptions,
+    advertise: std::net::SocketAddr,
+) -> Result<OverlayConfig, String> {
+    let o = &opts.overlay;
+    let vtep = match (o.vtep_addr, advertise.ip()) {
+        (Some(ip), _) => ip,
+        (None, std::net::IpAddr::V4(ip)) => ip,
+        (None, std::net::IpAddr::V6(_)) => Ipv4Addr::UNSPECIFIED,
+    };
+    if o.vtep_addr.is_some() {
+        check_vtep(vtep)?;
+    }
+    if o.reconcile.is_zero() || o.reconcile > Duration::from_secs(3600) {
+        return Err("--overlay-reconcile must be between 1ms and 1h".into());
+    }
+    if o.settle > Duration::from_secs(60) {
+        return Err("--overlay-settle must be at most 60s".into());
+    }
+    if o.vxlan_port == 0 {
+        return Err("--vxlan-port must not be 0".into());
+    }
+    Ok(OverlayConfig {
+        node: opts.node.clone(),
+        vtep,
+        vxlan_port: o.vxlan_port,
+        reconcile: o.reconcile,
+        settle: o.settle,
+        data_dir: opts.data_dir.clone(),
+        netns_etc: PathBuf::from(sync::NETNS_ETC),
+    })
+}
+
+/// Starts the overlay manager of an agent run with `--protocol networkdb`
+/// (other protocols have none: `None`). Call from inside the runtime.
+pub fn start_for_agent(
+    opts: &crate::agent::AgentOptions,
+    advertise: std::net::SocketAddr,
+    commands: tokio::sync::mpsc::Sender<crate::commands::Command>,
+) -> Result<Option<OverlayHandle>, crate::agent::AgentError> {
+    if opts.protocol != crate::agent::Protocol::NetworkDb {
+        return Ok(None);
+    }
+    let cfg = overlay_config(opts, advertise).map_err(crate::agent::AgentError::Config)?;
+    Ok(Some(kernel::spawn(cfg, commands)))
 }

@@ -168,7 +168,8 @@ impl<D: DataPlane> Manager<D> {
         let mut used_vnis = BTreeSet::new();
         for f in &found {
             let def = defs.get(&f.vni);
-            let ep = def.and_then(|d| LocalEndpoint::from_alias(&f.alias, &f.host_ifname, f.vni, &d.id));
+            let ep =
+                def.and_then(|d| LocalEndpoint::from_alias(&f.alias, &f.host_ifname, f.vni, &d.id));
             match (def, ep) {
                 (Some(def), Some(ep)) if netns::open_netns(&ep.netns).is_ok() => {
                     let req = requested.contains(f.host_ifname.as_str());
@@ -291,7 +292,10 @@ impl<D: DataPlane> Manager<D> {
             return;
         };
         for vni in vnis.difference(used) {
-            tracing::info!(vni, "overlay devices with no local endpoint found at start: removed");
+            tracing::info!(
+                vni,
+                "overlay devices with no local endpoint found at start: removed"
+            );
             if let Err(e) = plane.remove_overlay(*vni).await {
                 tracing::error!(vni, error = %e, "removing stale overlay devices failed");
             }

@@ -58,7 +58,10 @@ pub enum OverlayRequest {
         reply: oneshot::Sender<Result<(), OverlayError>>,
     },
     /// `GET /v1/overlays/{name}/endpoints`.
-    Endpoints(String, oneshot::Sender<Result<Vec<EndpointView>, OverlayError>>),
+    Endpoints(
+        String,
+        oneshot::Sender<Result<Vec<EndpointView>, OverlayError>>,
+    ),
 }
 
 /// How the API reaches the overlay manager.

@@ -224,7 +224,11 @@ impl<D: DataPlane> Manager<D> {
                 continue;
             }
             if local.requested {
-                if self.state().told_lost.insert(format!("{}/{}", lost.endpoint, lost.ip)) {
+                if self
+                    .state()
+                    .told_lost
+                    .insert(format!("{}/{}", lost.endpoint, lost.ip))
+                {
                     OverlayCounters::bump(&self.counters.conflicts_lost, 1);
                     tracing::error!(overlay = %esc(&local.overlay), ip = %lost.ip, netns = %esc(&local.ep.netns), winner_host = %esc(&winner.host), "the requested address of a local endpoint is also claimed by another endpoint that wins it: detach and attach with another --ip");
                 }
@@ -257,7 +261,12 @@ impl<D: DataPlane> Manager<D> {
             at_ms: super::manager::now_ms(),
         };
         self.tables
-            .put(&old.overlay_id, IPAM_TABLE, &ipam::claim_key(ip, &old.id), ipam::encode(&claim))
+            .put(
+                &old.overlay_id,
+                IPAM_TABLE,
+                &ipam::claim_key(ip, &old.id),
+                ipam::encode(&claim),
+            )
             .await?;
         let mut ep = local.ep.clone();
         ep.ip = ip;
@@ -268,7 +277,11 @@ impl<D: DataPlane> Manager<D> {
             plane.attach(&ep).await?;
         }
         self.tables
-            .delete(&old.overlay_id, IPAM_TABLE, &ipam::claim_key(old.ip, &old.id))
+            .delete(
+                &old.overlay_id,
+                IPAM_TABLE,
+                &ipam::claim_key(old.ip, &old.id),
+            )
             .await?;
         self.publish(&ep).await?;
         if let Some(l) = self.state().local.get_mut(&old.id) {
@@ -300,7 +313,10 @@ impl<D: DataPlane> Manager<D> {
                 match EndpointRecord::decode(&e.value) {
                     Ok(r) => {
                         if let Ok(ip) = r.endpoint_ip.parse() {
-                            by_name.entry(r.name.to_ascii_lowercase()).or_default().insert(ip);
+                            by_name
+                                .entry(r.name.to_ascii_lowercase())
+                                .or_default()
+                                .insert(ip);
                         }
                     }
                     Err(_) => OverlayCounters::bump(&self.counters.decode_failures, 1),
