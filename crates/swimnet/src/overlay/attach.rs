@@ -89,7 +89,7 @@ impl<D: DataPlane> Manager<D> {
         let epname = epname.unwrap_or(netns_name);
         check_endpoint_name(epname)?;
         let _op = self.ops.lock().await;
-        netns::open_netns(netns_name)?;
+        (self.cfg.netns_exists)(netns_name)?;
         let def = self.def_named(name).await?;
         if let Some(ip) = ip {
             if !ipam::usable(def.subnet, ip) {

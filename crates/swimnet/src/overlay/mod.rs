@@ -52,6 +52,9 @@ pub struct OverlayConfig {
     pub settle: Duration,
     /// Where local endpoints are kept across restarts (`--data-dir`), if anywhere.
     pub data_dir: Option<PathBuf>,
+    /// Says whether a named network namespace exists
+    /// ([`swimnet_overlay::netns::open_netns`]; tests use their own).
+    pub netns_exists: fn(&str) -> Result<(), swimnet_overlay::OverlayError>,
     /// Where namespaces' own `/etc` files live ([`sync::NETNS_ETC`]; tests
     /// use a directory of their own).
     pub netns_etc: PathBuf,
@@ -269,6 +272,7 @@ pub fn overlay_config(
         settle: o.settle,
         data_dir: opts.data_dir.clone(),
         netns_etc: PathBuf::from(sync::NETNS_ETC),
+        netns_exists: |name| swimnet_overlay::netns::open_netns(name).map(drop),
     })
 }
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use swimnet_overlay::dataplane::{DataPlane, FoundEndpoint};
 use swimnet_overlay::ipam::{self, Claim, IPAM_TABLE};
 use swimnet_overlay::model::{LocalEndpoint, OverlayDef};
-use swimnet_overlay::{netns, OverlayError};
+use swimnet_overlay::OverlayError;
 
 use super::manager::{now_ms, Local, Manager};
 use crate::escape::esc;
@@ -171,7 +171,7 @@ impl<D: DataPlane> Manager<D> {
             let ep =
                 def.and_then(|d| LocalEndpoint::from_alias(&f.alias, &f.host_ifname, f.vni, &d.id));
             match (def, ep) {
-                (Some(def), Some(ep)) if netns::open_netns(&ep.netns).is_ok() => {
+                (Some(def), Some(ep)) if (self.cfg.netns_exists)(&ep.netns).is_ok() => {
                     let req = requested.contains(f.host_ifname.as_str());
                     match self.take_back(def, ep, req).await {
                         Ok(()) => {
