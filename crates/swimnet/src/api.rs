@@ -332,6 +332,9 @@ async fn stats(State(state): State<ApiState>) -> Result<Json<serde_json::Value>,
     let v = ask(&state, Command::Stats).await?;
     let mut body = crate::figures::stats_json(&v, &state.http_counters);
     body["events"] = serde_json::to_value(&*state.events.counters).unwrap_or_default();
+    if let Some(o) = &state.overlay {
+        body["overlay"] = serde_json::to_value(o.counters.snapshot()).unwrap_or_default();
+    }
     Ok(Json(body))
 }
 

@@ -224,6 +224,7 @@ impl Client {
     /// `DELETE path` answered `204 No Content` (the overlay endpoints).
     pub fn delete_no_content(&self, path: &str) -> Result<(), String> {
         self.request(&self.agent, "DELETE", path)
+            .set("Content-Type", "application/json")
             .call()
             .map(drop)
             .map_err(|e| self.error(e))

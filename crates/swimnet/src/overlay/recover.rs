@@ -191,7 +191,7 @@ impl<D: DataPlane> Manager<D> {
     }
 
     /// The winning definitions by VNI, waiting up to 10 `--overlay-settle`
-    /// until every VNI of `found` is known.
+    /// (at least 10 s) until every VNI of `found` is known.
     async fn wait_for_defs(
         &self,
         found: &[FoundEndpoint],
@@ -203,14 +203,18 @@ impl<D: DataPlane> Manager<D> {
             .chain(kept.endpoints.iter().map(|k| k.vni))
             .collect();
         let mut by_vni = BTreeMap::new();
-        for _ in 0..10 {
+        let wait = (self.cfg.settle * 10).max(std::time::Duration::from_secs(10));
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
             if let Ok(r) = self.refresh_defs().await {
                 by_vni = r.overlays.values().map(|d| (d.vni, d.clone())).collect();
             }
-            if wanted.iter().all(|v| by_vni.contains_key(v)) {
+            if wanted.iter().all(|v| by_vni.contains_key(v))
+                || tokio::time::Instant::now() >= deadline
+            {
                 break;
             }
-            tokio::time::sleep(self.cfg.settle).await;
+            tokio::time::sleep(self.cfg.settle.max(std::time::Duration::from_millis(100))).await;
         }
         by_vni
     }
@@ -300,5 +304,40 @@ impl<D: DataPlane> Manager<D> {
                 tracing::error!(vni, error = %e, "removing stale overlay devices failed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_endpoints_file_round_trips_and_a_corrupt_one_is_skipped() {
+        let dir = std::env::temp_dir().join(format!(
+            "swimnet-kept-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(load_kept(&dir), KeptEndpoints::default());
+        let kept = KeptEndpoints {
+            version: 1,
+            endpoints: vec![KeptEndpoint {
+                overlay_id: "a".repeat(64),
+                overlay: "blue".into(),
+                vni: 4096,
+                host_ifname: "swve-aaaaaaaaa".into(),
+                alias: "{}".into(),
+                requested: true,
+            }],
+        };
+        save_kept(&dir, &kept).unwrap();
+        assert_eq!(load_kept(&dir), kept);
+        assert!(!dir.join(format!("{ENDPOINTS_FILE}.tmp")).exists());
+        std::fs::write(dir.join(ENDPOINTS_FILE), b"{not json").unwrap();
+        assert_eq!(load_kept(&dir), KeptEndpoints::default());
+        std::fs::write(dir.join(ENDPOINTS_FILE), br#"{"version":9,"endpoints":[]}"#).unwrap();
+        assert_eq!(load_kept(&dir), KeptEndpoints::default());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

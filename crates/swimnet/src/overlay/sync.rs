@@ -28,6 +28,10 @@ use crate::escape::esc;
 /// writes `NETNS/resolv.conf` there).
 pub const NETNS_ETC: &str = "/etc/netns";
 
+/// Longest wait at start for another node attached to the definitions
+/// network before joining it alone.
+pub const DEFS_JOIN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Most events taken in one pass before the work is done.
 const MAX_EVENTS_PER_PASS: usize = 1024;
 
@@ -73,7 +77,7 @@ impl<D: DataPlane> Manager<D> {
     /// Runs the background loop until the driver stops (its event channel
     /// closes). Call once, in its own task.
     pub async fn run(self: Arc<Self>, mut events: broadcast::Receiver<Arc<Published>>) {
-        if let Err(e) = self.tables.join(DEFS_NETWORK).await {
+        if let Err(e) = self.join_defs_network().await {
             tracing::warn!(error = %e, "overlays: cannot join the definitions network");
             return;
         }
@@ -103,6 +107,25 @@ impl<D: DataPlane> Manager<D> {
                 self.pass(&dirty).await;
             }
         }
+    }
+
+    /// Joins the definitions network once another node attached to it is
+    /// known (joining then bulk-syncs the definitions from it at once,
+    /// instead of at the next periodic bulk sync), or after
+    /// [`DEFS_JOIN_WAIT`] when none shows up (the first node).
+    async fn join_defs_network(&self) -> Result<(), OverlayError> {
+        let deadline = tokio::time::Instant::now() + DEFS_JOIN_WAIT;
+        while tokio::time::Instant::now() < deadline {
+            if self.tables.networks().await?.iter().any(|n| n == DEFS_NETWORK) {
+                return Ok(());
+            }
+            let peers = self.tables.network_peers(DEFS_NETWORK).await?;
+            if peers.iter().any(|p| *p != self.cfg.node) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        self.tables.join(DEFS_NETWORK).await
     }
 
     /// One pass over what `dirty` names.
