@@ -313,16 +313,37 @@ fn overlay_through_live_agents_in_namespaces() {
 
     errors(&env, &h1, &h2, vni);
 
+    restart_h2(&env, (&h1, &h2), &mut a2, (&e1, &e2), &dev);
+    detach_and_delete(&env, (&h1, &h2), (&e1, &e2), &dev);
+
+    for (p, name) in [(&a1, "h1"), (&a2, "h2")] {
+        let rss = rss_kib(p.pid());
+        assert!(rss > 0 && rss < 100 * 1024, "{name} RSS {rss} KiB");
+    }
+    a1.kill9();
+    a2.kill9();
+    drop(topo);
+}
+
+/// `kill -9` of h2's agent and a restart: the endpoint is found in the
+/// kernel and re-published once, with no duplicate kernel entries.
+fn restart_h2(
+    env: &Env,
+    (h1, h2): (&Host, &Host),
+    a2: &mut Proc,
+    (e1, e2): (&serde_json::Value, &serde_json::Value),
+    dev: &str,
+) {
+    let (ip1, ip2) = (e1["ip"].as_str().unwrap(), e2["ip"].as_str().unwrap());
     // kill -9 and restart of h2: its endpoint is re-published once.
     a2.kill9();
-    let _ = a2;
     let mac2 = e2["mac"].as_str().unwrap().to_string();
-    a2 = h2.agent(&env, true);
+    *a2 = h2.agent(env, true);
     wait_for(
         "h2 back, endpoint re-published",
         Duration::from_secs(20),
         || {
-            let eps = h1.json(&env, &["overlay", "endpoints", "blue", "--format", "json"]);
+            let eps = h1.json(env, &["overlay", "endpoints", "blue", "--format", "json"]);
             let mine: Vec<_> = eps
                 .as_array()
                 .unwrap()
@@ -339,34 +360,48 @@ fn overlay_through_live_agents_in_namespaces() {
         o.ok().then_some(()).ok_or(o.describe())
     });
     std::thread::sleep(Duration::from_secs(RECONCILE_SECS * 2));
+    assert_eq!(neigh_count("swa-h2", dev, ip1), 1, "no duplicate neighbour");
     assert_eq!(
-        neigh_count("swa-h2", &dev, ip1),
-        1,
-        "no duplicate neighbour"
-    );
-    assert_eq!(
-        fdb_count("swa-h2", &dev, e1["mac"].as_str().unwrap()),
+        fdb_count("swa-h2", dev, e1["mac"].as_str().unwrap()),
         1,
         "no duplicate fdb"
     );
-    assert_eq!(fdb_count("swa-h1", &dev, &mac2), 1);
+    assert_eq!(fdb_count("swa-h1", dev, &mac2), 1);
 
+    assert!(
+        a2.log_text()
+            .contains("endpoint found at start: re-published"),
+        "{}",
+        a2.log_tail(20)
+    );
+}
+
+/// Detach removes the entries on the other host; delete is refused while
+/// an endpoint is attached and works after.
+fn detach_and_delete(
+    env: &Env,
+    (h1, h2): (&Host, &Host),
+    (_e1, e2): (&serde_json::Value, &serde_json::Value),
+    dev: &str,
+) {
+    let ip2 = e2["ip"].as_str().unwrap();
+    let mac2 = e2["mac"].as_str().unwrap().to_string();
     // Detach: the entries go on the other host; delete then works.
-    must(h2.cli(&env, &["overlay", "detach", "blue", "--netns", "swa-e2"]));
+    must(h2.cli(env, &["overlay", "detach", "blue", "--netns", "swa-e2"]));
     wait_for("entries of e2 gone on h1", Duration::from_secs(10), || {
-        let n = neigh_count("swa-h1", &dev, ip2) + fdb_count("swa-h1", &dev, &mac2);
+        let n = neigh_count("swa-h1", dev, ip2) + fdb_count("swa-h1", dev, &mac2);
         (n == 0).then_some(()).ok_or(format!("{n} left"))
     });
     assert!(!ping("swa-e1", ip2).ok());
-    let out = h2.cli(&env, &["overlay", "delete", "blue"]);
+    let out = h2.cli(env, &["overlay", "delete", "blue"]);
     assert!(
         err_line(&out).contains("still has 1 endpoint"),
         "{}",
         out.describe()
     );
-    must(h1.cli(&env, &["overlay", "detach", "blue", "--netns", "swa-e1"]));
+    must(h1.cli(env, &["overlay", "detach", "blue", "--netns", "swa-e1"]));
     wait_for("blue deletable", Duration::from_secs(10), || {
-        let o = h2.cli(&env, &["overlay", "delete", "blue"]);
+        let o = h2.cli(env, &["overlay", "delete", "blue"]);
         o.ok().then_some(()).ok_or(o.describe())
     });
     let links = ip(&["-n", "swa-h1", "-o", "link", "show"]).stdout;
@@ -374,14 +409,6 @@ fn overlay_through_live_agents_in_namespaces() {
         !links.contains("swvx-") && !links.contains("swve-"),
         "{links}"
     );
-
-    for (p, name) in [(&a1, "h1"), (&a2, "h2")] {
-        let rss = rss_kib(p.pid());
-        assert!(rss > 0 && rss < 100 * 1024, "{name} RSS {rss} KiB");
-    }
-    a1.kill9();
-    a2.kill9();
-    drop(topo);
 }
 
 fn wait_for_listed(env: &Env, h: &Host, name: &str) -> u64 {

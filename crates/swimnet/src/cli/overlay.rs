@@ -258,3 +258,25 @@ fn print_endpoints(v: &[EndpointView]) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settle_is_milliseconds_when_bare_and_reconcile_seconds() {
+        assert_eq!(parse_millis("1000").unwrap(), Duration::from_millis(1000));
+        assert_eq!(parse_millis("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_millis("2s").unwrap(), Duration::from_secs(2));
+        assert!(parse_millis("soon").is_err());
+        assert_eq!(parse_duration("5").unwrap(), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_vtep_must_be_a_unicast_ipv4_address() {
+        assert_eq!(parse_vtep("10.0.0.1").unwrap(), Ipv4Addr::new(10, 0, 0, 1));
+        for bad in ["0.0.0.0", "224.0.0.5", "255.255.255.255", "fe80::1", "host"] {
+            assert!(parse_vtep(bad).is_err(), "{bad}");
+        }
+    }
+}

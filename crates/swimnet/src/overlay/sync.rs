@@ -116,7 +116,13 @@ impl<D: DataPlane> Manager<D> {
     async fn join_defs_network(&self) -> Result<(), OverlayError> {
         let deadline = tokio::time::Instant::now() + DEFS_JOIN_WAIT;
         while tokio::time::Instant::now() < deadline {
-            if self.tables.networks().await?.iter().any(|n| n == DEFS_NETWORK) {
+            if self
+                .tables
+                .networks()
+                .await?
+                .iter()
+                .any(|n| n == DEFS_NETWORK)
+            {
                 return Ok(());
             }
             let peers = self.tables.network_peers(DEFS_NETWORK).await?;
