@@ -26,11 +26,11 @@ use crate::model::{bridge_name, vni_of_device, vxlan_name, LocalEndpoint, Mac, O
 use crate::netns::open_netns;
 use crate::OverlayError;
 
-pub use kernel::{kernel_error, vxlan_create_error};
 use kernel::{
     alias_of, all_links, controller_of, errno_of, is_kind, link_by_name, mtu_of, name_of,
     vxlan_info, Conn, MAX_DUMP_ENTRIES,
 };
+pub use kernel::{kernel_error, vxlan_create_error};
 
 /// Most `ethN` names tried inside one namespace by [`DataPlane::free_ifname`].
 pub const MAX_ETH_INDEX: u32 = 4096;
@@ -79,7 +79,11 @@ impl Netlink {
     }
 
     /// Applies `msg` (an RTM_SETLINK) to the host namespace.
-    async fn set_link(&self, msg: LinkMessage, op: impl FnOnce() -> String) -> Result<(), OverlayError> {
+    async fn set_link(
+        &self,
+        msg: LinkMessage,
+        op: impl FnOnce() -> String,
+    ) -> Result<(), OverlayError> {
         self.host
             .handle
             .link()
@@ -125,18 +129,22 @@ impl Netlink {
             }
             return Err(vxlan_create_error(&name, &e));
         }
-        self.index_of(&name).await?.ok_or_else(|| OverlayError::Kernel {
-            op: format!("creating vxlan device {name}"),
-            detail: "the device vanished right after it was created".into(),
-        })
+        self.index_of(&name)
+            .await?
+            .ok_or_else(|| OverlayError::Kernel {
+                op: format!("creating vxlan device {name}"),
+                detail: "the device vanished right after it was created".into(),
+            })
     }
 
     /// The name of a VXLAN device not named by us that uses `vni` on `port`.
     async fn foreign_vxlan(&self, vni: u32, port: u16) -> Result<Option<String>, OverlayError> {
         let ours = vxlan_name(vni);
         for msg in all_links(&self.host.handle).await? {
-            let Some(info) = vxlan_info(&msg) else { continue };
-            let same_vni = info.iter().any(|i| *i == InfoVxlan::Id(vni));
+            let Some(info) = vxlan_info(&msg) else {
+                continue;
+            };
+            let same_vni = info.contains(&InfoVxlan::Id(vni));
             let same_port = info
                 .iter()
                 .all(|i| !matches!(i, InfoVxlan::Port(p) if *p != port));
@@ -170,10 +178,12 @@ impl Netlink {
             }
             _ => {}
         }
-        self.index_of(&name).await?.ok_or_else(|| OverlayError::Kernel {
-            op: format!("creating bridge {name}"),
-            detail: "the device vanished right after it was created".into(),
-        })
+        self.index_of(&name)
+            .await?
+            .ok_or_else(|| OverlayError::Kernel {
+                op: format!("creating bridge {name}"),
+                detail: "the device vanished right after it was created".into(),
+            })
     }
 
     /// The index of the overlay's VXLAN device, `None` when it is absent.
@@ -192,7 +202,12 @@ impl Netlink {
         ns_fd: &std::fs::File,
         inside: &Conn,
     ) -> Result<(), OverlayError> {
-        let op = || format!("creating veth pair {} for endpoint {}", ep.host_ifname, ep.name);
+        let op = || {
+            format!(
+                "creating veth pair {} for endpoint {}",
+                ep.host_ifname, ep.name
+            )
+        };
         self.host
             .handle
             .link()
@@ -200,28 +215,36 @@ impl Netlink {
             .execute()
             .await
             .map_err(|e| kernel_error(op(), &e))?;
-        let host_index = self.index_of(&ep.host_ifname).await?.ok_or_else(|| {
-            OverlayError::Kernel {
-                op: op(),
-                detail: "the device vanished right after it was created".into(),
-            }
-        })?;
+        let host_index =
+            self.index_of(&ep.host_ifname)
+                .await?
+                .ok_or_else(|| OverlayError::Kernel {
+                    op: op(),
+                    detail: "the device vanished right after it was created".into(),
+                })?;
         let msg = LinkUnspec::new_with_index(host_index)
             .alias(ep.alias())
             .controller(bridge)
             .up()
             .build();
-        self.set_link(msg, || format!("attaching {} to its bridge", ep.host_ifname))
-            .await?;
-        let peer = self.index_of(peer_tmp).await?.ok_or_else(|| OverlayError::Kernel {
-            op: op(),
-            detail: format!("the peer {peer_tmp} vanished"),
-        })?;
+        self.set_link(msg, || {
+            format!("attaching {} to its bridge", ep.host_ifname)
+        })
+        .await?;
+        let peer = self
+            .index_of(peer_tmp)
+            .await?
+            .ok_or_else(|| OverlayError::Kernel {
+                op: op(),
+                detail: format!("the peer {peer_tmp} vanished"),
+            })?;
         let msg = LinkUnspec::new_with_index(peer)
             .setns_by_fd(ns_fd.as_raw_fd())
             .build();
-        self.set_link(msg, || format!("moving {peer_tmp} into namespace {:?}", ep.netns))
-            .await?;
+        self.set_link(msg, || {
+            format!("moving {peer_tmp} into namespace {:?}", ep.netns)
+        })
+        .await?;
         inside.configure_endpoint(ep, peer_tmp).await
     }
 
@@ -239,9 +262,10 @@ impl Netlink {
         let Some(peer) = link_by_name(&inside.handle, &ep.ifname).await? else {
             return Ok(false);
         };
-        Ok(peer.attributes.iter().any(
-            |a| matches!(a, LinkAttribute::Address(m) if m.as_slice() == ep.mac.0.as_slice()),
-        ))
+        Ok(peer
+            .attributes
+            .iter()
+            .any(|a| matches!(a, LinkAttribute::Address(m) if m.as_slice() == ep.mac.0.as_slice())))
     }
 }
 
@@ -288,6 +312,10 @@ fn neighbour_parts(msg: &NeighbourMessage) -> (Option<Ipv4Addr>, Option<Mac>) {
     for attr in &msg.attributes {
         match attr {
             NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => ip = Some(*v4),
+            // FDB entries (AF_BRIDGE) carry their VTEP as raw bytes.
+            NeighbourAttribute::Destination(NeighbourAddress::Other(b)) if b.len() == 4 => {
+                ip = Some(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+            }
             NeighbourAttribute::LinkLayerAddress(l) if l.len() == 6 => {
                 let mut b = [0u8; 6];
                 b.copy_from_slice(l);
@@ -347,8 +375,10 @@ impl DataPlane for Netlink {
         let vxlan = self.ensure_vxlan(def.vni, vtep, port, mtu).await?;
         let bridge = self.ensure_bridge(def.vni).await?;
         let msg = LinkUnspec::new_with_index(bridge).up().build();
-        self.set_link(msg, || format!("setting bridge {} up", bridge_name(def.vni)))
-            .await?;
+        self.set_link(msg, || {
+            format!("setting bridge {} up", bridge_name(def.vni))
+        })
+        .await?;
         let msg = LinkUnspec::new_with_index(vxlan)
             .controller(bridge)
             .up()
@@ -371,8 +401,9 @@ impl DataPlane for Netlink {
                 continue;
             };
             let ours = match name_of(&msg) {
-                Some(n) if n.starts_with("swvx-") => vxlan_info(&msg)
-                    .is_some_and(|info| info.contains(&InfoVxlan::Id(vni))),
+                Some(n) if n.starts_with("swvx-") => {
+                    vxlan_info(&msg).is_some_and(|info| info.contains(&InfoVxlan::Id(vni)))
+                }
                 _ => is_kind(&msg, &InfoKind::Bridge),
             };
             if ours {
@@ -387,7 +418,9 @@ impl DataPlane for Netlink {
             return Ok(BTreeSet::new());
         };
         let op = format!("listing neighbours of {}", vxlan_name(vni));
-        let msgs = self.dump_neighbours(AddressFamily::Inet, index, &op).await?;
+        let msgs = self
+            .dump_neighbours(AddressFamily::Inet, index, &op)
+            .await?;
         Ok(msgs
             .iter()
             .filter(|m| m.header.state == NeighbourState::Permanent)
@@ -403,7 +436,9 @@ impl DataPlane for Netlink {
             return Ok(BTreeSet::new());
         };
         let op = format!("listing FDB entries of {}", vxlan_name(vni));
-        let msgs = self.dump_neighbours(AddressFamily::Bridge, index, &op).await?;
+        let msgs = self
+            .dump_neighbours(AddressFamily::Bridge, index, &op)
+            .await?;
         Ok(msgs
             .iter()
             .filter_map(|m| match neighbour_parts(m) {
@@ -413,12 +448,20 @@ impl DataPlane for Netlink {
             .collect())
     }
 
-    async fn add_neighbour(&mut self, vni: u32, ip: Ipv4Addr, mac: Mac) -> Result<(), OverlayError> {
+    async fn add_neighbour(
+        &mut self,
+        vni: u32,
+        ip: Ipv4Addr,
+        mac: Mac,
+    ) -> Result<(), OverlayError> {
         let op = || format!("adding neighbour {ip} -> {mac} on {}", vxlan_name(vni));
-        let index = self.vxlan_index(vni).await?.ok_or_else(|| OverlayError::Kernel {
-            op: op(),
-            detail: "no such device".into(),
-        })?;
+        let index = self
+            .vxlan_index(vni)
+            .await?
+            .ok_or_else(|| OverlayError::Kernel {
+                op: op(),
+                detail: "no such device".into(),
+            })?;
         self.host
             .handle
             .neighbours()
@@ -459,10 +502,13 @@ impl DataPlane for Netlink {
 
     async fn add_fdb(&mut self, vni: u32, mac: Mac, vtep: Ipv4Addr) -> Result<(), OverlayError> {
         let op = || format!("adding FDB entry {mac} -> {vtep} on {}", vxlan_name(vni));
-        let index = self.vxlan_index(vni).await?.ok_or_else(|| OverlayError::Kernel {
-            op: op(),
-            detail: "no such device".into(),
-        })?;
+        let index = self
+            .vxlan_index(vni)
+            .await?
+            .ok_or_else(|| OverlayError::Kernel {
+                op: op(),
+                detail: "no such device".into(),
+            })?;
         self.host
             .handle
             .neighbours()
@@ -493,13 +539,13 @@ impl DataPlane for Netlink {
 
     async fn attach(&mut self, ep: &LocalEndpoint) -> Result<(), OverlayError> {
         let ns_fd = open_netns(&ep.netns)?;
-        let bridge = self
-            .index_of(&bridge_name(ep.vni))
-            .await?
-            .ok_or_else(|| OverlayError::Kernel {
-                op: format!("attaching endpoint {} to VNI {}", ep.name, ep.vni),
-                detail: format!("bridge {} does not exist", bridge_name(ep.vni)),
-            })?;
+        let bridge =
+            self.index_of(&bridge_name(ep.vni))
+                .await?
+                .ok_or_else(|| OverlayError::Kernel {
+                    op: format!("attaching endpoint {} to VNI {}", ep.name, ep.vni),
+                    detail: format!("bridge {} does not exist", bridge_name(ep.vni)),
+                })?;
         let inside = Conn::in_netns(&ep.netns)?;
         if let Some(host) = link_by_name(&self.host.handle, &ep.host_ifname).await? {
             if self.endpoint_is_complete(ep, &host, &inside).await? {
@@ -507,8 +553,10 @@ impl DataPlane for Netlink {
                     .controller(bridge)
                     .up()
                     .build();
-                self.set_link(msg, || format!("attaching {} to its bridge", ep.host_ifname))
-                    .await?;
+                self.set_link(msg, || {
+                    format!("attaching {} to its bridge", ep.host_ifname)
+                })
+                .await?;
                 return inside.configure_endpoint(ep, &ep.ifname).await;
             }
             self.delete_link(&ep.host_ifname).await?;
@@ -580,12 +628,14 @@ impl DataPlane for Netlink {
 
     async fn underlay_mtu(&mut self, vtep: Ipv4Addr) -> Result<u32, OverlayError> {
         let op = || format!("finding the underlay interface of VTEP {vtep}");
-        let index = self.host.index_holding(vtep).await?.ok_or_else(|| {
-            OverlayError::Kernel {
+        let index = self
+            .host
+            .index_holding(vtep)
+            .await?
+            .ok_or_else(|| OverlayError::Kernel {
                 op: op(),
                 detail: "no interface has this address".into(),
-            }
-        })?;
+            })?;
         let link = all_links(&self.host.handle)
             .await?
             .into_iter()

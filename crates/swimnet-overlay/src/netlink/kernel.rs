@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use futures_util::TryStreamExt;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    InfoData, InfoKind, InfoVxlan, LinkAttribute, LinkInfo, LinkMessage,
 };
 use nix::errno::Errno;
 use rtnetlink::{Handle, LinkUnspec};
@@ -56,11 +56,7 @@ impl Conn {
         let op = "listing addresses";
         let mut stream = self.handle.address().get().execute();
         let mut seen = 0usize;
-        while let Some(msg) = stream
-            .try_next()
-            .await
-            .map_err(|e| kernel_error(op, &e))?
-        {
+        while let Some(msg) = stream.try_next().await.map_err(|e| kernel_error(op, &e))? {
             seen += 1;
             if seen > MAX_DUMP_ENTRIES {
                 return Err(too_many(op));
@@ -111,15 +107,19 @@ impl Conn {
             .await
             .map_err(|e| {
                 kernel_error(
-                    format!("adding {}/{} to {} in namespace {ns:?}", ep.ip, ep.prefix_len, ep.ifname),
+                    format!(
+                        "adding {}/{} to {} in namespace {ns:?}",
+                        ep.ip, ep.prefix_len, ep.ifname
+                    ),
                     &e,
                 )
             })?;
         let lo = link_by_name(&self.handle, "lo").await?;
         if let Some(lo) = lo {
-            self.set(LinkUnspec::new_with_index(lo.header.index).up().build(), || {
-                format!("setting lo up in namespace {ns:?}")
-            })
+            self.set(
+                LinkUnspec::new_with_index(lo.header.index).up().build(),
+                || format!("setting lo up in namespace {ns:?}"),
+            )
             .await?;
         }
         Ok(())
@@ -232,12 +232,6 @@ pub(crate) fn mtu_of(msg: &LinkMessage) -> Option<u32> {
         LinkAttribute::Mtu(m) => Some(*m),
         _ => None,
     })
-}
-
-/// Whether the device is up (administratively).
-#[allow(dead_code)]
-pub(crate) fn is_up(msg: &LinkMessage) -> bool {
-    msg.header.flags.contains(LinkFlags::Up)
 }
 
 /// The device's link infos.
