@@ -63,7 +63,11 @@ pub fn desired<'a>(
     let mut macs_of_ip: BTreeMap<Ipv4Addr, BTreeMap<Mac, usize>> = BTreeMap::new();
     let mut vteps_of_mac: BTreeMap<Mac, BTreeMap<Ipv4Addr, usize>> = BTreeMap::new();
     for p in peers.into_iter().filter(|p| p.vtep != local_vtep) {
-        *macs_of_ip.entry(p.ip).or_default().entry(p.mac).or_default() += 1;
+        *macs_of_ip
+            .entry(p.ip)
+            .or_default()
+            .entry(p.mac)
+            .or_default() += 1;
         *vteps_of_mac
             .entry(p.mac)
             .or_default()
