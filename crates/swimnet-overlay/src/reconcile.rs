@@ -267,4 +267,37 @@ mod tests {
         assert_eq!(fixed, held(&d));
         assert!(plan(&d, &fixed).is_empty());
     }
+
+    fn arb_peer() -> impl proptest::strategy::Strategy<Value = PeerEntry> {
+        use proptest::prelude::*;
+        (1u8..6, 1u8..4, 0u8..3).prop_map(|(last, vtep_n, mac_n)| {
+            let mut p = peer(last, vtep_n);
+            p.mac.0[5] = p.mac.0[5].wrapping_add(mac_n);
+            p
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn applying_the_plan_reaches_the_desired_state_from_anywhere(
+            peers in proptest::collection::vec(arb_peer(), 0..12),
+            held_peers in proptest::collection::vec(arb_peer(), 0..12),
+        ) {
+            let d = desired(&peers, LOCAL);
+            let mut reversed = peers.clone();
+            reversed.reverse();
+            proptest::prop_assert_eq!(&desired(&reversed, LOCAL), &d);
+            let ips: BTreeSet<Ipv4Addr> = d.neighbours.keys().map(|(ip, _)| *ip).collect();
+            proptest::prop_assert_eq!(ips.len(), d.neighbours.len());
+            let macs: BTreeSet<Mac> = d.fdb.keys().map(|(mac, _)| *mac).collect();
+            proptest::prop_assert_eq!(macs.len(), d.fdb.len());
+            let kernel = Actual {
+                neighbours: held_peers.iter().map(|p| (p.ip, p.mac)).collect(),
+                fdb: held_peers.iter().map(|p| (p.mac, p.vtep)).collect(),
+            };
+            let after = apply(&kernel, &plan(&d, &kernel));
+            proptest::prop_assert_eq!(&after, &held(&d));
+            proptest::prop_assert!(plan(&d, &after).is_empty());
+        }
+    }
 }
