@@ -27,6 +27,7 @@ pub mod figures;
 pub mod http_guard;
 pub mod join;
 pub mod keyfile;
+pub mod memory;
 pub mod metrics;
 pub mod overlay;
 pub mod resolve;
