@@ -565,3 +565,18 @@ async fn the_definitions_network_is_joined_at_the_first_overlay_operation() {
     assert_eq!(m.list().await.unwrap().len(), 1);
     assert!(in_defs());
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_agent_without_an_ipv4_vtep_refuses_attach_with_the_fix() {
+    let cluster = Cluster::default();
+    let a = host(&cluster, "a", 1).await;
+    a.m.create("blue", net("10.1.0.0/24"), None).await.unwrap();
+    let m: Manager<MemPlane> = Manager::new(
+        config("b", Ipv4Addr::UNSPECIFIED, tempdir("etc"), None),
+        Tables::new(fake_driver(&cluster, "b")),
+        Box::new(|| Ok(MemPlane::default())),
+        Box::new(|_, _, _| Ok(Box::new(()))),
+    );
+    let err = m.attach("blue", "n1", None, None).await.unwrap_err();
+    assert!(err.to_string().contains("--vtep-addr"), "{err}");
+}
