@@ -104,7 +104,9 @@ impl Cdp {
                 return start.elapsed();
             }
             if start.elapsed() > timeout {
-                let body = self.eval("document.querySelector('main').innerText");
+                let body = self.eval(
+                    "document.URL + '\\n' + (document.body ? document.body.innerText : document.documentElement.outerHTML)",
+                );
                 panic!("{what}: not seen within {timeout:?}; the page shows:\n{body}");
             }
             std::thread::sleep(Duration::from_millis(200));
@@ -158,7 +160,7 @@ fn start_chromium(env: &Env) -> (Proc, u16) {
         "--disable-extensions",
         "--disable-default-apps",
         "--metrics-recording-only",
-        "--host-resolver-rules=MAP * ~NOTFOUND",
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.*",
         "--window-size=1280,860",
         "about:blank",
     ]

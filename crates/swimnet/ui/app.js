@@ -263,7 +263,11 @@ const UI = (() => {
     show(initial || "members");
     showBanner();
     follow();
-    setInterval(() => { guarded(refreshStats); guarded(refreshMembers); }, 2000);
+    setInterval(() => {
+      guarded(refreshStats); guarded(refreshMembers);
+      // The detail's RTT: a coordinate arrives with a probe of that node.
+      if (selected && state.view === "members") showDetail(selected);
+    }, 2000);
     setInterval(() => guarded(refreshCoords), 3000);
     setInterval(() => { for (const f of pollHooks.networks) guarded(f); }, 5000);
   }
