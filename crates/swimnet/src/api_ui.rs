@@ -117,7 +117,10 @@ async fn file(Path(file): Path<String>) -> Response {
         Some(a) => serve(a),
         None => ApiError(
             StatusCode::NOT_FOUND,
-            format!("no dashboard file {:?}", crate::escape::esc(&file).to_string()),
+            format!(
+                "no dashboard file {:?}",
+                crate::escape::esc(&file).to_string()
+            ),
         )
         .into_response(),
     }

@@ -469,10 +469,7 @@ mod tests {
         // The dashboard's static files open without it (a browser cannot
         // send the header when it loads a page); nothing else does.
         assert_eq!(status(&p, Method::GET, "/ui", &[h]), StatusCode::OK);
-        assert_eq!(
-            status(&p, Method::GET, "/ui/app.js", &[h]),
-            StatusCode::OK
-        );
+        assert_eq!(status(&p, Method::GET, "/ui/app.js", &[h]), StatusCode::OK);
         for (m, path) in [
             (Method::POST, "/ui"),
             (Method::GET, "/uix"),
@@ -480,7 +477,12 @@ mod tests {
             (Method::GET, "/v1/ui"),
         ] {
             assert_eq!(
-                status(&p, m.clone(), path, &[h, ("content-type", "application/json")]),
+                status(
+                    &p,
+                    m.clone(),
+                    path,
+                    &[h, ("content-type", "application/json")]
+                ),
                 StatusCode::UNAUTHORIZED,
                 "{m} {path}"
             );

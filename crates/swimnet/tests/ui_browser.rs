@@ -248,7 +248,7 @@ fn api_of(env: &Env, n: u8) -> String {
 /// Waits until `api` lists `count` members, all alive.
 fn wait_alive(api: &str, count: usize) {
     wait_for(
-        &format!("{count} alive members at {api}"),
+        format!("{count} alive members at {api}"),
         Duration::from_secs(30),
         || {
             let m = members_at(api)?;
@@ -277,7 +277,12 @@ fn dashboard_shows_a_live_networkdb_cluster() {
     }
     for n in 1..=3 {
         let path = format!("/v1/tables/net-a/endpoints/ep-{n}");
-        ok(&api_of(&env, n), "PUT", &path, format!("10.0.0.{n}").as_bytes());
+        ok(
+            &api_of(&env, n),
+            "PUT",
+            &path,
+            format!("10.0.0.{n}").as_bytes(),
+        );
     }
     ok(
         &api_of(&env, 4),
@@ -298,6 +303,26 @@ fn dashboard_shows_a_live_networkdb_cluster() {
         Duration::from_secs(20),
     );
     eprintln!("members shown {loaded:?} after navigation");
+    check_members(&mut page);
+    check_map(&mut page);
+    check_networks(&mut page, &env);
+    check_failure(&mut page, &mut agents[4]);
+    check_reconnect(&mut page, &env, &mut agents[0]);
+    // Nothing the page loaded came from anywhere but the agent.
+    page.call("Runtime.evaluate", json!({ "expression": "1" }));
+    assert!(page.requests.len() >= 6, "{:?}", page.requests);
+    for u in &page.requests {
+        assert!(
+            u.starts_with(&format!("{base}/")),
+            "request off the agent: {u}"
+        );
+    }
+    let _ = page.call("Browser.close", json!({}));
+    chromium.wait_exit(Duration::from_secs(10));
+}
+
+/// Members: five alive rows, counts, header, filter, sort, detail RTT.
+fn check_members(page: &mut Cdp) {
     // A marker that a reload would lose: every later check is live.
     page.eval("window.__noReload = 1");
     assert_eq!(
@@ -329,7 +354,11 @@ fn dashboard_shows_a_live_networkdb_cluster() {
         Duration::from_secs(30),
     );
     page.screenshot("members");
+}
 
+/// The latency map: one point per member, ours marked, stress noted,
+/// hover shows the RTT from this agent.
+fn check_map(page: &mut Cdp) {
     page.show("map");
     page.wait_for(
         "five points on the latency map",
@@ -349,11 +378,17 @@ fn dashboard_shows_a_live_networkdb_cluster() {
     page.eval("document.querySelector('#map g[data-node=\"ui-4\"]').dispatchEvent(new Event('mouseenter'))");
     let hover = page.eval("document.querySelector('#map-hover [data-rtt]').innerText");
     assert!(
-        hover.as_str().unwrap().contains("Estimated RTT from ui-1: "),
+        hover
+            .as_str()
+            .unwrap()
+            .contains("Estimated RTT from ui-1: "),
         "{hover}"
     );
     page.screenshot("map");
+}
 
+/// Networks, peers, table counts, the entry browser, a live write.
+fn check_networks(page: &mut Cdp, env: &Env) {
     page.show("networks");
     page.wait_for(
         "network net-a with its 5 peers and tables",
@@ -374,7 +409,7 @@ fn dashboard_shows_a_live_networkdb_cluster() {
     );
     // A write elsewhere in the cluster appears without a reload.
     ok(
-        &api_of(&env, 2),
+        &api_of(env, 2),
         "PUT",
         "/v1/tables/net-a/endpoints/live-key",
         b"hello-live",
@@ -395,9 +430,12 @@ fn dashboard_shows_a_live_networkdb_cluster() {
         "document.querySelector('#entries tr[data-key=blob] td.b64')?.innerText === 'AAEC/w=='",
         Duration::from_secs(10),
     );
+}
 
-    // An agent dies: its row turns failed, without a reload.
-    agents[4].kill9();
+/// An agent dies: its row turns failed without a reload, and the feed
+/// says so.
+fn check_failure(page: &mut Cdp, victim: &mut Proc) {
+    victim.kill9();
     page.show("members");
     let failed = page.wait_for(
         "ui-5 failed",
@@ -413,16 +451,18 @@ fn dashboard_shows_a_live_networkdb_cluster() {
         Duration::from_secs(10),
     );
     page.screenshot("activity");
+}
 
-    // The agent behind the page restarts: a banner, then it reconnects.
-    agents[0].kill9();
+/// The agent behind the page restarts: a banner, then it reconnects.
+fn check_reconnect(page: &mut Cdp, env: &Env, observer: &mut Proc) {
+    observer.kill9();
     page.wait_for(
         "the disconnected banner",
         "!document.querySelector('#banner').hidden",
         Duration::from_secs(15),
     );
     page.screenshot("disconnected");
-    agents[0] = {
+    *observer = {
         let mut args = env.agent_args("ui-1", 1, "networkdb");
         args.extend(["--join".into(), format!("{}:{GOSSIP_PORT}", env.ip(2))]);
         env.spawn("ui-1-again", &env.swimnet, &args)
@@ -438,15 +478,6 @@ fn dashboard_shows_a_live_networkdb_cluster() {
         "document.querySelector('#members tr[data-member=\"ui-2\"]')?.dataset.status === 'alive'",
         Duration::from_secs(20),
     );
-
-    // Nothing the page loaded came from anywhere but the agent.
-    page.call("Runtime.evaluate", json!({ "expression": "1" }));
-    assert!(page.requests.len() >= 6, "{:?}", page.requests);
-    for u in &page.requests {
-        assert!(u.starts_with(&format!("{base}/")), "request off the agent: {u}");
-    }
-    let _ = page.call("Browser.close", json!({}));
-    chromium.wait_exit(Duration::from_secs(10));
 }
 
 #[test]
@@ -471,9 +502,14 @@ fn dashboard_with_a_token_in_memberlist_mode() {
         }
     });
     // ...but serves the page's static files, with the policy.
-    let resp = ureq::get(&format!("http://{api}/ui")).call().expect("GET /ui");
+    let resp = ureq::get(&format!("http://{api}/ui"))
+        .call()
+        .expect("GET /ui");
     let csp = resp.header("content-security-policy").unwrap_or("");
-    assert!(csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"), "{csp}");
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"),
+        "{csp}"
+    );
 
     let (mut chromium, port) = start_chromium(&env);
     let mut page = Cdp::connect(port);
