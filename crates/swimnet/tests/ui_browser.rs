@@ -303,6 +303,18 @@ fn dashboard_shows_a_live_networkdb_cluster() {
         Duration::from_secs(20),
     );
     eprintln!("members shown {loaded:?} after navigation");
+    // Budgets: the page holds one event stream (of the agent's capped
+    // slots), and serving it leaves the agent small.
+    let (_, stats) = request(&api1, "GET", "/v1/stats", b"");
+    let stats: Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(
+        stats["events"]["streams_open"],
+        json!(1),
+        "{}",
+        stats["events"]
+    );
+    let rss = procstat::rss_kib(agents[0].pid());
+    assert!(rss < 64 * 1024, "agent RSS {rss} KiB with the page open");
     check_members(&mut page);
     check_map(&mut page);
     check_networks(&mut page, &env);
