@@ -100,7 +100,11 @@ impl Cdp {
     fn wait_for(&mut self, what: &str, cond: &str, timeout: Duration) -> Duration {
         let start = Instant::now();
         loop {
-            if self.eval(&format!("!!({cond})")) == json!(true) {
+            // A page still loading may not have the elements yet.
+            let probe = format!(
+                "(() => {{ try {{ return !!({cond}); }} catch (e) {{ return false; }} }})()"
+            );
+            if self.eval(&probe) == json!(true) {
                 return start.elapsed();
             }
             if start.elapsed() > timeout {
@@ -526,6 +530,21 @@ fn dashboard_with_a_token_in_memberlist_mode() {
     let (mut chromium, port) = start_chromium(&env);
     let mut page = Cdp::connect(port);
     page.call("Page.enable", json!({}));
+    // Without the token the page loads, and says what it needs.
+    page.call(
+        "Page.navigate",
+        json!({ "url": format!("http://{api}/ui") }),
+    );
+    page.wait_for(
+        "the banner asking for a token",
+        "!document.querySelector('#banner').hidden && \
+         document.querySelector('#banner').innerText.includes('/ui#token=TOKEN')",
+        Duration::from_secs(15),
+    );
+    assert_eq!(
+        page.eval("document.querySelectorAll('#members tr[data-member]').length"),
+        json!(0)
+    );
     page.call(
         "Page.navigate",
         json!({ "url": format!("http://{api}/ui#token=ui-test-token-0123456789") }),

@@ -6,7 +6,7 @@
 const UI = (() => {
   // ---- token: #token=T or ?token=T, kept in this tab's session storage
   const TOKEN_KEY = "swimnet-token";
-  (function takeToken() {
+  function takeToken() {
     const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
     const query = new URLSearchParams(location.search);
     const t = fromHash || query.get("token");
@@ -16,7 +16,11 @@ const UI = (() => {
       const q = query.toString();
       history.replaceState(null, "", location.pathname + (q ? "?" + q : ""));
     }
-  })();
+    return !!t;
+  }
+  takeToken();
+  // A token pasted into the address bar later: start again with it.
+  window.addEventListener("hashchange", () => { if (takeToken()) location.reload(); });
   function headers(extra) {
     const h = Object.assign({}, extra || {});
     const t = sessionStorage.getItem(TOKEN_KEY);
@@ -43,7 +47,7 @@ const UI = (() => {
     members: new Map(),        // name -> MemberView
     changes: new Map(),        // name -> {status, time} seen on this page
     coords: null,              // GET /v1/coordinate, or {error}
-    connected: false, pollFailed: false,
+    connected: false, pollFailed: false, authFailed: false,
     view: "members",
     listeners: [],             // fn(event) for each streamed event
   };
@@ -79,6 +83,9 @@ const UI = (() => {
   // ---- connection banner
   function showBanner() {
     $("#banner").hidden = state.connected && !state.pollFailed;
+    $("#banner").textContent = state.authFailed
+      ? "The agent refused the page's token (or it needs one): open /ui#token=TOKEN."
+      : "Disconnected from the agent: reconnecting...";
     document.body.dataset.connected = String(state.connected && !state.pollFailed);
   }
 
@@ -90,6 +97,7 @@ const UI = (() => {
     for (;;) {
       try {
         const r = await fetch("/v1/events?format=sse", { headers: headers({ Accept: "text/event-stream" }) });
+        state.authFailed = r.status === 401;
         if (!r.ok) throw new ApiError(r.status, "events: HTTP " + r.status);
         state.connected = true; delay = 500; showBanner();
         refreshAll();

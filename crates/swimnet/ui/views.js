@@ -103,7 +103,8 @@
     });
     map.dataset.points = String(usable.length);
   }
-  pollHooks.coords.push(renderMap);
+  // The projection costs O(n^2) per iteration: only while it is on screen.
+  pollHooks.coords.push(() => { if (state.view === "map") renderMap(); });
   viewHooks.push((v) => { if (v === "map") renderMap(); });
 
   // ---------------------------------------------------- networks, tables
