@@ -17,6 +17,8 @@ command -v serf >/dev/null 2>&1 || need_pkgs+=(serf)
 # The systemd unit's test runs systemd-analyze verify, which runs man.
 command -v systemd-analyze >/dev/null 2>&1 || need_pkgs+=(systemd)
 command -v man >/dev/null 2>&1 || need_pkgs+=(man-db)
+# The dashboard's browser test (crates/swimnet/tests/ui_browser.rs) drives it.
+command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "== installing ${need_pkgs[*]}"

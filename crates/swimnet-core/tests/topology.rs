@@ -326,3 +326,25 @@ fn unsettled_coordinates_choose_exactly_like_uniform() {
     assert!(sent > 500, "{sent} datagrams compared");
     assert_eq!(b.stats().topology_choices, 0);
 }
+
+/// `near_cluster_now`, which the agent's `/v1/coordinate` shows, names the
+/// region latency-aware selection biases toward: our 15 near peers, none
+/// of the far ones; nothing when every peer is about as far (a LAN).
+#[test]
+fn near_cluster_now_names_our_region() {
+    let now = Instant::now();
+    let ml = node(true, now);
+    let expected: BTreeSet<String> = (0..NEAR).map(|i| format!("p{i}")).collect();
+    let got: BTreeSet<String> = ml.near_cluster_now().into_iter().collect();
+    assert_eq!(got, expected);
+    let sorted = ml.near_cluster_now();
+    assert!(sorted.windows(2).all(|w| w[0] < w[1]), "{sorted:?}");
+
+    let mut lan = node(true, now);
+    lan.inject_coordinates(
+        None,
+        (0..PEERS).map(|i| (format!("p{i}"), at(0.0003 + 0.00001 * i as f64, 0.0))),
+    )
+    .unwrap();
+    assert!(lan.near_cluster_now().is_empty());
+}

@@ -542,6 +542,12 @@ impl NetworkDb {
         self.state().network_stats(nid)
     }
 
+    /// The tables of `nid` with live entries and their counts (see
+    /// [`TableState::table_counts`]).
+    pub fn table_counts(&self, nid: &str) -> Vec<(String, usize)> {
+        self.state().table_counts(nid)
+    }
+
     /// How this node sees another one.
     pub fn peer_state(&self, name: &str) -> Option<PeerState> {
         self.state().peer_state(name)

@@ -534,6 +534,18 @@ impl TableState {
             .collect()
     }
 
+    /// The tables of network `nid` that hold live entries (tombstones not
+    /// counted), with that count, by table name. For a dashboard's
+    /// overview; costs one step per table of the network.
+    pub fn table_counts(&self, nid: &str) -> Vec<(String, usize)> {
+        self.entries
+            .live
+            .range((nid.to_string(), String::new())..)
+            .take_while(|((n, _), _)| n == nid)
+            .map(|((_, t), c)| (t.clone(), *c))
+            .collect()
+    }
+
     /// Docker's `/networkstats` figures for a network this node is attached
     /// to: stored records of the network (all tables, tombstones included,
     /// like Docker's `entriesNumber`) and the length of this node's own

@@ -275,6 +275,7 @@ impl AgentNode for NetworkDb {
             TableCommand::CheckAttached(nid) => done(self.check_attached(&nid)),
             TableCommand::ClusterPeers => Ok(TableReply::Peers(self.cluster_peer_ips())),
             TableCommand::NetworkStats(nid) => Ok(TableReply::Stats(self.network_stats(&nid))),
+            TableCommand::TableCounts(nid) => Ok(TableReply::TableCounts(self.table_counts(&nid))),
             TableCommand::Create {
                 nid,
                 table,

@@ -188,6 +188,7 @@ pub fn router(state: ApiState, guard: crate::http_guard::Guard) -> Router {
         .merge(crate::api_serf::routes())
         .merge(crate::api_events::routes())
         .merge(crate::api_overlay::routes())
+        .merge(crate::api_ui::routes())
         .fallback(no_endpoint)
         .layer(axum::middleware::from_fn_with_state(
             guard,
@@ -378,6 +379,11 @@ pub struct CoordinatesView {
     pub node: String,
     /// Every known coordinate, ours included, sorted by node name.
     pub coordinates: Vec<NodeCoordinateView>,
+    /// The members latency-aware peer selection counts as near this agent
+    /// now (its near cluster), sorted; empty when selection is off or the
+    /// distances show no such cluster (a LAN).
+    #[serde(default)]
+    pub near_cluster: Vec<String>,
 }
 
 /// `GET /v1/rtt?a=NODE&b=NODE`.
@@ -408,6 +414,7 @@ async fn coordinates(State(state): State<ApiState>) -> Result<Json<CoordinatesVi
     coords.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(Json(CoordinatesView {
         node: v.name,
+        near_cluster: v.near_cluster,
         coordinates: coords
             .iter()
             .map(|(n, c)| NodeCoordinateView {
@@ -518,7 +525,7 @@ fn b64(v: &[u8]) -> String {
 
 /// The API's status for a failed table command: 404 for a missing entry or
 /// a network this node is not attached to.
-fn table_error(e: TableError) -> ApiError {
+pub(crate) fn table_error(e: TableError) -> ApiError {
     match e {
         TableError::NotNetworkDb => ApiError(StatusCode::CONFLICT, e.to_string()),
         TableError::NotFound(m) => ApiError(StatusCode::NOT_FOUND, m),

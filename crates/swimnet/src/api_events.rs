@@ -6,6 +6,11 @@
 //! stream more than [`crate::agent_events::EVENT_BUFFER`] events behind
 //! gets a final `lagged` line and ends. A blank line is sent after
 //! [`KEEPALIVE`] without events.
+//!
+//! `?format=sse` sends the same events as server-sent events instead (what
+//! a browser's `EventSource` and the dashboard read): each JSON object in
+//! a `data:` field, its `seq` as the `id:`, a comment line as keepalive.
+//! Filters, the stream cap and the lag rule are the same.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -53,6 +58,68 @@ struct EventsQuery {
     kind: Option<String>,
     #[serde(default)]
     network: Option<String>,
+    #[serde(default)]
+    format: Option<String>,
+}
+
+/// How a stream frames its events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// One JSON object per line (`application/x-ndjson`).
+    Lines,
+    /// Server-sent events (`text/event-stream`).
+    Sse,
+}
+
+impl Framing {
+    fn parse(format: Option<&str>) -> Result<Framing, String> {
+        match format.unwrap_or("") {
+            "" | "ndjson" | "json" => Ok(Framing::Lines),
+            "sse" => Ok(Framing::Sse),
+            other => Err(format!(
+                "format={other:?}: use format=sse or leave it out (one JSON object per line)"
+            )),
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Framing::Lines => "application/x-ndjson",
+            Framing::Sse => "text/event-stream",
+        }
+    }
+
+    /// What goes out after [`KEEPALIVE`] without an event.
+    fn keepalive(self) -> axum::body::Bytes {
+        match self {
+            Framing::Lines => axum::body::Bytes::from_static(b"\n"),
+            Framing::Sse => axum::body::Bytes::from_static(b": keepalive\n\n"),
+        }
+    }
+
+    /// One event, framed.
+    fn event(self, v: &EventView) -> axum::body::Bytes {
+        let json = serde_json::to_vec(v).unwrap_or_default();
+        match self {
+            Framing::Lines => {
+                let mut l = json;
+                l.push(b'\n');
+                l.into()
+            }
+            Framing::Sse => {
+                // serde_json escapes newlines inside strings, so the JSON
+                // is one line and fits one `data:` field.
+                let mut l = Vec::with_capacity(json.len() + 32);
+                if v.seq != 0 {
+                    l.extend_from_slice(format!("id: {}\n", v.seq).as_bytes());
+                }
+                l.extend_from_slice(b"data: ");
+                l.extend_from_slice(&json);
+                l.extend_from_slice(b"\n\n");
+                l.into()
+            }
+        }
+    }
 }
 
 fn refuse(status: StatusCode, msg: impl Into<String>) -> Response {
@@ -65,6 +132,7 @@ struct Stream {
     filter: EventFilter,
     network: Option<String>,
     counters: Arc<EventCounters>,
+    framing: Framing,
     done: bool,
     _slot: OwnedSemaphorePermit,
 }
@@ -84,7 +152,7 @@ impl Stream {
         loop {
             let next = tokio::time::timeout(KEEPALIVE, self.rx.recv()).await;
             let Ok(next) = next else {
-                return Some(axum::body::Bytes::from_static(b"\n"));
+                return Some(self.framing.keepalive());
             };
             match next {
                 Ok(p) => {
@@ -96,12 +164,12 @@ impl Stream {
                             continue;
                         }
                     }
-                    return Some(line(&EventView::of(&p)));
+                    return Some(self.framing.event(&EventView::of(&p)));
                 }
                 Err(RecvError::Lagged(missed)) => {
                     self.done = true;
                     self.counters.streams_lagged.fetch_add(1, Ordering::Relaxed);
-                    return Some(line(&EventView::lagged(missed)));
+                    return Some(self.framing.event(&EventView::lagged(missed)));
                 }
                 Err(RecvError::Closed) => return None,
             }
@@ -113,14 +181,12 @@ impl Stream {
 /// whose client has gone is noticed (and its slot freed) within it.
 const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(15);
 
-fn line(v: &EventView) -> axum::body::Bytes {
-    let mut l = serde_json::to_vec(v).unwrap_or_default();
-    l.push(b'\n');
-    l.into()
-}
-
 async fn events(State(state): State<ApiState>, Query(q): Query<EventsQuery>) -> Response {
     let filter = match EventFilter::parse(q.kind.as_deref().unwrap_or("")) {
+        Ok(f) => f,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, e),
+    };
+    let framing = match Framing::parse(q.format.as_deref()) {
         Ok(f) => f,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, e),
     };
@@ -154,6 +220,7 @@ async fn events(State(state): State<ApiState>, Query(q): Query<EventsQuery>) -> 
         filter,
         network: q.network.filter(|n| !n.is_empty()),
         counters: shared.counters.clone(),
+        framing,
         done: false,
         _slot: slot,
     };
@@ -162,8 +229,38 @@ async fn events(State(state): State<ApiState>, Query(q): Query<EventsQuery>) -> 
         Some((Ok::<_, std::convert::Infallible>(l), s))
     });
     (
-        [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+        [
+            (axum::http::header::CONTENT_TYPE, framing.content_type()),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+        ],
         axum::body::Body::from_stream(body),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sse_framing_puts_one_event_in_one_data_field() {
+        assert_eq!(Framing::parse(None), Ok(Framing::Lines));
+        assert_eq!(Framing::parse(Some("sse")), Ok(Framing::Sse));
+        assert!(Framing::parse(Some("xml")).is_err());
+        let v = EventView {
+            kind: "user".into(),
+            seq: 7,
+            name: Some("a\nb".into()),
+            ..Default::default()
+        };
+        let text = String::from_utf8(Framing::Sse.event(&v).to_vec()).unwrap();
+        assert!(text.starts_with("id: 7\ndata: {"), "{text}");
+        assert!(text.ends_with("}\n\n"), "{text}");
+        assert_eq!(text.matches('\n').count(), 3, "{text}");
+        assert_eq!(&Framing::Sse.keepalive()[..], b": keepalive\n\n");
+        let line = Framing::Lines.event(&v);
+        assert_eq!(line.last(), Some(&b'\n'));
+        assert_eq!(Framing::Lines.content_type(), "application/x-ndjson");
+        assert_eq!(Framing::Sse.content_type(), "text/event-stream");
+    }
 }

@@ -116,6 +116,8 @@ pub enum TableCommand {
     ClusterPeers,
     /// `(entries, queue length)` of a network, Docker's `/networkstats`.
     NetworkStats(String),
+    /// The tables of a network with live entries, and their counts.
+    TableCounts(String),
     /// Create an entry owned by this node.
     Create {
         /// Network.
@@ -199,6 +201,8 @@ pub enum TableReply {
     Value(Vec<u8>),
     /// Table entries, by key.
     Entries(Vec<TableEntry>),
+    /// Tables and their live entry counts, by table name.
+    TableCounts(Vec<(String, usize)>),
 }
 
 /// Why a [`TableCommand`] failed.
@@ -271,6 +275,9 @@ pub struct CoordinatesSnapshot {
     pub coordinates: Option<Vec<(String, Coordinate)>>,
     /// Names of the nodes in the member table.
     pub members: Vec<String>,
+    /// The members latency-aware selection counts as near now, sorted;
+    /// empty when it is off or sees no near cluster.
+    pub near_cluster: Vec<String>,
 }
 
 /// Callers waiting for a [`Command::Join`]: each waits until every address

@@ -354,6 +354,11 @@ impl<N: AgentNode> Driver<N> {
             name: core.name().to_string(),
             coordinates,
             members: core.members().map(|n| n.name.to_string()).collect(),
+            near_cluster: if core.config().topology.enabled {
+                core.near_cluster_now()
+            } else {
+                Vec::new()
+            },
         }
     }
 

@@ -8,7 +8,11 @@
 //! - An `Origin` header, when present, must name an allowed host on this
 //!   listener's own port (browsers send it on cross-origin requests).
 //! - With a token configured, `Authorization: Bearer TOKEN` is required
-//!   (compared in constant time).
+//!   (compared in constant time), except for a `GET`/`HEAD` of the
+//!   dashboard's static files under `/ui` ([`is_dashboard_asset`]): a
+//!   browser cannot send that header when it opens a page, and the files
+//!   hold nothing but the page itself (every request the page then makes
+//!   carries the token).
 //! - On the JSON API, every method but GET/HEAD needs
 //!   `Content-Type: application/json`, except `PUT /v1/tables/...` which
 //!   needs `application/octet-stream`: neither is a type a cross-origin
@@ -99,7 +103,8 @@ impl AccessPolicy {
                 ));
             }
         }
-        if let Some(token) = &self.token {
+        let public = self.json_api && is_dashboard_asset(method, path);
+        if let Some(token) = self.token.as_ref().filter(|_| !public) {
             let given = headers
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
@@ -147,6 +152,14 @@ impl AccessPolicy {
             None => false,
         }
     }
+}
+
+/// True for a `GET`/`HEAD` of the dashboard's page or one of its static
+/// files (`/ui`, `/ui/...`): the only requests a configured token does not
+/// cover. Host and Origin rules still apply to them.
+pub fn is_dashboard_asset(method: &Method, path: &str) -> bool {
+    (*method == Method::GET || *method == Method::HEAD)
+        && (path == "/ui" || path.starts_with("/ui/"))
 }
 
 /// Lowercase, without a trailing dot.
@@ -452,6 +465,31 @@ mod tests {
                 &[h, ("authorization", "bearer s3cret-token")]
             ),
             StatusCode::OK
+        );
+        // The dashboard's static files open without it (a browser cannot
+        // send the header when it loads a page); nothing else does.
+        assert_eq!(status(&p, Method::GET, "/ui", &[h]), StatusCode::OK);
+        assert_eq!(status(&p, Method::GET, "/ui/app.js", &[h]), StatusCode::OK);
+        for (m, path) in [
+            (Method::POST, "/ui"),
+            (Method::GET, "/uix"),
+            (Method::GET, "/v1/events"),
+            (Method::GET, "/v1/ui"),
+        ] {
+            assert_eq!(
+                status(
+                    &p,
+                    m.clone(),
+                    path,
+                    &[h, ("content-type", "application/json")]
+                ),
+                StatusCode::UNAUTHORIZED,
+                "{m} {path}"
+            );
+        }
+        assert_eq!(
+            status(&p, Method::GET, "/ui", &[("host", "evil.example:7380")]),
+            StatusCode::FORBIDDEN
         );
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));

@@ -13,6 +13,7 @@ pub mod api_metrics;
 pub mod api_overlay;
 pub mod api_serf;
 pub mod api_server;
+pub mod api_ui;
 pub mod client;
 pub mod cluster_keys;
 pub mod commands;

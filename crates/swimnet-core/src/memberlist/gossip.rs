@@ -157,11 +157,15 @@ impl<D: Delegate> Memberlist<D> {
                 return;
             }
         }
+        self.latency.near_cluster = self.compute_near_cluster().map(|names| (now, names));
+    }
+
+    /// The near cluster as of now (see [`topology::near_cluster`]): the
+    /// names of the live members in it, or `None` when coordinates are
+    /// off. Reads only; [`Self::refresh_near_cluster`] caches it.
+    pub(super) fn compute_near_cluster(&self) -> Option<Vec<Arc<str>>> {
         let cfg = &self.config.topology;
-        let Some(coords) = self.latency.coords.as_ref() else {
-            self.latency.near_cluster = None;
-            return;
-        };
+        let coords = self.latency.coords.as_ref()?;
         let ours = coords.client.coordinate();
         let mut known: Vec<(f64, usize)> = self
             .table
@@ -176,11 +180,12 @@ impl<D: Delegate> Memberlist<D> {
             .collect();
         let min = topology::min_cluster_size(self.config.gossip_nodes, known.len());
         topology::near_cluster(&mut known, min);
-        let names = known
-            .into_iter()
-            .map(|(_, i)| self.table.nodes[i].name.clone())
-            .collect();
-        self.latency.near_cluster = Some((now, names));
+        Some(
+            known
+                .into_iter()
+                .map(|(_, i)| self.table.nodes[i].name.clone())
+                .collect(),
+        )
     }
 
     /// Cheap test, without looking at each member, of whether a biased

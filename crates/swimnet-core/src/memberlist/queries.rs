@@ -125,6 +125,22 @@ impl<D: Delegate> Memberlist<D> {
         })
     }
 
+    /// The members latency-aware selection counts as near right now (the
+    /// near cluster of [`crate::topology::near_cluster`], computed afresh),
+    /// sorted by name; empty when coordinates are off or distances show no
+    /// such cluster. For views (the dashboard's latency map); changes
+    /// nothing, so it may be called at any time.
+    pub fn near_cluster_now(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .compute_near_cluster()
+            .unwrap_or_default()
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Test hook: replaces our coordinate with `ours` (when given) and
     /// records `peers` as the latest coordinates heard from those nodes,
     /// as if probes had measured them. For tests of latency-aware choices

@@ -118,6 +118,14 @@ fn live_counts_follow_every_change() {
         }
         assert_eq!(d.entries.live, recount(&d));
         assert!(d.entries.indexes_agree());
+        for nid in ["n1", "n2"] {
+            let want: Vec<(String, usize)> = recount(&d)
+                .into_iter()
+                .filter(|((n, _), _)| n == nid)
+                .map(|((_, t), c)| (t, c))
+                .collect();
+            assert_eq!(d.table_counts(nid), want, "{nid}");
+        }
     }
     assert!(d.entries.len() > 10, "the mix left entries behind");
 }
