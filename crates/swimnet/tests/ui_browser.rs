@@ -492,8 +492,9 @@ fn check_overlays(page: &mut Cdp, env: &Env) {
         Duration::from_secs(20),
     );
     eprintln!("overlay shown {shown:?} after the join");
-    check_endpoint_rows(page, &id);
     page.screenshot("overlays");
+    check_endpoint_rows(page, &id);
+    page.screenshot("overlays-endpoints");
 }
 
 /// The endpoint table, grouped by host: no endpoint can be attached here
