@@ -187,8 +187,8 @@ pub fn router(state: ApiState, guard: crate::http_guard::Guard) -> Router {
         .merge(crate::api_keys::routes())
         .merge(crate::api_serf::routes())
         .merge(crate::api_events::routes())
-        .merge(crate::api_overlay::routes())
         .merge(crate::api_ui::routes())
+        .merge(crate::api_overlay::routes())
         .fallback(no_endpoint)
         .layer(axum::middleware::from_fn_with_state(
             guard,

@@ -54,6 +54,11 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../ui/views.js"),
     },
     Asset {
+        path: "overlays.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../ui/overlays.js"),
+    },
+    Asset {
         path: "app.css",
         content_type: "text/css; charset=utf-8",
         body: include_bytes!("../ui/app.css"),

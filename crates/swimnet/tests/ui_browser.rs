@@ -1,7 +1,7 @@
 //! The dashboard (`GET /ui`) in a real browser: headless Chromium (Debian's
 //! `chromium`), driven over the DevTools protocol, against a 5-agent
-//! NetworkDB cluster on 127.0.190.0/24, plus a memberlist agent with an API
-//! token on 127.0.191.0/24. Every assertion reads the rendered DOM.
+//! NetworkDB cluster on 127.0.192.0/24, plus a memberlist agent with an API
+//! token on 127.0.193.0/24. Every assertion reads the rendered DOM.
 //! Screenshots of each view go to `target/ui-screenshots/`.
 //!
 //! The browser resolves no host name (`--host-resolver-rules`) and its
@@ -272,7 +272,7 @@ fn members_at(api: &str) -> Result<Vec<Member>, String> {
 
 #[test]
 fn dashboard_shows_a_live_networkdb_cluster() {
-    let env = Env::new("ui_browser", 190);
+    let env = Env::new("ui_browser", 192);
     let mut agents: Vec<Proc> = (1..=5).map(|n| start_agent(&env, n)).collect();
     let api1 = api_of(&env, 1);
     wait_alive(&api1, 5);
@@ -322,6 +322,7 @@ fn dashboard_shows_a_live_networkdb_cluster() {
     check_members(&mut page);
     check_map(&mut page);
     check_networks(&mut page, &env);
+    check_overlays(&mut page, &env);
     check_failure(&mut page, &mut agents[4]);
     check_reconnect(&mut page, &env, &mut agents[0]);
     // Nothing the page loaded came from anywhere but the agent.
@@ -448,6 +449,95 @@ fn check_networks(page: &mut Cdp, env: &Env) {
     );
 }
 
+/// Overlays: the view does not join the definitions network by itself;
+/// an overlay created through the API shows live with its ID, subnet and
+/// VNI, the host attached to its network, and where its endpoints are.
+/// (Attaching an endpoint needs a VXLAN device in the agent's namespace,
+/// here the root one, which tests must not touch: tests/overlay_agent.rs
+/// attaches endpoints in namespaces of its own.)
+fn check_overlays(page: &mut Cdp, env: &Env) {
+    let api1 = api_of(env, 1);
+    page.show("overlays");
+    page.wait_for(
+        "the offer to load overlays on an agent that used none",
+        "document.querySelector('#overlays-load') && window.__noReload === 1",
+        Duration::from_secs(15),
+    );
+    let (_, nets) = request(&api1, "GET", "/v1/networks", b"");
+    assert!(
+        !nets.contains("swimnet-overlay-definitions"),
+        "showing the view joined the definitions network: {nets}"
+    );
+    let (code, created) = request(
+        &api1,
+        "POST",
+        "/v1/overlays",
+        br#"{"name": "blue", "subnet": "10.77.0.0/24", "vni": 4242}"#,
+    );
+    assert_eq!(code, 201, "{created}");
+    let created: Value = serde_json::from_str(&created).unwrap();
+    let id = created["id"].as_str().expect("overlay id").to_string();
+    // ui-2 joins the overlay's network: a host attached, holding its tables.
+    ok(
+        &api_of(env, 2),
+        "POST",
+        &format!("/v1/networks/{id}/join"),
+        b"{}",
+    );
+    let shown = page.wait_for(
+        "overlay blue with its ID, subnet, VNI and host",
+        &format!(
+            "(() => {{ const o = document.querySelector('[data-overlay=blue]');              const f = (n) => o.querySelector('[data-field=' + n + ']').innerText;              return o && f('id') === '{id}' && f('subnet') === '10.77.0.0/24' && f('vni') === '4242' &&              o.querySelector('[data-field=hosts] [data-host=ui-2]') &&              o.querySelector('[data-endpoints-error]')?.innerText.includes('ui-2') &&              window.__noReload === 1; }})()"
+        ),
+        Duration::from_secs(20),
+    );
+    eprintln!("overlay shown {shown:?} after the join");
+    page.screenshot("overlays");
+    check_endpoint_rows(page, &id);
+    page.screenshot("overlays-endpoints");
+}
+
+/// The endpoint table, grouped by host: no endpoint can be attached here
+/// (see [`check_overlays`]), so the page's request for blue's endpoints
+/// is answered inside the page with two hosts' endpoints in the API's
+/// shape (`GET /v1/overlays/NAME/endpoints`); everything else still
+/// comes from the agent.
+fn check_endpoint_rows(page: &mut Cdp, id: &str) {
+    let fixture = json!([
+        {"id": "e2".repeat(32), "name": "web2", "ip": "10.77.0.3", "mac": "02:42:0a:4d:00:03",
+         "host": "ui-2", "vtep": "127.0.192.2", "overlay": "blue"},
+        {"id": "e1".repeat(32), "name": "web1", "ip": "10.77.0.2", "mac": "02:42:0a:4d:00:02",
+         "host": "ui-1", "vtep": "127.0.192.1", "overlay": "blue"},
+        {"id": "e3".repeat(32), "name": "db", "ip": "10.77.0.4", "mac": "02:42:0a:4d:00:04",
+         "host": "ui-2", "vtep": "127.0.192.2", "overlay": "blue"},
+    ]);
+    page.eval(&format!(
+        "(() => {{ const real = window.fetch; window.fetch = (url, opts) => \
+         String(url) === '/v1/overlays/blue/endpoints' \
+           ? Promise.resolve(new Response({body}, {{ status: 200 }})) : real(url, opts); }})()",
+        body = serde_json::to_string(&fixture.to_string()).unwrap()
+    ));
+    page.wait_for(
+        "blue's endpoints grouped by host",
+        "document.querySelectorAll('[data-overlay=blue] tr[data-endpoint]').length === 3",
+        Duration::from_secs(15),
+    );
+    let rows = page.eval(
+        "[...document.querySelectorAll('[data-overlay=blue] tbody tr')].map((r) => r.innerText.replace(/\\s+/g, ' ').trim())",
+    );
+    assert_eq!(
+        rows,
+        json!([
+            "ui-1 (this agent): 1 endpoint",
+            "web1 10.77.0.2 02:42:0a:4d:00:02 127.0.192.1",
+            "ui-2: 2 endpoints",
+            "db 10.77.0.4 02:42:0a:4d:00:04 127.0.192.2",
+            "web2 10.77.0.3 02:42:0a:4d:00:03 127.0.192.2",
+        ]),
+        "overlay {id}"
+    );
+}
+
 /// An agent dies: its row turns failed without a reload, and the feed
 /// says so.
 fn check_failure(page: &mut Cdp, victim: &mut Proc) {
@@ -498,7 +588,7 @@ fn check_reconnect(page: &mut Cdp, env: &Env, observer: &mut Proc) {
 
 #[test]
 fn dashboard_with_a_token_in_memberlist_mode() {
-    let env = Env::new("ui_browser_token", 191);
+    let env = Env::new("ui_browser_token", 193);
     let token_file = env.dir.join("token");
     std::fs::write(&token_file, "ui-test-token-0123456789").unwrap();
     std::fs::set_permissions(
@@ -567,6 +657,12 @@ fn dashboard_with_a_token_in_memberlist_mode() {
         Duration::from_secs(15),
     );
     page.screenshot("not-available");
+    page.show("overlays");
+    page.wait_for(
+        "overlays not available in memberlist mode",
+        "document.querySelector('#overlays-na').innerText.includes('not available in this mode')",
+        Duration::from_secs(15),
+    );
     let _ = page.call("Browser.close", json!({}));
     chromium.wait_exit(Duration::from_secs(10));
 }
