@@ -17,6 +17,8 @@ command -v serf >/dev/null 2>&1 || need_pkgs+=(serf)
 # The systemd unit's test runs systemd-analyze verify, which runs man.
 command -v systemd-analyze >/dev/null 2>&1 || need_pkgs+=(systemd)
 command -v man >/dev/null 2>&1 || need_pkgs+=(man-db)
+# The overlay end-to-end tests ping between endpoint namespaces.
+command -v ping >/dev/null 2>&1 || need_pkgs+=(iputils-ping)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "== installing ${need_pkgs[*]}"
