@@ -142,6 +142,8 @@ start=$(date +%s)
 next_restart=$((start + RESTART_EVERY))
 mode=kill9
 rss_taken=0
+last_rss_log=0
+echo 'elapsed_s,agent,pid,rss_kib' >"$WORK/rss.csv"
 while :; do
   now=$(date +%s)
   elapsed=$((now - start))
@@ -168,6 +170,10 @@ while :; do
     for i in $(seq "$AGENTS"); do RSS_FIRST[$i]=$(rss_kib "${PIDS[$i]}"); RESTARTED[$i]=no; done
     rss_taken=1
     echo "[$elapsed s] RSS sampled (first)"
+  fi
+  if [ $((elapsed - last_rss_log)) -ge 30 ]; then
+    for i in $(seq "$AGENTS"); do echo "$elapsed,$(name "$i"),${PIDS[$i]},$(rss_kib "${PIDS[$i]}")"; done >>"$WORK/rss.csv"
+    last_rss_log=$elapsed
   fi
   if [ "$now" -ge "$next_restart" ]; then
     victim=$next_victim
@@ -248,6 +254,11 @@ while [ $(( $(date +%s) - churn_end )) -le "$SETTLE" ]; do
   sleep 2
 done
 python3 "$WORK/check.py" "$WORK" "$AGENTS" verbose && tables_ok=1 || tables_ok=0
+
+# Where each agent's memory is, for a look after a run with KEEP=1.
+for i in $(seq "$AGENTS"); do
+  cat "/proc/${PIDS[$i]}/smaps" >"$WORK/smaps-$i.txt" 2>/dev/null || true
+done
 
 rss_ok=1
 echo "RSS per agent (KiB): first sample at ${RSS_AT}s, last at the end"

@@ -46,6 +46,7 @@ echo "== Go reference programs and Docker's networkdb-test"
 scripts/build-goref.sh >/dev/null
 scripts/build-networkdb-test.sh >/dev/null
 tools/ndbref/build.sh >/dev/null
+tools/overlayref/build.sh >/dev/null
 
 echo "== cargo test (unit, property, harness, Go reference)"
 cargo test --workspace --release --no-fail-fast 2>&1 | tee target/test-output.txt | grep -E '^(test result|running|test .*FAILED|failures:|---- )' || true

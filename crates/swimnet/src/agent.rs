@@ -308,6 +308,7 @@ pub async fn start(opts: AgentOptions) -> Result<RunningAgent, AgentError> {
     };
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let shutdown = Arc::new(Notify::new());
+    crate::memory::spawn_heap_trim();
     let event_counters = Arc::new(EventCounters::default());
     let handlers =
         crate::event_handler::spawn(opts.events.clone(), cmd_tx.clone(), event_counters.clone());

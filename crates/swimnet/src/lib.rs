@@ -26,6 +26,7 @@ pub mod figures;
 pub mod http_guard;
 pub mod join;
 pub mod keyfile;
+pub mod memory;
 pub mod metrics;
 pub mod resolve;
 pub mod serf_cmd;
