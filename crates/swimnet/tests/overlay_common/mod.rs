@@ -463,16 +463,22 @@ impl Cluster {
         )
     }
 
-    /// The overlay's network ID from `overlay list --format json` on host `i`.
-    pub fn overlay_id(&self, i: u8, name: &str) -> String {
-        let v = self
-            .cli_json(i, &["overlay", "list", "--format", "json"])
-            .unwrap_or_else(|e| panic!("{e}"));
+    /// The overlay's network ID from `overlay list --format json` on host
+    /// `i`; Err while host `i` does not list it.
+    pub fn try_overlay_id(&self, i: u8, name: &str) -> Result<String, String> {
+        let v = self.cli_json(i, &["overlay", "list", "--format", "json"])?;
         v.as_array()
             .and_then(|a| a.iter().find(|o| o["name"] == name))
             .and_then(|o| o["id"].as_str())
-            .unwrap_or_else(|| panic!("overlay {name} not listed on h{i}: {v}"))
-            .to_string()
+            .map(str::to_string)
+            .ok_or_else(|| format!("overlay {name} not listed on h{i}: {v}"))
+    }
+
+    /// [`Cluster::try_overlay_id`], waiting up to 20 s for it to be listed.
+    pub fn overlay_id(&self, i: u8, name: &str) -> String {
+        wait_for(&format!("h{i} lists overlay {name}"), secs(20), || {
+            self.try_overlay_id(i, name)
+        })
     }
 
     /// `overlay attach` on host `i` of namespace `ns` (JSON output): the
