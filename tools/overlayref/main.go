@@ -14,7 +14,8 @@
 //	                                  crates/swimnet-overlay/tests/records_golden.rs)
 //	overlayref decode peer HEX        Docker's Unmarshal of a PeerRecord,
 //	overlayref decode endpoint HEX    or of an EndpointRecord, printed as
-//	                                  one line of JSON (Go field names)
+//	                                  one line of JSON (proto field names,
+//	                                  empty fields left out)
 package main
 
 import (

@@ -96,6 +96,8 @@ pub struct Node {
 
 pub struct Env {
     prefix: String,
+    /// First three octets of the hosts' addresses (`10.79.0`).
+    subnet: String,
     namespaces: Vec<String>,
     procs: Vec<(String, Child)>,
     logs: PathBuf,
@@ -103,8 +105,16 @@ pub struct Env {
 
 impl Env {
     pub fn new(tag: &str) -> Env {
-        preflight();
         let prefix = format!("swn{}-{tag}-", std::process::id());
+        Env::with_names(tag, &prefix, "10.79.0")
+    }
+
+    /// Like [`Env::new`], with namespaces named `<prefix>br`, `<prefix>h<i>`
+    /// and hosts at `<subnet>.<i>` (`subnet` = three octets), for tests that
+    /// must keep to a namespace prefix and an underlay of their own.
+    pub fn with_names(tag: &str, prefix: &str, subnet: &str) -> Env {
+        preflight();
+        let prefix = prefix.to_string();
         let logs = workspace_root()
             .join("target/tmp/interop_networkdb")
             .join(tag);
@@ -112,6 +122,7 @@ impl Env {
         fs::create_dir_all(&logs).unwrap();
         let mut env = Env {
             prefix,
+            subnet: subnet.to_string(),
             namespaces: Vec::new(),
             procs: Vec::new(),
             logs,
@@ -132,7 +143,7 @@ impl Env {
         self.namespaces.push(name.to_string());
     }
 
-    /// Creates host namespace i with eth0 = 10.79.0.i/24 on the bridge.
+    /// Creates host namespace i with eth0 = <subnet>.i/24 on the bridge.
     fn host(&mut self, i: u8) -> (String, String) {
         let ns = self.ns(&format!("h{i}"));
         let br = self.ns("br");
@@ -146,7 +157,7 @@ impl Env {
         ]);
         run(&["ip", "-n", &br, "link", "set", &v, "master", "br0"]);
         run(&["ip", "-n", &br, "link", "set", &v, "up"]);
-        let ip = format!("10.79.0.{i}");
+        let ip = format!("{}.{i}", self.subnet);
         run(&[
             "ip",
             "-n",
@@ -556,8 +567,12 @@ pub fn secs(s: u64) -> Duration {
 /// Standard base64, URL-safe enough for our values (alphanumeric input;
 /// '+', '/' and '=' are percent-encoded).
 pub fn b64(s: &str) -> String {
+    b64_bytes(s.as_bytes())
+}
+
+/// [`b64`] of arbitrary bytes.
+pub fn b64_bytes(b: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let b = s.as_bytes();
     let mut out = String::new();
     for c in b.chunks(3) {
         let n = (c[0] as u32) << 16
