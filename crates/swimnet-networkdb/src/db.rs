@@ -473,6 +473,12 @@ impl NetworkDb {
         self.state().table_entries(nid, table)
     }
 
+    /// The entries of a table including those of failed owners that are
+    /// not reaped yet (hidden from [`Self::table_entries`]); read-only.
+    pub fn table_entries_with_failed(&self, nid: &str, table: &str) -> Vec<TableEntry> {
+        self.state().table_entries_with_failed(nid, table)
+    }
+
     /// Active nodes attached to `nid` (this node included if attached).
     pub fn network_peers(&self, nid: &str) -> Vec<String> {
         self.state().network_peers(nid)

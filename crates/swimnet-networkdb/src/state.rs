@@ -472,6 +472,19 @@ impl TableState {
             .collect()
     }
 
+    /// [`Self::table_entries`] with the entries of failed (not yet reaped)
+    /// owners too: what a node must not reuse while their owner may return.
+    pub fn table_entries_with_failed(&self, nid: &str, table: &str) -> Vec<TableEntry> {
+        self.table_range(nid, table)
+            .filter(|(_, e)| !e.deleting)
+            .map(|(k, e)| TableEntry {
+                key: k.2.to_string(),
+                value: e.value.clone(),
+                owner: e.owner.clone(),
+            })
+            .collect()
+    }
+
     /// Number of stored records (live, hidden and tombstones) for a table.
     pub fn stored_records(&self, nid: &str, table: &str) -> usize {
         self.table_range(nid, table).count()

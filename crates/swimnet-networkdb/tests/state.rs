@@ -171,6 +171,10 @@ fn failed_owner_hidden_then_restored_then_reaped() {
     d.on_member_leave(now, &node("b", 2));
     assert_eq!(d.peer_state("b"), Some(PeerState::Failed));
     assert!(d.table_entries(NET, T).is_empty());
+    // Hidden, not gone: the read that includes failed owners still shows it.
+    let all = d.table_entries_with_failed(NET, T);
+    assert_eq!(all.len(), 1);
+    assert_eq!((all[0].key.as_str(), all[0].owner.as_str()), ("k", "b"));
     assert!(matches!(
         d.get_entry(NET, T, "k"),
         Err(NdbError::NotFound { .. })
@@ -185,6 +189,7 @@ fn failed_owner_hidden_then_restored_then_reaped() {
     d.on_member_leave(now, &node("b", 2));
     d.reap(now + Duration::from_secs(31 * 60));
     assert_eq!(d.stored_records(NET, T), 0);
+    assert!(d.table_entries_with_failed(NET, T).is_empty());
 }
 
 #[test]

@@ -72,4 +72,9 @@ pub enum OverlayError {
     /// The agent is not running NetworkDB (overlays need its tables).
     #[error("overlays need the agent to run with --protocol networkdb")]
     NotNetworkDb,
+    /// This agent has no endpoint on the overlay, so it does not hold the
+    /// overlay's tables (only nodes attached to its network do); the
+    /// second field names the hosts that do.
+    #[error("this agent has no endpoint on overlay {0:?} and does not hold its tables: ask an agent on one of its hosts ({1})")]
+    NotHere(String, String),
 }

@@ -19,10 +19,14 @@
 pub mod dataplane;
 pub mod defs;
 pub mod dns;
+#[cfg(feature = "kernel")]
+pub mod dns_responder;
 pub mod error;
 pub mod ipam;
 pub mod model;
+#[cfg(feature = "kernel")]
 pub mod netlink;
+#[cfg(feature = "kernel")]
 pub mod netns;
 pub mod reconcile;
 pub mod records;

@@ -91,6 +91,8 @@ pub struct AgentOptions {
     pub data_dir: Option<std::path::PathBuf>,
     /// Programs run for events (`--event-handler`) and their timeout.
     pub events: crate::event_handler::HandlerConfig,
+    /// Overlay networks (`--protocol networkdb`): VTEP, VXLAN port, timers.
+    pub overlay: crate::overlay::OverlayOptions,
 }
 
 /// The HTTP side of the agent: access rules, the diagnostic listener, limits.
@@ -308,6 +310,7 @@ pub async fn start(opts: AgentOptions) -> Result<RunningAgent, AgentError> {
     };
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let shutdown = Arc::new(Notify::new());
+    let overlay = crate::overlay::start_for_agent(&opts, advertise, cmd_tx.clone())?;
     crate::memory::spawn_heap_trim();
     let event_counters = Arc::new(EventCounters::default());
     let handlers =
@@ -335,6 +338,7 @@ pub async fn start(opts: AgentOptions) -> Result<RunningAgent, AgentError> {
         shutdown: shutdown.clone(),
         http_counters: http_counters.clone(),
         events: Arc::new(crate::api_events::EventStreams::new(event_counters)),
+        overlay,
     };
     let guard = |policy: AccessPolicy| Guard {
         policy: Arc::new(policy),
@@ -479,6 +483,7 @@ mod tests {
                 http: HttpOptions::default(),
                 data_dir: None,
                 events: Default::default(),
+                overlay: Default::default(),
             };
             let c = core_config(&opts, bound).unwrap();
             assert_eq!(c.topology.enabled, on);

@@ -303,6 +303,9 @@ impl AgentNode for NetworkDb {
             TableCommand::List { nid, table } => {
                 Ok(TableReply::Entries(self.table_entries(&nid, &table)))
             }
+            TableCommand::ListWithFailed { nid, table } => Ok(TableReply::Entries(
+                self.table_entries_with_failed(&nid, &table),
+            )),
         }
     }
 }

@@ -35,7 +35,15 @@ async fn metrics(State(state): State<ApiState>) -> Response {
     match snapshot(&state).await {
         Some(v) => (
             [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
-            crate::metrics::render(&v, &state.http_counters),
+            crate::metrics::render_with(
+                &v,
+                &state.http_counters,
+                state
+                    .overlay
+                    .as_ref()
+                    .map(|o| o.counters.snapshot())
+                    .as_ref(),
+            ),
         )
             .into_response(),
         None => (

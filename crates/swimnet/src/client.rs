@@ -220,6 +220,17 @@ impl Client {
     }
 }
 
+impl Client {
+    /// `DELETE path` answered `204 No Content` (the overlay endpoints).
+    pub fn delete_no_content(&self, path: &str) -> Result<(), String> {
+        self.request(&self.agent, "DELETE", path)
+            .set("Content-Type", "application/json")
+            .call()
+            .map(drop)
+            .map_err(|e| self.error(e))
+    }
+}
+
 /// The largest request body the agent's API takes (axum's default body
 /// limit, which the API keeps).
 pub const REQUEST_BODY_MAX: usize = 2 << 20;

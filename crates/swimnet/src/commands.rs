@@ -174,6 +174,14 @@ pub enum TableCommand {
         /// Table.
         table: String,
     },
+    /// Read the entries of a table including those of failed owners not
+    /// yet reaped (hidden from [`TableCommand::List`]).
+    ListWithFailed {
+        /// Network.
+        nid: String,
+        /// Table.
+        table: String,
+    },
 }
 
 /// The answer to a [`TableCommand`].

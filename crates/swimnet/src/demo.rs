@@ -170,6 +170,7 @@ async fn start_agents(
             http: Default::default(),
             data_dir: None,
             events: Default::default(),
+            overlay: Default::default(),
         };
         agents.push(Some(agent::start(opts).await.map_err(|e| e.to_string())?));
     }

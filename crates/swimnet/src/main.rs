@@ -169,6 +169,8 @@ struct AgentArgs {
     /// Kill an event handler still running after this long.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     event_handler_timeout: std::time::Duration,
+    #[command(flatten)]
+    overlay: cli::overlay::OverlayAgentArgs,
 }
 
 // Parsed once per run: the size of the `agent` variant costs nothing.
@@ -262,6 +264,9 @@ enum Cmd {
         #[command(subcommand)]
         op: TableCmd,
     },
+    /// Overlay networks (VXLAN) of agents run with `--protocol networkdb`:
+    /// create, list, delete, attach and detach namespaces, list endpoints.
+    Overlay(cli::overlay::OverlayArgs),
     /// Print a new random encryption key (base64, 32 bytes).
     Keygen,
     /// Run a local cluster on loopback, crash a node, show its detection, exit.
@@ -600,6 +605,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Monitor(args) => cli::monitor::run(&connect(args.api)?, &args),
         Cmd::Network { api, op } => run_network(connect(api)?, op),
         Cmd::Table { api, op } => run_table(connect(api)?, op),
+        Cmd::Overlay(args) => cli::overlay::run(connect(args.api)?, args.op),
         Cmd::Completions(args) => cli::packaging::run_completions(args),
         Cmd::Man(args) => cli::packaging::run_man(args),
         Cmd::Keygen => {
@@ -715,6 +721,7 @@ impl AgentArgs {
                 handlers: self.event_handlers,
                 timeout: self.event_handler_timeout,
             },
+            overlay: self.overlay.options(),
         })
     }
 }

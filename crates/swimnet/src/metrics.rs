@@ -335,9 +335,67 @@ fn layer(m: &mut Metrics, v: &StatusView) {
     }
 }
 
+/// The overlay manager's figures (`--protocol networkdb`).
+fn overlay(m: &mut Metrics, f: &crate::overlay::OverlayFigures) {
+    m.gauge(
+        "overlay_networks",
+        "Overlay networks defined in the cluster (winning definitions)",
+        f.overlays,
+    );
+    m.gauge(
+        "overlay_local_endpoints",
+        "Overlay endpoints on this host",
+        f.local_endpoints,
+    );
+    m.gauge(
+        "overlay_neighbour_entries",
+        "Neighbour entries programmed on this host's VXLAN devices",
+        f.neighbours,
+    );
+    m.gauge(
+        "overlay_fdb_entries",
+        "FDB entries programmed on this host's VXLAN devices",
+        f.fdb_entries,
+    );
+    m.counter(
+        "overlay_reconcile_runs",
+        "Overlay reconcile runs (one per overlay with local endpoints per pass)",
+        f.reconcile_runs,
+    );
+    m.counter(
+        "overlay_repairs",
+        "Neighbour and FDB entries put back after being removed behind the agent's back",
+        f.repairs,
+    );
+    m.counter(
+        "overlay_decode_failures",
+        "Overlay table values (definitions, claims, records) that did not decode",
+        f.decode_failures,
+    );
+    m.counter(
+        "overlay_conflicts_lost",
+        "Own overlay definitions or address claims that lost to another node's",
+        f.conflicts_lost,
+    );
+    m.counter(
+        "overlay_kernel_errors",
+        "Kernel operations that failed during overlay reconcile",
+        f.kernel_errors,
+    );
+}
+
 /// Renders `view` (and the HTTP listeners' counters `api`) as Prometheus
 /// text. Pure: call it with a snapshot the driver answered.
 pub fn render(view: &StatusView, api: &ApiCounters) -> String {
+    render_with(view, api, None)
+}
+
+/// [`render`] with the overlay manager's figures, when the agent has one.
+pub fn render_with(
+    view: &StatusView,
+    api: &ApiCounters,
+    overlays: Option<&crate::overlay::OverlayFigures>,
+) -> String {
     let mut m = Metrics {
         registry: Registry::with_prefix("swimnet"),
     };
@@ -347,6 +405,9 @@ pub fn render(view: &StatusView, api: &ApiCounters) -> String {
     drops(&mut m, view, api);
     http(&mut m, api);
     layer(&mut m, view);
+    if let Some(f) = overlays {
+        overlay(&mut m, f);
+    }
     let mut out = String::new();
     // Writing to a String cannot fail.
     let _ = prometheus_text::encode(&mut out, &m.registry);
@@ -523,8 +584,9 @@ pub(crate) mod tests {
             counters: Default::default(),
             queue: 2,
         };
+        let overlays = crate::overlay::OverlayFigures::default();
         for layer in [LayerFigures::Memberlist, serf, ndb()] {
-            let text = render(&view(layer), &ApiCounters::default());
+            let text = render_with(&view(layer), &ApiCounters::default(), Some(&overlays));
             let helped: Vec<&str> = text
                 .lines()
                 .filter_map(|l| l.strip_prefix("# HELP "))
@@ -583,8 +645,9 @@ mod readme {
             counters: Default::default(),
             queue: 0,
         };
+        let overlays = crate::overlay::OverlayFigures::default();
         for layer in [LayerFigures::Memberlist, serf, ndb()] {
-            let text = render(&view(layer), &ApiCounters::default());
+            let text = render_with(&view(layer), &ApiCounters::default(), Some(&overlays));
             for name in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
                 let name = name.split(' ').next().unwrap();
                 assert!(

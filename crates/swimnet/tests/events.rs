@@ -707,6 +707,7 @@ async fn query_responses_need_a_serf_node_and_a_received_query() {
             http: Default::default(),
             data_dir: None,
             events: Default::default(),
+            overlay: Default::default(),
         };
         let running = agent::start(opts).await.unwrap();
         let (reply, rx) = tokio::sync::oneshot::channel();

@@ -27,6 +27,7 @@ fn opts(i: u8, join: Option<SocketAddr>, protocol: Protocol) -> AgentOptions {
         },
         data_dir: None,
         events: Default::default(),
+        overlay: Default::default(),
     }
 }
 

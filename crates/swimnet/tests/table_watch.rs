@@ -28,6 +28,7 @@ fn opts(i: u8, join: Option<SocketAddr>) -> AgentOptions {
         http: Default::default(),
         data_dir: None,
         events: Default::default(),
+        overlay: Default::default(),
     }
 }
 

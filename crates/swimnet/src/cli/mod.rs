@@ -7,5 +7,6 @@ pub mod info;
 pub mod keys;
 pub mod log_level;
 pub mod monitor;
+pub mod overlay;
 pub mod packaging;
 pub mod serf;
