@@ -425,6 +425,61 @@ fn concurrent_attaches_on_two_hosts_never_collide() {
         let (a, b) = (&eps[k], &eps[per_host as usize + k]);
         assert!(c.ping(&a.ns, b.ip, None), "{} -> {}", a.ns, b.ns);
     }
+    let used: BTreeSet<Ipv4Addr> = eps.iter().map(|e| e.ip).collect();
+    same_address_requested_on_both(&mut c, &used);
+}
+
+/// Both hosts ask for the same free address at the same moment: exactly
+/// one gets it, the other's attach fails with a clear error and leaves
+/// nothing behind in its namespace.
+fn same_address_requested_on_both(c: &mut Cluster, used: &BTreeSet<Ipv4Addr>) {
+    let lost_before = conflicts_lost(c);
+    let want = (1..=30u8)
+        .map(|h| Ipv4Addr::new(10, 62, 0, h))
+        .rev()
+        .find(|ip| !used.contains(ip))
+        .expect("a free address in the /27");
+    let nss = [c.endpoint_ns(1, 11), c.endpoint_ns(2, 11)];
+    let ip_s = want.to_string();
+    let answers: Vec<Result<Value, String>> = std::thread::scope(|s| {
+        let hs: Vec<_> = [1u8, 2]
+            .iter()
+            .zip(&nss)
+            .map(|(&i, ns)| {
+                let (c, ip_s) = (&*c, &ip_s);
+                s.spawn(move || c.attach(i, "red", ns, &["--ip", ip_s]))
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let won: Vec<usize> = (0..2).filter(|&k| answers[k].is_ok()).collect();
+    assert_eq!(won.len(), 1, "both or neither got {want}: {answers:?}");
+    let (w, l) = (won[0], 1 - won[0]);
+    assert_eq!(ep_ip(answers[w].as_ref().unwrap()), want);
+    let err = answers[l].as_ref().unwrap_err();
+    assert!(
+        err.contains(&ip_s) && err.contains("not available"),
+        "the loser's error: {err}"
+    );
+    assert!(
+        c.addrs(&nss[l], "eth0").is_empty(),
+        "{} kept an interface after losing",
+        nss[l]
+    );
+    assert!(conflicts_lost(c) > lost_before, "no lost claim counted");
+}
+
+/// Claims lost to concurrent ones, summed over both hosts.
+fn conflicts_lost(c: &Cluster) -> u64 {
+    [1, 2]
+        .iter()
+        .map(|&i| {
+            let v = c.stats(i).unwrap_or_else(|e| panic!("{e}"));
+            v["overlay"]["conflicts_lost"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no overlay.conflicts_lost in {v}"))
+        })
+        .sum()
 }
 
 /// Docker's `overlay.PeerRecord` (proto3: 1 endpoint_ip, 2 endpoint_mac,

@@ -48,8 +48,8 @@ pub const RECONCILE_SECS: u64 = 1;
 /// How long attach waits for concurrent address claims (milliseconds).
 pub const SETTLE_MS: u64 = 500;
 
-const HINT: &str = "the overlay tests need root, iproute2 (ip, bridge), iputils-ping and \
-                    getent; scripts/test.sh installs them";
+const HINT: &str = "the overlay tests need root, iproute2 (ip, bridge), iputils-ping, \
+                    getent and curl; scripts/test.sh installs them";
 
 /// The underlay address of host `n`.
 pub fn underlay_ip(n: u8) -> Ipv4Addr {
@@ -99,6 +99,7 @@ fn preflight() {
         &["bridge", "-V"][..],
         &["ping", "-V"][..],
         &["getent", "--version"][..],
+        &["curl", "--version"][..],
     ] {
         let ok = Command::new(tool[0])
             .args(&tool[1..])
@@ -496,6 +497,19 @@ impl Cluster {
         v.as_array()
             .cloned()
             .ok_or_else(|| format!("not a list: {v}"))
+    }
+
+    /// `GET /v1/stats` of host `i`'s agent (curl inside its namespace).
+    pub fn stats(&self, i: u8) -> Result<Value, String> {
+        let url = format!("http://127.0.0.1:{API_PORT}/v1/stats");
+        let out = self.exec(&self.host(i).ns, &["curl", "-sS", "--max-time", "5", &url]);
+        if !out.status.success() {
+            return Err(format!(
+                "curl {url} on h{i}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("stats of h{i}: {e}"))
     }
 
     /// Neighbour entries (ip, mac) on host `i`'s VXLAN device of `vni`
