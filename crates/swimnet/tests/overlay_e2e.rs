@@ -238,7 +238,7 @@ fn three_hosts_ping_resolve_survive_failure_and_detach() {
     resolve_all(&c, "blue", &eps);
 
     drift_is_repaired(&c, vni, &eps);
-    kill_and_restart(&mut c, vni, &eps);
+    let eps = kill_and_restart(&mut c, vni, &eps);
     detach_one(&c, vni, &eps);
 }
 
@@ -281,9 +281,12 @@ fn drift_is_repaired(c: &Cluster, vni: u32, eps: &[Ep]) {
 }
 
 /// `kill -9` of host 3's agent: the others drop its endpoints' entries once
-/// it is declared failed; a restart brings them back with nothing stale or
-/// doubled anywhere (host 3 kept its own kernel state across the crash).
-fn kill_and_restart(c: &mut Cluster, vni: u32, eps: &[Ep]) {
+/// it is declared failed. While it is down, an endpoint of host 1 is
+/// detached, so host 3's kernel keeps a stale permanent entry for it. A
+/// restart brings host 3's endpoints back everywhere and removes the stale
+/// entry, with nothing doubled anywhere (host 3 kept its own kernel state
+/// across the crash). Answers the endpoints still attached.
+fn kill_and_restart(c: &mut Cluster, vni: u32, eps: &[Ep]) -> Vec<Ep> {
     c.kill9(3);
     let survivors: Vec<Ep> = eps.iter().filter(|e| e.host != 3).cloned().collect();
     wait_all_programmed(c, &[1, 2], vni, &survivors, FAILOVER);
@@ -297,15 +300,29 @@ fn kill_and_restart(c: &mut Cluster, vni: u32, eps: &[Ep]) {
     // Host 3's own endpoints and kernel state outlive its agent.
     assert_eq!(c.addrs(&h3.ns, "eth0").len(), 1);
 
+    let stale = eps.iter().filter(|e| e.host == 1).nth(1).unwrap().clone();
+    c.cli_ok(1, &["overlay", "detach", "blue", "--netns", &stale.ns]);
+    let eps: Vec<Ep> = eps.iter().filter(|e| e.ns != stale.ns).cloned().collect();
+    let survivors: Vec<Ep> = survivors.into_iter().filter(|e| e.ns != stale.ns).collect();
+    wait_all_programmed(c, &[1, 2], vni, &survivors, PROGRAM);
+    assert!(
+        c.programmed(3, vni)
+            .unwrap()
+            .iter()
+            .any(|p| p.0 == stale.ip),
+        "h3 (agent down) should still hold the entry of {}",
+        stale.ns
+    );
+
     c.start_agent(3);
     c.wait_members(3);
-    wait_listed(c, &[1, 2, 3], "blue", eps);
-    wait_all_programmed(c, &[1, 2, 3], vni, eps, FAILOVER);
+    wait_listed(c, &[1, 2, 3], "blue", &eps);
+    wait_all_programmed(c, &[1, 2, 3], vni, &eps, FAILOVER);
     // Settled: still exact a few reconcile intervals later (no late
     // duplicates from the restarted agent's first passes).
     std::thread::sleep(Duration::from_secs(RECONCILE_SECS * 2 + 1));
     for i in 1..=3 {
-        assert_eq!(c.programmed(i, vni).unwrap(), want_on(i, eps), "h{i}");
+        assert_eq!(c.programmed(i, vni).unwrap(), want_on(i, &eps), "h{i}");
     }
     let a = eps.iter().find(|e| e.host == 1).unwrap();
     for e in eps.iter().filter(|e| e.host == 3) {
@@ -320,6 +337,7 @@ fn kill_and_restart(c: &mut Cluster, vni: u32, eps: &[Ep]) {
         );
         assert!(c.ping(&e.ns, a.ip, None), "{} -> {}", e.ns, a.ns);
     }
+    eps
 }
 
 /// `overlay detach` removes the endpoint's interface, its entries on every
