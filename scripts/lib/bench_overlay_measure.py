@@ -112,6 +112,8 @@ def burst():
         "after_return": {"p50": pct(after, 50), "p99": pct(after, 99), "max": max(after)},
         "all_programmed": max(seen[pair] for pair in pairs) - t0,
         "retries": retries,
+        "slowest": sorted(([round(seen[(h, ip)] - returned[ip], 3), h, ip, owner[ip][0]]
+                           for (h, ip) in pairs), reverse=True)[:10],
         "used": sorted(owner),
     }
 
