@@ -293,6 +293,15 @@ fn overlay_through_live_agents_in_namespaces() {
     });
     eprintln!("first ping after {t:?}");
     must(ping("swa-e2", ip1));
+    // Names resolve through the namespace's responder (resolv.conf written).
+    wait_for(
+        "swa-e2.blue resolves in swa-e1",
+        Duration::from_secs(10),
+        || {
+            let o = ip(&["netns", "exec", "swa-e1", "getent", "hosts", "swa-e2.blue"]);
+            o.stdout.starts_with(ip2).then_some(()).ok_or(o.describe())
+        },
+    );
     let eps = h1.json(&env, &["overlay", "endpoints", "blue", "--format", "json"]);
     assert_eq!(eps.as_array().unwrap().len(), 2, "{eps}");
     let list = h1.json(&env, &["overlay", "list", "--format", "json"]);

@@ -86,6 +86,11 @@ impl<D: DataPlane> Manager<D> {
                 swimnet_overlay::model::clip(netns_name)
             )));
         }
+        if self.cfg.vtep.is_unspecified() {
+            return Err(OverlayError::Invalid(
+                "this agent has no IPv4 tunnel endpoint (it advertises an IPv6 address): restart it with --vtep-addr IP".into(),
+            ));
+        }
         let epname = epname.unwrap_or(netns_name);
         check_endpoint_name(epname)?;
         let _op = self.ops.lock().await;

@@ -236,8 +236,28 @@ impl<D: DataPlane> Manager<D> {
         Ok(())
     }
 
+    /// Joins the definitions network on the first overlay operation (an
+    /// agent that never uses overlays stays out of it), waiting
+    /// `--overlay-settle` for the bulk sync that joining starts to bring
+    /// the definitions.
+    pub(crate) async fn ensure_defs(&self) -> Result<(), OverlayError> {
+        if self
+            .tables
+            .networks()
+            .await?
+            .iter()
+            .any(|n| n == DEFS_NETWORK)
+        {
+            return Ok(());
+        }
+        self.tables.join(DEFS_NETWORK).await?;
+        tokio::time::sleep(self.cfg.settle).await;
+        Ok(())
+    }
+
     /// The winning definition named `name`.
     pub(crate) async fn def_named(&self, name: &str) -> Result<OverlayDef, OverlayError> {
+        self.ensure_defs().await?;
         let resolved = self.refresh_defs().await?;
         resolved
             .overlays
@@ -257,7 +277,7 @@ impl<D: DataPlane> Manager<D> {
     ) -> Result<CreatedView, OverlayError> {
         let _op = self.ops.lock().await;
         defs::validate(name, subnet, vni)?;
-        self.tables.join(DEFS_NETWORK).await?;
+        self.ensure_defs().await?;
         let resolved = self.refresh_defs().await?;
         let same = |d: &OverlayDef| d.subnet == subnet && vni.map_or(true, |v| v == d.vni);
         if let Some(d) = resolved.overlays.get(name) {
@@ -362,6 +382,7 @@ impl<D: DataPlane> Manager<D> {
 
     /// `swimnet overlay list`: every overlay with the hosts attached.
     pub async fn list(&self) -> Result<Vec<OverlayView>, OverlayError> {
+        self.ensure_defs().await?;
         let resolved = self.refresh_defs().await?;
         let mut out = Vec::new();
         for d in resolved.overlays.values() {

@@ -146,6 +146,10 @@ impl<D: DataPlane> Manager<D> {
         if kept.endpoints.is_empty() && !kernel_has_overlay_devices() {
             return;
         }
+        if let Err(e) = self.join_defs_network().await {
+            tracing::error!(error = %e, "overlays: cannot join the definitions network");
+            return;
+        }
         let _op = self.ops.lock().await;
         let found = match self.plane().await {
             Ok(mut p) => p.endpoints().await,

@@ -77,10 +77,6 @@ impl<D: DataPlane> Manager<D> {
     /// Runs the background loop until the driver stops (its event channel
     /// closes). Call once, in its own task.
     pub async fn run(self: Arc<Self>, mut events: broadcast::Receiver<Arc<Published>>) {
-        if let Err(e) = self.join_defs_network().await {
-            tracing::warn!(error = %e, "overlays: cannot join the definitions network");
-            return;
-        }
         self.recover().await;
         let mut tick = tokio::time::interval(self.cfg.reconcile);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -112,8 +108,9 @@ impl<D: DataPlane> Manager<D> {
     /// Joins the definitions network once another node attached to it is
     /// known (joining then bulk-syncs the definitions from it at once,
     /// instead of at the next periodic bulk sync), or after
-    /// [`DEFS_JOIN_WAIT`] when none shows up (the first node).
-    async fn join_defs_network(&self) -> Result<(), OverlayError> {
+    /// [`DEFS_JOIN_WAIT`] when none shows up (the first node). For an agent
+    /// that restarts with overlay state.
+    pub(crate) async fn join_defs_network(&self) -> Result<(), OverlayError> {
         let deadline = tokio::time::Instant::now() + DEFS_JOIN_WAIT;
         while tokio::time::Instant::now() < deadline {
             if self

@@ -536,3 +536,47 @@ async fn an_agent_without_networkdb_answers_one_clear_error() {
         .unwrap_err();
     assert_eq!(err, OverlayError::NotNetworkDb);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_definitions_network_is_joined_at_the_first_overlay_operation() {
+    let cluster = Cluster::default();
+    let a = host(&cluster, "a", 1).await;
+    a.m.create("blue", net("10.1.0.0/24"), None).await.unwrap();
+    let m: Manager<MemPlane> = Manager::new(
+        config("b", Ipv4Addr::new(192, 0, 2, 2), tempdir("etc"), None),
+        Tables::new(fake_driver(&cluster, "b")),
+        Box::new(|| Ok(MemPlane::default())),
+        Box::new(|_, _, _| Ok(Box::new(()))),
+    );
+    let in_defs = || {
+        cluster
+            .lock()
+            .unwrap()
+            .joined
+            .get("b")
+            .is_some_and(|j| j.contains(DEFS_NETWORK))
+    };
+    m.pass(&Dirty {
+        all: true,
+        ..Dirty::default()
+    })
+    .await;
+    assert!(!in_defs(), "an agent that uses no overlay stays out");
+    assert_eq!(m.list().await.unwrap().len(), 1);
+    assert!(in_defs());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_agent_without_an_ipv4_vtep_refuses_attach_with_the_fix() {
+    let cluster = Cluster::default();
+    let a = host(&cluster, "a", 1).await;
+    a.m.create("blue", net("10.1.0.0/24"), None).await.unwrap();
+    let m: Manager<MemPlane> = Manager::new(
+        config("b", Ipv4Addr::UNSPECIFIED, tempdir("etc"), None),
+        Tables::new(fake_driver(&cluster, "b")),
+        Box::new(|| Ok(MemPlane::default())),
+        Box::new(|_, _, _| Ok(Box::new(()))),
+    );
+    let err = m.attach("blue", "n1", None, None).await.unwrap_err();
+    assert!(err.to_string().contains("--vtep-addr"), "{err}");
+}
