@@ -27,6 +27,16 @@ show() {
 }
 # in NS CMD...: a command inside endpoint or host namespace NS.
 in_ns() { show ip netns exec "$@"; }
+# until N GREP CMD...: polls CMD (up to 10 s) until its output has N lines matching GREP.
+until_lines() {
+    local n=$1 pat=$2 i
+    shift 2
+    for i in $(seq 1 100); do
+        [ "$("$@" 2>/dev/null | grep -c -- "$pat")" -ge "$n" ] && return 0
+        sleep 0.1
+    done
+    ovh_die "gave up waiting for $n lines matching $pat from: $*"
+}
 
 ovh_preflight
 trap ovh_cleanup EXIT
@@ -44,7 +54,7 @@ show ovh_cli 1 members
 
 step "2. Define an overlay on h1; every host learns it (no central store)"
 show ovh_cli 1 overlay create demo --subnet 10.70.0.0/24 --vni $VNI
-sleep 1
+until_lines 1 '^demo ' ovh_cli 3 overlay list
 show ovh_cli 3 overlay list
 
 step "3. Attach one endpoint (a network namespace) per host"
@@ -54,7 +64,8 @@ ovh_endpoint_ns 3 1
 show ovh_cli 1 overlay attach demo --netns ${OVH_PREFIX}h1e1 --name web
 show ovh_cli 2 overlay attach demo --netns ${OVH_PREFIX}h2e1 --name db
 show ovh_cli 3 overlay attach demo --netns ${OVH_PREFIX}h3e1 --name cache
-sleep 2
+until_lines 3 ' 10\.203\.0\.' ovh_cli 1 overlay endpoints demo
+until_lines 2 PERMANENT ip -n ${OVH_PREFIX}h1 neigh show dev "$VX"
 show ovh_cli 1 overlay endpoints demo
 
 step "4. What the agent on h1 programmed: VXLAN device, neighbour and FDB entries"
@@ -79,7 +90,10 @@ in_ns ${OVH_PREFIX}h1e1 ping -c 1 -W 1 -M do -s 1422 cache
 step "7. Detach db: its entries leave every host and it is unreachable"
 DB_IP=$(ip netns exec ${OVH_PREFIX}h1e1 getent hosts db | awk '{print $1}')
 show ovh_cli 2 overlay detach demo --netns ${OVH_PREFIX}h2e1
-sleep 2
+for i in $(seq 1 100); do
+    ip -n ${OVH_PREFIX}h1 neigh show dev "$VX" | grep -q "^$DB_IP " || break
+    sleep 0.1
+done
 show ip -n ${OVH_PREFIX}h1 neigh show dev "$VX"
 if ip netns exec ${OVH_PREFIX}h1e1 ping -c 1 -W 1 "$DB_IP" >/dev/null 2>&1; then
     ovh_die "db ($DB_IP) still answers after detach"
