@@ -22,12 +22,15 @@ use std::time::{Duration, Instant};
 use overlay_common::*;
 use serde_json::Value;
 
-/// Bound for a table change to reach every host's kernel.
-const PROGRAM: Duration = Duration::from_secs(20);
+/// Bound for a table change to reach every host's kernel: gossip takes
+/// well under a second; the bound also covers an event missed by gossip
+/// and repaired by NetworkDB's bulk sync (every 30 s).
+const PROGRAM: Duration = Duration::from_secs(40);
 
 /// Bound for failure detection (local profile: 1 s probes, suspicion of a
-/// few seconds, Lifeguard may stretch it) plus reprogramming.
-const FAILOVER: Duration = Duration::from_secs(45);
+/// few seconds, Lifeguard may stretch it) plus reprogramming, or for a
+/// restarted agent's rejoin plus one bulk sync.
+const FAILOVER: Duration = Duration::from_secs(60);
 
 /// The underlay's MTU (veth default) and an endpoint's (minus VXLAN's 50).
 const UNDERLAY_MTU: u32 = 1500;
