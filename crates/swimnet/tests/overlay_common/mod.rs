@@ -31,6 +31,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+#[path = "../common/procstat.rs"]
+pub mod procstat;
+
 /// Every namespace the overlay tests, the benchmark and the demo create
 /// starts with this.
 pub const PREFIX: &str = "swe-";
