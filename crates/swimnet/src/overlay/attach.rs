@@ -93,7 +93,7 @@ impl<D: DataPlane> Manager<D> {
         }
         let epname = epname.unwrap_or(netns_name);
         check_endpoint_name(epname)?;
-        let _op = self.ops.lock().await;
+        let _op = self.ops.read().await;
         (self.cfg.netns_exists)(netns_name)?;
         let def = self.def_named(name).await?;
         if let Some(ip) = ip {
@@ -106,7 +106,7 @@ impl<D: DataPlane> Manager<D> {
             }
         }
         {
-            let st = self.state();
+            let mut st = self.state();
             if st
                 .local
                 .values()
@@ -121,18 +121,27 @@ impl<D: DataPlane> Manager<D> {
                     "this agent already hosts {MAX_LOCAL_ENDPOINTS} endpoints"
                 )));
             }
+            mark_busy(&mut st, netns_name)?;
+            *st.inflight.entry(def.id.clone()).or_default() += 1;
         }
         let mut done = Done::default();
-        match self
+        let r = self
             .attach_steps(&def, netns_name, ip, epname, &mut done)
-            .await
+            .await;
         {
-            Ok(view) => Ok(view),
-            Err(e) => {
-                self.undo_attach(&def, done).await;
-                Err(e)
+            let mut st = self.state();
+            st.busy.remove(netns_name);
+            if let Some(n) = st.inflight.get_mut(&def.id) {
+                *n -= 1;
+                if *n == 0 {
+                    st.inflight.remove(&def.id);
+                }
             }
         }
+        if r.is_err() {
+            self.undo_attach(&def, done).await;
+        }
+        r
     }
 
     async fn attach_steps(
@@ -193,19 +202,26 @@ impl<D: DataPlane> Manager<D> {
     /// bulk sync had `--overlay-settle` to bring its tables; `true` when
     /// this call joined it.
     pub(crate) async fn join_overlay(&self, def: &OverlayDef) -> Result<bool, OverlayError> {
-        let since = self.state().joined.get(&def.id).copied();
-        let joined_now = since.is_none();
-        let since = match since {
-            Some(t) => t,
-            None => {
-                self.tables.join(&def.id).await?;
-                let t = std::time::Instant::now();
-                self.state().joined.insert(def.id.clone(), t);
-                t
+        let membership = self.membership.lock().await;
+        let (since, joined_now) = {
+            let mut st = self.state();
+            match st.joined.get(&def.id) {
+                Some(t) => (*t, false),
+                None => {
+                    let t = std::time::Instant::now();
+                    st.joined.insert(def.id.clone(), t);
+                    (t, true)
+                }
             }
         };
-        let ready = since + self.cfg.settle;
-        tokio::time::sleep_until(ready.into()).await;
+        if joined_now {
+            if let Err(e) = self.tables.join(&def.id).await {
+                self.state().joined.remove(&def.id);
+                return Err(e);
+            }
+        }
+        drop(membership);
+        tokio::time::sleep_until((since + self.cfg.settle).into()).await;
         Ok(joined_now)
     }
 
@@ -251,6 +267,7 @@ impl<D: DataPlane> Manager<D> {
         };
         let mut lost: BTreeSet<Ipv4Addr> = BTreeSet::new();
         for _ in 0..MAX_ADDRESS_ROUNDS {
+            let choosing = self.claiming.lock().await;
             let claims = self.claims(&def.id).await?;
             let mut taken: BTreeSet<Ipv4Addr> = claims.iter().map(|c| c.ip).collect();
             taken.extend(lost.iter().copied());
@@ -277,6 +294,7 @@ impl<D: DataPlane> Manager<D> {
                 .put(&def.id, IPAM_TABLE, &key, ipam::encode(&claim))
                 .await?;
             done.claim = Some(key.clone());
+            drop(choosing);
             tokio::time::sleep(self.cfg.settle).await;
             let claims = self.claims(&def.id).await?;
             let beaten = ipam::losers(&claims)
@@ -349,11 +367,12 @@ impl<D: DataPlane> Manager<D> {
     /// When no local endpoint is left on the overlay: removes its devices
     /// (if `devices`) and leaves its network.
     async fn release_overlay_if_unused(&self, def: &OverlayDef, devices: bool) {
-        let used = self
-            .state()
-            .local
-            .values()
-            .any(|l| l.ep.overlay_id == def.id);
+        let _membership = self.membership.lock().await;
+        let used = {
+            let st = self.state();
+            st.local.values().any(|l| l.ep.overlay_id == def.id)
+                || st.inflight.contains_key(&def.id)
+        };
         if used {
             return;
         }
@@ -381,7 +400,7 @@ impl<D: DataPlane> Manager<D> {
     /// membership with the last local endpoint; DNS with the namespace's
     /// last endpoint.
     pub async fn detach(&self, name: &str, netns_name: &str) -> Result<(), OverlayError> {
-        let _op = self.ops.lock().await;
+        let _op = self.ops.read().await;
         let found = self
             .state()
             .local
@@ -395,7 +414,19 @@ impl<D: DataPlane> Manager<D> {
                 netns: netns_name.to_string(),
             });
         };
+        mark_busy(&mut self.state(), netns_name)?;
+        let r = self.detach_steps(&local).await;
+        self.state().busy.remove(netns_name);
+        r?;
+        tracing::info!(overlay = %esc(name), netns = %esc(netns_name), id = %local.ep.id, "endpoint detached");
+        Ok(())
+    }
+
+    /// Removes a local endpoint: records, claim, veth, then what nothing
+    /// uses any more.
+    async fn detach_steps(&self, local: &Local) -> Result<(), OverlayError> {
         let ep = &local.ep;
+        let netns_name = ep.netns.as_str();
         self.unpublish(ep).await?;
         self.plane().await?.detach(ep).await?;
         self.state().local.remove(&ep.id);
@@ -413,9 +444,19 @@ impl<D: DataPlane> Manager<D> {
         self.release_overlay_if_unused(&def, true).await;
         self.ensure_dns(netns_name);
         self.save_local();
-        tracing::info!(overlay = %esc(name), netns = %esc(netns_name), id = %ep.id, "endpoint detached");
         Ok(())
     }
+}
+
+/// Marks a namespace as having an attach or detach under way; refused
+/// when one already is.
+fn mark_busy(st: &mut super::manager::State, netns_name: &str) -> Result<(), OverlayError> {
+    if !st.busy.insert(netns_name.to_string()) {
+        return Err(OverlayError::Invalid(format!(
+            "an attach or detach in namespace {netns_name:?} is under way; try again when it is done"
+        )));
+    }
+    Ok(())
 }
 
 /// The first 12 characters of an ID, for messages.

@@ -76,6 +76,10 @@ pub(crate) struct State {
     pub programmed: BTreeMap<String, (usize, usize)>,
     /// Own definitions and claims already reported lost.
     pub told_lost: BTreeSet<String>,
+    /// Namespaces with an attach or detach under way.
+    pub busy: BTreeSet<String>,
+    /// Attaches under way per overlay ID (its devices and network stay).
+    pub inflight: BTreeMap<String, usize>,
 }
 
 /// The overlay manager of one agent.
@@ -84,9 +88,18 @@ pub struct Manager<D: DataPlane> {
     pub(crate) tables: Tables,
     pub(crate) counters: Arc<OverlayCounters>,
     pub(crate) state: Mutex<State>,
-    /// Held for the whole of each create, delete, attach, detach and
-    /// re-address: they run one at a time.
-    pub(crate) ops: tokio::sync::Mutex<()>,
+    /// Create, delete, re-address and the start-up recovery hold it
+    /// exclusively; attach and detach share it (they run concurrently,
+    /// each namespace one at a time).
+    pub(crate) ops: tokio::sync::RwLock<()>,
+    /// Held while an attach reads the claims, chooses and writes its own,
+    /// so concurrent attaches on this host never choose one address.
+    pub(crate) claiming: tokio::sync::Mutex<()>,
+    /// Held while this node joins or leaves an overlay's network (and
+    /// removes its devices), so an attach never races a release.
+    pub(crate) membership: tokio::sync::Mutex<()>,
+    /// Held while the endpoints file is written (writes in order).
+    pub(crate) saving: Mutex<()>,
     /// Asks the background loop for a reconcile pass now.
     pub(crate) kick: Notify,
     pub(crate) book: watch::Sender<Arc<NameBook>>,
@@ -128,7 +141,10 @@ impl<D: DataPlane> Manager<D> {
             tables,
             counters: Arc::new(OverlayCounters::default()),
             state: Mutex::new(State::default()),
-            ops: tokio::sync::Mutex::new(()),
+            ops: tokio::sync::RwLock::new(()),
+            claiming: tokio::sync::Mutex::new(()),
+            saving: Mutex::new(()),
+            membership: tokio::sync::Mutex::new(()),
             kick: Notify::new(),
             book: watch::channel(Arc::new(NameBook::default())).0,
             plane: tokio::sync::Mutex::new(None),
@@ -275,7 +291,7 @@ impl<D: DataPlane> Manager<D> {
         subnet: Ipv4Net,
         vni: Option<u32>,
     ) -> Result<CreatedView, OverlayError> {
-        let _op = self.ops.lock().await;
+        let _op = self.ops.write().await;
         defs::validate(name, subnet, vni)?;
         self.ensure_defs().await?;
         let resolved = self.refresh_defs().await?;
@@ -341,7 +357,7 @@ impl<D: DataPlane> Manager<D> {
     /// `swimnet overlay delete`: refused while any host has an endpoint on
     /// the overlay; otherwise marks it deleted cluster-wide.
     pub async fn delete(&self, name: &str) -> Result<(), OverlayError> {
-        let _op = self.ops.lock().await;
+        let _op = self.ops.write().await;
         let def = self.def_named(name).await?;
         let attached = self.endpoint_count(&def).await?;
         if attached > 0 {

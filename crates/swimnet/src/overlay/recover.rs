@@ -110,6 +110,7 @@ impl<D: DataPlane> Manager<D> {
         let Some(dir) = &self.cfg.data_dir else {
             return;
         };
+        let _saving = self.saving.lock().unwrap_or_else(|p| p.into_inner());
         let endpoints = self
             .state()
             .local
@@ -150,7 +151,7 @@ impl<D: DataPlane> Manager<D> {
             tracing::error!(error = %e, "overlays: cannot join the definitions network");
             return;
         }
-        let _op = self.ops.lock().await;
+        let _op = self.ops.write().await;
         let found = match self.plane().await {
             Ok(mut p) => p.endpoints().await,
             Err(e) => Err(e),

@@ -269,7 +269,7 @@ impl<D: DataPlane> Manager<D> {
 
     /// Gives a local endpoint a new address: claim, veth, records.
     async fn readdress(&self, old: &LocalEndpoint, claims: &[Claim]) -> Result<(), OverlayError> {
-        let _op = self.ops.lock().await;
+        let _op = self.ops.write().await;
         let Some(local) = self.state().local.get(&old.id).cloned() else {
             return Ok(());
         };

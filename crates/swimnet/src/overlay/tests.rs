@@ -580,3 +580,36 @@ async fn an_agent_without_an_ipv4_vtep_refuses_attach_with_the_fix() {
     let err = m.attach("blue", "n1", None, None).await.unwrap_err();
     assert!(err.to_string().contains("--vtep-addr"), "{err}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_attaches_runs_concurrently_with_distinct_addresses() {
+    let cluster = Cluster::default();
+    let a = host(&cluster, "a", 1).await;
+    a.m.create("blue", net("10.1.0.0/24"), None).await.unwrap();
+    let start = tokio::time::Instant::now();
+    let names: Vec<String> = (0..8).map(|i| format!("n{i}")).collect();
+    let views =
+        futures_util::future::join_all(names.iter().map(|n| a.m.attach("blue", n, None, None)))
+            .await;
+    let took = start.elapsed();
+    let ips: BTreeSet<String> = views.into_iter().map(|v| v.unwrap().ip).collect();
+    assert_eq!(ips.len(), 8, "{ips:?}");
+    assert!(
+        took < SETTLE * 3,
+        "8 attaches took {took:?}: not concurrent"
+    );
+    // One namespace at a time: a second attach there while one is under
+    // way is refused.
+    let (r1, r2) = tokio::join!(
+        a.m.attach("blue", "same", None, None),
+        a.m.attach("blue", "same", None, Some("other"))
+    );
+    assert!(r1.is_ok() != r2.is_ok(), "{r1:?} {r2:?}");
+    // Detaching them all leaves no device and no membership behind.
+    let all: Vec<&str> = names.iter().map(String::as_str).chain(["same"]).collect();
+    for r in futures_util::future::join_all(all.iter().map(|n| a.m.detach("blue", n))).await {
+        r.unwrap();
+    }
+    assert!(a.plane.k().overlays.is_empty());
+    assert!(a.plane.k().endpoints.is_empty());
+}
