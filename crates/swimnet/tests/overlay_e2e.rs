@@ -421,7 +421,9 @@ fn concurrent_attaches_on_two_hosts_never_collide() {
         let b = c.endpoints(2, "red")?;
         let ips: BTreeSet<Ipv4Addr> = a.iter().map(ep_ip).collect();
         let ips_b: BTreeSet<Ipv4Addr> = b.iter().map(ep_ip).collect();
-        if a.len() == 20 && ips.len() == 20 && ips == ips_b {
+        let names: BTreeSet<&str> = a.iter().filter_map(|v| v["name"].as_str()).collect();
+        let named = names.len() == 20 && !names.contains("");
+        if a.len() == 20 && ips.len() == 20 && ips == ips_b && named {
             Ok(a)
         } else {
             Err(format!(
@@ -436,7 +438,9 @@ fn concurrent_attaches_on_two_hosts_never_collide() {
         .map(|v| (v["name"].as_str().unwrap_or_default().to_string(), ep_ip(v)))
         .collect();
     for (i, ns) in &nss {
-        let ip = by_name[ns.as_str()];
+        let ip = *by_name
+            .get(ns.as_str())
+            .unwrap_or_else(|| panic!("{ns} (h{i}) not listed: {by_name:?}"));
         wait_for(&format!("{ns} has {ip}"), PROGRAM, || {
             let addrs = c.addrs(ns, "eth0");
             if addrs.len() == 1 && addrs[0].starts_with(&format!("{ip}/27")) {
