@@ -19,6 +19,12 @@ command -v systemd-analyze >/dev/null 2>&1 || need_pkgs+=(systemd)
 command -v man >/dev/null 2>&1 || need_pkgs+=(man-db)
 # The dashboard's browser test (crates/swimnet/tests/ui_browser.rs) drives it.
 command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
+# The overlay end-to-end tests ping between endpoint namespaces.
+command -v ping >/dev/null 2>&1 || need_pkgs+=(iputils-ping)
+# Namespaces, links, neighbour and FDB checks in the overlay tests; the
+# scripts' HTTP calls.
+command -v bridge >/dev/null 2>&1 || need_pkgs+=(iproute2)
+command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "== installing ${need_pkgs[*]}"
