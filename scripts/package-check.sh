@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-crates=(swimnet-wire swimnet-core swimnet-serf swimnet-networkdb swimnet-sim)
+crates=(swimnet-wire swimnet-core swimnet-serf swimnet-networkdb swimnet-overlay swimnet-sim)
 verify=--no-verify
 [ "${1:-}" = --verify ] && verify=
 

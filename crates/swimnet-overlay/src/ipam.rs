@@ -138,6 +138,58 @@ pub fn choose(subnet: Ipv4Net, host: &str, taken: &BTreeSet<Ipv4Addr>) -> Option
         .find(|ip| !taken.contains(ip))
 }
 
+/// Most usable addresses [`choose_again`] lists to pick among; in larger
+/// subnets it probes random positions instead.
+pub const MAX_LISTED_ADDRESSES: u32 = 1 << 16;
+
+/// Random positions [`choose_again`] probes in a subnet larger than
+/// [`MAX_LISTED_ADDRESSES`] before falling back to [`choose`].
+const RANDOM_PROBES: u64 = 64;
+
+/// A free address for `endpoint` on `host` after it lost `round` (1, 2,
+/// ...) claims in a row. [`choose`] would send two hosts whose searches
+/// ran into the same block of taken addresses to the same next free
+/// address round after round; this picks among all free addresses at a
+/// point derived from the endpoint and the round, so two losers meet again
+/// with probability about 1 / (free addresses). `None` when the subnet is
+/// full.
+pub fn choose_again(
+    subnet: Ipv4Net,
+    host: &str,
+    endpoint: &str,
+    round: u32,
+    taken: &BTreeSet<Ipv4Addr>,
+) -> Option<Ipv4Addr> {
+    let (first, count) = usable_range(subnet);
+    if count == 0 {
+        return None;
+    }
+    let seed = |probe: u64| {
+        let digest = sha256(&[
+            b"swimnet-ipam-again",
+            host.as_bytes(),
+            endpoint.as_bytes(),
+            &round.to_be_bytes(),
+            &probe.to_be_bytes(),
+        ]);
+        u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+    };
+    if count > MAX_LISTED_ADDRESSES {
+        return (0..RANDOM_PROBES)
+            .map(|i| Ipv4Addr::from(first + (seed(i) % u64::from(count)) as u32))
+            .find(|ip| !taken.contains(ip))
+            .or_else(|| choose(subnet, host, taken));
+    }
+    let free: Vec<Ipv4Addr> = (0..count)
+        .map(|k| Ipv4Addr::from(first + k))
+        .filter(|ip| !taken.contains(ip))
+        .collect();
+    if free.is_empty() {
+        return None;
+    }
+    Some(free[(seed(0) % free.len() as u64) as usize])
+}
+
 /// The order of claims for one address: the least keeps it.
 fn precedence(c: &Claim) -> (bool, u64, &str, &str, Ipv4Addr) {
     (!c.requested, c.at_ms, &c.endpoint, &c.host, c.ip)
@@ -175,6 +227,38 @@ pub fn losers(claims: &[Claim]) -> Vec<(Claim, Claim)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn losers_whose_searches_met_scatter_on_the_next_round() {
+        let subnet: Ipv4Net = "10.0.0.0/24".parse().unwrap();
+        // All but the top 30 addresses taken: a search that starts in the
+        // taken block ends at its first free address, whoever searches.
+        let taken: BTreeSet<Ipv4Addr> = (1..=224).map(|i| Ipv4Addr::new(10, 0, 0, i)).collect();
+        let (mut by_host, mut by_endpoint) = (0, 0);
+        for trial in 0..200u32 {
+            let (a, b) = (format!("host-a{trial}"), format!("host-b{trial}"));
+            if choose(subnet, &a, &taken) == choose(subnet, &b, &taken) {
+                by_host += 1;
+            }
+            let (ea, eb) = (format!("{trial:064x}"), format!("{:064x}", trial + 1000));
+            let pa = choose_again(subnet, &a, &ea, 1, &taken).unwrap();
+            let pb = choose_again(subnet, &b, &eb, 1, &taken).unwrap();
+            assert!(!taken.contains(&pa) && usable(subnet, pa));
+            if pa == pb {
+                by_endpoint += 1;
+            }
+        }
+        assert!(by_host > 150, "choose collided {by_host} of 200 times");
+        assert!(
+            by_endpoint < 30,
+            "choose_again collided {by_endpoint} of 200 times"
+        );
+        let full: BTreeSet<Ipv4Addr> = (1..=254).map(|i| Ipv4Addr::new(10, 0, 0, i)).collect();
+        assert_eq!(choose_again(subnet, "h", "e", 1, &full), None);
+        let big: Ipv4Net = "10.0.0.0/8".parse().unwrap();
+        let ip = choose_again(big, "h", "e", 2, &taken).unwrap();
+        assert!(usable(big, ip) && !taken.contains(&ip));
+    }
     use proptest::prelude::*;
 
     fn net(s: &str) -> Ipv4Net {

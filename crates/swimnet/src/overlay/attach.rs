@@ -21,7 +21,7 @@ use crate::escape::esc;
 
 /// Times an automatic address is chosen again after losing to a
 /// concurrent claim before the attach gives up.
-const MAX_ADDRESS_ROUNDS: usize = 4;
+const MAX_ADDRESS_ROUNDS: u32 = 6;
 
 /// Checks an endpoint name: a DNS label (letters, digits, `-`, `_`, not
 /// starting with `-`), at most [`MAX_ENDPOINT_NAME`].
@@ -266,7 +266,7 @@ impl<D: DataPlane> Manager<D> {
             ),
         };
         let mut lost: BTreeSet<Ipv4Addr> = BTreeSet::new();
-        for _ in 0..MAX_ADDRESS_ROUNDS {
+        for round in 0..MAX_ADDRESS_ROUNDS {
             let choosing = self.claiming.lock().await;
             let claims = self.claims(&def.id).await?;
             let mut taken: BTreeSet<Ipv4Addr> = claims.iter().map(|c| c.ip).collect();
@@ -278,9 +278,17 @@ impl<D: DataPlane> Manager<D> {
                     }
                     want
                 }
-                None => ipam::choose(def.subnet, &self.cfg.node, &taken).ok_or_else(|| {
-                    OverlayError::SubnetFull(def.subnet.to_string(), def.name.clone())
-                })?,
+                // After a lost round, scatter: the hosts that collided
+                // would otherwise meet again at the same next address.
+                None if round == 0 => {
+                    ipam::choose(def.subnet, &self.cfg.node, &taken).ok_or_else(|| {
+                        OverlayError::SubnetFull(def.subnet.to_string(), def.name.clone())
+                    })?
+                }
+                None => ipam::choose_again(def.subnet, &self.cfg.node, id, round, &taken)
+                    .ok_or_else(|| {
+                        OverlayError::SubnetFull(def.subnet.to_string(), def.name.clone())
+                    })?,
             };
             let claim = Claim {
                 ip: addr,
