@@ -187,6 +187,21 @@ impl Netlink {
     }
 
     /// The index of the overlay's VXLAN device, `None` when it is absent.
+    /// The index of the overlay's VXLAN device, or an error naming `op`
+    /// when it does not exist (an entry cannot be added without it).
+    async fn existing_vxlan_index(
+        &mut self,
+        vni: u32,
+        op: impl Fn() -> String,
+    ) -> Result<u32, OverlayError> {
+        self.vxlan_index(vni)
+            .await?
+            .ok_or_else(|| OverlayError::Kernel {
+                op: op(),
+                detail: "no such device".into(),
+            })
+    }
+
     async fn vxlan_index(&self, vni: u32) -> Result<Option<u32>, OverlayError> {
         self.index_of(&vxlan_name(vni)).await
     }
@@ -455,13 +470,7 @@ impl DataPlane for Netlink {
         mac: Mac,
     ) -> Result<(), OverlayError> {
         let op = || format!("adding neighbour {ip} -> {mac} on {}", vxlan_name(vni));
-        let index = self
-            .vxlan_index(vni)
-            .await?
-            .ok_or_else(|| OverlayError::Kernel {
-                op: op(),
-                detail: "no such device".into(),
-            })?;
+        let index = self.existing_vxlan_index(vni, op).await?;
         self.host
             .handle
             .neighbours()
@@ -502,13 +511,7 @@ impl DataPlane for Netlink {
 
     async fn add_fdb(&mut self, vni: u32, mac: Mac, vtep: Ipv4Addr) -> Result<(), OverlayError> {
         let op = || format!("adding FDB entry {mac} -> {vtep} on {}", vxlan_name(vni));
-        let index = self
-            .vxlan_index(vni)
-            .await?
-            .ok_or_else(|| OverlayError::Kernel {
-                op: op(),
-                detail: "no such device".into(),
-            })?;
+        let index = self.existing_vxlan_index(vni, op).await?;
         self.host
             .handle
             .neighbours()
