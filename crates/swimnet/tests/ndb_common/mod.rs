@@ -11,6 +11,9 @@
 
 #![allow(dead_code)]
 
+#[path = "../underlay/mod.rs"]
+mod underlay;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader};
@@ -151,25 +154,8 @@ impl Env {
         let v = format!("v{i}");
         // The veth is created inside the bridge namespace: nothing touches
         // the root namespace.
-        run(&[
-            "ip", "-n", &br, "link", "add", &v, "type", "veth", "peer", "name", "eth0", "netns",
-            &ns,
-        ]);
-        run(&["ip", "-n", &br, "link", "set", &v, "master", "br0"]);
-        run(&["ip", "-n", &br, "link", "set", &v, "up"]);
         let ip = format!("{}.{i}", self.subnet);
-        run(&[
-            "ip",
-            "-n",
-            &ns,
-            "addr",
-            "add",
-            &format!("{ip}/24"),
-            "dev",
-            "eth0",
-        ]);
-        run(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
-        run(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+        underlay::plug_host(&br, &v, &ns, &ip);
         (ns, ip)
     }
 

@@ -18,7 +18,11 @@
 //! earlier run of the same tag that was itself killed are removed first.
 //! Missing prerequisites (root, `ip`, `bridge`, `ping`, `getent`) fail the
 //! test, never skip it.
+
 #![allow(dead_code)]
+
+#[path = "../underlay/mod.rs"]
+mod underlay;
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
@@ -230,24 +234,8 @@ impl Cluster {
         self.add_ns(&ns);
         let v = format!("v{i}");
         let u = self.underlay.clone();
-        run(&[
-            "ip", "-n", &u, "link", "add", &v, "type", "veth", "peer", "name", "eth0", "netns", &ns,
-        ]);
-        run(&["ip", "-n", &u, "link", "set", &v, "master", "br0"]);
-        run(&["ip", "-n", &u, "link", "set", &v, "up"]);
         let ip = underlay_ip(i);
-        run(&[
-            "ip",
-            "-n",
-            &ns,
-            "addr",
-            "add",
-            &format!("{ip}/24"),
-            "dev",
-            "eth0",
-        ]);
-        run(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
-        run(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+        underlay::plug_host(&u, &v, &ns, &ip.to_string());
         let h = Host { idx: i, ns, ip };
         self.hosts.push(h.clone());
         self.agents.push(None);
