@@ -139,6 +139,24 @@ pub struct Config {
     /// than one probe timeout away) and removes false "dead" verdicts when a
     /// refutation was lost.
     pub probe_before_dead: bool,
+    /// swimnet addition: crash verdicts from refused TCP pings. A TCP ping
+    /// refused by the suspect's host (a reset: the host is up, but nothing
+    /// listens on the member's port) shows that its process is not running.
+    /// After a first refusal, the suspect is checked again (ping with the
+    /// suspicion, indirect pings, TCP ping) [`Config::refusal_recheck`]
+    /// later; if that TCP ping is refused as well and nothing answers the
+    /// check within its window (one probe timeout), the suspect is declared
+    /// dead then instead of at the end of its suspicion timeout. Any answer
+    /// clears the evidence. A host that is slow, paused, partitioned or
+    /// behind a lossy link never refuses (its socket stays open, or nothing
+    /// comes back at all), so its suspicion runs exactly as in memberlist.
+    /// Nothing changes on the wire: peers see an ordinary dead message.
+    /// Default: on.
+    pub refusal_verdicts: bool,
+    /// Least time between the two refusals a crash verdict needs (see
+    /// [`Config::refusal_verdicts`]): long enough that a process being
+    /// restarted in place gets back to listening first. Default: 500 ms.
+    pub refusal_recheck: Duration,
     /// swimnet addition: catch-up push/pull. When more than this many
     /// broadcasts wait in our gossip queue for their first transmission
     /// (say many nodes joined at once, and we learned of them faster than
@@ -257,6 +275,8 @@ impl Config {
             reconnect_interval: Duration::from_secs(30),
             reconnect_timeout: Duration::from_secs(24 * 3600),
             probe_before_dead: true,
+            refusal_verdicts: true,
+            refusal_recheck: Duration::from_millis(500),
             catch_up_backlog: 16,
             catch_up_interval: Duration::from_secs(1),
             max_push_pull_requests: 128,

@@ -207,6 +207,11 @@ pub fn core_activity(s: &Stats) -> Vec<Named> {
             s.final_checks_answered,
         ),
         named(
+            "refusal_verdicts",
+            "Members declared dead after their host refused two TCP pings",
+            s.refusal_verdicts,
+        ),
+        named(
             "push_pulls",
             "Push/pull state exchanges completed",
             s.push_pulls,

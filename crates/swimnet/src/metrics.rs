@@ -228,6 +228,11 @@ fn detection(m: &mut Metrics, v: &StatusView) {
         s.final_checks_answered,
     );
     m.counter(
+        "refusal_verdicts",
+        "Members declared dead after their host refused two TCP pings",
+        s.refusal_verdicts,
+    );
+    m.counter(
         "catch_ups",
         "Catch-up push/pulls started for a deep gossip backlog",
         s.catch_ups,

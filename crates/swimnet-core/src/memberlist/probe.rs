@@ -365,6 +365,9 @@ impl<D: Delegate> Memberlist<D> {
                     from: self.name.to_string(),
                 };
                 self.suspect_node(now, s);
+                if p.refused {
+                    self.note_refusal(now, &p.target, None);
+                }
             }
         }
         // The next probe starts one interval after this one started, or now

@@ -287,6 +287,9 @@ impl<D: Delegate> Memberlist<D> {
                     .unwrap_or(now)
                     .max(now),
                 check_failed: false,
+                check_sent_at: now,
+                refused_at: None,
+                crash_confirmed: false,
             },
         );
         self.arm_suspicion(now, &name, now + timeout);

@@ -71,6 +71,9 @@ pub struct Stats {
     pub final_checks: u64,
     /// Last checks the suspect answered (a dead verdict avoided).
     pub final_checks_answered: u64,
+    /// Members declared dead because their host refused two TCP pings
+    /// ([`Config::refusal_verdicts`]), before their suspicion ran out.
+    pub refusal_verdicts: u64,
     /// Refutations of suspicion about ourselves.
     pub refutations: u64,
     /// Push/pulls completed (either side).

@@ -378,7 +378,9 @@ impl<D: Delegate> Memberlist<D> {
     /// [`Self::handle_stream_error`] when the driver can tell (Linux:
     /// `ECONNREFUSED`). Besides failing the stream, a refused TCP ping ends
     /// the probe it belongs to as failed at once rather than at the end of
-    /// the probe interval, and fails a check of a suspect at once.
+    /// the probe interval, and fails a check of a suspect at once; with
+    /// [`crate::Config::refusal_verdicts`] it is crash evidence instead (see
+    /// `note_refusal` in `memberlist/suspicion.rs`).
     pub fn handle_stream_refused(&mut self, now: Instant, id: StreamId) {
         let Some(ctx) = self.streams.open.get(&id) else {
             return;
@@ -411,6 +413,10 @@ impl<D: Delegate> Memberlist<D> {
             .find(|(_, s)| s.check == Some(seq))
             .map(|(n, _)| n.clone());
         if let Some(node) = node {
+            let sent = self.suspicions.active.get(&node).map(|s| s.check_sent_at);
+            if self.note_refusal(now, &node, sent) {
+                return;
+            }
             let deadline = match self.suspicions.active.get_mut(&node) {
                 Some(susp) => {
                     susp.check_until = now;

@@ -50,6 +50,15 @@ pub(super) struct Suspicion {
     /// A check went unanswered and nothing answered since: a verdict may
     /// be given at the deadline.
     pub(super) check_failed: bool,
+    /// When the check in flight (or the last one) went out.
+    pub(super) check_sent_at: Instant,
+    /// When the suspect's host first refused a TCP ping with nothing
+    /// answering since: crash evidence (see `note_refusal`).
+    pub(super) refused_at: Option<Instant>,
+    /// The check in flight was refused as well, after `refused_at`: if its
+    /// window ends unanswered, the verdict is given then, whatever the
+    /// deadline (see `note_refusal`).
+    pub(super) crash_confirmed: bool,
 }
 
 impl<D: Delegate> Memberlist<D> {
@@ -64,12 +73,12 @@ impl<D: Delegate> Memberlist<D> {
     /// its timer for whatever comes first: the verdict, the end of the check
     /// in flight, or the next check. Cancels any timer armed before.
     pub(super) fn arm_suspicion(&mut self, now: Instant, node: &Arc<str>, deadline: Instant) {
-        let before_dead = self.config.probe_before_dead;
         self.suspicions.next_generation += 1;
         let generation = self.suspicions.next_generation;
         let Some(susp) = self.suspicions.active.get_mut(node) else {
             return;
         };
+        let before_dead = self.config.probe_before_dead || susp.refused_at.is_some();
         susp.deadline = deadline;
         susp.generation = generation;
         let at = match (before_dead, susp.check.is_some(), susp.check_failed) {
@@ -147,6 +156,10 @@ impl<D: Delegate> Memberlist<D> {
             Some(susp) => {
                 susp.check = None;
                 susp.check_failed = false;
+                // Something answers for it: a refusal seen before is no
+                // longer evidence of a crash.
+                susp.refused_at = None;
+                susp.crash_confirmed = false;
                 let deadline = susp.deadline.max(now + susp.min);
                 susp.next_check_at = deadline.checked_sub(window).unwrap_or(now).max(now);
                 deadline
@@ -177,7 +190,7 @@ impl<D: Delegate> Memberlist<D> {
         }
         let incarnation = m.incarnation;
         let deadline = susp.deadline;
-        if self.config.probe_before_dead {
+        if self.config.probe_before_dead || susp.refused_at.is_some() {
             // swimnet's check before dead: the suspect is asked (directly,
             // through helpers and over TCP) one check window before the
             // earliest deadline the suspicion can have, then every minimum
@@ -194,11 +207,16 @@ impl<D: Delegate> Memberlist<D> {
             }
             let (pending, failed, next_check) =
                 (susp.check.is_some(), susp.check_failed, susp.next_check_at);
-            let verdict = now >= deadline && failed;
+            let crashed = failed && susp.crash_confirmed;
+            let verdict = failed && (now >= deadline || crashed);
+            if crashed && now < deadline {
+                self.stats.refusal_verdicts += 1;
+            }
             if !verdict && !pending && (now >= next_check || now >= deadline) {
                 let seq = self.send_check(now, node);
                 if let Some(susp) = self.suspicions.active.get_mut(node) {
                     susp.check = Some(seq);
+                    susp.check_sent_at = now;
                     susp.check_until = now + window;
                     susp.next_check_at = now + susp.min;
                 }
@@ -217,5 +235,48 @@ impl<D: Delegate> Memberlist<D> {
             from: self.name.to_string(),
         };
         self.dead_node(now, d);
+    }
+
+    /// The host of suspect `node` refused a TCP ping (a reset: the host is
+    /// up, nothing listens on the member's port). `check_started` is when
+    /// the check of the suspect it belonged to went out, or `None` when it
+    /// belonged to a probe. With [`crate::Config::refusal_verdicts`] this is
+    /// crash evidence, weighed in two steps:
+    /// - a first refusal (no evidence standing) brings the next check of the
+    ///   suspect forward to [`crate::Config::refusal_recheck`] from now;
+    /// - a refusal of a check that went out after the first refusal confirms
+    ///   the crash: when that check's window ends with no answer (direct,
+    ///   indirect or TCP), the suspect is declared dead, before its
+    ///   suspicion deadline (`on_suspicion_timeout`).
+    ///
+    /// Any answer from the suspect in between clears the evidence
+    /// (`on_check_ack`), so a host that rejects TCP but answers over UDP is
+    /// never condemned by it. Returns whether the evidence was taken (false
+    /// when the feature is off or `node` is not under suspicion); a check
+    /// whose refusal was taken stays in flight until its window ends.
+    pub(super) fn note_refusal(
+        &mut self,
+        now: Instant,
+        node: &Arc<str>,
+        check_started: Option<Instant>,
+    ) -> bool {
+        if !self.config.refusal_verdicts {
+            return false;
+        }
+        let recheck = self.config.refusal_recheck;
+        let Some(susp) = self.suspicions.active.get_mut(node) else {
+            return false;
+        };
+        match (susp.refused_at, check_started) {
+            (Some(first), Some(sent)) if sent >= first => susp.crash_confirmed = true,
+            (Some(_), _) => {}
+            (None, _) => {
+                susp.refused_at = Some(now);
+                susp.next_check_at = susp.next_check_at.min(now + recheck);
+            }
+        }
+        let deadline = susp.deadline;
+        self.arm_suspicion(now, node, deadline);
+        true
     }
 }
