@@ -21,6 +21,8 @@
 //! never skipped).
 
 mod common;
+// Both harnesses include tests/common/procstat.rs; this test uses common's.
+#[allow(clippy::duplicate_mod)]
 mod overlay_common;
 
 use std::collections::BTreeSet;
