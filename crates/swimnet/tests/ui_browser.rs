@@ -264,7 +264,7 @@ const SITE: Site = Site {
 
 /// Agents `ui-1`..`ui-5` in their namespaces (each joining `ui-1`), and a
 /// relay per agent from 127.0.<net>.N:7380 in the root namespace to its
-/// API. Dropping it kills the agents and deletes the namespaces.
+/// API. Dropping the cluster kills the agents and deletes the namespaces.
 fn start_cluster(env: &Env) -> (Cluster, Vec<Relay>) {
     let cluster = Cluster::at(SITE, "", 5, &[]);
     let api: SocketAddr = format!("127.0.0.1:{}", overlay_common::API_PORT)
