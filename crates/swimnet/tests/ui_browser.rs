@@ -1,22 +1,39 @@
 //! The dashboard (`GET /ui`) in a real browser: headless Chromium (Debian's
 //! `chromium`), driven over the DevTools protocol, against a 5-agent
-//! NetworkDB cluster on 127.0.192.0/24, plus a memberlist agent with an API
-//! token on 127.0.193.0/24. Every assertion reads the rendered DOM.
-//! Screenshots of each view go to `target/ui-screenshots/`.
+//! NetworkDB cluster, plus a memberlist agent with an API token on
+//! 127.0.193.0/24. Every assertion reads the rendered DOM. Screenshots of
+//! each view go to `target/ui-screenshots/`.
+//!
+//! The NetworkDB agents `ui-1`..`ui-5` run in network namespaces this test
+//! creates (prefix `swu-`, underlay 10.207.0.0/24), with the harness of the
+//! overlay suite (tests/overlay_common), so that they attach real overlay
+//! endpoints (VXLAN devices inside their namespaces, never in the root
+//! one). Each agent's API stays on its namespace's 127.0.0.1:7380; a relay
+//! (tests/overlay_common/relay.rs) makes it reachable as 127.0.192.N:7380
+//! from the root namespace, where the browser and the test's requests are.
+//! Namespaces and agents are removed (by PID) when the test ends, also on
+//! failure.
 //!
 //! The browser resolves no host name (`--host-resolver-rules`) and its
 //! background services are off, so it reaches only the agents; the test
 //! also checks that every request the page made went to the agent.
-//! When Chromium cannot start, the test fails (it is never skipped).
+//! When Chromium or a namespace cannot be started, the test fails (it is
+//! never skipped).
 
 mod common;
+// Both harnesses include tests/common/procstat.rs; this test uses common's.
+#[allow(clippy::duplicate_mod)]
+mod overlay_common;
 
-use std::net::TcpStream;
+use std::collections::BTreeSet;
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use common::*;
+use overlay_common::relay::Relay;
+use overlay_common::{ep_ip, Cluster, Site};
 use serde_json::{json, Value};
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
@@ -236,15 +253,33 @@ fn ok(api: &str, method: &str, path: &str, body: &[u8]) {
     assert_eq!(code, 200, "{method} {path} on {api}: {text}");
 }
 
-/// Starts `ui-N` on 127.0.<net>.N in NetworkDB mode, joining `ui-1`.
-fn start_agent(env: &Env, n: u8) -> Proc {
-    let mut args = env.agent_args(&format!("ui-{n}"), n, "networkdb");
-    if n != 1 {
-        args.extend(["--join".into(), format!("{}:{GOSSIP_PORT}", env.ip(1))]);
-    }
-    env.spawn(&format!("ui-{n}"), &env.swimnet, &args)
+/// Where the NetworkDB agents live: namespaces `swu-u` (underlay),
+/// `swu-hN` (agent `ui-N` on 10.207.0.N) and `swu-hNeM` (endpoints).
+const SITE: Site = Site {
+    prefix: "swu-",
+    net: [10, 207, 0],
+    node: "ui-",
+    logs: "ui_browser",
+};
+
+/// Agents `ui-1`..`ui-5` in their namespaces (each joining `ui-1`), and a
+/// relay per agent from 127.0.<net>.N:7380 in the root namespace to its
+/// API. Dropping the cluster kills the agents and deletes the namespaces.
+fn start_cluster(env: &Env) -> (Cluster, Vec<Relay>) {
+    let cluster = Cluster::at(SITE, "", 5, &[]);
+    let api: SocketAddr = format!("127.0.0.1:{}", overlay_common::API_PORT)
+        .parse()
+        .unwrap();
+    let relays = (1..=5)
+        .map(|n| {
+            let listen = SocketAddr::from((env.ip(n), SWIM_API_PORT));
+            Relay::start(listen, &cluster.host(n).ns, api)
+        })
+        .collect();
+    (cluster, relays)
 }
 
+/// The address of `ui-N`'s API as the browser and the test reach it.
 fn api_of(env: &Env, n: u8) -> String {
     format!("{}:{SWIM_API_PORT}", env.ip(n))
 }
@@ -273,7 +308,7 @@ fn members_at(api: &str) -> Result<Vec<Member>, String> {
 #[test]
 fn dashboard_shows_a_live_networkdb_cluster() {
     let env = Env::new("ui_browser", 192);
-    let mut agents: Vec<Proc> = (1..=5).map(|n| start_agent(&env, n)).collect();
+    let (mut cluster, _relays) = start_cluster(&env);
     let api1 = api_of(&env, 1);
     wait_alive(&api1, 5);
     for n in 1..=5 {
@@ -317,14 +352,14 @@ fn dashboard_shows_a_live_networkdb_cluster() {
         "{}",
         stats["events"]
     );
-    let rss = procstat::rss_kib(agents[0].pid());
+    let rss = procstat::rss_kib(cluster.agent_pid(1));
     assert!(rss < 64 * 1024, "agent RSS {rss} KiB with the page open");
     check_members(&mut page);
     check_map(&mut page);
     check_networks(&mut page, &env);
-    check_overlays(&mut page, &env);
-    check_failure(&mut page, &mut agents[4]);
-    check_reconnect(&mut page, &env, &mut agents[0]);
+    check_overlays(&mut page, &env, &mut cluster);
+    check_failure(&mut page, &mut cluster);
+    check_reconnect(&mut page, &mut cluster);
     // Nothing the page loaded came from anywhere but the agent.
     page.call("Runtime.evaluate", json!({ "expression": "1" }));
     assert!(page.requests.len() >= 6, "{:?}", page.requests);
@@ -449,13 +484,50 @@ fn check_networks(page: &mut Cdp, env: &Env) {
     );
 }
 
+/// One endpoint attached for the overlays check, as its attach answered.
+struct Ep {
+    host: String,
+    ns: String,
+    id: String,
+    name: String,
+    ip: String,
+    mac: String,
+    vtep: String,
+}
+
+/// Attaches the new namespace `swu-hIeM` to blue on `ui-I` (CLI
+/// `overlay attach`, as the overlay suite does) with address `ip`.
+fn attach(cluster: &mut Cluster, i: u8, m: u32, name: &str, ip: &str) -> Ep {
+    let ns = cluster.endpoint_ns(i, m);
+    let v = cluster
+        .attach(i, "blue", &ns, &["--ip", ip, "--name", name])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let field = |k: &str| {
+        v[k].as_str()
+            .unwrap_or_else(|| panic!("attach answer without {k}: {v}"))
+            .to_string()
+    };
+    let ep = Ep {
+        host: format!("ui-{i}"),
+        ns,
+        id: field("id"),
+        name: field("name"),
+        ip: ep_ip(&v).to_string(),
+        mac: field("mac"),
+        vtep: field("vtep"),
+    };
+    assert_eq!(ep.ip, ip, "{v}");
+    assert_eq!(ep.vtep, SITE.ip(i).to_string(), "VTEP of ui-{i}: {v}");
+    ep
+}
+
 /// Overlays: the view does not join the definitions network by itself;
 /// an overlay created through the API shows live with its ID, subnet and
-/// VNI, the host attached to its network, and where its endpoints are.
-/// (Attaching an endpoint needs a VXLAN device in the agent's namespace,
-/// here the root one, which tests must not touch: tests/overlay_agent.rs
-/// attaches endpoints in namespaces of its own.)
-fn check_overlays(page: &mut Cdp, env: &Env) {
+/// VNI and the hosts attached; the page's agent, not attached, says where
+/// the endpoints are; once it attaches one, the view lists every endpoint
+/// (attached for real on two hosts) grouped by host, and a detached one
+/// disappears, all without a reload.
+fn check_overlays(page: &mut Cdp, env: &Env, cluster: &mut Cluster) {
     let api1 = api_of(env, 1);
     page.show("overlays");
     page.wait_for(
@@ -477,71 +549,72 @@ fn check_overlays(page: &mut Cdp, env: &Env) {
     assert_eq!(code, 201, "{created}");
     let created: Value = serde_json::from_str(&created).unwrap();
     let id = created["id"].as_str().expect("overlay id").to_string();
-    // ui-2 joins the overlay's network: a host attached, holding its tables.
-    ok(
-        &api_of(env, 2),
-        "POST",
-        &format!("/v1/networks/{id}/join"),
-        b"{}",
-    );
+    // ui-2 attaches two endpoints: it joins the overlay's network.
+    assert_eq!(cluster.overlay_id(2, "blue"), id, "blue's ID on ui-2");
+    let mut eps = vec![
+        attach(cluster, 2, 1, "web2", "10.77.0.3"),
+        attach(cluster, 2, 2, "db", "10.77.0.4"),
+    ];
     let shown = page.wait_for(
         "overlay blue with its ID, subnet, VNI and host",
         &format!(
-            "(() => {{ const o = document.querySelector('[data-overlay=blue]');              const f = (n) => o.querySelector('[data-field=' + n + ']').innerText;              return o && f('id') === '{id}' && f('subnet') === '10.77.0.0/24' && f('vni') === '4242' &&              o.querySelector('[data-field=hosts] [data-host=ui-2]') &&              o.querySelector('[data-endpoints-error]')?.innerText.includes('ui-2') &&              window.__noReload === 1; }})()"
+            "(() => {{ const o = document.querySelector('[data-overlay=blue]'); \
+             const f = (n) => o.querySelector('[data-field=' + n + ']').innerText; \
+             return o && f('id') === '{id}' && f('subnet') === '10.77.0.0/24' && f('vni') === '4242' && \
+             o.querySelector('[data-field=hosts] [data-host=ui-2]') && \
+             o.querySelector('[data-endpoints-error]')?.innerText.includes('ui-2') && \
+             window.__noReload === 1; }})()"
         ),
         Duration::from_secs(20),
     );
-    eprintln!("overlay shown {shown:?} after the join");
+    eprintln!("overlay shown {shown:?} after ui-2 attached");
     page.screenshot("overlays");
-    check_endpoint_rows(page, &id);
+    // The page's agent attaches one too: it holds blue's tables now.
+    eps.push(attach(cluster, 1, 1, "web1", "10.77.0.2"));
+    let listed = check_endpoint_rows(page, &eps);
+    eprintln!("3 endpoints listed {listed:?} after ui-1 attached");
     page.screenshot("overlays-endpoints");
+    let gone = eps.remove(1);
+    cluster.cli_ok(2, &["overlay", "detach", "blue", "--netns", &gone.ns]);
+    let removed = check_endpoint_rows(page, &eps);
+    eprintln!("{} gone {removed:?} after its detach", gone.name);
 }
 
-/// The endpoint table, grouped by host: no endpoint can be attached here
-/// (see [`check_overlays`]), so the page's request for blue's endpoints
-/// is answered inside the page with two hosts' endpoints in the API's
-/// shape (`GET /v1/overlays/NAME/endpoints`); everything else still
-/// comes from the agent.
-fn check_endpoint_rows(page: &mut Cdp, id: &str) {
-    let fixture = json!([
-        {"id": "e2".repeat(32), "name": "web2", "ip": "10.77.0.3", "mac": "02:42:0a:4d:00:03",
-         "host": "ui-2", "vtep": "127.0.192.2", "overlay": "blue"},
-        {"id": "e1".repeat(32), "name": "web1", "ip": "10.77.0.2", "mac": "02:42:0a:4d:00:02",
-         "host": "ui-1", "vtep": "127.0.192.1", "overlay": "blue"},
-        {"id": "e3".repeat(32), "name": "db", "ip": "10.77.0.4", "mac": "02:42:0a:4d:00:04",
-         "host": "ui-2", "vtep": "127.0.192.2", "overlay": "blue"},
-    ]);
-    page.eval(&format!(
-        "(() => {{ const real = window.fetch; window.fetch = (url, opts) => \
-         String(url) === '/v1/overlays/blue/endpoints' \
-           ? Promise.resolve(new Response({body}, {{ status: 200 }})) : real(url, opts); }})()",
-        body = serde_json::to_string(&fixture.to_string()).unwrap()
-    ));
+/// Waits until blue's endpoint table shows exactly `eps`, grouped by host
+/// (hosts in order, endpoints by name), each row with its name, address,
+/// MAC and VTEP and tagged with its host and ID, without a reload.
+fn check_endpoint_rows(page: &mut Cdp, eps: &[Ep]) -> Duration {
+    let hosts: BTreeSet<&str> = eps.iter().map(|e| e.host.as_str()).collect();
+    let (mut rows, mut tags) = (Vec::new(), Vec::new());
+    for h in hosts {
+        let mut list: Vec<&Ep> = eps.iter().filter(|e| e.host == h).collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        let this = if h == "ui-1" { " (this agent)" } else { "" };
+        let plural = if list.len() == 1 { "" } else { "s" };
+        rows.push(format!("{h}{this}: {} endpoint{plural}", list.len()));
+        for e in list {
+            rows.push(format!("{} {} {} {}", e.name, e.ip, e.mac, e.vtep));
+            tags.push(format!("{} {}", e.host, e.id));
+        }
+    }
+    let want = json!({ "rows": rows, "tags": tags }).to_string();
     page.wait_for(
-        "blue's endpoints grouped by host",
-        "document.querySelectorAll('[data-overlay=blue] tr[data-endpoint]').length === 3",
-        Duration::from_secs(15),
-    );
-    let rows = page.eval(
-        "[...document.querySelectorAll('[data-overlay=blue] tbody tr')].map((r) => r.innerText.replace(/\\s+/g, ' ').trim())",
-    );
-    assert_eq!(
-        rows,
-        json!([
-            "ui-1 (this agent): 1 endpoint",
-            "web1 10.77.0.2 02:42:0a:4d:00:02 127.0.192.1",
-            "ui-2: 2 endpoints",
-            "db 10.77.0.4 02:42:0a:4d:00:04 127.0.192.2",
-            "web2 10.77.0.3 02:42:0a:4d:00:03 127.0.192.2",
-        ]),
-        "overlay {id}"
-    );
+        &format!("blue's endpoints grouped by host: {want}"),
+        &format!(
+            "(() => {{ const o = document.querySelector('[data-overlay=blue]'); \
+             const rows = [...o.querySelectorAll('tbody tr')].map((r) => r.innerText.replace(/\\s+/g, ' ').trim()); \
+             const tags = [...o.querySelectorAll('tr[data-endpoint]')].map((r) => r.dataset.host + ' ' + r.dataset.endpoint); \
+             return JSON.stringify({{ rows, tags }}) === {want_js} && window.__noReload === 1; }})()",
+            want_js = serde_json::to_string(&want).unwrap()
+        ),
+        Duration::from_secs(20),
+    )
 }
 
 /// An agent dies: its row turns failed without a reload, and the feed
 /// says so.
-fn check_failure(page: &mut Cdp, victim: &mut Proc) {
-    victim.kill9();
+fn check_failure(page: &mut Cdp, cluster: &mut Cluster) {
+    cluster.kill9(5);
     page.show("members");
     let failed = page.wait_for(
         "ui-5 failed",
@@ -560,19 +633,15 @@ fn check_failure(page: &mut Cdp, victim: &mut Proc) {
 }
 
 /// The agent behind the page restarts: a banner, then it reconnects.
-fn check_reconnect(page: &mut Cdp, env: &Env, observer: &mut Proc) {
-    observer.kill9();
+fn check_reconnect(page: &mut Cdp, cluster: &mut Cluster) {
+    cluster.kill9(1);
     page.wait_for(
         "the disconnected banner",
         "!document.querySelector('#banner').hidden",
         Duration::from_secs(15),
     );
     page.screenshot("disconnected");
-    *observer = {
-        let mut args = env.agent_args("ui-1", 1, "networkdb");
-        args.extend(["--join".into(), format!("{}:{GOSSIP_PORT}", env.ip(2))]);
-        env.spawn("ui-1-again", &env.swimnet, &args)
-    };
+    cluster.start_agent_joining(1, Some(2));
     page.wait_for(
         "the page reconnected",
         "document.querySelector('#banner').hidden && document.body.dataset.connected === 'true' && window.__noReload === 1",

@@ -2,14 +2,19 @@
 //! an underlay bridge, one `swimnet agent --protocol networkdb` per host,
 //! endpoint namespaces, and readers of the kernel state the agents program.
 //!
-//! Layout of a cluster with tag `T` (every name starts with `swe-T`, so
-//! tests running side by side never share a device, an address or a port):
+//! Layout of a cluster with tag `T` in the overlay suite's [`Site`] (every
+//! name starts with `swe-T`, so tests running side by side never share a
+//! device, an address or a port):
 //! - `swe-Tu`: the underlay, a namespace holding the bridge `br0`;
 //! - `swe-ThN`: host N, with `eth0` = 10.203.0.N/24 plugged into `br0`;
-//!   its agent binds 10.203.0.N:7946 (VTEP 10.203.0.N) and serves its API
-//!   on 127.0.0.1:7380 inside the namespace; hosts 2.. join host 1;
+//!   its agent `hN` binds 10.203.0.N:7946 (VTEP 10.203.0.N) and serves its
+//!   API on 127.0.0.1:7380 inside the namespace; hosts 2.. join host 1;
 //! - `swe-ThNeM`: endpoint M of host N (created empty; `overlay attach`
 //!   fills it).
+//!
+//! Other suites pick their own [`Site`] (namespace prefix, underlay /24,
+//! node names) with [`Cluster::at`]; [`relay`] lets a client in the root
+//! namespace reach a host's API.
 //!
 //! Network rule: all traffic stays inside these namespaces. Every process
 //! started here is killed by PID and every namespace created here is
@@ -38,6 +43,38 @@ use serde_json::Value;
 #[path = "../common/procstat.rs"]
 pub mod procstat;
 
+pub mod relay;
+
+/// Where a cluster lives: its namespace prefix, underlay /24 and node
+/// names. Each suite has its own, so suites never share a namespace, an
+/// address or a stale-process pattern.
+#[derive(Clone, Copy, Debug)]
+pub struct Site {
+    /// Every namespace of the site starts with this.
+    pub prefix: &'static str,
+    /// The underlay's first three octets; host N is `.N`.
+    pub net: [u8; 3],
+    /// Host N's agent is named this followed by N.
+    pub node: &'static str,
+    /// Log directory (under the target's tmp dir).
+    pub logs: &'static str,
+}
+
+impl Site {
+    /// The underlay address of host `n`.
+    pub fn ip(&self, n: u8) -> Ipv4Addr {
+        Ipv4Addr::new(self.net[0], self.net[1], self.net[2], n)
+    }
+}
+
+/// The overlay suite's site (tests/overlay_e2e.rs).
+pub const E2E: Site = Site {
+    prefix: PREFIX,
+    net: [10, 203, 0],
+    node: "h",
+    logs: "overlay_e2e",
+};
+
 /// Every namespace the overlay tests, the benchmark and the demo create
 /// starts with this.
 pub const PREFIX: &str = "swe-";
@@ -58,9 +95,9 @@ pub const SETTLE_MS: u64 = 500;
 const HINT: &str = "the overlay tests need root, iproute2 (ip, bridge), iputils-ping, \
                     getent and curl; scripts/test.sh installs them";
 
-/// The underlay address of host `n`.
+/// The underlay address of host `n` in the overlay suite's site.
 pub fn underlay_ip(n: u8) -> Ipv4Addr {
-    Ipv4Addr::new(10, 203, 0, n)
+    E2E.ip(n)
 }
 
 pub fn secs(s: u64) -> Duration {
@@ -148,6 +185,7 @@ pub type Programmed = (Ipv4Addr, String, Ipv4Addr);
 
 /// Hosts on an underlay, their agents, and every namespace made for them.
 pub struct Cluster {
+    pub site: Site,
     pub tag: String,
     pub hosts: Vec<Host>,
     /// Agent process per host (index = host index - 1); None while stopped.
@@ -172,7 +210,12 @@ impl Cluster {
 
     /// [`Cluster::new`] with extra flags for every agent.
     pub fn with_flags(tag: &str, n: u8, flags: &[&str]) -> Cluster {
-        let mut c = Cluster::bare(tag);
+        Self::at(E2E, tag, n, flags)
+    }
+
+    /// [`Cluster::with_flags`] in another suite's `site`.
+    pub fn at(site: Site, tag: &str, n: u8, flags: &[&str]) -> Cluster {
+        let mut c = Cluster::bare_at(site, tag);
         c.agent_flags = flags.iter().map(|s| s.to_string()).collect();
         for i in 1..=n {
             c.add_host(i);
@@ -186,22 +229,30 @@ impl Cluster {
 
     /// The underlay only (no hosts yet).
     pub fn bare(tag: &str) -> Cluster {
+        Self::bare_at(E2E, tag)
+    }
+
+    /// [`Cluster::bare`] in `site`.
+    pub fn bare_at(site: Site, tag: &str) -> Cluster {
         preflight();
+        let prefix = site.prefix;
         assert!(
-            PREFIX.len() + tag.len() + 6 <= 15,
+            prefix.len() + tag.len() + 6 <= 15,
             "tag {tag:?} too long for 15-character namespace names"
         );
         let logs = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join("overlay_e2e")
+            .join(site.logs)
             .join(tag);
         let pidfile = logs.join("pids");
-        kill_stale(&pidfile);
-        remove_stale(&format!("{PREFIX}{tag}"));
+        let n = site.net;
+        kill_stale(&pidfile, &format!("{}.{}.{}.", n[0], n[1], n[2]));
+        remove_stale(&format!("{prefix}{tag}"));
         let _ = fs::remove_dir_all(&logs);
         fs::create_dir_all(&logs).expect("create log dir");
-        eprintln!("[{tag}] logs in {}", logs.display());
-        let underlay = format!("{PREFIX}{tag}u");
+        eprintln!("[{prefix}{tag}] logs in {}", logs.display());
+        let underlay = format!("{prefix}{tag}u");
         let mut c = Cluster {
+            site,
             tag: tag.to_string(),
             hosts: Vec::new(),
             agents: Vec::new(),
@@ -226,15 +277,15 @@ impl Cluster {
         self.namespaces.push(name.to_string());
     }
 
-    /// Creates host namespace `swe-ThI` with eth0 = 10.203.0.I/24 on the
-    /// underlay bridge (the veth is made inside the underlay namespace, so
-    /// the root namespace is never touched).
+    /// Creates host namespace `swe-ThI` with eth0 = 10.203.0.I/24 (in the
+    /// overlay suite's site) on the underlay bridge (the veth is made inside
+    /// the underlay namespace, so the root namespace is never touched).
     pub fn add_host(&mut self, i: u8) -> Host {
-        let ns = format!("{PREFIX}{}h{i}", self.tag);
+        let ns = format!("{}{}h{i}", self.site.prefix, self.tag);
         self.add_ns(&ns);
         let v = format!("v{i}");
         let u = self.underlay.clone();
-        let ip = underlay_ip(i);
+        let ip = self.site.ip(i);
         underlay::plug_host(&u, &v, &ns, &ip.to_string());
         let h = Host { idx: i, ns, ip };
         self.hosts.push(h.clone());
@@ -248,18 +299,18 @@ impl Cluster {
 
     /// Creates the (empty) endpoint namespace `swe-ThIeM`; answers its name.
     pub fn endpoint_ns(&mut self, i: u8, m: u32) -> String {
-        let ns = format!("{PREFIX}{}h{i}e{m}", self.tag);
+        let ns = format!("{}{}h{i}e{m}", self.site.prefix, self.tag);
         self.add_ns(&ns);
         ns
     }
 
-    /// The agent command line of host `i`.
-    fn agent_argv(&self, i: u8) -> Vec<String> {
-        let ip = underlay_ip(i);
+    /// The agent command line of host `i`, joining host `seed`.
+    fn agent_argv(&self, i: u8, seed: Option<u8>) -> Vec<String> {
+        let ip = self.site.ip(i);
         let mut v: Vec<String> = [
             "agent",
             "--node",
-            &format!("h{i}"),
+            &format!("{}{i}", self.site.node),
             "--bind",
             &format!("{ip}:{GOSSIP_PORT}"),
             "--api",
@@ -278,9 +329,9 @@ impl Cluster {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        if i != 1 {
+        if let Some(s) = seed {
             v.push("--join".into());
-            v.push(format!("{}:{GOSSIP_PORT}", underlay_ip(1)));
+            v.push(format!("{}:{GOSSIP_PORT}", self.site.ip(s)));
         }
         v.extend(self.agent_flags.iter().cloned());
         v
@@ -318,11 +369,17 @@ impl Cluster {
         child
     }
 
-    /// Starts (or restarts) host `i`'s agent and waits until its API answers.
+    /// Starts (or restarts) host `i`'s agent and waits until its API answers;
+    /// hosts other than 1 join host 1.
     pub fn start_agent(&mut self, i: u8) {
+        self.start_agent_joining(i, (i != 1).then_some(1));
+    }
+
+    /// [`Cluster::start_agent`] joining host `seed` (none: joins nobody).
+    pub fn start_agent_joining(&mut self, i: u8, seed: Option<u8>) {
         assert!(self.agents[i as usize - 1].is_none(), "agent h{i} runs");
         let ns = self.host(i).ns.clone();
-        let argv = self.agent_argv(i);
+        let argv = self.agent_argv(i, seed);
         let mut full = vec![swimnet_bin()];
         full.extend(argv.iter().map(String::as_str));
         let child = self.spawn_in(&format!("h{i}"), &ns, &[], &full);
@@ -678,13 +735,14 @@ fn delete_ns(ns: &str) {
 }
 
 /// Kills agents an earlier, killed run of the same tag left (by PID from
-/// its pid file, only when the process still is one of ours).
-fn kill_stale(pidfile: &Path) {
+/// its pid file, only when the process still is one of ours: its command
+/// line holds `underlay`, the site's first three octets).
+fn kill_stale(pidfile: &Path, underlay: &str) {
     let text = fs::read_to_string(pidfile).unwrap_or_default();
     for pid in text.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
         let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.contains("10.203.0.") || cmdline.contains("networkdb-test") {
+        if cmdline.contains(underlay) || cmdline.contains("networkdb-test") {
             eprintln!("killing stale process {pid}: {cmdline}");
             let _ = Command::new("kill")
                 .args(["-KILL", &pid.to_string()])
