@@ -33,17 +33,7 @@ fn without_refusals(name: String, addr: SocketAddr) -> Config {
 /// `N` LAN nodes built with `make`, all joined through node 0 and
 /// converged, recording events from then on.
 fn cluster(seed: u64, make: fn(String, SocketAddr) -> Config) -> Sim<NoopDelegate> {
-    let mut s = Sim::new(seed, NetworkModel::default(), |_| NoopDelegate);
-    for _ in 0..N {
-        s.add_node(make);
-    }
-    for i in 1..N {
-        s.join(i, &[0]);
-    }
-    s.run_until_cond(Duration::from_secs(60), Duration::from_millis(100), |s| {
-        s.converged()
-    })
-    .expect("the cluster converges");
+    let mut s = common::converged_cluster_with(seed, N, NetworkModel::default(), make);
     s.record_events(true);
     s
 }

@@ -11,7 +11,7 @@ use swimnet_core::{Config, Event, NodeState, NoopDelegate};
 use swimnet_sim::{node_name, NetworkModel, NodeId, Sim};
 
 mod common;
-use common::dead_latencies;
+use common::{converged_cluster_with, dead_latencies};
 
 fn lan(name: String, addr: SocketAddr) -> Config {
     Config::lan(name, addr)
@@ -33,29 +33,6 @@ fn sim(seed: u64, net: NetworkModel) -> Sim<NoopDelegate> {
 /// node sees every other alive.
 fn converged_cluster(seed: u64, n: usize, net: NetworkModel) -> Sim<NoopDelegate> {
     converged_cluster_with(seed, n, net, lan)
-}
-
-fn converged_cluster_with(
-    seed: u64,
-    n: usize,
-    net: NetworkModel,
-    make: fn(String, SocketAddr) -> Config,
-) -> Sim<NoopDelegate> {
-    let mut s = sim(seed, net);
-    for _ in 0..n {
-        s.add_node(make);
-    }
-    for i in 1..n {
-        s.join(i, &[0]);
-    }
-    let took = s.run_until_cond(Duration::from_secs(120), Duration::from_millis(100), |s| {
-        s.converged()
-    });
-    assert!(
-        took.is_some(),
-        "seed {seed}: {n} nodes did not converge in 120 s"
-    );
-    s
 }
 
 fn assert_invariants(s: &Sim<NoopDelegate>, seed: u64) {

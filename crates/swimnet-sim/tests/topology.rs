@@ -22,7 +22,7 @@ use swimnet_sim::scenario::{run, RunOptions, Scenario};
 use swimnet_sim::{NetworkModel, NodeId, Sim};
 
 mod common;
-use common::dead_latencies;
+use common::{converged_cluster_with, dead_latencies};
 
 fn uniform(name: String, addr: SocketAddr) -> Config {
     Config {
@@ -39,17 +39,7 @@ fn aware(name: String, addr: SocketAddr) -> Config {
 }
 
 fn cluster(seed: u64, n: usize, make: fn(String, SocketAddr) -> Config) -> Sim<NoopDelegate> {
-    let mut s = Sim::new(seed, NetworkModel::default(), |_| NoopDelegate);
-    for _ in 0..n {
-        s.add_node(make);
-    }
-    for i in 1..n {
-        s.join(i, &[0]);
-    }
-    s.run_until_cond(Duration::from_secs(120), Duration::from_millis(100), |s| {
-        s.converged()
-    })
-    .unwrap_or_else(|| panic!("seed {seed}: {n} nodes did not converge"));
+    let mut s = converged_cluster_with(seed, n, NetworkModel::default(), make);
     // Two minutes of probes: coordinates settle and the bias is in use.
     s.run_for(Duration::from_secs(120));
     assert!(s.violations().is_empty(), "{:?}", s.violations());

@@ -1,10 +1,37 @@
 //! Helpers shared by the harness test files.
 #![allow(dead_code)]
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use swimnet_core::{Delegate, Event, NodeState};
-use swimnet_sim::{node_name, NodeId, Sim};
+use swimnet_core::{Config, Delegate, Event, NodeState, NoopDelegate};
+use swimnet_sim::{node_name, NetworkModel, NodeId, Sim};
+
+/// Builds `n` nodes configured by `make` on `net`, joins them all through
+/// node 0 and runs until every node sees every other alive (at most 120
+/// virtual seconds, checked every 100 ms; panics with the seed otherwise).
+pub fn converged_cluster_with(
+    seed: u64,
+    n: usize,
+    net: NetworkModel,
+    make: fn(String, SocketAddr) -> Config,
+) -> Sim<NoopDelegate> {
+    let mut s = Sim::new(seed, net, |_| NoopDelegate);
+    for _ in 0..n {
+        s.add_node(make);
+    }
+    for i in 1..n {
+        s.join(i, &[0]);
+    }
+    let took = s.run_until_cond(Duration::from_secs(120), Duration::from_millis(100), |s| {
+        s.converged()
+    });
+    assert!(
+        took.is_some(),
+        "seed {seed}: {n} nodes did not converge in 120 s"
+    );
+    s
+}
 
 /// How long after `since` each node that did so declared `victim` dead,
 /// sorted (from the recorded events; call `record_events(true)` first).
