@@ -151,7 +151,7 @@ impl Env {
     }
 
     /// Starts a serf agent on `127.0.<net>.<host>:7946` (RPC on :7373) with
-    /// `-profile=local -log-level=debug` and waits until its RPC answers.
+    /// `-profile=local` (or `opts.profile`) and `-log-level=debug`, and waits until its RPC answers.
     pub fn serf(&self, name: &str, host: u8, opts: &SerfOpts) -> Serf {
         let ip = self.ip(host);
         self.check_free(ip, name);
@@ -160,7 +160,7 @@ impl Env {
             format!("-node={name}"),
             format!("-bind={ip}:{GOSSIP_PORT}"),
             format!("-rpc-addr={ip}:{SERF_RPC_PORT}"),
-            "-profile=local".into(),
+            format!("-profile={}", opts.profile.unwrap_or("local")),
             "-log-level=debug".into(),
         ];
         if let Some(k) = &opts.key {
@@ -304,6 +304,8 @@ pub struct SerfOpts {
     pub expect_start_failure: bool,
     /// `-event-handler` values (`[FILTER=]PATH`).
     pub event_handlers: Vec<String>,
+    /// Timer profile (`-profile`); `local` when unset.
+    pub profile: Option<&'static str>,
 }
 
 #[derive(Default, Clone)]

@@ -81,6 +81,91 @@ fn swimnet_detects_killed_serf_encrypted() {
     swimnet_detects_killed_serf(true, 106);
 }
 
+/// A serf agent takes swimnet's crash verdict as an ordinary dead message.
+/// s1 runs serf with the `wan` profile, whose own suspicion timeout cannot
+/// end sooner than 6·5 s = 30 s after its suspicion starts; s2 (serf, local
+/// profile) and eight swimnet agents complete the cluster (n = 10). After
+/// kill -9 of s2 its host refuses TCP pings, so a swimnet agent declares it
+/// dead from that evidence (README, "Crash verdicts from refused TCP
+/// pings") within a few seconds, and s1 must show s2 `failed` within 28 s,
+/// before its own timer could have: it learned it from swimnet's dead
+/// message (gossip, or a push/pull), which its log confirms (a member-failed
+/// event, no suspect timeout of its own). Eight swimnet agents, because
+/// memberlist's gossip hands a message to only retransmit-mult ·
+/// ceil(log10(n + 1)) peers per node (2 in a 5-node local cluster, where s1
+/// would miss it about one time in eight and wait for a push/pull).
+fn serf_takes_swimnet_crash_verdict(enc: bool, net: u8) {
+    let env = Env::new(
+        &format!("serf_takes_swimnet_crash_verdict_{}", mode(enc)),
+        net,
+    );
+    let key = enc.then(keygen);
+    let s1 = env.serf(
+        "s1",
+        1,
+        &SerfOpts {
+            key: key.clone(),
+            profile: Some("wan"),
+            ..Default::default()
+        },
+    );
+    let serf_opts = SerfOpts {
+        key: key.clone(),
+        join: vec![s1.addr()],
+        ..Default::default()
+    };
+    let mut s2 = env.serf("s2", 2, &serf_opts);
+    let swims: Vec<Swim> = (1..=8)
+        .map(|i| env.swim(&format!("sw{i}"), 20 + i, &swim_opts(&key, vec![s1.addr()])))
+        .collect();
+    {
+        let mut all: Vec<&dyn Node> = vec![&s1, &s2];
+        all.extend(swims.iter().map(|s| s as &dyn Node));
+        wait_all_alive(&all, &names(&all), CONVERGE);
+    }
+    s2.proc.kill9();
+    let bound = Duration::from_secs(28);
+    let (took, seen) = wait_status(&s1, "s2", "failed", &["left"], bound);
+    let verdicts: u64 = swims
+        .iter()
+        .map(|s| {
+            s.stat("refusal_verdicts")
+                .unwrap_or_else(|e| panic!("{}: {e}", s.name))
+        })
+        .sum();
+    eprintln!(
+        "[{}] serf (wan profile) showed the killed s2 failed after {:.2} s; \
+         swimnet refusal verdicts: {verdicts}; statuses {seen:?}",
+        mode(enc),
+        took.as_secs_f64()
+    );
+    assert!(
+        verdicts >= 1,
+        "no swimnet agent gave a crash verdict about s2"
+    );
+    let log = s1.log();
+    assert!(
+        log.contains("EventMemberFailed: s2 "),
+        "s1 logged no member-failed event for s2:\n{}",
+        tail(&log, 30)
+    );
+    assert!(
+        !log.contains("Marking s2 as failed"),
+        "s1's own suspicion timer declared s2 dead:\n{}",
+        tail(&log, 30)
+    );
+}
+
+#[test]
+fn serf_takes_swimnet_crash_verdict_plain() {
+    serf_takes_swimnet_crash_verdict(false, 119);
+}
+
+#[test]
+fn serf_takes_swimnet_crash_verdict_encrypted() {
+    serf_takes_swimnet_crash_verdict(true, 120);
+}
+
 /// 3 serf agents + swimnet (n = 4). kill -9 swimnet; every serf agent must
 /// mark it `failed` (never `left`) within 2(n−1)·PI + 3 s (suspicion with
 /// the confirmation of the other serf agents) + 2 s slack = 11 s.
