@@ -256,26 +256,56 @@ def mean_sd(xs):
 # ---------------------------------------------------------------- analysis
 
 
+SERIES = ("serf/handler", "serf/log", "swimnet/handler", "swimnet/log")
+SERF_FAILED = re.compile(r"^\s*(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) \[INFO\] serf: EventMemberFailed: (\S+)")
+SWIM_FAILED = re.compile(r"member failed node=\"?([^\s\"]+)")
+
+
+def log_verdicts(d, name):
+    """(time, accused) of every failed verdict an agent's log shows (serf logs them
+    before its agent coalesces member events for the handlers; to the second)."""
+    out = []
+    with open(os.path.join(d, "logs", name), errors="replace") as f:
+        for line in f:
+            if name.startswith("s"):
+                m = SERF_FAILED.match(line)
+                if m:
+                    t = time.mktime(time.strptime(m.group(1), "%Y/%m/%d %H:%M:%S")) + 0.5
+                    out.append((t, m.group(2)))
+            else:
+                m = SWIM_FAILED.search(line)
+                t = log_time(line) if m else None
+                if t is not None:
+                    out.append((t, m.group(1)))
+    return out
+
+
 def load_round(d):
     with open(os.path.join(d, "meta.json")) as f:
         meta = json.load(f)
     if not meta.get("complete"):
         fail(f"{d}: the round did not complete (meta.json has no 'complete'); not analysed")
-    verdicts = {s: [] for s in SIDES}
-    before = {s: 0 for s in SIDES}
+    raw = {k: [] for k in SERIES}
     ev = os.path.join(d, "events")
     for name in sorted(os.listdir(ev)):
         side = "serf" if name.startswith("s") else "swimnet"
         with open(os.path.join(ev, name)) as f:
             for line in f:
                 parts = line.split()
-                if len(parts) != 4 or parts[2] != "member-failed":
-                    continue
-                t = float(parts[0])
-                if t < meta["t0"]:
-                    before[side] += 1
-                elif t <= meta["t_end"] + meta["grace"]:
-                    verdicts[side].append({"t": t, "observer": parts[1], "accused": parts[3]})
+                if len(parts) == 4 and parts[2] == "member-failed":
+                    raw[f"{side}/handler"].append((float(parts[0]), parts[1], parts[3]))
+    for name in sorted(os.listdir(os.path.join(d, "logs"))):
+        side = "serf" if name.startswith("s") else "swimnet"
+        for t, accused in log_verdicts(d, name):
+            raw[f"{side}/log"].append((t, name[:-4], accused))
+    verdicts = {k: [] for k in SERIES}
+    before = {k: 0 for k in SERIES}
+    for k, vs in raw.items():
+        for t, observer, accused in vs:
+            if t < meta["t0"]:
+                before[k] += 1
+            elif t <= meta["t_end"] + meta["grace"]:
+                verdicts[k].append({"t": t, "observer": observer, "accused": accused})
     return meta, verdicts, before
 
 
@@ -413,31 +443,30 @@ def swimnet_excerpts(d, eps, limit=12):
 
 
 def analyze_rounds(dirs, window, merge):
-    res = {s: {"verdicts": [], "episodes": [], "win_acc": [], "win_ver": [], "before": 0,
-               "observer": {}, "accused": {}, "seconds": 0.0} for s in SIDES}
+    res = {k: {"verdicts": [], "episodes": [], "win_acc": [], "win_ver": [], "before": 0,
+               "observer": {}, "accused": {}, "seconds": 0.0} for k in SERIES}
     rounds, excerpts, metrics, serf_logs = [], [], {}, {}
     for d in dirs:
         meta, verdicts, before = load_round(d)
         row = {"dir": d, "duration": meta["duration"], "stalls": len(meta["stalls"]),
                "converged_after": meta.get("converged_after")}
-        for s in SIDES:
-            r = res[s]
-            eps = episodes_of(verdicts[s], merge, meta)
+        for k in SERIES:
+            r = res[k]
+            eps = episodes_of(verdicts[k], merge, meta)
             for e in eps:
                 e["round"], e["rel"] = d, e["start"] - meta["t0"]
-            for v in verdicts[s]:
+                r["accused"][e["accused"]] = r["accused"].get(e["accused"], 0) + 1
+            for v in verdicts[k]:
                 v["round"], v["rel"] = d, v["t"] - meta["t0"]
                 r["observer"][v["observer"]] = r["observer"].get(v["observer"], 0) + 1
-            for e in eps:
-                r["accused"][e["accused"]] = r["accused"].get(e["accused"], 0) + 1
-            r["verdicts"] += verdicts[s]
+            r["verdicts"] += verdicts[k]
             r["episodes"] += eps
             r["win_acc"] += window_counts(meta, eps, "start", window)
-            r["win_ver"] += window_counts(meta, verdicts[s], "t", window)
-            r["before"] += before[s]
+            r["win_ver"] += window_counts(meta, verdicts[k], "t", window)
+            r["before"] += before[k]
             r["seconds"] += meta["duration"]
-            row[s] = {"accusations": len(eps), "verdicts": len(verdicts[s])}
-            if s == "swimnet":
+            row[k] = {"accusations": len(eps), "verdicts": len(verdicts[k])}
+            if k == "swimnet/handler":
                 excerpts += swimnet_excerpts(d, eps)
         for k, v in metric_sums(d).items():
             metrics[k] = metrics.get(k, 0) + v
@@ -452,25 +481,25 @@ def write_files(out, res, summary, excerpts):
         json.dump(summary, f, indent=1)
     with open(os.path.join(out, "windows.csv"), "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["window", "serf_accusations", "swimnet_accusations", "serf_verdicts",
-                    "swimnet_verdicts"])
-        for i in range(len(res["serf"]["win_acc"])):
-            w.writerow([i, res["serf"]["win_acc"][i], res["swimnet"]["win_acc"][i],
-                        res["serf"]["win_ver"][i], res["swimnet"]["win_ver"][i]])
+        w.writerow(["window"] + [f"{k} accusations" for k in SERIES]
+                   + [f"{k} verdicts" for k in SERIES])
+        for i in range(len(res[SERIES[0]]["win_acc"])):
+            w.writerow([i] + [res[k]["win_acc"][i] for k in SERIES]
+                       + [res[k]["win_ver"][i] for k in SERIES])
     with open(os.path.join(out, "verdicts.csv"), "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["side", "round", "seconds_after_t0", "observer", "accused"])
-        for s in SIDES:
-            for v in res[s]["verdicts"]:
-                w.writerow([s, v["round"], f"{v['rel']:.3f}", v["observer"], v["accused"]])
+        w.writerow(["series", "round", "seconds_after_t0", "observer", "accused"])
+        for k in SERIES:
+            for v in res[k]["verdicts"]:
+                w.writerow([k, v["round"], f"{v['rel']:.3f}", v["observer"], v["accused"]])
     with open(os.path.join(out, "accusations.csv"), "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["side", "round", "seconds_after_t0", "accused", "verdicts", "observers",
+        w.writerow(["series", "round", "seconds_after_t0", "accused", "verdicts", "observers",
                     "seconds_since_its_stall_began"])
-        for s in SIDES:
-            for e in res[s]["episodes"]:
+        for k in SERIES:
+            for e in res[k]["episodes"]:
                 st = "" if e["stall"] is None else f"{e['stall']:.1f}"
-                w.writerow([s, e["round"], f"{e['rel']:.1f}", e["accused"], e["verdicts"],
+                w.writerow([k, e["round"], f"{e['rel']:.1f}", e["accused"], e["verdicts"],
                             " ".join(sorted(e["observers"])), st])
     with open(os.path.join(out, "swimnet-accusations.log"), "w") as f:
         f.write("\n".join(excerpts) + ("\n" if excerpts else ""))
@@ -480,13 +509,8 @@ def fmt_ci(ci):
     return f"[{ci[0]:.1f}, {ci[1]:.1f}]"
 
 
-def print_report(summary, window):
-    p = summary["params"]
-    print()
-    print(f"false positives: {p['rounds']} round(s), {p['seconds']:.0f} s measured per side, "
-          f"{p['agents']} agents per side, loss {p['loss']} % inbound UDP, "
-          f"stall {p['stall_seconds']} s every {p['stall_every']} s")
-    print(f"{'':34} {'serf':>16} {'swimnet':>16}")
+def print_table(summary, window):
+    print(f"{'':32}" + "".join(f"{k:>17}" for k in SERIES))
     rows = [("accusations (cluster episodes)", "accusations", "count", "{:d}"),
             ("  per hour", "accusations", "per_hour", "{:.1f}"),
             ("  per hour, exact 95 % CI", "accusations", "ci95_per_hour", None),
@@ -498,23 +522,33 @@ def print_report(summary, window):
             (f"  per {window:g} s window, sd", "verdicts", "window_sd", "{:.2f}")]
     for label, grp, key, fmt in rows:
         cells = []
-        for s in SIDES:
-            v = summary[s][grp][key]
+        for k in SERIES:
+            v = summary[k][grp][key]
             cells.append(fmt_ci(v) if fmt is None else fmt.format(v))
-        print(f"{label:34} {cells[0]:>16} {cells[1]:>16}")
-    for s in SIDES:
-        print(f"{s}: accused {summary[s]['by_accused']}; observers {summary[s]['by_observer']}; "
-              f"about a member stalled <= 30 s before: {summary[s]['after_own_stall']} "
-              f"of {summary[s]['accusations']['count']}")
-    for grp in ("accusations", "verdicts"):
-        c = summary["comparison"][grp]
-        rr = c["rate_ratio"]
-        ci = c["rate_ratio_ci95"]
+        print(f"{label:32}" + "".join(f"{c:>17}" for c in cells))
+
+
+def print_report(summary, window):
+    p = summary["params"]
+    print()
+    print(f"false positives: {p['rounds']} round(s), {p['seconds']:.0f} s measured per side, "
+          f"{p['agents']} agents per side, loss {p['loss']} % inbound UDP, "
+          f"stall {p['stall_seconds']:g} s every {p['stall_every']:g} s")
+    print("(handler: what member-failed handlers were run for; serf's agent coalesces member\n"
+          " events, so a failure refuted within about a second never reaches them. log: every\n"
+          " failed verdict, from the agents' own log lines)")
+    print_table(summary, window)
+    for k in SERIES:
+        print(f"{k}: accused {summary[k]['by_accused']}; observers {summary[k]['by_observer']}; "
+              f"accusations about a member stalled <= 30 s before: {summary[k]['after_own_stall']} "
+              f"of {summary[k]['accusations']['count']}")
+    for name, c in summary["comparison"].items():
+        rr, ci = c["rate_ratio"], c["rate_ratio_ci95"]
         rr_s = "n/a" if rr is None else f"{rr:.2f}"
         ci_s = "n/a" if not ci else "[" + ", ".join("inf" if x is None else f"{x:.2f}"
                                                     for x in ci) + "]"
-        print(f"{grp}: swimnet/serf rate ratio {rr_s} (95 % CI {ci_s}); binomial test given "
-              f"n = {c['n']}: P(swimnet higher) one-sided p = {c['p_swimnet_higher']:.4f}, "
+        print(f"{name}: swimnet/serf rate ratio {rr_s} (95 % CI {ci_s}); given n = {c['n']}: "
+              f"one-sided p (swimnet higher) = {c['p_swimnet_higher']:.4f}, "
               f"two-sided p = {c['p_two_sided']:.4f}")
     print("(observer verdicts are not independent of one another: their test is indicative only)")
     if summary["swimnet_metrics"]:
@@ -524,17 +558,18 @@ def print_report(summary, window):
 
 def cmd_analyze(args):
     res, rounds, excerpts, metrics, serf_logs = analyze_rounds(args.dirs, args.window, args.merge)
-    m0 = json.load(open(os.path.join(args.dirs[0], "meta.json")))
-    summary = {"params": {"rounds": len(args.dirs), "seconds": res["serf"]["seconds"],
+    with open(os.path.join(args.dirs[0], "meta.json")) as f:
+        m0 = json.load(f)
+    summary = {"params": {"rounds": len(args.dirs), "seconds": res[SERIES[0]]["seconds"],
                           "agents": m0["agents"], "loss": m0["loss"],
                           "stall_seconds": m0["stall_seconds"], "stall_every": m0["stall_every"],
                           "window": args.window, "merge": args.merge},
                "rounds": rounds, "comparison": {}, "swimnet_metrics": metrics,
                "serf_log_lines": serf_logs}
-    for s in SIDES:
-        r = res[s]
+    for k in SERIES:
+        r = res[k]
         hours = r["seconds"] / 3600
-        summary[s] = {
+        summary[k] = {
             "accusations": side_stats(len(r["episodes"]), hours, r["win_acc"]),
             "verdicts": side_stats(len(r["verdicts"]), hours, r["win_ver"]),
             "windows_accusations": r["win_acc"], "windows_verdicts": r["win_ver"],
@@ -544,9 +579,11 @@ def cmd_analyze(args):
                                    if e["stall"] is not None and e["stall"] <= 30),
             "verdicts_before_t0": r["before"],
         }
-    for grp, key in (("accusations", "episodes"), ("verdicts", "verdicts")):
-        summary["comparison"][grp] = compare(len(res["serf"][key]), len(res["swimnet"][key]),
-                                             res["serf"]["seconds"], res["swimnet"]["seconds"])
+    for src in ("log", "handler"):
+        a, b = res[f"serf/{src}"], res[f"swimnet/{src}"]
+        for grp, key in (("accusations", "episodes"), ("verdicts", "verdicts")):
+            summary["comparison"][f"{grp} ({src})"] = compare(
+                len(a[key]), len(b[key]), a["seconds"], b["seconds"])
     os.makedirs(args.out, exist_ok=True)
     write_files(args.out, res, summary, excerpts)
     print_report(summary, args.window)
