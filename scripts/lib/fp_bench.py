@@ -505,6 +505,10 @@ def write_files(out, res, summary, excerpts):
         f.write("\n".join(excerpts) + ("\n" if excerpts else ""))
 
 
+def fmt_p(p):
+    return f"{p:.1e}" if p < 0.001 else f"{p:.4f}"
+
+
 def fmt_ci(ci):
     return f"[{ci[0]:.1f}, {ci[1]:.1f}]"
 
@@ -548,8 +552,8 @@ def print_report(summary, window):
         ci_s = "n/a" if not ci else "[" + ", ".join("inf" if x is None else f"{x:.2f}"
                                                     for x in ci) + "]"
         print(f"{name}: swimnet/serf rate ratio {rr_s} (95 % CI {ci_s}); given n = {c['n']}: "
-              f"one-sided p (swimnet higher) = {c['p_swimnet_higher']:.4f}, "
-              f"two-sided p = {c['p_two_sided']:.4f}")
+              f"one-sided p (swimnet higher) = {fmt_p(c['p_swimnet_higher'])}, "
+              f"two-sided p = {fmt_p(c['p_two_sided'])}")
     print("(observer verdicts are not independent of one another: their test is indicative only)")
     if summary["swimnet_metrics"]:
         print(f"swimnet counters (all agents): {summary['swimnet_metrics']}")
