@@ -542,6 +542,9 @@ def print_report(summary, window):
           " events, so a failure refuted within about a second never reaches them. log: every\n"
           " failed verdict, from the agents' own log lines)")
     print_table(summary, window)
+    for i, row in enumerate(summary["rounds"], 1):
+        print(f"round {i} (converged after {row['converged_after']} s), accusations/verdicts: "
+              + ", ".join(f"{k} {row[k]['accusations']}/{row[k]['verdicts']}" for k in SERIES))
     for k in SERIES:
         print(f"{k}: accused {summary[k]['by_accused']}; observers {summary[k]['by_observer']}; "
               f"accusations about a member stalled <= 30 s before: {summary[k]['after_own_stall']} "
