@@ -46,6 +46,8 @@
 # and qdisc) this script made.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/netns.sh
+. scripts/lib/netns.sh
 
 LOSS=${LOSS:-20}
 STALL_SECONDS=${STALL_SECONDS:-5}
@@ -130,12 +132,7 @@ side_net() {
     ip -n "$br" link set br0 up
     for i in $(seq 1 "$AGENTS"); do
         add_ns "$pfx-$i"
-        ip -n "$br" link add "v$i" type veth peer name eth0 netns "$pfx-$i"
-        ip -n "$br" link set "v$i" master br0
-        ip -n "$br" link set "v$i" up
-        ip -n "$pfx-$i" addr add "$net.$i/24" dev eth0
-        ip -n "$pfx-$i" link set eth0 up
-        ip -n "$pfx-$i" link set lo up
+        netns_plug "$br" "$i" "$pfx-$i" "$net.$i/24"
         [ "$LOSS" = 0 ] && continue
         tc -n "$br" qdisc add dev "v$i" root handle 1: htb default 1 r2q 100000
         tc -n "$br" class add dev "v$i" parent 1: classid 1:1 htb rate 10gbit

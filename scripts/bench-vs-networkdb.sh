@@ -38,6 +38,8 @@
 # Needs: root, iproute2 with `ip netns`, python3, cargo (unless NO_BUILD=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/netns.sh
+. scripts/lib/netns.sh
 ROOT=$PWD
 
 NODES=${NODES:-8}
@@ -120,12 +122,7 @@ bridge() {
 host() {
     local side=$1 i=$2 addr=$3 ns="${PFX}$1$2" br="${PFX}$1br"
     add_ns "$ns"
-    ip -n "$br" link add "v$i" type veth peer name eth0 netns "$ns"
-    ip -n "$br" link set "v$i" master br0
-    ip -n "$br" link set "v$i" up
-    ip -n "$ns" addr add "$addr/24" dev eth0
-    ip -n "$ns" link set eth0 up
-    ip -n "$ns" link set lo up
+    netns_plug "$br" "$i" "$ns" "$addr/24"
 }
 
 # ---- python helper (runs inside a namespace, talks to 127.0.0.1:API) ------------

@@ -13,6 +13,8 @@
 # namespace: every veth is created inside the underlay namespace.
 # ovh_cleanup (call it from an EXIT trap) kills the agents by PID and
 # deletes every namespace made here, with /etc/netns/<name>.
+# shellcheck source=scripts/lib/netns.sh
+. "$(dirname "${BASH_SOURCE[0]}")/netns.sh"
 
 OVH_API=127.0.0.1:7380
 OVH_NAMESPACES=()
@@ -60,12 +62,7 @@ ovh_underlay() {
 ovh_host() {
     local n=$1 ns="${OVH_PREFIX}h$1" u="${OVH_PREFIX}u"
     ovh_add_ns "$ns"
-    ip -n "$u" link add "v$n" type veth peer name eth0 netns "$ns"
-    ip -n "$u" link set "v$n" master br0
-    ip -n "$u" link set "v$n" up
-    ip -n "$ns" addr add "10.203.0.$n/24" dev eth0
-    ip -n "$ns" link set eth0 up
-    ip -n "$ns" link set lo up
+    netns_plug "$u" "$n" "$ns" "10.203.0.$n/24" || ovh_die "plugging $ns into the underlay failed"
 }
 
 # ovh_agent N [FLAGS...]: starts host N's agent (hosts other than 1 join
