@@ -14,7 +14,6 @@ use swimnet_core::{Config, Event, NodeState, NoopDelegate};
 use swimnet_sim::{node_name, NetworkModel, NodeId, Sim};
 
 mod common;
-use common::dead_latencies;
 
 const N: usize = 16;
 const VICTIM: NodeId = 5;
@@ -48,18 +47,8 @@ fn shortest_suspicion() -> Duration {
 /// Crashes `VICTIM` and returns, sorted, how long each other node took to
 /// declare it dead, and how many verdicts came from refusals.
 fn crash_latencies(seed: u64, make: fn(String, SocketAddr) -> Config) -> (Vec<Duration>, u64) {
-    let mut s = cluster(seed, make);
-    let at = s.elapsed();
-    s.crash(VICTIM);
-    s.run_for(Duration::from_secs(45));
-    let latencies = dead_latencies(&s, VICTIM, at);
-    assert_eq!(
-        latencies.len(),
-        N - 1,
-        "seed {seed}: everyone declares it dead"
-    );
+    let (s, latencies) = common::crash_and_watch(seed, N, VICTIM, make, Duration::from_secs(45));
     assert!(s.false_positives().is_empty(), "{:?}", s.false_positives());
-    assert!(s.violations().is_empty(), "{:?}", s.violations());
     let by_refusal = (0..N)
         .filter(|&i| i != VICTIM)
         .map(|i| s.core(i).unwrap().stats().refusal_verdicts)

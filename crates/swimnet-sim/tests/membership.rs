@@ -11,7 +11,7 @@ use swimnet_core::{Config, Event, NodeState, NoopDelegate};
 use swimnet_sim::{node_name, NetworkModel, NodeId, Sim};
 
 mod common;
-use common::{converged_cluster_with, dead_latencies};
+use common::{converged_cluster_with, crash_and_watch, dead_latencies};
 
 fn lan(name: String, addr: SocketAddr) -> Config {
     Config::lan(name, addr)
@@ -411,20 +411,7 @@ fn same_seed_same_run() {
 /// Crashes node 7 of a converged `n`-node cluster and returns, sorted, how
 /// long each other node took to declare it dead.
 fn crash_detection(seed: u64, n: usize, make: fn(String, SocketAddr) -> Config) -> Vec<Duration> {
-    let mut s = converged_cluster_with(seed, n, NetworkModel::default(), make);
-    s.record_events(true);
-    let victim: NodeId = 7;
-    let crash_at = s.elapsed();
-    s.crash(victim);
-    s.run_for(Duration::from_secs(60));
-    let latencies = dead_latencies(&s, victim, crash_at);
-    assert_eq!(
-        latencies.len(),
-        n - 1,
-        "seed {seed}: everyone declares it dead"
-    );
-    assert_invariants(&s, seed);
-    latencies
+    crash_and_watch(seed, n, 7, make, Duration::from_secs(60)).1
 }
 
 /// swimnet's last check of a suspect goes out one probe timeout before the

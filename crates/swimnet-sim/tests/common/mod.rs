@@ -33,6 +33,36 @@ pub fn converged_cluster_with(
     s
 }
 
+/// Crashes `victim` of a converged `n`-node cluster built with `make`,
+/// runs `for_` more (events recorded) and returns the harness with, sorted,
+/// how long each other node took to declare the victim dead. Panics with the
+/// seed unless every other node did and no invariant broke.
+pub fn crash_and_watch(
+    seed: u64,
+    n: usize,
+    victim: NodeId,
+    make: fn(String, SocketAddr) -> Config,
+    for_: Duration,
+) -> (Sim<NoopDelegate>, Vec<Duration>) {
+    let mut s = converged_cluster_with(seed, n, NetworkModel::default(), make);
+    s.record_events(true);
+    let crash_at = s.elapsed();
+    s.crash(victim);
+    s.run_for(for_);
+    let latencies = dead_latencies(&s, victim, crash_at);
+    assert_eq!(
+        latencies.len(),
+        n - 1,
+        "seed {seed}: everyone declares it dead"
+    );
+    assert!(
+        s.violations().is_empty(),
+        "seed {seed}: invariant violations: {:?}",
+        s.violations()
+    );
+    (s, latencies)
+}
+
 /// How long after `since` each node that did so declared `victim` dead,
 /// sorted (from the recorded events; call `record_events(true)` first).
 pub fn dead_latencies<D: Delegate>(s: &Sim<D>, victim: NodeId, since: Duration) -> Vec<Duration> {
