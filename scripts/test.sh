@@ -59,6 +59,12 @@ cargo test --workspace --release --no-fail-fast 2>&1 | tee target/test-output.tx
 if grep -qE 'test result: FAILED|error(\[E[0-9]+\])?:' target/test-output.txt; then
   echo "cargo test failed; full output in target/test-output.txt" >&2
   grep -E -A30 '^failures:$' target/test-output.txt | head -200 >&2 || true
+  # The panic line and the message under it say what failed; a test's
+  # captured output (agent logs) can run to hundreds of lines before it, so
+  # they come last, without the backtrace frames.
+  echo "== why each failing test failed" >&2
+  grep -E -A8 "^thread '.*' (\([0-9]+\) )?panicked at" target/test-output.txt \
+    | grep -vE '^ +[0-9]+: |^ +at ' | head -120 >&2 || true
   exit 1
 fi
 passed=$(grep -oE '[0-9]+ passed' target/test-output.txt | awk '{s+=$1} END {print s+0}')
