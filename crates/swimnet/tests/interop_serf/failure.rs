@@ -62,7 +62,9 @@ fn swimnet_detects_killed_serf(enc: bool, net: u8) {
         "swimnet took {took:?} to mark the killed s3 failed; memberlist's bound with a \
          confirmation is {bound:?} (6 s first failed probe + 3 s suspicion + 2 s final probe + 2 s slack)\n{why}"
     );
-    let serf_bound = LOCAL.dead_bound_confirmed(n, Duration::ZERO) + SLACK;
+    // The serf agents' own verdicts: confirmations and the dead message
+    // are gossip that may miss one of them (see serf_detects_killed_swimnet).
+    let serf_bound = LOCAL.dead_bound_unconfirmed(n, Duration::ZERO) + SLACK;
     for s in &serfs {
         wait_status(s, "s3", "failed", &["left"], serf_bound);
     }
@@ -167,8 +169,13 @@ fn serf_takes_swimnet_crash_verdict_encrypted() {
 }
 
 /// 3 serf agents + swimnet (n = 4). kill -9 swimnet; every serf agent must
-/// mark it `failed` (never `left`) within 2(n−1)·PI + 3 s (suspicion with
-/// the confirmation of the other serf agents) + 2 s slack = 11 s.
+/// mark it `failed` (never `left`) within 2(n−1)·PI + 10.8 s (suspicion with
+/// no confirmation) + 2 s slack = 18.8 s. Usually the first verdict comes
+/// about 3 s after the first failed probe, but a serf agent can take the
+/// whole unconfirmed timer: in a 4-node local-profile cluster memberlist
+/// hands each suspect and dead message to only 2 of the 3 other members, so
+/// one agent misses both others' messages about one time in nine and waits
+/// for its own timer (seen in a run: s1 and s3 at +4 s, s2 not yet at +11 s).
 fn serf_detects_killed_swimnet(enc: bool, net: u8) {
     let env = Env::new(&format!("serf_detects_killed_swimnet_{}", mode(enc)), net);
     let key = enc.then(keygen);
@@ -179,7 +186,7 @@ fn serf_detects_killed_swimnet(enc: bool, net: u8) {
         wait_all_alive(&all, &names(&all), CONVERGE);
     }
     let n = 4;
-    let bound = LOCAL.dead_bound_confirmed(n, Duration::ZERO) + SLACK;
+    let bound = LOCAL.dead_bound_unconfirmed(n, Duration::ZERO) + SLACK;
     let serf_nodes = nodes(&serfs, &[]);
     let mon = Monitor::start(
         serf_nodes.iter().map(|n| n.observer()).collect(),

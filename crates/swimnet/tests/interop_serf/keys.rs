@@ -375,7 +375,7 @@ fn wrong_key_and_plaintext_rejected() {
     let needle = format!("from={from}:");
     wait_for(
         "s1 to log the decrypt failure",
-        Duration::from_secs(2),
+        Duration::from_secs(10),
         || {
             s1.log()
                 .lines()
@@ -393,7 +393,7 @@ fn wrong_key_and_plaintext_rejected() {
     );
     wait_for(
         "swimnet's packets_dropped to go up",
-        Duration::from_secs(2),
+        Duration::from_secs(10),
         || {
             let d = sw.stat("packets_dropped")?;
             (d > dropped0)
@@ -402,7 +402,7 @@ fn wrong_key_and_plaintext_rejected() {
         },
     );
     // The main cluster is unaffected.
-    wait_all_alive(&all, &names(&all), Duration::from_secs(5));
+    wait_all_alive(&all, &names(&all), CONVERGE);
     let serf_refs: Vec<&Serf> = serfs.iter().collect();
     assert_serf_logs_clean(
         &serf_refs,

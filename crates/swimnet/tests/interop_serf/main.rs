@@ -100,7 +100,9 @@ fn names<'a>(nodes: &[&'a dyn Node]) -> Vec<&'a str> {
 
 /// Polls `observer` every 100 ms until it shows `subject` as `want`. Fails at
 /// once if it shows one of `forbidden`, or after `timeout`. Returns the time
-/// it took and the statuses seen on the way.
+/// it took and the statuses seen on the way. A failure lists every change of
+/// status and every failed poll with the time since the start, so a slow
+/// observer can be told from a slow verdict.
 fn wait_status(
     observer: &dyn Node,
     subject: &str,
@@ -110,25 +112,34 @@ fn wait_status(
 ) -> (Duration, Vec<String>) {
     let start = Instant::now();
     let mut seen: Vec<String> = Vec::new();
+    let mut history: Vec<String> = Vec::new();
     loop {
-        if let Ok(m) = observer.members() {
-            let st = status_of(&m, subject).unwrap_or_else(|| "missing".into());
-            if seen.last() != Some(&st) {
-                seen.push(st.clone());
+        let asked = start.elapsed().as_secs_f64();
+        match observer.members() {
+            Ok(m) => {
+                let st = status_of(&m, subject).unwrap_or_else(|| "missing".into());
+                if seen.last() != Some(&st) {
+                    seen.push(st.clone());
+                    history.push(format!("{asked:.1} s: {st}"));
+                }
+                assert!(
+                    !forbidden.contains(&st.as_str()),
+                    "{} showed {subject} as {st} after {:.1} s (want {want}; statuses seen: {history:?})",
+                    observer.name(),
+                    start.elapsed().as_secs_f64()
+                );
+                if st == want {
+                    return (start.elapsed(), seen);
+                }
             }
-            assert!(
-                !forbidden.contains(&st.as_str()),
-                "{} showed {subject} as {st} after {:.1} s (want {want}; statuses seen: {seen:?})",
-                observer.name(),
+            Err(e) => history.push(format!(
+                "{asked:.1}-{:.1} s: poll failed: {e}",
                 start.elapsed().as_secs_f64()
-            );
-            if st == want {
-                return (start.elapsed(), seen);
-            }
+            )),
         }
         assert!(
             start.elapsed() < timeout,
-            "{} did not show {subject} as {want} within {timeout:?} (statuses seen: {seen:?})",
+            "{} did not show {subject} as {want} within {timeout:?} (polls: {history:?})",
             observer.name()
         );
         thread::sleep(Duration::from_millis(100));
