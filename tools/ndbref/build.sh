@@ -31,20 +31,8 @@ GOP="$W/gop"
 [ -f "$GOP/src/github.com/docker/libnetwork/networkdb/networkdb.pb.go" ] ||
     die "libnetwork source not found under $GOP"
 
-if [ -x "$BIN" ] && [ -z "$(find "$ROOT/tools/ndbref" -type f -newer "$BIN" -print -quit)" ]; then
-    echo "$BIN"
-    exit 0
-fi
-
-LOG="$W/ndbref-build.log"
-if ! (
-    cd "$ROOT/tools/ndbref" &&
-        GO111MODULE=off GOFLAGS= GOPROXY=off GOPATH="$GOP:/usr/share/gocode" \
-            GOCACHE="${GOCACHE:-$W/gocache}" \
-            go build -o "$BIN.tmp" .
-) >"$LOG" 2>&1; then
-    cat "$LOG" >&2
-    die "go build of ndbref failed (log: $LOG)"
-fi
-mv -f "$BIN.tmp" "$BIN"
+# shellcheck source=../../scripts/lib/gobuild.sh
+. "$ROOT/scripts/lib/gobuild.sh"
+go_build_offline ndbref "$ROOT/tools/ndbref" "$GOP" "$BIN" "$W/ndbref-build.log" ||
+    die "see the build log above"
 echo "$BIN"

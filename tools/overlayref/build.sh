@@ -37,24 +37,12 @@ for f in drivers/overlay/overlay.pb.go agent.pb.go; do
     [ -f "$LIBNET/$f" ] || die "$LIBNET/$f not found"
 done
 
-if [ -x "$BIN" ] && [ -z "$(find "$ROOT/tools/overlayref" -type f -newer "$BIN" -print -quit)" ]; then
-    echo "$BIN"
-    exit 0
-fi
-
 mkdir -p "$PB/overlay" "$PB/libnetwork"
 ln -sfn "$LIBNET/drivers/overlay/overlay.pb.go" "$PB/overlay/overlay.pb.go"
 ln -sfn "$LIBNET/agent.pb.go" "$PB/libnetwork/agent.pb.go"
 
-LOG="$W/overlayref-build.log"
-if ! (
-    cd "$ROOT/tools/overlayref" &&
-        GO111MODULE=off GOFLAGS= GOPROXY=off GOPATH="$W/overlayref-gop:/usr/share/gocode" \
-            GOCACHE="${GOCACHE:-$W/gocache}" \
-            go build -o "$BIN.tmp" .
-) >"$LOG" 2>&1; then
-    cat "$LOG" >&2
-    die "go build of overlayref failed (log: $LOG)"
-fi
-mv -f "$BIN.tmp" "$BIN"
+# shellcheck source=../../scripts/lib/gobuild.sh
+. "$ROOT/scripts/lib/gobuild.sh"
+go_build_offline overlayref "$ROOT/tools/overlayref" "$W/overlayref-gop" "$BIN" \
+    "$W/overlayref-build.log" || die "see the build log above"
 echo "$BIN"
