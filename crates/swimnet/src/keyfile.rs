@@ -66,16 +66,7 @@ impl KeyringFile {
     /// may read (the fix is in the error) or one over [`KEYRING_FILE_MAX`].
     pub fn load(&self) -> Result<Vec<Vec<u8>>, String> {
         let text = read_private_file(&self.path, KEYRING_FILE_MAX, "keyring file")?;
-        let list: Vec<String> = serde_json::from_str(&text).map_err(|e| {
-            format!(
-                "keyring file {} is not a JSON list of base64 keys: {e}",
-                self.path.display()
-            )
-        })?;
-        if list.is_empty() {
-            return Err(format!("keyring file {} holds no key", self.path.display()));
-        }
-        list.iter().map(|k| parse_key(k)).collect()
+        parse_keyring(&text).map_err(|e| format!("keyring file {}: {e}", self.path.display()))
     }
 
     /// Writes the keys (primary first), replacing the file atomically: the
@@ -89,6 +80,18 @@ impl KeyringFile {
         write_replacing(&self.path, text.as_bytes())
             .map_err(|e| format!("cannot write keyring file {}: {e}", self.path.display()))
     }
+}
+
+/// Parses a keyring file's text: a JSON list of base64 keys, primary first,
+/// at least one. Call it on what [`read_private_file`] returned (it does
+/// not check the size); the error says what is wrong, without the path.
+pub fn parse_keyring(text: &str) -> Result<Vec<Vec<u8>>, String> {
+    let list: Vec<String> =
+        serde_json::from_str(text).map_err(|e| format!("not a JSON list of base64 keys: {e}"))?;
+    if list.is_empty() {
+        return Err("holds no key".into());
+    }
+    list.iter().map(|k| parse_key(k)).collect()
 }
 
 /// Most bytes read from a keyring file (a few hundred keys).

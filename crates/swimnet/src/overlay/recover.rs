@@ -66,11 +66,7 @@ pub fn load_kept(dir: &Path) -> KeptEndpoints {
             return Err(format!("{} bytes, over {MAX_ENDPOINTS_FILE}", meta.len()));
         }
         let bytes = std::fs::read(&path).map_err(|e| e.to_string())?;
-        let kept: KeptEndpoints = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
-        if kept.version != 1 {
-            return Err(format!("unknown version {}", kept.version));
-        }
-        Ok(Some(kept))
+        decode_kept(&bytes).map(Some)
     };
     match read() {
         Ok(k) => k.unwrap_or_default(),
@@ -81,13 +77,30 @@ pub fn load_kept(dir: &Path) -> KeptEndpoints {
     }
 }
 
+/// Parses the endpoints file's bytes: at most [`MAX_ENDPOINTS_FILE`], JSON,
+/// format version 1. The error says what is wrong, without the path.
+pub fn decode_kept(bytes: &[u8]) -> Result<KeptEndpoints, String> {
+    if bytes.len() as u64 > MAX_ENDPOINTS_FILE {
+        return Err(format!("{} bytes, over {MAX_ENDPOINTS_FILE}", bytes.len()));
+    }
+    let kept: KeptEndpoints = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    if kept.version != 1 {
+        return Err(format!("unknown version {}", kept.version));
+    }
+    Ok(kept)
+}
+
+/// The endpoints file's bytes for `kept` (what [`save_kept`] writes).
+pub fn encode_kept(kept: &KeptEndpoints) -> Vec<u8> {
+    serde_json::to_vec_pretty(kept).expect("kept endpoints serialize")
+}
+
 /// Writes the endpoints file in `dir` atomically (a temporary file renamed
 /// over it).
 pub fn save_kept(dir: &Path, kept: &KeptEndpoints) -> std::io::Result<()> {
     let path = dir.join(ENDPOINTS_FILE);
     let tmp: PathBuf = dir.join(format!("{ENDPOINTS_FILE}.tmp"));
-    let json = serde_json::to_vec_pretty(kept).map_err(std::io::Error::other)?;
-    std::fs::write(&tmp, json)?;
+    std::fs::write(&tmp, encode_kept(kept))?;
     std::fs::rename(&tmp, &path)
 }
 
