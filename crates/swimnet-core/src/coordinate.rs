@@ -1052,7 +1052,7 @@ mod tests {
         ));
         // A vector claiming 65536 elements.
         let mut b = vec![0x01, 0x81, 0xa3, b'V', b'e', b'c', 0xdc, 0xff, 0xff];
-        b.extend(std::iter::repeat(0).take(100));
+        b.extend(std::iter::repeat_n(0, 100));
         assert_eq!(
             decode_ping_payload(&b),
             Err(PingPayloadError::TooManyDimensions(65535))

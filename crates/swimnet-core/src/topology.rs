@@ -571,7 +571,7 @@ mod tests {
     /// Two regions: every fourth candidate is in ours, about 1 ms away
     /// (slightly more for higher indices), the rest about 100 ms away.
     fn dist(i: usize) -> Option<f64> {
-        let base = if i % 4 == 0 { 0.001 } else { 0.100 };
+        let base = if i.is_multiple_of(4) { 0.001 } else { 0.100 };
         Some(base * (1.0 + i as f64 / 10_000.0))
     }
 
@@ -707,7 +707,7 @@ mod tests {
     fn settled_picks_are_mostly_near_with_one_uniform_slot_each_call() {
         let cfg = TopologyConfig::on();
         let (n, k, calls) = (400, 3, 20_000);
-        let near = |i: usize| i % 4 == 0;
+        let near = |i: usize| i.is_multiple_of(4);
         let mut r = rng();
         let mut near_picks = 0usize;
         let mut per_candidate = vec![0usize; n];
@@ -756,7 +756,7 @@ mod tests {
         let cfg = TopologyConfig::on();
         let mut r = rng();
         // Odd candidates have no coordinate.
-        let d = |i: usize| if i % 2 == 0 { dist(i) } else { None };
+        let d = |i: usize| if i.is_multiple_of(2) { dist(i) } else { None };
         let mut seen_odd = false;
         for _ in 0..2000 {
             let got = select(&cfg, &mut r, 64, 3, true, d).unwrap();

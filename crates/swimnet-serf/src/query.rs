@@ -330,7 +330,7 @@ impl QueryBook {
             }
         }
         self.incoming
-            .retain(|p| p.query.deadline.map_or(true, |d| d > now));
+            .retain(|p| p.query.deadline.is_none_or(|d| d > now));
     }
 
     /// Refuses a new query when too many are open.

@@ -32,7 +32,7 @@ use swimnet_wire::packet::{for_each_message, open_packet, OpenOptions};
 /// On an odd number of digits or a character that is not a hex digit.
 pub fn unhex(s: &str) -> Vec<u8> {
     let digits: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
-    assert!(digits.len() % 2 == 0, "odd hex length: {s}");
+    assert!(digits.len().is_multiple_of(2), "odd hex length: {s}");
     digits
         .chunks(2)
         .map(|pair| {

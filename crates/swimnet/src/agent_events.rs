@@ -384,7 +384,7 @@ impl EventFilter {
                 || kind
                     .strip_prefix(k.as_str())
                     .is_some_and(|rest| rest.starts_with('-'));
-            type_ok && name.as_deref().map_or(true, |n| e.name() == Some(n))
+            type_ok && name.as_deref().is_none_or(|n| e.name() == Some(n))
         })
     }
 }
@@ -488,7 +488,7 @@ impl EventHub {
                 let now = Instant::now();
                 if self
                     .last_drop_log
-                    .map_or(true, |t| now.duration_since(t) >= Duration::from_secs(1))
+                    .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
                 {
                     self.last_drop_log = Some(now);
                     tracing::warn!(

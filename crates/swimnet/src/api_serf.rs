@@ -687,10 +687,8 @@ impl MemberFilter {
 
     /// The member passes every filter.
     pub fn matches(&self, m: &MemberView) -> bool {
-        self.status
-            .as_ref()
-            .map_or(true, |re| re.is_match(&m.status))
-            && self.name.as_ref().map_or(true, |re| re.is_match(&m.name))
+        self.status.as_ref().is_none_or(|re| re.is_match(&m.status))
+            && self.name.as_ref().is_none_or(|re| re.is_match(&m.name))
             && self
                 .tags
                 .iter()

@@ -79,7 +79,7 @@ impl TableState {
     /// Docker's `LeaveNetwork` (2025+): own entries become tombstones with
     /// fresh times, others' entries are dropped, a LEAVE is announced.
     pub fn leave_network(&mut self, now: Instant, nid: &str) -> Result<(), NdbError> {
-        if !self.local.get(nid).is_some_and(|n| !n.leaving) {
+        if self.local.get(nid).is_none_or(|n| n.leaving) {
             return Err(NdbError::NetworkNotJoined(nid.into()));
         }
         let keys = self

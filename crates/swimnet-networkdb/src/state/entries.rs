@@ -154,7 +154,7 @@ impl Entries {
         };
         tables
             .iter()
-            .filter(|((n, _), _)| nid.map_or(true, |want| n == want))
+            .filter(|((n, _), _)| nid.is_none_or(|want| n == want))
             .flat_map(|((n, t), keys)| keys.iter().map(|k| (n.clone(), t.clone(), k.clone())))
             .collect()
     }

@@ -200,7 +200,7 @@ impl TableState {
         let mut nets = Vec::new();
         let mut limited = false;
         for nid in requested {
-            if !self.local.get(nid).is_some_and(|l| !l.leaving) || nets.contains(nid) {
+            if self.local.get(nid).is_none_or(|l| l.leaving) || nets.contains(nid) {
                 continue;
             }
             let key = (peer.to_string(), nid.clone());

@@ -188,7 +188,7 @@ impl TableState {
     /// events, left networks and forgotten nodes.
     pub fn reap(&mut self, now: Instant) {
         self.entries
-            .retain(|_, e| e.reap_at.map_or(true, |at| at > now));
+            .retain(|_, e| e.reap_at.is_none_or(|at| at > now));
         let horizon = self.cfg.reap_entry_interval;
         let mut dropped = 0u64;
         self.held.retain(|_, v| {

@@ -28,7 +28,7 @@ const VSN: [u8; 6] = [1, 5, 2, 2, 5, 5];
 
 /// `n` times the character `c`.
 fn long(n: usize, c: char) -> String {
-    std::iter::repeat(c).take(n).collect()
+    std::iter::repeat_n(c, n).collect()
 }
 
 /// Every struct Go is asked to decode: probe messages, gossip messages and

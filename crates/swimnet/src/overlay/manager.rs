@@ -295,7 +295,7 @@ impl<D: DataPlane> Manager<D> {
         defs::validate(name, subnet, vni)?;
         self.ensure_defs().await?;
         let resolved = self.refresh_defs().await?;
-        let same = |d: &OverlayDef| d.subnet == subnet && vni.map_or(true, |v| v == d.vni);
+        let same = |d: &OverlayDef| d.subnet == subnet && vni.is_none_or(|v| v == d.vni);
         if let Some(d) = resolved.overlays.get(name) {
             return if same(d) {
                 Ok(created_view(d, false))
