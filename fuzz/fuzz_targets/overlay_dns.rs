@@ -21,17 +21,11 @@ fn fixture() -> &'static (NameBook, BTreeSet<String>) {
     static FIXTURE: OnceLock<(NameBook, BTreeSet<String>)> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let mut front = BTreeMap::new();
-        front.insert(
-            "web".to_string(),
-            BTreeSet::from([Ipv4Addr::new(10, 0, 1, 2)]),
-        );
+        front.insert("web".to_string(), BTreeSet::from([Ipv4Addr::new(10, 0, 1, 2)]));
         let many = (1..=60).map(|i| Ipv4Addr::new(10, 0, 1, 100 + i)).collect();
         front.insert("many".to_string(), many);
         let mut back = BTreeMap::new();
-        back.insert(
-            "Db".to_string(),
-            BTreeSet::from([Ipv4Addr::new(10, 0, 2, 2)]),
-        );
+        back.insert("Db".to_string(), BTreeSet::from([Ipv4Addr::new(10, 0, 2, 2)]));
         let mut overlays = BTreeMap::new();
         overlays.insert(FRONT.to_string(), ("front".to_string(), front));
         overlays.insert(BACK.to_string(), ("back".to_string(), back));
@@ -46,10 +40,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(udp, answer_over(data, book, scope, Transport::Udp));
     for (out, limit) in [
         (udp, usize::from(UDP_EDNS_MAX)),
-        (
-            answer_over(data, book, scope, Transport::Tcp),
-            usize::from(u16::MAX),
-        ),
+        (answer_over(data, book, scope, Transport::Tcp), usize::from(u16::MAX)),
     ] {
         let Some(out) = out else { continue };
         assert!(out.len() <= limit, "{} bytes", out.len());

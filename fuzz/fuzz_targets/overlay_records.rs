@@ -12,13 +12,7 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(entry) = p.entry() {
             // A valid entry survives its own record form.
             let again = PeerRecord::new(entry.ip, 0, entry.mac, entry.vtep);
-            assert_eq!(
-                PeerRecord::decode(&again.encode())
-                    .unwrap()
-                    .entry()
-                    .unwrap(),
-                entry
-            );
+            assert_eq!(PeerRecord::decode(&again.encode()).unwrap().entry().unwrap(), entry);
         }
         assert_eq!(PeerRecord::decode(&p.encode()).unwrap(), p);
     }

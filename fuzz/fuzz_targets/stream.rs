@@ -121,10 +121,7 @@ fuzz_target!(|data: &[u8]| {
                 );
             }
             Ok(None) => assert_eq!(pieces, Ok(None), "pieces decode differently"),
-            Err(_) => assert!(
-                pieces.is_err(),
-                "pieces accepted what a whole decode refused"
-            ),
+            Err(_) => assert!(pieces.is_err(), "pieces accepted what a whole decode refused"),
         }
     }
 });
