@@ -247,6 +247,35 @@ async fn dns_answers_over_udp_and_tcp_inside_a_namespace_and_stops_on_drop() {
     drop(again);
 }
 
+/// Whether 127.0.0.11:53/udp in `ns` can be bound, polled for up to
+/// `within`. A socket closed here can stay bound for a moment: while another
+/// test thread forks a child (getent, ip), the child holds a copy of every
+/// descriptor until it execs. A socket really left open stays bound.
+async fn udp_port_free_within(ns: &str, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if run_in_netns(ns, || std::net::UdpSocket::bind(server()).is_ok()) == Ok(true) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `start()`, retried for up to `within` while it fails (for the same
+/// reason as [`udp_port_free_within`]).
+fn start_within<T, E>(within: Duration, start: impl Fn() -> Result<T, E>) -> Result<T, E> {
+    let deadline = Instant::now() + within;
+    loop {
+        match start() {
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            other => return other,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dns_start_says_why_it_cannot_bind_and_leaves_nothing_bound() {
     let ns = Netns::new("swd-2", true);
@@ -266,10 +295,12 @@ async fn dns_start_says_why_it_cannot_bind_and_leaves_nothing_bound() {
         .unwrap()
         .unwrap();
     assert_eq!(start().err().expect("TCP port taken").to_string(), in_use);
-    let udp_free = run_in_netns(&ns.name, || std::net::UdpSocket::bind(server()).is_ok());
-    assert_eq!(udp_free, Ok(true));
+    assert!(
+        udp_port_free_within(&ns.name, Duration::from_secs(2)).await,
+        "the failed start left the UDP port bound"
+    );
     drop(squatter);
-    let responder = start().expect("both ports free again");
+    let responder = start_within(Duration::from_secs(2), start).expect("both ports free again");
     drop(responder);
     let err = DnsResponder::start("swd-missing", scope_rx.clone(), book_rx.clone())
         .err()
